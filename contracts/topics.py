@@ -1,0 +1,142 @@
+"""The topic registry: one entry per topic, with owner, consumers, event types and retention."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from contracts import events
+from contracts.envelope import CloudEvent
+
+DAY_MS = 24 * 3600 * 1000
+EVENT_TYPE_PREFIX = "fr.enquetes"
+
+
+@dataclass(frozen=True)
+class EventType:
+    type: str
+    model: type[BaseModel]
+    summary: str
+
+    @property
+    def envelope(self) -> type[CloudEvent[Any]]:
+        return CloudEvent[self.model]  # type: ignore[name-defined]
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    key: str
+    owner: str
+    consumers: tuple[str, ...]
+    event_types: tuple[EventType, ...]
+    partitions: int = 6
+    retention_ms: int | None = 30 * DAY_MS
+    compacted: bool = False
+    description: str = ""
+    dlq: bool = field(default=True)
+
+    @property
+    def dlq_name(self) -> str:
+        return f"{self.name}.dlq"
+
+    def event_type(self, type_name: str) -> EventType:
+        for event_type in self.event_types:
+            if event_type.type == type_name:
+                return event_type
+        known = ", ".join(e.type for e in self.event_types)
+        raise KeyError(f"unknown event type {type_name!r} on {self.name} (expected one of {known})")
+
+
+def _type(name: str, model: type[BaseModel], summary: str) -> EventType:
+    return EventType(f"{EVENT_TYPE_PREFIX}.{name}.v1", model, summary)
+
+
+CONTACT_CLOSED = _type("contact.closed", events.ContactClosed, "A contact with a user ended.")
+INVITATION_SENT = _type("invitation.sent", events.InvitationSent, "A survey link was sent.")
+INVITATION_SUPPRESSED = _type(
+    "invitation.suppressed", events.InvitationSuppressed, "No survey for this contact, and why."
+)
+INVITATION_FAILED = _type("invitation.failed", events.InvitationFailed, "A send failed for good.")
+INVITATION_REMINDED = _type(
+    "invitation.reminded", events.InvitationReminded, "The one reminder was sent."
+)
+RESPONSE_SUBMITTED = _type(
+    "response.submitted", events.ResponseSubmitted, "A user answered the survey."
+)
+SITE_INDICATORS_UPDATED = _type(
+    "site-indicators.updated", events.SiteIndicatorsUpdated, "A site's latest figures."
+)
+DETRACTOR_ALERT = _type(
+    "detractor.alert", events.DetractorAlert, "A dissatisfied user to call back."
+)
+
+CRM_CONTACT_CLOSED = Topic(
+    name="crm.contact.closed.v1",
+    key="site_id",
+    owner="operator CRMs",
+    consumers=("survey-dispatch", "scoring"),
+    event_types=(CONTACT_CLOSED,),
+    description="Every closed contact (call, visit, email) from the operators' CRMs.",
+)
+SURVEY_INVITATION = Topic(
+    name="survey.invitation.v1",
+    key="site_id",
+    owner="survey-dispatch",
+    consumers=("responses", "scoring"),
+    event_types=(INVITATION_SENT, INVITATION_SUPPRESSED, INVITATION_FAILED, INVITATION_REMINDED),
+    description="What survey-dispatch decided and sent, without any personal contact point.",
+)
+SURVEY_RESPONSE = Topic(
+    name="survey.response.v1",
+    key="site_id",
+    owner="responses",
+    consumers=("scoring",),
+    event_types=(RESPONSE_SUBMITTED,),
+    retention_ms=400 * DAY_MS,
+    description="Submitted answers; free text is internal and never published.",
+)
+SITE_INDICATORS = Topic(
+    name="scoring.site-indicators.v1",
+    key="site_id",
+    owner="scoring",
+    consumers=("publication",),
+    event_types=(SITE_INDICATORS_UPDATED,),
+    retention_ms=None,
+    compacted=True,
+    description="The latest indicators of each site; compacted, so one record per site remains.",
+)
+SCORING_ALERT = Topic(
+    name="scoring.alert.v1",
+    key="site_id",
+    owner="scoring",
+    consumers=("operator CRMs",),
+    event_types=(DETRACTOR_ALERT,),
+    description="Detractor alerts for the CRMs' call-back queues.",
+)
+
+TOPICS: tuple[Topic, ...] = (
+    CRM_CONTACT_CLOSED,
+    SURVEY_INVITATION,
+    SURVEY_RESPONSE,
+    SITE_INDICATORS,
+    SCORING_ALERT,
+)
+
+
+def topic_named(name: str) -> Topic:
+    for topic in TOPICS:
+        if topic.name == name:
+            return topic
+    raise KeyError(name)
+
+
+def all_topic_names() -> list[str]:
+    """Every topic, DLQs included: what a fresh cluster must have."""
+    names = []
+    for topic in TOPICS:
+        names.append(topic.name)
+        names.append(topic.dlq_name)
+    return names
