@@ -1,0 +1,40 @@
+# The two commands a newcomer needs: `make demo` and `make test`. `make help` lists the rest.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+.PHONY: setup
+setup: ## Install uv if missing, the locked Python packages, the DSFR assets and Chromium
+	@command -v uv >/dev/null 2>&1 || [ -x "$(HOME)/.local/bin/uv" ] || python3 -m pip install --user --quiet uv
+	$(UV) sync --frozen
+	@[ -d node_modules/@gouvfr/dsfr/dist ] || npm ci --no-audit --no-fund --ignore-scripts
+	@bash scripts/ensure-system-packages.sh
+
+.PHONY: demo
+demo: setup ## Run the whole system on embedded defaults until Ctrl-C
+	$(UV) run python -m plumbing.demo
+
+.PHONY: test
+test: setup ## Run the whole test suite against the real broker, database, SMTP and browser
+	$(UV) run python -m contracts.generate --check
+	$(UV) run pytest $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: setup ## ruff, mypy (strict on contracts, plumbing and every domain.py), import-linter
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+	$(UV) run lint-imports
+
+.PHONY: contracts
+contracts: ## Regenerate JSON Schemas and the AsyncAPI document from the models
+	$(UV) run python -m contracts.generate
+
+.PHONY: bench
+bench: setup ## Run the benchmark scenarios and write a dated results file in loadtests/results/
+	$(UV) run python -m loadtests.bench

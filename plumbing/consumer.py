@@ -1,0 +1,227 @@
+"""The consumer loop every service uses: decode, handle in one transaction, then commit.
+
+For each partition of a fetched batch:
+1. decode every record against the topic registry; invalid ones go to the topic's DLQ;
+2. in one database transaction, claim the event ids in the inbox and hand only the new ones
+   to the service's handler (which writes its state and its outbox rows in that transaction);
+3. commit the partition's offset (`last offset + 1`) only after that transaction committed.
+A crash anywhere re-delivers from the last committed offset, and the inbox drops what was done.
+A handler error that is not an infrastructure failure is retried message by message, and the
+message that still fails goes to the DLQ with the error: the loop never crash-loops on one record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from contracts.envelope import CloudEvent, InvalidEvent
+from contracts.topics import Topic
+from plumbing import failpoints
+from plumbing.db import claim_events
+from plumbing.kafka import decode_record
+from plumbing.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[asyncpg.Connection, str, CloudEvent[Any]], Awaitable[None]]
+BatchHandler = Callable[[asyncpg.Connection, str, list[CloudEvent[Any]]], Awaitable[None]]
+INFRASTRUCTURE_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+                         asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)  # fmt: skip
+
+
+class ConsumerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.events = Counter(
+            "consumer_events_total", "Events consumed, by topic, type and outcome",
+            ["topic", "type", "outcome"], registry=registry,
+        )  # fmt: skip
+        self.dlq = Counter(
+            "consumer_dlq_events_total", "Records sent to a dead-letter topic",
+            ["topic", "reason"], registry=registry,
+        )  # fmt: skip
+        self.batch_size = Histogram(
+            "consumer_batch_size_records", "Records handled per partition batch", ["topic"],
+            buckets=(1, 5, 10, 50, 100, 500, 1000, 5000), registry=registry,
+        )  # fmt: skip
+        self.lag = Gauge(
+            "consumer_lag_records", "Records behind the partition high-water mark",
+            ["topic", "partition"], registry=registry,
+        )  # fmt: skip
+        self.handle_seconds = Histogram(
+            "consumer_batch_duration_seconds", "Time to handle and commit a partition batch",
+            ["topic"], registry=registry,
+        )  # fmt: skip
+
+
+@dataclass
+class _Decoded:
+    record: ConsumerRecord[bytes, bytes]
+    event: CloudEvent[Any]
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        *,
+        settings: ServiceSettings,
+        group_id: str,
+        topics: Sequence[Topic],
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        handler: Handler | None = None,
+        batch_handler: BatchHandler | None = None,
+        metrics: ConsumerMetrics,
+        max_records: int = 2000,
+    ) -> None:
+        self.settings = settings
+        self.group_id = group_id
+        self.topics = {topic.name: topic for topic in topics}
+        self.pool = pool
+        self.producer = producer
+        if (handler is None) == (batch_handler is None):
+            raise ValueError("give exactly one of handler (per event) or batch_handler")
+        self.handler = handler
+        self.batch_handler = batch_handler
+        self.metrics = metrics
+        self.max_records = max_records
+        self.consumer: AIOKafkaConsumer | None = None
+        self.assigned = asyncio.Event()
+
+    async def run(self) -> None:
+        self.consumer = AIOKafkaConsumer(
+            *self.topics,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.max_records,
+            **self.settings.kafka_client_options(),  # type: ignore[arg-type]
+        )
+        await self.consumer.start()
+        try:
+            while True:
+                batch = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
+                if self.consumer.assignment():
+                    self.assigned.set()
+                for partition, records in batch.items():
+                    await self._process_with_retry(partition, records)
+                await self._update_lag()
+        finally:
+            await self.consumer.stop()
+
+    async def _update_lag(self) -> None:
+        # Lag from highwater(), which Tansu reports correctly (its end offsets can be wrong).
+        assert self.consumer is not None
+        for partition in self.consumer.assignment():
+            highwater = self.consumer.highwater(partition)
+            if highwater is None:
+                continue
+            position = await self.consumer.position(partition)
+            self.metrics.lag.labels(partition.topic, str(partition.partition)).set(
+                max(0, highwater - position)
+            )
+
+    async def _process_with_retry(
+        self, partition: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> None:
+        assert self.consumer is not None
+        delay = 0.5
+        while True:
+            try:
+                started = time.perf_counter()
+                await self._process(partition, records)
+                failpoints.hit("consumer.after_db_commit")
+                await self.consumer.commit({partition: records[-1].offset + 1})
+                self.metrics.handle_seconds.labels(partition.topic).observe(
+                    time.perf_counter() - started
+                )
+                return
+            except INFRASTRUCTURE_ERRORS as error:
+                log.warning(
+                    "infrastructure error, retrying the batch",
+                    extra={"topic": partition.topic, "error": repr(error), "retry_in": delay},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def _process(
+        self, partition: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> None:
+        topic = self.topics[partition.topic]
+        decoded: list[_Decoded] = []
+        for record in records:
+            try:
+                decoded.append(_Decoded(record, decode_record(topic, record.value, record.headers)))
+            except InvalidEvent as error:
+                await self._dead_letter(topic, record, "invalid_event", str(error))
+        self.metrics.batch_size.labels(topic.name).observe(len(records))
+        if not decoded:
+            return
+        try:
+            await self._handle_in_one_transaction(topic, decoded)
+        except INFRASTRUCTURE_ERRORS:
+            raise
+        except Exception as error:
+            log.warning("batch failed, retrying record by record", extra={"error": repr(error)})
+            for item in decoded:
+                try:
+                    await self._handle_in_one_transaction(topic, [item])
+                except INFRASTRUCTURE_ERRORS:
+                    raise
+                except Exception as single_error:
+                    log.exception("record failed, sent to the DLQ")
+                    await self._dead_letter(
+                        topic, item.record, "handler_error", f"{type(single_error).__name__}: {single_error}"
+                    )
+
+    async def _handle_in_one_transaction(self, topic: Topic, items: list[_Decoded]) -> None:
+        async with self.pool.acquire() as connection, connection.transaction():
+            fresh = await claim_events(
+                connection, topic=topic.name, event_ids=[item.event.id for item in items]
+            )
+            to_handle, outcomes = [], []
+            for item in items:
+                outcome = "duplicate"
+                if item.event.id in fresh:
+                    fresh.discard(item.event.id)  # a repeat inside the same batch is a duplicate
+                    to_handle.append(item.event)
+                    outcome = "handled"
+                outcomes.append((item.event.type, outcome))
+            if self.batch_handler is not None:
+                await self.batch_handler(connection, topic.name, to_handle)
+            else:
+                assert self.handler is not None
+                for event in to_handle:
+                    await self.handler(connection, topic.name, event)
+            if to_handle:
+                failpoints.hit("consumer.before_db_commit")
+        for type_name, outcome in outcomes:
+            self.metrics.events.labels(topic.name, type_name, outcome).inc()
+
+    async def _dead_letter(
+        self, topic: Topic, record: ConsumerRecord[bytes, bytes], reason: str, detail: str
+    ) -> None:
+        headers = list(record.headers or ()) + [
+            ("dlq-reason", reason.encode()),
+            ("dlq-error", detail[:2000].encode()),
+            ("dlq-original-topic", record.topic.encode()),
+            ("dlq-original-partition", str(record.partition).encode()),
+            ("dlq-original-offset", str(record.offset).encode()),
+            ("dlq-consumer-group", self.group_id.encode()),
+        ]
+        await self.producer.send_and_wait(
+            topic.dlq_name, record.value or b"", key=record.key, headers=headers
+        )
+        self.metrics.dlq.labels(topic.name, reason).inc()
+        log.warning(
+            "record sent to the DLQ",
+            extra={"topic": record.topic, "offset": record.offset, "reason": reason, "detail": detail[:300]},
+        )

@@ -1,0 +1,85 @@
+"""Kafka glue: producer, topic creation, decoding a record against the topic registry."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from contracts.envelope import CloudEvent, InvalidEvent, decode
+from contracts.topics import TOPICS, Topic
+from plumbing.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+def new_producer(settings: ServiceSettings, *, client_id: str) -> AIOKafkaProducer:
+    # Tansu has no idempotent producer: at-least-once plus the consumers' inbox instead.
+    return AIOKafkaProducer(
+        client_id=client_id,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        **settings.kafka_client_options(),  # type: ignore[arg-type]
+    )
+
+
+def _topic_config(topic: Topic) -> dict[str, str]:
+    if topic.compacted:
+        return {"cleanup.policy": "compact"}
+    config = {"cleanup.policy": "delete"}
+    if topic.retention_ms:
+        config["retention.ms"] = str(topic.retention_ms)
+    return config
+
+
+async def ensure_topics(settings: ServiceSettings, topics: tuple[Topic, ...] = TOPICS) -> None:
+    """Create every registry topic and its DLQ when missing (dev and tests; Strimzi in prod)."""
+    admin = AIOKafkaAdminClient(**settings.kafka_client_options())  # type: ignore[arg-type]
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = []
+        for topic in topics:
+            if topic.name not in existing:
+                wanted.append(NewTopic(topic.name, topic.partitions, 1, topic_configs=_topic_config(topic)))
+            if topic.dlq and topic.dlq_name not in existing:
+                wanted.append(NewTopic(topic.dlq_name, 1, 1, topic_configs={"cleanup.policy": "delete"}))
+        for new_topic in wanted:
+            try:
+                await admin.create_topics([new_topic])
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+
+
+def event_type_name(value: bytes | None, headers: dict[str, bytes]) -> str:
+    if "ce_type" in headers:
+        return headers["ce_type"].decode()
+    if value is None:
+        raise InvalidEvent("empty record (tombstone) where an event was expected")
+    try:
+        found = json.loads(value).get("type")
+    except (ValueError, AttributeError) as error:
+        raise InvalidEvent(f"not a JSON object: {str(error)[:200]}") from error
+    if not isinstance(found, str):
+        raise InvalidEvent("no CloudEvents `type` attribute")
+    return found
+
+
+def decode_record(
+    topic: Topic, value: bytes | None, headers: list[tuple[str, bytes]] | tuple[Any, ...]
+) -> CloudEvent[Any]:
+    """The event in a record, checked against the topic's registered types."""
+    header_map = {str(name).lower(): bytes(raw) for name, raw in headers or ()}
+    type_name = event_type_name(value, header_map)
+    try:
+        event_type = topic.event_type(type_name)
+    except KeyError as error:
+        raise InvalidEvent(str(error.args[0])) from error
+    return decode(event_type.envelope, value, list(header_map.items()))

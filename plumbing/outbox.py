@@ -1,0 +1,130 @@
+"""Transactional outbox: events are written in the handler's transaction, then relayed to Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from contracts.envelope import CloudEvent, encode
+
+log = logging.getLogger(__name__)
+NOTIFY_CHANNEL = "outbox"
+
+
+async def enqueue(
+    connection: asyncpg.Connection, *, topic: str, key: str, event: CloudEvent[Any]
+) -> None:
+    await connection.execute(
+        "INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)",
+        topic,
+        key.encode(),
+        encode(event),
+    )
+    await connection.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+
+
+async def enqueue_many(
+    connection: asyncpg.Connection, rows: list[tuple[str, str, CloudEvent[Any]]]
+) -> None:
+    """Several (topic, key, event) rows in one round trip."""
+    if not rows:
+        return
+    await connection.executemany(
+        "INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)",
+        [(topic, key.encode(), encode(event)) for topic, key, event in rows],
+    )
+    await connection.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+
+
+class OutboxMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.relayed = Counter(
+            "outbox_events_relayed_total", "Events relayed from the outbox to Kafka", ["topic"],
+            registry=registry,
+        )  # fmt: skip
+        self.oldest_age = Gauge(
+            "outbox_oldest_event_age_seconds", "Age of the oldest event waiting in the outbox",
+            registry=registry,
+        )  # fmt: skip
+        self.failures = Counter(
+            "outbox_relay_failures_total", "Relay rounds that failed and will be retried",
+            registry=registry,
+        )  # fmt: skip
+
+
+class OutboxRelay:
+    """Moves outbox rows to Kafka; rows are deleted only after the broker acknowledged them.
+
+    Rows are locked with SKIP LOCKED so several replicas can relay side by side.
+    A crash after sending but before deleting re-sends: consumers dedupe by event id.
+    """
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        metrics: OutboxMetrics,
+        batch_size: int = 1000,
+        idle_poll_seconds: float = 1.0,
+    ) -> None:
+        self.pool = pool
+        self.producer = producer
+        self.metrics = metrics
+        self.batch_size = batch_size
+        self.idle_poll_seconds = idle_poll_seconds
+        self._wake = asyncio.Event()
+
+    async def run(self) -> None:
+        listener = await self.pool.acquire()
+        await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        try:
+            while True:
+                try:
+                    moved = await self.relay_once()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                    self.metrics.failures.inc()
+                    log.warning("outbox relay failed, retrying", extra={"error": str(error)})
+                    await asyncio.sleep(1.0)
+                    continue
+                if moved < self.batch_size:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.idle_poll_seconds)
+        finally:
+            with contextlib.suppress(Exception):
+                await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+            await self.pool.release(listener)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def relay_once(self) -> int:
+        async with self.pool.acquire() as connection, connection.transaction():
+            rows = await connection.fetch(
+                "SELECT id, topic, key, value, created_at FROM outbox ORDER BY id "
+                "LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self.batch_size,
+            )
+            if not rows:
+                self.metrics.oldest_age.set(0)
+                return 0
+            oldest = await connection.fetchval("SELECT extract(epoch FROM now() - $1::timestamptz)", rows[0]["created_at"])
+            self.metrics.oldest_age.set(float(oldest))
+            pending = [
+                await self.producer.send(row["topic"], row["value"], key=row["key"])
+                for row in rows
+            ]
+            await asyncio.gather(*pending)
+            await connection.execute(
+                "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [row["id"] for row in rows]
+            )
+        for row in rows:
+            self.metrics.relayed.labels(row["topic"]).inc()
+        return len(rows)

@@ -1,0 +1,114 @@
+"""Runs the four services as real processes (demo, e2e tests, benchmarks)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from plumbing import processes
+
+SERVICES = {
+    "survey-dispatch": "survey_dispatch",
+    "responses": "survey_responses",
+    "scoring": "scoring",
+    "publication": "publication",
+}
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    package: str
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = processes.spawn(
+            [sys.executable, "-m", self.package, "serve", "--migrate"],
+            env=self.env, log_path=self.log_path,
+        )  # fmt: skip
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; see {self.log_path}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} not ready after {timeout}s; see {self.log_path}")
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, no last commit; the harshest crash we can cause."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process:
+            processes.stop(self.process)
+
+
+@dataclass
+class System:
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> ServiceProcess:
+        return self.services[name]
+
+    def stop(self) -> None:
+        for service in self.services.values():
+            service.stop()
+
+
+def system_env(stack_env: dict[str, str], ports: dict[str, int], extra: dict[str, str] | None = None) -> dict[str, str]:
+    url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    return {
+        **os.environ,
+        **stack_env,
+        "ENVIRONMENT": "dev",
+        "PUBLIC_SURVEY_BASE_URL": url["responses"],
+        "PUBLIC_OPTOUT_BASE_URL": url["survey-dispatch"],
+        "PUBLIC_RESULTS_BASE_URL": url["publication"],
+        **(extra or {}),
+    }
+
+
+def start_system(
+    stack_env: dict[str, str], log_dir: Path, *, extra_env: dict[str, str] | None = None,
+    only: tuple[str, ...] = tuple(SERVICES),
+) -> System:  # fmt: skip
+    ports = {name: processes.free_port() for name in SERVICES}
+    env = system_env(stack_env, ports, extra_env)
+    system = System()
+    try:
+        for name in only:
+            service = ServiceProcess(
+                name, SERVICES[name], ports[name], {**env, "HTTP_PORT": str(ports[name])},
+                log_dir / f"{name}.log",
+            )  # fmt: skip
+            system.services[name] = service
+            service.start()
+        for service in system.services.values():
+            service.wait_ready()
+    except BaseException:
+        system.stop()
+        raise
+    return system

@@ -1,0 +1,61 @@
+"""Typed settings shared by every service. Built once in `main` and passed down, never at import."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET_PREFIX = "dev-"
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", env_file=None)
+
+    environment: Literal["dev", "test", "production"] = "dev"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_create_topics: bool = Field(
+        default=True, description="Create missing topics at start (dev); Strimzi does it in prod."
+    )
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    log_level: str = "INFO"
+    admin_jwks_url: str | None = Field(
+        default=None, description="JWKS of the OpenID Connect issuer that signs admin tokens."
+    )
+    admin_issuer: str = "http://127.0.0.1/dev-issuer"
+    admin_audience: str = "enquetes-admin"
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets_outside_dev(self) -> ServiceSettings:
+        if self.environment != "production":
+            return self
+        for name, value in self:
+            if isinstance(value, SecretStr) and value.get_secret_value().startswith(
+                DEV_SECRET_PREFIX
+            ):
+                raise ValueError(f"{name.upper()} still has its development default: set a secret")
+        return self
+
+    def kafka_client_options(self) -> dict[str, object]:
+        options: dict[str, object] = {
+            "bootstrap_servers": self.kafka_bootstrap_servers,
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol in {"SSL", "SASL_SSL"}:
+            import ssl
+
+            options["ssl_context"] = ssl.create_default_context()
+        if self.kafka_sasl_mechanism:
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            if self.kafka_sasl_password:
+                options["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
+        return options

@@ -1,0 +1,192 @@
+"""Local stand-ins for the outside world we cannot run: an SMTP server and an SMS provider.
+
+The SMTP sink is a real SMTP server (aiosmtpd) writing a maildir a person can open.
+The SMS gateway speaks the provider API the SMS adapter uses:
+`POST /v1/messages` with `Authorization: Bearer <token>` and JSON `{to, sender, text}`,
+answering `201 {"id": ...}`. Both can be told to refuse for a while, to test retries.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import mailbox
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from plumbing import processes
+
+
+@dataclass
+class Outage:
+    """Refuse with `status` until `until` (monotonic clock) or for the next `count` requests."""
+
+    status: int = 0
+    until: float = 0.0
+    count: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def set(self, status: int, *, seconds: float = 0.0, count: int = 0) -> None:
+        with self._lock:
+            self.status = status
+            self.until = time.monotonic() + seconds if seconds else 0.0
+            self.count = count
+
+    def take(self) -> int:
+        """The status to refuse with now, or 0 to accept."""
+        with self._lock:
+            if self.until and time.monotonic() < self.until:
+                return self.status
+            if self.count > 0:
+                self.count -= 1
+                return self.status
+            return 0
+
+
+class _MaildirHandler:
+    def __init__(self, sink: SmtpSink) -> None:
+        self.sink = sink
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        refusal = self.sink.outage.take()
+        if refusal:
+            return f"{refusal} 4.3.2 Service temporairement indisponible, réessayez"
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+        with self.sink.lock:
+            self.sink.box.add(message)
+        return "250 Message accepted for delivery"
+
+
+class SmtpSink:
+    def __init__(self, maildir: Path) -> None:
+        self.maildir = maildir
+        self.box = mailbox.Maildir(maildir, create=True)
+        self.lock = threading.Lock()
+        self.outage = Outage()
+        self.port = 0
+        self._controller: Any = None
+
+    def start(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.port = processes.free_port()
+        self._controller = Controller(
+            _MaildirHandler(self), hostname="127.0.0.1", port=self.port, ready_timeout=10
+        )
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller:
+            self._controller.stop()
+            self._controller = None
+
+    def messages(self) -> list[EmailMessage]:
+        return read_maildir(self.maildir)
+
+
+def read_maildir(maildir: Path) -> list[EmailMessage]:
+    """Messages in arrival order, parsed with the modern email API."""
+    box = mailbox.Maildir(maildir, create=False)
+    found = []
+    for key in box.keys():
+        path = Path(maildir) / ("new" if (Path(maildir) / "new" / key).exists() else "cur") / key
+        found.append((path.stat().st_mtime_ns, key))
+    messages = []
+    for _, key in sorted(found):
+        raw = box.get_bytes(key)
+        parsed = email.message_from_bytes(raw, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        messages.append(parsed)
+    return messages
+
+
+class SmsGateway:
+    """A local HTTP SMS provider that records messages in a JSON-lines file."""
+
+    def __init__(self, log_path: Path, token: str = "dev-sms-token") -> None:
+        self.log_path = log_path
+        self.token = token
+        self.outage = Outage()
+        self.port = 0
+        self.lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                return
+
+            def _reply(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path == "/v1/messages":
+                    self._reply(HTTPStatus.OK, {"messages": gateway.messages()})
+                else:
+                    self._reply(HTTPStatus.NOT_FOUND, {"error": "not found"})
+
+            def do_POST(self) -> None:
+                if self.path != "/v1/messages":
+                    self._reply(HTTPStatus.NOT_FOUND, {"error": "not found"})
+                    return
+                if self.headers.get("Authorization") != f"Bearer {gateway.token}":
+                    self._reply(HTTPStatus.UNAUTHORIZED, {"error": "bad token"})
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    body = json.loads(self.rfile.read(length))
+                    message = {"to": str(body["to"]), "sender": str(body["sender"]),
+                               "text": str(body["text"])}  # fmt: skip
+                except (ValueError, KeyError, TypeError):
+                    self._reply(HTTPStatus.BAD_REQUEST, {"error": "expected JSON {to, sender, text}"})
+                    return
+                refusal = gateway.outage.take()
+                if refusal:
+                    self._reply(refusal, {"error": "refused by the test gateway"})
+                    return
+                message["id"] = uuid.uuid4().hex
+                message["received_at"] = time.time()
+                gateway.record(message)
+                self._reply(HTTPStatus.CREATED, {"id": message["id"]})
+
+        self.port = processes.free_port()
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def record(self, message: dict[str, Any]) -> None:
+        with self.lock, open(self.log_path, "a", encoding="utf-8") as log:
+            log.write(json.dumps(message, ensure_ascii=False) + "\n")
+
+    def messages(self) -> list[dict[str, Any]]:
+        return read_sms_log(self.log_path)
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+def read_sms_log(log_path: Path) -> list[dict[str, Any]]:
+    if not log_path.exists():
+        return []
+    with open(log_path, encoding="utf-8") as log:
+        return [json.loads(line) for line in log if line.strip()]

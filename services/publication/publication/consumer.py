@@ -1,0 +1,23 @@
+"""Keeps the read model: the newest indicators snapshot of each site."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from contracts.envelope import CloudEvent
+from contracts.events import SiteIndicatorsUpdated
+from publication import repository
+
+
+async def handle_site_indicators(conn: asyncpg.Connection, topic: str, event: CloudEvent[Any]) -> None:
+    update: SiteIndicatorsUpdated = event.data
+    await repository.upsert_site_indicators(
+        conn,
+        site_id=update.site_id,
+        network=update.network,
+        site_name=update.site_name,
+        computed_at=update.computed_at,
+        payload=update.model_dump(mode="json"),
+    )

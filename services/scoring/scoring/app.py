@@ -1,0 +1,31 @@
+"""scoring: tallies answers, invitations and contacts; publishes indicators and detractor alerts."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from contracts.topics import CRM_CONTACT_CLOSED, SURVEY_INVITATION, SURVEY_RESPONSE
+from plumbing.consumer import ConsumerMetrics, EventConsumer
+from plumbing.runtime import Runtime, service_app
+from scoring.consumer import ScoringHandler
+from scoring.publisher import IndicatorsPublisher
+from scoring.settings import ScoringSettings
+
+SERVICE = "scoring"
+
+
+def create_app(settings: ScoringSettings) -> FastAPI:
+    async def setup(runtime: Runtime, app: FastAPI) -> None:
+        consumer = EventConsumer(
+            settings=settings, group_id=SERVICE,
+            topics=[SURVEY_RESPONSE, SURVEY_INVITATION, CRM_CONTACT_CLOSED],
+            pool=runtime.db_pool, producer=runtime.kafka_producer,
+            batch_handler=ScoringHandler(settings), metrics=ConsumerMetrics(runtime.registry),
+        )  # fmt: skip
+        runtime.spawn("consumer", consumer.run)
+        publisher = IndicatorsPublisher(settings=settings, pool=runtime.db_pool, registry=runtime.registry)
+        runtime.spawn("publisher", publisher.run)
+
+    return service_app(
+        settings=settings, service=SERVICE, schema="scoring", title="scoring", setup=setup
+    )

@@ -1,0 +1,96 @@
+"""Folds a batch of events into the tallies, in the transaction that records them in the inbox."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import Counter
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from contracts.envelope import CloudEvent, new_event_id
+from contracts.events import ContactClosed, DetractorAlert, ResponseSubmitted
+from contracts.topics import (
+    CONTACT_CLOSED,
+    DETRACTOR_ALERT,
+    INVITATION_SENT,
+    RESPONSE_SUBMITTED,
+    SCORING_ALERT,
+)
+from plumbing.outbox import enqueue
+from scoring import domain, repository
+from scoring.settings import ScoringSettings
+
+SOURCE = "/scoring"
+
+
+class ScoringHandler:
+    def __init__(self, settings: ScoringSettings, rule: domain.DetractorRule | None = None) -> None:
+        self.zone = ZoneInfo(settings.reporting_timezone)
+        self.rule = rule or domain.DetractorRule()
+
+    def day_of(self, moment: datetime) -> date:
+        return moment.astimezone(self.zone).date()
+
+    async def __call__(self, conn: asyncpg.Connection, topic: str, events: list[CloudEvent[Any]]) -> None:
+        tallies: Counter[repository.TallyKey] = Counter()
+        invitations: Counter[tuple[str, date, str, str]] = Counter()
+        contacts: list[tuple[Any, ...]] = []
+        sites: set[tuple[str, str, str | None]] = set()
+        for event in events:
+            data = event.data
+            if event.type == RESPONSE_SUBMITTED.type:
+                self._count_response(data, tallies)
+                await self._maybe_alert(conn, data)
+                sites.add((data.site_id, data.network, None))
+            elif event.type == INVITATION_SENT.type:
+                invitations[(data.site_id, self.day_of(data.sent_at), data.channel.value, data.motif)] += 1
+                sites.add((data.site_id, data.network, data.site_name))
+            elif event.type == CONTACT_CLOSED.type:
+                contacts.append(self._contact_row(data))
+                sites.add((data.site_id, data.network, data.site_name))
+        await repository.add_tallies(conn, increments=dict(tallies))
+        await repository.add_invitations(conn, increments=dict(invitations))
+        if contacts:
+            await repository.add_contacts(conn, rows=contacts)
+        await repository.mark_sites_dirty(conn, sites=sites)
+
+    def _count_response(self, response: ResponseSubmitted, tallies: Counter[repository.TallyKey]) -> None:
+        base = (
+            response.site_id, self.day_of(response.answered_at), response.channel.value,
+            response.motif, response.request_nature.value if response.request_nature else "",
+            response.profile or "",
+        )  # fmt: skip
+        for item, value in domain.tally_rows(response.answers):
+            tallies[(*base, item, value)] += 1
+
+    @staticmethod
+    def _contact_row(contact: ContactClosed) -> tuple[Any, ...]:
+        # The CRM reference is already pseudonymous; hashing it again keeps it out of reports.
+        user_hash = hashlib.sha256(f"{contact.network}:{contact.user_ref}".encode()).hexdigest()
+        return (contact.contact_id, contact.site_id, contact.network, user_hash,
+                contact.channel.value, contact.motif, contact.closed_at)  # fmt: skip
+
+    async def _maybe_alert(self, conn: asyncpg.Connection, response: ResponseSubmitted) -> None:
+        reasons = domain.detractor_reasons(response.answers, self.rule)
+        if not reasons:
+            return
+        alert = DetractorAlert(
+            alert_id=f"alr-{uuid.uuid4().hex[:20]}", invitation_id=response.invitation_id,
+            contact_id=response.contact_id, site_id=response.site_id, network=response.network,
+            reasons=reasons, answers=dict(response.answers), raised_at=response.answered_at,
+        )  # fmt: skip
+        stored = await repository.save_alert(
+            conn, **alert.model_dump(exclude={"reasons"}), reasons=[r.value for r in reasons]
+        )
+        if stored:
+            await enqueue(
+                conn, topic=SCORING_ALERT.name, key=response.site_id,
+                event=CloudEvent[DetractorAlert](
+                    id=new_event_id(), source=SOURCE, type=DETRACTOR_ALERT.type,
+                    time=response.answered_at, subject=response.site_id, data=alert,
+                ),
+            )  # fmt: skip

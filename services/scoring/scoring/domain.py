@@ -1,0 +1,601 @@
+"""Pure scoring rules: tallies, periods, indicators with their 95 % intervals, réitération, alerts.
+
+No I/O and no clock here: the caller passes `as_of` / `now`. Every indicator is a function of
+additive tallies (question id -> answer value as text -> count of responses), so any window is
+the sum of its days and a replay that keeps the tallies exact keeps the figures exact.
+
+Definitions (DESIGN.md, "Domain facts to honour"):
+- NPS: % promoters (9-10) - % detractors (0-6) over those who answered `recommandation`.
+- CES: share agreeing (5-7 of 7) on `effort`, and the mean.
+- FCR declared: share answering "non" to `plusieurs_contacts`.
+- FCR observed (réitération, CNAV practice): share of closed contacts not followed by another
+  contact of the same user on the same motif within N days.
+- Satisfaction: share rating `satisfaction_globale` >= 8/10, and the mean; the same per theme.
+- Response rate: responses / invitations sent.
+Denominators count only those who answered the item.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from typing import TypeAlias
+
+from contracts.events import DetractorReason, IndicatorFigure, Interval, PeriodFigures
+from contracts.questionnaire import Item, ItemKind, Questionnaire
+
+Tally: TypeAlias = Mapping[str, Mapping[str, int]]
+"""Question id -> answer value as text -> count of responses."""
+
+RESPONSES_ITEM = "__responses__"
+"""Pseudo-item counting responses: tally[RESPONSES_ITEM]["1"] is the number of responses."""
+
+PRESENT = "present"
+"""The only value tallied for a free-text item: the text itself never enters the tallies."""
+
+DEFAULT_FREE_TEXT_ITEMS: frozenset[str] = frozenset({"suggestion"})
+
+Z_95 = 1.959963984540054
+"""Standard normal quantile for a two-sided 95 % interval."""
+
+WILSON = "wilson"
+ADJUSTED_WALD = "adjusted_wald"
+STUDENT_T = "student_t"
+
+# Thresholds fixed by the indicator definitions, whatever the questionnaire version.
+PROMOTER_MIN = 9
+DETRACTOR_MAX = 6
+CES_AGREE_MIN = 5
+SATISFIED_MIN = 8
+FCR_DECLARED_YES = "non"  # "non" to "did you have to contact us several times?"
+
+THEMES_GROUP = "themes"
+
+
+# --------------------------------------------------------------------------- tallies
+
+
+def tally_rows(
+    answers: Mapping[str, int | str], *, free_text: Collection[str] = DEFAULT_FREE_TEXT_ITEMS
+) -> list[tuple[str, str]]:
+    """The (item id, value as text) pairs to add +1 each for one response.
+
+    Always includes (RESPONSES_ITEM, "1"). A free-text item only adds (item id, "present") when
+    it is not blank: free text is never published, and tallying it would leak it and blow up
+    the number of tally rows. Pass `free_text=free_text_items(questionnaire)` for a
+    questionnaire whose free-text items are not the default `suggestion`.
+    """
+    rows = [(RESPONSES_ITEM, "1")]
+    for item_id, value in answers.items():
+        if item_id in free_text:
+            if str(value).strip():
+                rows.append((item_id, PRESENT))
+        else:
+            rows.append((item_id, str(value)))
+    return rows
+
+
+def free_text_items(questionnaire: Questionnaire) -> frozenset[str]:
+    return frozenset(item.id for item in questionnaire.items if item.kind is ItemKind.TEXT)
+
+
+def merge(tallies: Iterable[Tally]) -> dict[str, dict[str, int]]:
+    """Additive sum of tallies (e.g. the days of a period)."""
+    total: dict[str, dict[str, int]] = {}
+    for tally in tallies:
+        for item_id, values in tally.items():
+            counts = total.setdefault(item_id, {})
+            for value, count in values.items():
+                counts[value] = counts.get(value, 0) + count
+    return total
+
+
+def response_count(tally: Tally) -> int:
+    return sum(tally.get(RESPONSES_ITEM, {}).values())
+
+
+# --------------------------------------------------------------------------- periods
+
+
+@dataclass(frozen=True)
+class Period:
+    id: str
+    start: date
+    end: date  # inclusive
+
+    def contains(self, day: date) -> bool:
+        return self.start <= day <= self.end
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+
+def periods(as_of: date) -> list[Period]:
+    """Every reporting window for the day `as_of`.
+
+    ISO weeks are full weeks, Monday to Sunday (so a week's figures keep the same window all
+    week long); months are calendar months; rolling windows are the N days ending `as_of`
+    inclusive; `previous_rolling_90d` is the 90 days just before `rolling_90d`.
+    """
+    monday = as_of - timedelta(days=as_of.weekday())
+    month_start = as_of.replace(day=1)
+    previous_month_end = month_start - timedelta(days=1)
+    rolling_90 = _rolling("rolling_90d", as_of, 90)
+    return [
+        Period("iso_week", monday, monday + timedelta(days=6)),
+        Period("previous_iso_week", monday - timedelta(days=7), monday - timedelta(days=1)),
+        Period("month", month_start, _month_end(month_start)),
+        Period("previous_month", previous_month_end.replace(day=1), previous_month_end),
+        _rolling("rolling_30d", as_of, 30),
+        rolling_90,
+        _rolling("previous_rolling_90d", rolling_90.start - timedelta(days=1), 90),
+        Period("year_to_date", date(as_of.year, 1, 1), as_of),
+    ]
+
+
+def _rolling(period_id: str, last_day: date, length: int) -> Period:
+    return Period(period_id, last_day - timedelta(days=length - 1), last_day)
+
+
+def _month_end(month_start: date) -> date:
+    next_month = (month_start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return next_month - timedelta(days=1)
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def wilson_interval(successes: int, n: int, z: float = Z_95) -> Interval | None:
+    """Wilson score interval for the share successes/n, in percent; None when n == 0.
+
+    With p = k/n:  centre = (p + z²/2n) / (1 + z²/n)
+                   half   = z / (1 + z²/n) · sqrt(p(1 - p)/n + z²/4n²)
+    Unlike the plain Wald interval it stays inside [0, 100] and is not degenerate at 0 or n.
+    """
+    if n <= 0:
+        return None
+    p = successes / n
+    z2 = z * z
+    denominator = 1 + z2 / n
+    centre = (p + z2 / (2 * n)) / denominator
+    half = z / denominator * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return _interval(centre - half, centre + half, 0.0, 1.0, scale=100.0, method=WILSON)
+
+
+def nps_interval(promoters: int, detractors: int, n: int, z: float = Z_95) -> Interval | None:
+    """Adjusted-Wald interval for the NPS (Rocks 2016), on the -100..100 scale.
+
+    Add 3/4 to promoters and to detractors (and 3/2 to passives), so n' = n + 3:
+        p' = (P + 3/4) / n',  d' = (D + 3/4) / n',  nps' = p' - d'
+        var = (p' + d' - (p' - d')²) / n'
+        interval = nps' ± z · sqrt(var), clamped to [-1, 1], times 100.
+    The adjustment keeps the interval honest at small n and at 100 % promoters.
+    """
+    if n <= 0:
+        return None
+    adjusted_n = n + 3
+    p = (promoters + 0.75) / adjusted_n
+    d = (detractors + 0.75) / adjusted_n
+    centre = p - d
+    half = z * math.sqrt((p + d - centre * centre) / adjusted_n)
+    return _interval(centre - half, centre + half, -1.0, 1.0, scale=100.0, method=ADJUSTED_WALD)
+
+
+def mean_interval(
+    distribution: Mapping[int, int], *, bounds: tuple[float, float] | None = None
+) -> tuple[float | None, Interval | None]:
+    """Mean of a distribution (value -> count) and its Student t 95 % interval.
+
+    mean ± t(0.975, n - 1) · s / sqrt(n), with s² the sample variance (divisor n - 1), computed
+    from exact integer sums: s² = (n·Σv² - (Σv)²) / (n(n - 1)). None when n == 0 (no mean) or
+    n == 1 (no interval). `bounds`, the ends of the rating scale, clamp the interval: a mean
+    of ratings cannot leave the scale.
+    """
+    n = sum(distribution.values())
+    if n == 0:
+        return None, None
+    total = sum(value * count for value, count in distribution.items())
+    mean = total / n
+    if n == 1:
+        return mean, None
+    squares = sum(value * value * count for value, count in distribution.items())
+    variance = (n * squares - total * total) / (n * (n - 1))
+    half = student_t_quantile(0.975, n - 1) * math.sqrt(variance / n)
+    low_bound, high_bound = bounds if bounds is not None else (-math.inf, math.inf)
+    return mean, _interval(mean - half, mean + half, low_bound, high_bound, method=STUDENT_T)
+
+
+def _interval(
+    low: float, high: float, floor: float, ceiling: float, *, scale: float = 1.0, method: str
+) -> Interval:
+    low, high = max(low, floor), min(high, ceiling)
+    return Interval(low=low * scale, high=high * scale, method=method)
+
+
+@lru_cache(maxsize=4096)
+def student_t_quantile(probability: float, df: int) -> float:
+    """Quantile of Student's t with `df` degrees of freedom, for 0.5 <= probability < 1.
+
+    scipy is not available, so: for t > 0, P(T > t) = I_x(df/2, 1/2) / 2 with x = df/(df + t²)
+    (I the regularized incomplete beta function). Bisection on t of that tail probability;
+    exact to about 1e-12, cached because only a few df occur at a time.
+    """
+    if df < 1:
+        raise ValueError("df must be at least 1")
+    if not 0.5 <= probability < 1:
+        raise ValueError("probability must be in [0.5, 1)")
+    two_sided_tail = 2 * (1 - probability)
+
+    def tail(t: float) -> float:  # P(|T| > t), decreasing in t
+        return _regularized_incomplete_beta(df / (df + t * t), df / 2, 0.5)
+
+    low, high = 0.0, 1.0
+    while tail(high) > two_sided_tail:
+        low, high = high, high * 2
+    while high - low > 1e-13 * high:
+        middle = (low + high) / 2
+        if tail(middle) > two_sided_tail:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
+
+
+def _regularized_incomplete_beta(x: float, a: float, b: float) -> float:
+    """I_x(a, b) by its continued fraction (Numerical Recipes, `betai`)."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    log_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    front = math.exp(log_front)
+    # The fraction converges quickly only on this side of the mean; use symmetry otherwise.
+    if x < (a + 1) / (a + b + 2):
+        return front * _beta_continued_fraction(x, a, b) / a
+    return 1 - front * _beta_continued_fraction(1 - x, b, a) / b
+
+
+def _beta_continued_fraction(x: float, a: float, b: float) -> float:
+    """Modified Lentz evaluation of the incomplete beta continued fraction."""
+    tiny = 1e-300
+
+    def guard(value: float) -> float:
+        return value if abs(value) >= tiny else tiny
+
+    c = 1.0
+    d = 1 / guard(1 - (a + b) * x / (a + 1))
+    result = d
+    # Iterations needed grow like sqrt(max(a, b)); the bound only stops a runaway loop.
+    for m in range(1, 10_000 + 10 * int(math.sqrt(a + b))):
+        even = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
+        d = 1 / guard(1 + even * d)
+        c = guard(1 + even / c)
+        result *= d * c
+        odd = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
+        d = 1 / guard(1 + odd * d)
+        c = guard(1 + odd / c)
+        step = d * c
+        result *= step
+        if abs(step - 1) < 1e-15:
+            return result
+    raise ArithmeticError(f"incomplete beta did not converge (x={x}, a={a}, b={b})")
+
+
+# --------------------------------------------------------------------------- indicators
+
+
+def figures(
+    tally: Tally, *, invitations: int, questionnaire: Questionnaire
+) -> list[IndicatorFigure]:
+    """One figure per indicator for the tallied responses of one period and scope.
+
+    An indicator whose item the questionnaire version does not have is left out rather than
+    shown as "nobody answered": a network may drop items.
+    """
+    result: list[IndicatorFigure] = []
+    if (item := _scale_item(questionnaire, "recommandation")) is not None:
+        result.append(_nps(_ratings(tally, item.id)))
+    if (item := _scale_item(questionnaire, "effort")) is not None:
+        ratings = _ratings(tally, item.id)
+        result += [
+            _share_at_least("ces", "Effort (part d'accord)", ratings, CES_AGREE_MIN, "agree"),
+            _mean("ces_mean", "Effort (moyenne sur 7)", ratings, item),
+        ]
+    if _find_item(questionnaire, "plusieurs_contacts") is not None:
+        result.append(_fcr_declared(tally.get("plusieurs_contacts", {})))
+    if (item := _scale_item(questionnaire, "satisfaction_globale")) is not None:
+        ratings = _ratings(tally, item.id)
+        result += [
+            _share_at_least(
+                "satisfaction",
+                "Satisfaction globale (8 à 10 sur 10)",
+                ratings,
+                SATISFIED_MIN,
+                "satisfied",
+            ),
+            _mean("satisfaction_mean", "Satisfaction globale (moyenne sur 10)", ratings, item),
+        ]
+    for item in theme_items(questionnaire):
+        ratings = _ratings(tally, item.id)
+        top = item.scale_max
+        share_label = f"{item.question} ({SATISFIED_MIN} à {top} sur {top})"
+        result += [
+            _mean(item.id, f"{item.question} (moyenne sur {top})", ratings, item),
+            _share_at_least(f"{item.id}_share", share_label, ratings, SATISFIED_MIN, "satisfied"),
+        ]
+    result.append(_response_rate(response_count(tally), invitations))
+    return result
+
+
+def theme_items(questionnaire: Questionnaire) -> list[Item]:
+    return [
+        item
+        for item in questionnaire.items
+        if item.group == THEMES_GROUP and item.kind is ItemKind.SCALE
+    ]
+
+
+def observed_fcr(resolved: int, repeated: int, pending: int) -> IndicatorFigure:
+    """Observed first-contact resolution: resolved / (resolved + repeated), Wilson interval.
+
+    Pending contacts (window not yet passed) are left out of the denominator, and the figure is
+    marked provisional while there are any: it may still go down.
+    """
+    n = resolved + repeated
+    return IndicatorFigure(
+        indicator="fcr_observed",
+        label="Résolution dès le premier contact (observée)",
+        value=_percent(resolved, n),
+        unit="percent",
+        sample_size=n,
+        interval=wilson_interval(resolved, n),
+        counts={"resolved": resolved, "repeated": repeated, "pending": pending},
+        provisional=pending > 0,
+    )
+
+
+def period_figures(
+    period: Period,
+    tally: Tally,
+    *,
+    invitations: int,
+    questionnaire: Questionnaire,
+    fcr: tuple[int, int, int] | None = None,
+) -> PeriodFigures:
+    """The figures of one period; `fcr` is (resolved, repeated, pending) when known."""
+    result = figures(tally, invitations=invitations, questionnaire=questionnaire)
+    if fcr is not None:
+        result.append(observed_fcr(*fcr))
+    return PeriodFigures(period=period.id, start=period.start, end=period.end, figures=result)
+
+
+def _nps(ratings: Mapping[int, int]) -> IndicatorFigure:
+    n = sum(ratings.values())
+    promoters = sum(count for value, count in ratings.items() if value >= PROMOTER_MIN)
+    detractors = sum(count for value, count in ratings.items() if value <= DETRACTOR_MAX)
+    return IndicatorFigure(
+        indicator="nps",
+        label="Recommandation (NPS)",
+        value=(promoters - detractors) / n * 100 if n else None,
+        unit="score",
+        sample_size=n,
+        interval=nps_interval(promoters, detractors, n),
+        counts={
+            "promoters": promoters,
+            "passives": n - promoters - detractors,
+            "detractors": detractors,
+        },
+    )
+
+
+def _share_at_least(
+    indicator: str, label: str, ratings: Mapping[int, int], threshold: int, counted_as: str
+) -> IndicatorFigure:
+    """Share of ratings >= threshold; counts name the numerator `counted_as`."""
+    n = sum(ratings.values())
+    k = sum(count for value, count in ratings.items() if value >= threshold)
+    return _share_figure(indicator, label, k, n, counts={counted_as: k, "total": n})
+
+
+def _fcr_declared(answers: Mapping[str, int]) -> IndicatorFigure:
+    n = sum(answers.values())
+    k = answers.get(FCR_DECLARED_YES, 0)
+    return _share_figure(
+        "fcr_declared",
+        "Résolution dès le premier contact (déclarée)",
+        k,
+        n,
+        counts={"non": k, "oui": answers.get("oui", 0), "total": n},
+    )
+
+
+def _response_rate(responses: int, invitations: int) -> IndicatorFigure:
+    # A response may reach scoring before its invitation (or the invitation predates the
+    # period): never show more than 100 %, so the denominator is at least the responses.
+    n = max(invitations, responses) if invitations > 0 else 0
+    return _share_figure(
+        "response_rate",
+        "Taux de réponse",
+        responses,
+        n,
+        counts={"responses": responses, "invitations": invitations},
+    )
+
+
+def _share_figure(
+    indicator: str, label: str, k: int, n: int, *, counts: dict[str, int]
+) -> IndicatorFigure:
+    return IndicatorFigure(
+        indicator=indicator,
+        label=label,
+        value=_percent(k, n),
+        unit="percent",
+        sample_size=n,
+        interval=wilson_interval(k, n),
+        counts=counts,
+    )
+
+
+def _mean(indicator: str, label: str, ratings: Mapping[int, int], item: Item) -> IndicatorFigure:
+    bounds = _scale_bounds(item)
+    value, interval = mean_interval(ratings, bounds=bounds)
+    return IndicatorFigure(
+        indicator=indicator,
+        label=label,
+        value=value,
+        unit=f"mean_{item.scale_min}_{item.scale_max}",
+        sample_size=sum(ratings.values()),
+        interval=interval,
+        counts={str(value): count for value, count in sorted(ratings.items())},
+    )
+
+
+def _percent(k: int, n: int) -> float | None:
+    return k / n * 100 if n else None
+
+
+def _ratings(tally: Tally, item_id: str) -> dict[int, int]:
+    """The tallied ratings of a scale item as {rating: count}.
+
+    A key that is not an integer cannot be a rating (it could only come from another
+    questionnaire version reusing the id for a choice): it is skipped, not counted.
+    """
+    ratings: dict[int, int] = {}
+    for value, count in tally.get(item_id, {}).items():
+        try:
+            rating = int(value)
+        except ValueError:
+            continue
+        if count:
+            ratings[rating] = ratings.get(rating, 0) + count
+    return ratings
+
+
+def _find_item(questionnaire: Questionnaire, item_id: str) -> Item | None:
+    return next((item for item in questionnaire.items if item.id == item_id), None)
+
+
+def _scale_item(questionnaire: Questionnaire, item_id: str) -> Item | None:
+    item = _find_item(questionnaire, item_id)
+    return item if item is not None and item.kind is ItemKind.SCALE else None
+
+
+def _scale_bounds(item: Item) -> tuple[float, float] | None:
+    if item.scale_min is None or item.scale_max is None:
+        return None
+    return float(item.scale_min), float(item.scale_max)
+
+
+# --------------------------------------------------------------------------- réitération
+
+
+@dataclass(frozen=True)
+class ContactSeen:
+    contact_id: str
+    user: str  # pseudonymous user id
+    motif: str
+    closed_at: datetime  # aware
+
+
+RESOLVED = "resolved"
+REPEATED = "repeated"
+PENDING = "pending"
+
+
+def classify_contacts(
+    contacts: Sequence[ContactSeen], *, window_days: int, as_of: datetime
+) -> dict[str, str]:
+    """contact id -> "resolved" | "repeated" | "pending" (réitération, CNAV practice).
+
+    Repeated: the same user has another contact on the same motif closed strictly later and at
+    most `window_days` after it (on any site or channel: they are not part of the key).
+    Resolved: no such contact and the window has passed (as_of >= closed_at + window).
+    Pending: no such contact yet, but the window is still open.
+    A contact id seen twice counts once, with its first occurrence (as the contacts table).
+    """
+    window = timedelta(days=window_days)
+    by_user_motif: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+    unique = _unique_contacts(contacts)
+    for contact in unique:
+        by_user_motif[(contact.user, contact.motif)].append(contact.closed_at)
+    for times in by_user_motif.values():
+        times.sort()
+
+    status: dict[str, str] = {}
+    for contact in unique:
+        times = by_user_motif[(contact.user, contact.motif)]
+        next_index = bisect_right(times, contact.closed_at)  # first contact strictly later
+        if next_index < len(times) and times[next_index] <= contact.closed_at + window:
+            status[contact.contact_id] = REPEATED
+        elif as_of >= contact.closed_at + window:
+            status[contact.contact_id] = RESOLVED
+        else:
+            status[contact.contact_id] = PENDING
+    return status
+
+
+def contact_distributions(contacts: Sequence[ContactSeen]) -> dict[str, dict[str, int]]:
+    """Contacts by motif, and users by number of contacts ("1" .. "4", then "5+")."""
+    unique = _unique_contacts(contacts)
+    by_motif = Counter(contact.motif for contact in unique)
+    per_user = Counter(contact.user for contact in unique)
+    buckets = {"1": 0, "2": 0, "3": 0, "4": 0, "5+": 0}
+    for count in per_user.values():
+        buckets["5+" if count >= 5 else str(count)] += 1
+    return {"by_motif": dict(sorted(by_motif.items())), "users_by_contact_count": buckets}
+
+
+def _unique_contacts(contacts: Sequence[ContactSeen]) -> list[ContactSeen]:
+    first: dict[str, ContactSeen] = {}
+    for contact in contacts:
+        first.setdefault(contact.contact_id, contact)
+    return list(first.values())
+
+
+# --------------------------------------------------------------------------- detractor alerts
+
+
+@dataclass(frozen=True)
+class DetractorRule:
+    """Per-network rule for raising a detractor alert (URSSAF: « cotisants détracteurs »)."""
+
+    max_recommendation: int = 6
+    max_satisfaction: int = 4
+    repeat_with_suggestion: bool = True
+
+
+def detractor_reasons(
+    answers: Mapping[str, int | str], rule: DetractorRule = DetractorRule()
+) -> list[DetractorReason]:
+    """Why this response calls for a call-back; empty when it does not."""
+    reasons: list[DetractorReason] = []
+    recommendation = _as_int(answers.get("recommandation"))
+    if recommendation is not None and recommendation <= rule.max_recommendation:
+        reasons.append(DetractorReason.LOW_RECOMMENDATION)
+    satisfaction = _as_int(answers.get("satisfaction_globale"))
+    if satisfaction is not None and satisfaction <= rule.max_satisfaction:
+        reasons.append(DetractorReason.LOW_SATISFACTION)
+    if (
+        rule.repeat_with_suggestion
+        and answers.get("plusieurs_contacts") == "oui"
+        and str(answers.get("suggestion", "")).strip()
+    ):
+        reasons.append(DetractorReason.REPEAT_CONTACT_WITH_SUGGESTION)
+    return reasons
+
+
+def _as_int(value: int | str | None) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None

@@ -1,0 +1,74 @@
+"""Publishes each changed site's indicators to the compacted topic, at most once per interval."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import asyncpg
+from prometheus_client import CollectorRegistry, Counter
+
+from contracts import questionnaire
+from contracts.envelope import CloudEvent, new_event_id, utc_now
+from contracts.events import SiteIndicatorsUpdated
+from contracts.topics import SITE_INDICATORS, SITE_INDICATORS_UPDATED
+from plumbing.outbox import enqueue
+from scoring import domain, repository
+from scoring.settings import ScoringSettings
+
+SOURCE = "/scoring"
+
+
+class IndicatorsPublisher:
+    def __init__(self, *, settings: ScoringSettings, pool: asyncpg.Pool, registry: CollectorRegistry) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.zone = ZoneInfo(settings.reporting_timezone)
+        self.published = Counter(
+            "scoring_indicator_events_total", "Site indicators events emitted", registry=registry
+        )
+
+    async def run(self) -> None:
+        while True:
+            if not await self.publish_due():
+                await asyncio.sleep(self.settings.publisher_poll_seconds)
+
+    async def publish_due(self, limit: int = 20) -> int:
+        now = utc_now()
+        older_than = now - timedelta(seconds=self.settings.publish_interval_seconds)
+        async with self.pool.acquire() as conn, conn.transaction():
+            sites = await repository.lock_sites_due(conn, older_than=older_than, limit=limit)
+            for site in sites:
+                event = await self.site_event(conn, site["site_id"], site["network"], site["site_name"], now)
+                await enqueue(conn, topic=SITE_INDICATORS.name, key=site["site_id"], event=event)
+                await repository.mark_published(conn, site_id=site["site_id"], at=now)
+        self.published.inc(len(sites))
+        return len(sites)
+
+    async def site_event(
+        self, conn: asyncpg.Connection, site_id: str, network: str, site_name: str | None, now: datetime
+    ) -> CloudEvent[SiteIndicatorsUpdated]:
+        form = questionnaire.load()
+        periods = []
+        for period in domain.periods(now.astimezone(self.zone).date()):
+            tally = await repository.tally_between(conn, site_id=site_id, start=period.start, end=period.end)
+            invitations = await repository.invitations_between(
+                conn, site_id=site_id, start=period.start, end=period.end
+            )
+            fcr = await repository.fcr_counts(
+                conn, site_id=site_id,
+                start=datetime.combine(period.start, datetime.min.time(), self.zone),
+                end=datetime.combine(period.end + timedelta(days=1), datetime.min.time(), self.zone),
+                window_days=self.settings.fcr_window_days, as_of=now,
+            )  # fmt: skip
+            periods.append(
+                domain.period_figures(period, tally, invitations=invitations, questionnaire=form, fcr=fcr)
+            )
+        data = SiteIndicatorsUpdated(
+            site_id=site_id, site_name=site_name, network=network, computed_at=now, periods=periods
+        )
+        return CloudEvent[SiteIndicatorsUpdated](
+            id=new_event_id(), source=SOURCE, type=SITE_INDICATORS_UPDATED.type, time=now,
+            subject=site_id, data=data,
+        )  # fmt: skip

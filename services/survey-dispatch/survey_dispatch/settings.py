@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, SecretStr
+
+from plumbing.settings import ServiceSettings
+
+
+class DispatchSettings(ServiceSettings):
+    http_port: int = 8001
+    smtp_url: str = "smtp://127.0.0.1:25"
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_seconds: float = 10.0
+    mail_from_address: str = "enquete@services-publics.example"
+    sms_api_url: str = "http://127.0.0.1:9000"
+    sms_api_token: SecretStr = SecretStr("dev-sms-token")
+    sms_sender: str = Field(default="SERVICEPUB", max_length=11)
+    pseudonym_key: SecretStr = SecretStr("dev-pseudonym-key-change-me")
+    public_survey_base_url: str = "http://127.0.0.1:8002"
+    public_optout_base_url: str = "http://127.0.0.1:8001"
+    questionnaire_version: str = "urssaf-chaud-2024-v1"
+    sender_poll_seconds: float = 0.2
+    send_concurrency: int = Field(default=50, ge=1, le=500)
+    max_send_attempts: int = Field(default=8, ge=1)
+    default_rules: dict[str, Any] | None = Field(
+        default=None,
+        description="JSON rules written as the '*' network defaults at start (demo, tests).",
+    )
