@@ -43,8 +43,14 @@ def utc_now() -> datetime:
 
 
 def encode(event: CloudEvent[Any]) -> bytes:
-    """Structured-mode JSON, the form every producer of this project writes."""
-    return event.model_dump_json(exclude_none=True).encode()
+    """Structured-mode JSON, the form every producer of this project writes.
+
+    Unset optional attributes of the envelope are left out; inside `data`, a null stays a null
+    (a figure with no answers has `"value": null`, which is not the same as no value field).
+    """
+    attributes = event.model_dump(mode="json")
+    envelope = {name: value for name, value in attributes.items() if value is not None}
+    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _binary_mode_dict(value: bytes, headers: dict[str, bytes]) -> dict[str, Any]:

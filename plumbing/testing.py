@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
 import time
 from collections.abc import Callable
@@ -71,7 +72,9 @@ def wait_for(check: Callable[[], Any], *, timeout: float = 30.0, interval: float
 async def async_wait_for(check: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.2) -> Any:
     deadline = time.monotonic() + timeout
     while True:
-        result = await check() if asyncio.iscoroutinefunction(check) else check()
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
         if result:
             return result
         if time.monotonic() > deadline:

@@ -67,3 +67,14 @@ def test_garbage_is_an_invalid_event_with_a_reason(raw):
 def test_registry_names_each_dlq():
     assert "crm.contact.closed.v1.dlq" in all_topic_names()
     assert len(set(all_topic_names())) == 2 * len(TOPICS)
+
+
+def test_encode_then_decode_keeps_nulls_inside_data():
+    path = generate.HERE / "examples/fr.enquetes.site-indicators.updated.v1.json"
+    example = json.loads(path.read_text(encoding="utf-8"))
+    example["data"]["periods"][0]["figures"][0]["value"] = None
+    event_type = EVENT_TYPES[example["type"]]
+    event = envelope.decode(event_type.envelope, json.dumps(example).encode())
+    again = envelope.decode(event_type.envelope, envelope.encode(event))
+    assert again == event
+    assert again.data.periods[0].figures[0].value is None

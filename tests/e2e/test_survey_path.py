@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from contracts.events import SurveyChannel
 from contracts.topics import CRM_CONTACT_CLOSED
 from plumbing.crm_simulator import SITES, CrmSimulator
 from plumbing.services import start_system
@@ -32,7 +33,7 @@ async def test_contact_closed_to_published_figure(stack, system):
     simulator = CrmSimulator(seed=1)
     site = SITES[0]
     contact = simulator.contact(site=site).model_copy(
-        update={"preferred_channel": "email", "email": "marie.dupont@exemple.fr"}
+        update={"preferred_channel": SurveyChannel.EMAIL, "email": "marie.dupont@exemple.fr"}
     )
     # DEFAULT_RULES above: no delay and no sending window, so the mail leaves at once.
     await produce(stack.kafka_bootstrap_servers, CRM_CONTACT_CLOSED.name, [simulator.event(contact)])

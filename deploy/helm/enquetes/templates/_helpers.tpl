@@ -61,6 +61,9 @@ app.kubernetes.io/component: {{ .name }}
 {{- define "enquetes.image" -}}
 {{- $image := mergeOverwrite (deepCopy .root.Values.image) (default (dict) .service.image) -}}
 {{- $repository := required "image.repository is required" $image.repository -}}
+{{- if eq (toString $image.tag) "latest" -}}
+{{- fail "image.tag must be an exact version, not latest: pin the image you tested" -}}
+{{- end -}}
 {{- if $image.digest -}}
 {{- printf "%s@%s" $repository $image.digest -}}
 {{- else -}}

@@ -1,0 +1,555 @@
+"""The Helm chart: lint, render, validate every manifest, and keep it true to the code.
+
+Helm runs in-process through helm-python-sdk (Helm's Go library in a wheel; no helm binary), and
+each rendered manifest is validated by kubernetes-validate in strict mode (unknown fields are
+errors) against the Kubernetes version below. The Strimzi and Prometheus Operator resources,
+which kubernetes-validate has no schema for, are checked against small schemas of their own.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import helm_python as helm
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from contracts.topics import TOPICS, all_topic_names
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+HELM_DIR = REPO / "deploy" / "helm"
+CHART = HELM_DIR / "enquetes"
+PRODUCTION_VALUES = CHART / "values-production.yaml"
+KUBERNETES_VERSION = "1.37.0"  # the newest kubernetes-validate ships; the chart needs >= 1.27
+OLDEST_KUBERNETES_VERSION = "1.27.0"  # Chart.yaml kubeVersion
+RELEASE = "enquetes"
+NAMESPACE = "enquetes"
+PUBLIC_SERVICES = {"responses", "publication"}
+PER_SERVICE_KINDS = {
+    "Deployment",
+    "Service",
+    "ServiceAccount",
+    "PodDisruptionBudget",
+    "NetworkPolicy",
+}
+SHARED_ENV = {
+    "ENVIRONMENT",
+    "LOG_LEVEL",
+    "HTTP_HOST",
+    "HTTP_PORT",
+    "DATABASE_URL",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "KAFKA_SECURITY_PROTOCOL",
+    "ADMIN_AUDIENCE",
+}
+
+# Minimal strict schemas for the custom resources the chart renders.
+KAFKA_TOPIC_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"enum": ["kafka.strimzi.io/v1beta2", "kafka.strimzi.io/v1"]},
+        "kind": {"const": "KafkaTopic"},
+        "metadata": {
+            "type": "object",
+            "required": ["name", "labels"],
+            "properties": {
+                "name": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"},
+                "labels": {"type": "object", "required": ["strimzi.io/cluster"]},
+            },
+        },
+        "spec": {
+            "type": "object",
+            "required": ["topicName", "partitions", "replicas", "config"],
+            "additionalProperties": False,
+            "properties": {
+                "topicName": {"type": "string"},
+                "partitions": {"type": "integer", "minimum": 1},
+                "replicas": {"type": "integer", "minimum": 1, "maximum": 32767},
+                "config": {"type": "object"},
+            },
+        },
+    },
+}
+SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "ServiceMonitor"},
+        "metadata": {"type": "object", "required": ["name"]},
+        "spec": {
+            "type": "object",
+            "required": ["selector", "endpoints"],
+            "additionalProperties": False,
+            "properties": {
+                "jobLabel": {"type": "string"},
+                "namespaceSelector": {"type": "object"},
+                "selector": {"type": "object", "required": ["matchLabels"]},
+                "endpoints": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["port", "path"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "port": {"type": "string"},
+                            "path": {"const": "/metrics"},
+                            "interval": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+CUSTOM_SCHEMAS = {"KafkaTopic": KAFKA_TOPIC_SCHEMA, "ServiceMonitor": SERVICE_MONITOR_SCHEMA}
+
+
+def _load_script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, HELM_DIR / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _production_values() -> dict[str, Any]:
+    values: dict[str, Any] = yaml.safe_load(PRODUCTION_VALUES.read_text(encoding="utf-8"))
+    return values
+
+
+def _render(values: dict[str, Any] | None) -> list[dict[str, Any]]:
+    with helm.Chart.load(CHART) as chart:
+        manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    resources: list[dict[str, Any]] = []
+    for path, text in sorted(manifests.items()):
+        if not path.endswith((".yaml", ".yml")):
+            continue
+        for document in yaml.safe_load_all(text):
+            if document:
+                document.setdefault("_source", path)
+                resources.append(document)
+    return resources
+
+
+def _strip(resource: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in resource.items() if key != "_source"}
+
+
+def _of_kind(resources: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [resource for resource in resources if resource["kind"] == kind]
+
+
+def _component(resource: dict[str, Any]) -> str:
+    component: str = resource["metadata"]["labels"]["app.kubernetes.io/component"]
+    return component
+
+
+@pytest.fixture(scope="module")
+def chart_values() -> dict[str, Any]:
+    with helm.Chart.load(CHART) as chart:
+        return chart.values
+
+
+@pytest.fixture(scope="module")
+def default_resources() -> list[dict[str, Any]]:
+    return _render(None)
+
+
+@pytest.fixture(scope="module")
+def production_resources() -> list[dict[str, Any]]:
+    return _render(_production_values())
+
+
+@pytest.fixture(scope="module", params=["default", "production"])
+def rendered(
+    request: pytest.FixtureRequest,
+    default_resources: list[dict[str, Any]],
+    production_resources: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    return default_resources if request.param == "default" else production_resources
+
+
+# --- helm lint and helm template ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values_name", ["default", "production"])
+def test_helm_lint_is_clean(values_name: str) -> None:
+    values = _production_values() if values_name == "production" else None
+    report = helm.lint(CHART, values, strict=True, kube_version=f"v{KUBERNETES_VERSION}")
+    problems = [message for message in report["messages"] if message["severity"] >= 2]
+    assert report["errors"] == [], report["errors"]
+    assert problems == [], problems
+
+
+def test_every_rendered_manifest_is_valid_kubernetes(rendered: list[dict[str, Any]]) -> None:
+    errors: list[str] = []
+    for resource in rendered:
+        name = f"{resource['_source']}: {resource['kind']}/{resource['metadata']['name']}"
+        if resource["kind"] in CUSTOM_SCHEMAS:
+            try:
+                jsonschema.validate(_strip(resource), CUSTOM_SCHEMAS[resource["kind"]])
+            except jsonschema.ValidationError as error:
+                errors.append(f"{name}: {error.message}")
+            continue
+        for version in (KUBERNETES_VERSION, OLDEST_KUBERNETES_VERSION):
+            try:
+                kubernetes_validate.validate(_strip(resource), version, strict=True)
+            except kubernetes_validate.ValidationError as error:
+                path = ".".join(str(part) for part in error.path)
+                errors.append(f"{name} against {version}: {path}: {error.message}")
+            except kubernetes_validate.SchemaNotFoundError as error:
+                errors.append(f"{name}: {error.message}")
+    assert errors == [], "\n".join(errors)
+
+
+def test_kubernetes_validate_knows_the_version() -> None:
+    assert kubernetes_validate.latest_version() >= "1.37", kubernetes_validate.all_versions()
+
+
+def test_validation_catches_an_unknown_field(default_resources: list[dict[str, Any]]) -> None:
+    """Strict mode is on: a typo in a template would not pass."""
+    deployment = _strip(_of_kind(default_resources, "Deployment")[0])
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbes"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+
+
+# --- values.schema.json -----------------------------------------------------------------------
+
+
+def test_schema_rejects_replicas_as_a_string_with_a_clear_message() -> None:
+    with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmValuesError) as caught:
+        chart.render({"services": {"scoring": {"replicas": "3"}}}, name=RELEASE)
+    message = str(caught.value)
+    assert "/services/scoring/replicas" in message
+    assert "got string, want integer" in message
+
+
+def test_lint_reports_a_wrong_value() -> None:
+    report = helm.lint(CHART, {"services": {"scoring": {"replicas": "3"}}})
+    assert any("/services/scoring/replicas" in error for error in report["errors"]), report
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"environment": "prod"}, "/environment"),
+        ({"kafka": {"securityProtocol": "TLS"}}, "/kafka/securityProtocol"),
+        ({"kafka": {"securityProtocol": "SASL_SSL"}}, "/kafka/sasl/mechanism"),
+        ({"kafka": {"bootstrapServers": "kafka"}}, "/kafka/bootstrapServers"),
+        ({"services": {"scoring": {"port": 80}}}, "/services/scoring/port"),
+        ({"services": {"scoring": {"module": "Scoring-Service"}}}, "/services/scoring/module"),
+        ({"services": {"scoring": {"secretEnv": {"TOKEN": {"name": "s"}}}}}, "key"),
+        ({"services": {"scoring": {"replicaCount": 2}}}, "replicaCount"),
+        ({"ingress": {"scoring": {"enabled": True}}}, "scoring"),
+        ({"ingress": {"publication": {"optOutPath": "/o"}}}, "optOutPath"),
+        ({"ingress": {"responses": {"host": "Enquete.example.org"}}}, "/ingress/responses/host"),
+        ({"containerSecurityContext": {"readOnlyRootFilesystem": False}}, "readOnlyRoot"),
+        ({"podSecurityContext": {"runAsNonRoot": False}}, "/podSecurityContext/runAsNonRoot"),
+        ({"postgresql": {"existingSecret": {"name": ""}}}, "/postgresql/existingSecret/name"),
+    ],
+)
+def test_schema_rejects_wrong_values(values: dict[str, Any], expected: str) -> None:
+    with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmValuesError) as caught:
+        chart.validate_schema(chart.merge_values(values))
+    assert expected in str(caught.value)
+
+
+def test_templates_refuse_the_latest_tag() -> None:
+    with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmError) as caught:
+        chart.render({"image": {"tag": "latest"}}, name=RELEASE)
+    assert "not latest" in str(caught.value)
+
+
+def test_every_value_is_documented() -> None:
+    """Each value has a `## @param` line, each `@param` names a value, and the README lists it."""
+    text = (CHART / "values.yaml").read_text(encoding="utf-8")
+    documented = re.findall(r"^\s*## @param (\S+) \S", text, flags=re.MULTILINE)
+    values = yaml.safe_load(text)
+
+    def leaves(node: Any, prefix: str) -> list[str]:
+        if isinstance(node, dict) and node:
+            found: list[str] = []
+            for key, child in node.items():
+                path = f"{prefix}.{key}" if prefix else str(key)
+                found += [path] if path in documented else leaves(child, path)
+            return found
+        return [prefix]
+
+    def exists(path: str) -> bool:
+        node: Any = values
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        return True
+
+    assert len(documented) == len(set(documented)), "a value is documented twice"
+    assert [path for path in leaves(values, "") if path not in documented] == []
+    assert [path for path in documented if not exists(path)] == []
+    readme = (CHART / "README.md").read_text(encoding="utf-8")
+    assert [path for path in documented if f"`{path}`" not in readme] == []
+
+
+# --- what the chart renders ---------------------------------------------------------------------
+
+
+def test_each_service_gets_its_resources_from_one_range(
+    rendered: list[dict[str, Any]], chart_values: dict[str, Any]
+) -> None:
+    services = set(chart_values["services"])
+    for kind in PER_SERVICE_KINDS:
+        resources = _of_kind(rendered, kind)
+        assert {_component(resource) for resource in resources} == services, kind
+        assert {resource["_source"] for resource in resources} == {
+            "enquetes/templates/services.yaml"
+        }
+
+
+def test_deployments_are_hardened_probed_and_migrate_first(
+    rendered: list[dict[str, Any]], chart_values: dict[str, Any]
+) -> None:
+    for deployment in _of_kind(rendered, "Deployment"):
+        name = _component(deployment)
+        module = chart_values["services"][name]["module"]
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert pod["automountServiceAccountToken"] is False
+        (init,) = pod["initContainers"]
+        (container,) = pod["containers"]
+        assert init["command"] == ["python", "-m", module, "migrate"]
+        assert container["command"] == ["python", "-m", module, "serve"]
+        for each in (init, container):
+            context = each["securityContext"]
+            assert context["readOnlyRootFilesystem"] is True
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["runAsNonRoot"] is True
+            assert context["capabilities"] == {"drop": ["ALL"]}
+            assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+            assert {"name": "tmp", "mountPath": "/tmp"} in each["volumeMounts"]
+            assert each["resources"]["limits"]["memory"]
+            env = {variable["name"]: variable for variable in each["env"]}
+            assert set(env) >= SHARED_ENV
+            assert env["HTTP_HOST"]["value"] == "0.0.0.0"
+            assert "secretKeyRef" in env["DATABASE_URL"]["valueFrom"]
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+        assert str(ports["http"]) == {v["name"]: v for v in container["env"]}["HTTP_PORT"]["value"]
+
+
+def test_secrets_come_from_existing_secrets(production_resources: list[dict[str, Any]]) -> None:
+    envs = {
+        _component(deployment): {
+            variable["name"]: variable
+            for variable in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        for deployment in _of_kind(production_resources, "Deployment")
+    }
+    secret_names = {
+        "survey-dispatch": {"PSEUDONYM_KEY", "SMS_API_TOKEN", "KAFKA_SASL_PASSWORD"},
+        "responses": {"CSRF_SECRET", "KAFKA_SASL_PASSWORD"},
+        "scoring": {"KAFKA_SASL_PASSWORD"},
+        "publication": {"KAFKA_SASL_PASSWORD"},
+    }
+    for service, names in secret_names.items():
+        for name in names | {"DATABASE_URL"}:
+            assert "value" not in envs[service][name], (service, name)
+            assert envs[service][name]["valueFrom"]["secretKeyRef"]["name"], (service, name)
+        assert envs[service]["KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_SSL"
+        assert envs[service]["KAFKA_SASL_MECHANISM"]["value"] == "SCRAM-SHA-512"
+        assert envs[service]["SSL_CERT_FILE"]["value"].startswith("/etc/enquetes/kafka-ca/")
+    assert not _of_kind(production_resources, "Secret"), "the chart never holds a secret"
+
+
+def test_autoscaled_deployments_leave_replicas_to_the_hpa(
+    production_resources: list[dict[str, Any]],
+) -> None:
+    autoscaled = {
+        _component(hpa) for hpa in _of_kind(production_resources, "HorizontalPodAutoscaler")
+    }
+    assert autoscaled == {"responses", "publication"}
+    for deployment in _of_kind(production_resources, "Deployment"):
+        assert ("replicas" in deployment["spec"]) == (_component(deployment) not in autoscaled)
+
+
+def test_only_responses_and_publication_are_exposed(
+    production_resources: list[dict[str, Any]], default_resources: list[dict[str, Any]]
+) -> None:
+    assert _of_kind(default_resources, "Ingress") == []
+    ingresses = _of_kind(production_resources, "Ingress")
+    assert {_component(ingress) for ingress in ingresses} == PUBLIC_SERVICES
+    backends = {}
+    for ingress in ingresses:
+        assert ingress["spec"]["tls"][0]["secretName"]
+        for path in ingress["spec"]["rules"][0]["http"]["paths"]:
+            backends[(_component(ingress), path["path"])] = path["backend"]["service"]
+    assert backends == {
+        ("responses", "/"): {"name": f"{RELEASE}-responses", "port": {"name": "http"}},
+        # survey-dispatch serves the opt-out links, on the responses host.
+        ("responses", "/o"): {"name": f"{RELEASE}-survey-dispatch", "port": {"name": "http"}},
+        ("publication", "/"): {"name": f"{RELEASE}-publication", "port": {"name": "http"}},
+    }
+    for policy in _of_kind(production_resources, "NetworkPolicy"):
+        peers = [peer for rule in policy["spec"]["ingress"] for peer in rule["from"]]
+        from_ingress_controller = any(
+            peer.get("namespaceSelector", {})
+            .get("matchLabels", {})
+            .get("kubernetes.io/metadata.name")
+            == "ingress-nginx"
+            for peer in peers
+        )
+        reachable = PUBLIC_SERVICES | {"survey-dispatch"}
+        assert from_ingress_controller == (_component(policy) in reachable)
+        assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+
+
+def test_service_monitor_is_optional(
+    production_resources: list[dict[str, Any]], default_resources: list[dict[str, Any]]
+) -> None:
+    assert _of_kind(default_resources, "ServiceMonitor") == []
+    (monitor,) = _of_kind(production_resources, "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    service_labels = _of_kind(production_resources, "Service")[0]["metadata"]["labels"]
+    for key, value in monitor["spec"]["selector"]["matchLabels"].items():
+        assert service_labels[key] == value
+
+
+# --- the chart and the code agree ---------------------------------------------------------------
+
+
+def test_every_chart_service_is_a_service_package(chart_values: dict[str, Any]) -> None:
+    directories = {path.name for path in (REPO / "services").iterdir() if path.is_dir()}
+    assert set(chart_values["services"]) == directories
+    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    for name, service in chart_values["services"].items():
+        package = REPO / "services" / name / service["module"]
+        assert (package / "__init__.py").is_file(), package
+        assert (package / "__main__.py").is_file(), f"python -m {service['module']} needs it"
+        assert (package / "migrations").is_dir(), f"{package} has no migrations to run"
+        assert f'"services/{name}/{service["module"]}"' in pyproject, "not in the wheel"
+
+
+def test_topic_file_is_generated_from_the_registry() -> None:
+    generate_topics = _load_script("generate_topics")
+    assert generate_topics.main(["--check"]) == 0, "run deploy/helm/generate_topics.py"
+
+
+def test_kafka_topics_match_the_contracts_registry(
+    production_resources: list[dict[str, Any]], default_resources: list[dict[str, Any]]
+) -> None:
+    assert _of_kind(default_resources, "KafkaTopic") == []
+    rendered = {
+        topic["spec"]["topicName"]: topic for topic in _of_kind(production_resources, "KafkaTopic")
+    }
+    assert sorted(rendered) == sorted(all_topic_names())
+    for registered in TOPICS:
+        topic = rendered[registered.name]
+        config = topic["spec"]["config"]
+        assert topic["spec"]["partitions"] == registered.partitions, registered.name
+        assert ("compact" in config["cleanup.policy"]) == registered.compacted, registered.name
+        expected_retention = -1 if registered.retention_ms is None else registered.retention_ms
+        assert config["retention.ms"] == expected_retention, registered.name
+        dlq = rendered[registered.dlq_name]
+        assert dlq["spec"]["partitions"] == 1
+        assert dlq["spec"]["config"]["cleanup.policy"] == "delete"
+    for topic in rendered.values():
+        assert topic["metadata"]["labels"]["strimzi.io/cluster"] == "enquetes"
+        assert topic["spec"]["replicas"] == 3
+        assert topic["spec"]["config"]["min.insync.replicas"] == 2
+
+
+def test_dashboards_are_in_sync_and_rendered_for_the_grafana_sidecar(
+    rendered: list[dict[str, Any]],
+) -> None:
+    sync_dashboards = _load_script("sync_dashboards")
+    assert sync_dashboards.main(["--check"]) == 0, "run deploy/helm/sync_dashboards.py"
+    files = sorted(path.name for path in (CHART / "dashboards").glob("*.json"))
+    config_maps = [
+        config_map
+        for config_map in _of_kind(rendered, "ConfigMap")
+        if config_map["metadata"]["labels"].get("grafana_dashboard") == "1"
+    ]
+    assert sorted(name for cm in config_maps for name in cm["data"]) == files
+    for config_map in config_maps:
+        for content in config_map["data"].values():
+            assert isinstance(json.loads(content), dict)
+
+
+def test_a_dashboard_becomes_a_labelled_config_map(tmp_path: Path) -> None:
+    """The template works before the first dashboard lands: render a copy with one in it."""
+    chart = tmp_path / "enquetes"
+    shutil.copytree(CHART, chart)
+    board = {"title": "Satisfaction par site", "panels": [], "schemaVersion": 39}
+    (chart / "dashboards" / "Site_Overview.json").write_text(json.dumps(board), encoding="utf-8")
+    with helm.Chart.load(chart) as loaded:
+        manifests = loaded.render(
+            {"grafanaDashboards": {"namespace": "monitoring"}}, name=RELEASE, namespace=NAMESPACE
+        )
+    (config_map,) = [
+        document
+        for document in yaml.safe_load_all(manifests["enquetes/templates/grafana-dashboards.yaml"])
+        if document
+    ]
+    kubernetes_validate.validate(config_map, KUBERNETES_VERSION, strict=True)
+    assert config_map["metadata"]["name"] == "enquetes-dashboard-site-overview"
+    assert config_map["metadata"]["namespace"] == "monitoring"
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(config_map["data"]["Site_Overview.json"]) == board
+
+
+def test_a_disabled_service_renders_nothing() -> None:
+    resources = _render({"services": {"scoring": {"enabled": False}}})
+    assert "scoring" not in {
+        resource["metadata"]["labels"].get("app.kubernetes.io/component") for resource in resources
+    }
+    assert len(_of_kind(resources, "Deployment")) == 3
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (
+            {
+                "services": {"responses": {"enabled": False}},
+                "ingress": {"responses": {"enabled": True}},
+            },
+            "services.responses is not enabled",
+        ),
+        (
+            {
+                "services": {
+                    "scoring": {
+                        "autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}
+                    }
+                }
+            },
+            "minReplicas (5) is greater than maxReplicas (2)",
+        ),
+        (
+            {"kafka": {"sasl": {"mechanism": "PLAIN", "username": "u"}}},
+            "kafka.sasl.passwordSecret.name is required",
+        ),
+    ],
+)
+def test_inconsistent_values_fail_with_a_message(values: dict[str, Any], expected: str) -> None:
+    with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmError) as caught:
+        chart.render(values, name=RELEASE)
+    assert expected in str(caught.value)
