@@ -3,14 +3,18 @@ a Kafka producer, the mail in the maildir, and HTTP."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
+from contracts.envelope import encode
 from contracts.events import SurveyChannel
 from contracts.topics import CRM_CONTACT_CLOSED
 from plumbing.crm_simulator import SITES, CrmSimulator
 from plumbing.services import start_system
-from plumbing.testing import async_wait_for, produce, survey_tokens
+from plumbing.sinks import read_maildir
+from plumbing.testing import async_wait_for, produce, read_topic, survey_tokens
 
 pytestmark = pytest.mark.e2e
 
@@ -74,3 +78,31 @@ async def test_contact_closed_to_published_figure(stack, system):
 async def _page_if_known(client: httpx.AsyncClient, token: str):
     response = await client.get(f"/s/{token}")
     return response if response.status_code == 200 else None
+
+
+async def test_invalid_contact_closed_goes_to_the_dlq_and_the_next_one_is_handled(stack, system):
+    simulator = CrmSimulator(seed=2)
+    valid = simulator.contact(site=SITES[1]).model_copy(
+        update={"preferred_channel": SurveyChannel.EMAIL, "email": "apres.dlq@exemple.fr"}
+    )
+    bad_channel = simulator.event(simulator.contact()).model_dump(mode="json")
+    bad_channel["data"]["channel"] = "pigeon voyageur"
+    await produce(
+        stack.kafka_bootstrap_servers, CRM_CONTACT_CLOSED.name,
+        [b"{not json", json.dumps(bad_channel).encode(), encode(simulator.event(valid))],
+    )  # fmt: skip
+
+    dead = await read_topic(
+        stack.kafka_bootstrap_servers, CRM_CONTACT_CLOSED.dlq_name,
+        until=lambda records: len(records) >= 2, timeout=60,
+    )  # fmt: skip
+    reasons = [dict(record.headers)["dlq-error"].decode() for record in dead]
+    assert any("not a JSON object" in reason for reason in reasons)
+    assert any("channel" in reason for reason in reasons)
+    assert all(dict(record.headers)["dlq-original-topic"] == CRM_CONTACT_CLOSED.name.encode()
+               for record in dead)  # fmt: skip
+
+    def mail_for_valid_contact():
+        return [m for m in read_maildir(stack.maildir) if m["To"] == "apres.dlq@exemple.fr"]
+
+    await async_wait_for(mail_for_valid_contact, timeout=60)

@@ -26,6 +26,16 @@ class DecisionMetrics:
         )  # fmt: skip
 
 
+def contact_points(contact: ContactClosed) -> list[str]:
+    """Normalised email and phone, so an opt-out matches however the CRM wrote them."""
+    found = []
+    if contact.email and (email := domain.normalize_email(contact.email)):
+        found.append(email)
+    if contact.mobile_phone and (phone := domain.normalize_mobile(contact.mobile_phone)):
+        found.append(phone)
+    return found
+
+
 class ContactClosedHandler:
     def __init__(self, settings: DispatchSettings, metrics: DecisionMetrics) -> None:
         self.settings = settings
@@ -43,7 +53,7 @@ class ContactClosedHandler:
         )
         rules = domain.Rules.from_mapping(network_rules, site_rules)
         user = self.pseudonym(contact.user_ref)
-        subjects = [user] + [self.pseudonym(p) for p in (contact.email, contact.mobile_phone) if p]
+        subjects = [user] + [self.pseudonym(point) for point in contact_points(contact)]
         decision = domain.decide(
             contact,
             rules,

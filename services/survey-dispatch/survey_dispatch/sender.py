@@ -94,6 +94,8 @@ class Sender:
                 await self.smtp.send(self.email_for(row))
         except (PermanentFailure, TemporaryFailure) as error:
             return error
+        except ValueError as error:  # e.g. a link too long for one SMS segment: never retried
+            return PermanentFailure(str(error))
         return None
 
     async def _record(self, conn: asyncpg.Connection, row: dict[str, Any], outcome: Exception | None) -> None:
