@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -20,9 +21,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.DevStac
 
 
 @pytest.fixture(scope="session")
-def artifacts_dir() -> "pathlib.Path":
-    import pathlib
-
-    folder = pathlib.Path(__file__).parent / "artifacts"
+def artifacts_dir() -> Path:
+    """Screenshots and reports for a person to review (git-ignored)."""
+    folder = Path(__file__).parent / "artifacts"
     folder.mkdir(exist_ok=True)
     return folder

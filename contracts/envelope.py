@@ -22,7 +22,9 @@ class CloudEvent(BaseModel, Generic[DataT]):
     specversion: Literal["1.0"] = "1.0"
     id: str = Field(min_length=1, max_length=200, description="Unique per event; the inbox key.")
     source: str = Field(min_length=1, description="URI-reference of the emitting service.")
-    type: str = Field(min_length=1, description="Reverse-DNS event type, e.g. fr.enquetes.contact.closed.v1")
+    type: str = Field(
+        min_length=1, description="Reverse-DNS event type, e.g. fr.enquetes.contact.closed.v1"
+    )
     time: AwareDatetime = Field(description="When the fact happened (event time, with offset).")
     subject: str | None = Field(default=None, description="The site the event is about.")
     datacontenttype: Literal["application/json"] = "application/json"

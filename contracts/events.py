@@ -51,40 +51,79 @@ class _Payload(BaseModel):
 class ContactClosed(_Payload):
     """The CRM integration contract: one closed contact between a user and a public service site."""
 
-    contact_id: Identifier = Field(description=_doc(
-        "Identifiant unique du contact dans le CRM", "Unique contact id in the CRM"))
-    closed_at: AwareDatetime = Field(description=_doc(
-        "Fin du contact, avec décalage horaire (ISO 8601)", "When the contact ended, with offset"))
-    site_id: Identifier = Field(description=_doc(
-        "Identifiant du site (agence, accueil)", "Site (agency, front office) id"))
-    site_name: Label | None = Field(default=None, description=_doc(
-        "Nom du site, affiché à l'usager", "Site name, shown to the user"))
-    network: Identifier = Field(description=_doc(
-        "Réseau ou organisme (ex. urssaf)", "Network or body (e.g. urssaf)"))
-    channel: Channel = Field(description=_doc(
-        "Canal du contact, liste Services Publics+", "Contact channel, Services Publics+ list"))
-    motif: Identifier = Field(description=_doc(
-        "Motif du contact (typologie simple)", "Contact reason (simple typology)"))
-    sub_motif: Identifier | None = Field(default=None, description=_doc(
-        "Sous-motif du contact", "Contact sub-reason"))
-    user_ref: Annotated[str, Field(min_length=1, max_length=200)] = Field(description=_doc(
-        "Référence pseudonyme de l'usager dans le CRM (jamais un NIR)",
-        "Pseudonymous user reference in the CRM (never a national id)"))
-    profile: Identifier | None = Field(default=None, description=_doc(
-        "Profil de l'usager (employeur, particulier...)", "User profile (employer, individual...)"))
-    request_nature: RequestNature | None = Field(default=None, description=_doc(
-        "Nature de la demande", "Nature of the request"))
-    email: Annotated[str, Field(max_length=254)] | None = Field(default=None, description=_doc(
-        "Courriel de l'usager, pour l'invitation seulement (vérifié par survey-dispatch)",
-        "User's email, for the invitation only (checked by survey-dispatch)"))
-    mobile_phone: Annotated[str, Field(max_length=30)] | None = Field(default=None, description=_doc(
-        "Téléphone mobile (E.164 ou format national)", "Mobile phone (E.164 or national format)"))
-    preferred_channel: SurveyChannel = Field(default=SurveyChannel.EMAIL, description=_doc(
-        "Canal préféré pour l'enquête", "Preferred survey channel"))
-    opted_out: bool = Field(default=False, description=_doc(
-        "L'usager refuse d'être sollicité", "The user refuses to be surveyed"))
-    team: Identifier | None = Field(default=None, description=_doc(
-        "Équipe (jamais un agent individuel)", "Team (never an individual agent)"))
+    contact_id: Identifier = Field(
+        description=_doc(
+            "Identifiant unique du contact dans le CRM", "Unique contact id in the CRM"
+        )
+    )
+    closed_at: AwareDatetime = Field(
+        description=_doc(
+            "Fin du contact, avec décalage horaire (ISO 8601)",
+            "When the contact ended, with offset",
+        )
+    )
+    site_id: Identifier = Field(
+        description=_doc("Identifiant du site (agence, accueil)", "Site (agency, front office) id")
+    )
+    site_name: Label | None = Field(
+        default=None,
+        description=_doc("Nom du site, affiché à l'usager", "Site name, shown to the user"),
+    )
+    network: Identifier = Field(
+        description=_doc("Réseau ou organisme (ex. urssaf)", "Network or body (e.g. urssaf)")
+    )
+    channel: Channel = Field(
+        description=_doc(
+            "Canal du contact, liste Services Publics+", "Contact channel, Services Publics+ list"
+        )
+    )
+    motif: Identifier = Field(
+        description=_doc("Motif du contact (typologie simple)", "Contact reason (simple typology)")
+    )
+    sub_motif: Identifier | None = Field(
+        default=None, description=_doc("Sous-motif du contact", "Contact sub-reason")
+    )
+    user_ref: Annotated[str, Field(min_length=1, max_length=200)] = Field(
+        description=_doc(
+            "Référence pseudonyme de l'usager dans le CRM (jamais un NIR)",
+            "Pseudonymous user reference in the CRM (never a national id)",
+        )
+    )
+    profile: Identifier | None = Field(
+        default=None,
+        description=_doc(
+            "Profil de l'usager (employeur, particulier...)",
+            "User profile (employer, individual...)",
+        ),
+    )
+    request_nature: RequestNature | None = Field(
+        default=None, description=_doc("Nature de la demande", "Nature of the request")
+    )
+    email: Annotated[str, Field(max_length=254)] | None = Field(
+        default=None,
+        description=_doc(
+            "Courriel de l'usager, pour l'invitation seulement (vérifié par survey-dispatch)",
+            "User's email, for the invitation only (checked by survey-dispatch)",
+        ),
+    )
+    mobile_phone: Annotated[str, Field(max_length=30)] | None = Field(
+        default=None,
+        description=_doc(
+            "Téléphone mobile (E.164 ou format national)", "Mobile phone (E.164 or national format)"
+        ),
+    )
+    preferred_channel: SurveyChannel = Field(
+        default=SurveyChannel.EMAIL,
+        description=_doc("Canal préféré pour l'enquête", "Preferred survey channel"),
+    )
+    opted_out: bool = Field(
+        default=False,
+        description=_doc("L'usager refuse d'être sollicité", "The user refuses to be surveyed"),
+    )
+    team: Identifier | None = Field(
+        default=None,
+        description=_doc("Équipe (jamais un agent individuel)", "Team (never an individual agent)"),
+    )
 
 
 class InvitationSent(_Payload):
@@ -101,10 +140,12 @@ class InvitationSent(_Payload):
     request_nature: RequestNature | None = None
     survey_channel: SurveyChannel
     user_pseudo_id: Annotated[str, Field(min_length=16, max_length=128)] = Field(
-        description="HMAC of the CRM user reference; never reversible downstream.")
+        description="HMAC of the CRM user reference; never reversible downstream."
+    )
     questionnaire_version: Identifier
     token_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] = Field(
-        description="SHA-256 of the survey link's token; the token itself never leaves dispatch.")
+        description="SHA-256 of the survey link's token; the token itself never leaves dispatch."
+    )
     sent_at: AwareDatetime
     expires_at: AwareDatetime
 
@@ -154,7 +195,7 @@ AnswerValue = int | str
 
 
 class ResponseSubmitted(_Payload):
-    """A completed survey. Free text (`suggestion`) is for scoring and reporting, never published."""
+    """A completed survey. Free text (`suggestion`) is for scoring and reporting, not public."""
 
     response_id: Identifier
     invitation_id: Identifier
@@ -168,7 +209,8 @@ class ResponseSubmitted(_Payload):
     user_pseudo_id: Annotated[str, Field(min_length=16, max_length=128)] | None = None
     questionnaire_version: Identifier
     answers: dict[Identifier, AnswerValue] = Field(
-        description="Answers by question id; skipped items are absent.")
+        description="Answers by question id; skipped items are absent."
+    )
     answered_at: AwareDatetime
 
 

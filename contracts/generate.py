@@ -24,7 +24,7 @@ def schema_file_name(event_type: EventType) -> str:
 
 
 def event_schema(event_type: EventType) -> dict[str, Any]:
-    schema = event_type.envelope.model_json_schema(mode="validation")
+    schema: dict[str, Any] = event_type.envelope.model_json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"urn:enquetes:schema:{event_type.type}"
     schema["title"] = event_type.type
@@ -77,7 +77,7 @@ def asyncapi_document() -> dict[str, Any]:
         "info": {
             "title": "Enquêtes à chaud: events",
             "version": "1.0.0",
-            "description": "CloudEvents 1.0 (structured JSON mode) on Kafka. Generated from contracts/.",
+            "description": "CloudEvents 1.0, structured JSON mode, on Kafka. Generated from contracts/.",
         },
         "defaultContentType": "application/cloudevents+json",
         "channels": channels,

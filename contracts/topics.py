@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,12 +18,13 @@ EVENT_TYPE_PREFIX = "fr.enquetes"
 @dataclass(frozen=True)
 class EventType:
     type: str
-    model: type[BaseModel]
+    model: builtins.type[BaseModel]
     summary: str
 
     @property
-    def envelope(self) -> type[CloudEvent[Any]]:
-        return CloudEvent[self.model]  # type: ignore[name-defined]
+    def envelope(self) -> builtins.type[CloudEvent[Any]]:
+        envelope: builtins.type[CloudEvent[Any]] = CloudEvent[self.model]  # type: ignore[name-defined]
+        return envelope
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import asyncio
 import importlib
 import json
 import os
-import platform
 import pkgutil
+import platform
 import subprocess
 import sys
 import tempfile
@@ -45,12 +45,17 @@ def machine() -> dict[str, Any]:
     memory_kb = 0
     with open("/proc/meminfo", encoding="utf-8") as info:
         memory_kb = int(info.readline().split()[1])
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            check=False).stdout.strip()  # fmt: skip
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory_kb / 2**20, 1),
-        "python": platform.python_version(), "platform": platform.platform(), "commit": commit,
-    }  # fmt: skip
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory_kb / 2**20, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "commit": commit,
+    }
 
 
 def available() -> dict[str, Any]:
@@ -86,8 +91,15 @@ def main(argv: list[str]) -> None:
     now = datetime.now(UTC)
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / f"{now:%Y-%m-%dT%H%M%SZ}.json"
-    path.write_text(json.dumps({"date": now.isoformat(), "machine": machine(), "results": results},
-                               indent=2, ensure_ascii=False) + "\n", encoding="utf-8")  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {"date": now.isoformat(), "machine": machine(), "results": results},
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     print(f"[bench] results written to {path}")
 
 

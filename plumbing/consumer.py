@@ -26,40 +26,56 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from contracts.envelope import CloudEvent, InvalidEvent
 from contracts.topics import Topic
 from plumbing import failpoints
-from plumbing.db import claim_events
+from plumbing.db import Connection, claim_events
 from plumbing.kafka import decode_record
 from plumbing.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[asyncpg.Connection, str, CloudEvent[Any]], Awaitable[None]]
-BatchHandler = Callable[[asyncpg.Connection, str, list[CloudEvent[Any]]], Awaitable[None]]
-INFRASTRUCTURE_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-                         asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)  # fmt: skip
+Handler = Callable[[Connection, str, CloudEvent[Any]], Awaitable[None]]
+BatchHandler = Callable[[Connection, str, list[CloudEvent[Any]]], Awaitable[None]]
+INFRASTRUCTURE_ERRORS = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
 
 
 class ConsumerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.events = Counter(
-            "consumer_events_total", "Events consumed, by topic, type and outcome",
-            ["topic", "type", "outcome"], registry=registry,
-        )  # fmt: skip
+            "consumer_events_total",
+            "Events consumed, by topic, type and outcome",
+            ["topic", "type", "outcome"],
+            registry=registry,
+        )
         self.dlq = Counter(
-            "consumer_dlq_events_total", "Records sent to a dead-letter topic",
-            ["topic", "reason"], registry=registry,
-        )  # fmt: skip
+            "consumer_dlq_events_total",
+            "Records sent to a dead-letter topic",
+            ["topic", "reason"],
+            registry=registry,
+        )
         self.batch_size = Histogram(
-            "consumer_batch_size_records", "Records handled per partition batch", ["topic"],
-            buckets=(1, 5, 10, 50, 100, 500, 1000, 5000), registry=registry,
-        )  # fmt: skip
+            "consumer_batch_size_records",
+            "Records handled per partition batch",
+            ["topic"],
+            buckets=(1, 5, 10, 50, 100, 500, 1000, 5000),
+            registry=registry,
+        )
         self.lag = Gauge(
-            "consumer_lag_records", "Records behind the partition high-water mark",
-            ["topic", "partition"], registry=registry,
-        )  # fmt: skip
+            "consumer_lag_records",
+            "Records behind the partition high-water mark",
+            ["topic", "partition"],
+            registry=registry,
+        )
         self.handle_seconds = Histogram(
-            "consumer_batch_duration_seconds", "Time to handle and commit a partition batch",
-            ["topic"], registry=registry,
-        )  # fmt: skip
+            "consumer_batch_duration_seconds",
+            "Time to handle and commit a partition batch",
+            ["topic"],
+            registry=registry,
+        )
 
 
 @dataclass
@@ -103,7 +119,7 @@ class EventConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.max_records,
-            **self.settings.kafka_client_options(),  # type: ignore[arg-type]
+            **self.settings.kafka_client_options(),
         )
         await self.consumer.start()
         try:
@@ -179,7 +195,10 @@ class EventConsumer:
                 except Exception as single_error:
                     log.exception("record failed, sent to the DLQ")
                     await self._dead_letter(
-                        topic, item.record, "handler_error", f"{type(single_error).__name__}: {single_error}"
+                        topic,
+                        item.record,
+                        "handler_error",
+                        f"{type(single_error).__name__}: {single_error}",
                     )
 
     async def _handle_in_one_transaction(self, topic: Topic, items: list[_Decoded]) -> None:
@@ -209,7 +228,8 @@ class EventConsumer:
     async def _dead_letter(
         self, topic: Topic, record: ConsumerRecord[bytes, bytes], reason: str, detail: str
     ) -> None:
-        headers = list(record.headers or ()) + [
+        headers = [
+            *(record.headers or ()),
             ("dlq-reason", reason.encode()),
             ("dlq-error", detail[:2000].encode()),
             ("dlq-original-topic", record.topic.encode()),
@@ -223,5 +243,10 @@ class EventConsumer:
         self.metrics.dlq.labels(topic.name, reason).inc()
         log.warning(
             "record sent to the DLQ",
-            extra={"topic": record.topic, "offset": record.offset, "reason": reason, "detail": detail[:300]},
+            extra={
+                "topic": record.topic,
+                "offset": record.offset,
+                "reason": reason,
+                "detail": detail[:300],
+            },
         )

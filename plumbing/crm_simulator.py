@@ -19,10 +19,19 @@ SITES = (
     ("urssaf-paca-marseille", "Urssaf PACA, accueil de Marseille", "urssaf"),
     ("urssaf-guadeloupe", "Urssaf Guadeloupe, accueil des Abymes", "urssaf"),
 )
-CHANNELS = ((Channel.TELEPHONE, 55), (Channel.ACCUEIL_PHYSIQUE, 20), (Channel.COURRIEL, 15),
-            (Channel.FORMULAIRE_EN_LIGNE, 10))  # fmt: skip
-MOTIFS = (("declaration", 35), ("recouvrement", 25), ("attestation", 20), ("creation", 10),
-          ("autre", 10))  # fmt: skip
+CHANNELS = (
+    (Channel.TELEPHONE, 55),
+    (Channel.ACCUEIL_PHYSIQUE, 20),
+    (Channel.COURRIEL, 15),
+    (Channel.FORMULAIRE_EN_LIGNE, 10),
+)
+MOTIFS = (
+    ("declaration", 35),
+    ("recouvrement", 25),
+    ("attestation", 20),
+    ("creation", 10),
+    ("autre", 10),
+)
 PROFILES = ("employeur", "independant", "particulier", "createur")
 
 
@@ -39,16 +48,25 @@ class CrmSimulator:
         values, weights = zip(*pairs, strict=True)
         return self.random.choices(values, weights)[0]
 
-    def contact(self, *, site: tuple[str, str, str] | None = None, closed_at: datetime | None = None,
-                user: int | None = None, motif: str | None = None) -> ContactClosed:  # fmt: skip
+    def contact(
+        self,
+        *,
+        site: tuple[str, str, str] | None = None,
+        closed_at: datetime | None = None,
+        user: int | None = None,
+        motif: str | None = None,
+    ) -> ContactClosed:
         site_id, site_name, network = site or self.random.choice(SITES)
         user_number = user if user is not None else self.random.randrange(self.users)
         by_email = self.random.random() < self.email_share
         return ContactClosed(
             contact_id=f"crm-{uuid.UUID(int=self.random.getrandbits(128)).hex[:16]}",
-            closed_at=closed_at or datetime.now(UTC) - timedelta(seconds=self.random.randint(0, 600)),
-            site_id=site_id, site_name=site_name, network=network,
-            channel=self._weighted(CHANNELS),  # type: ignore[arg-type]
+            closed_at=closed_at
+            or datetime.now(UTC) - timedelta(seconds=self.random.randint(0, 600)),
+            site_id=site_id,
+            site_name=site_name,
+            network=network,
+            channel=Channel(str(self._weighted(CHANNELS))),
             motif=motif or str(self._weighted(MOTIFS)),
             user_ref=f"usager-{user_number:06d}",
             profile=self.random.choice(PROFILES),
@@ -56,14 +74,18 @@ class CrmSimulator:
             email=f"usager{user_number}@exemple.fr",
             mobile_phone=f"+3361{user_number:07d}",
             preferred_channel=SurveyChannel.EMAIL if by_email else SurveyChannel.SMS,
-        )  # fmt: skip
+        )
 
     @staticmethod
     def event(contact: ContactClosed) -> CloudEvent[ContactClosed]:
         return CloudEvent[ContactClosed](
-            id=new_event_id(), source="/crm-simulator", type=CONTACT_CLOSED.type,
-            time=contact.closed_at, subject=contact.site_id, data=contact,
-        )  # fmt: skip
+            id=new_event_id(),
+            source="/crm-simulator",
+            type=CONTACT_CLOSED.type,
+            time=contact.closed_at,
+            subject=contact.site_id,
+            data=contact,
+        )
 
     def answers(self) -> dict[str, int | str]:
         """A plausible set of answers: mostly satisfied, a tail of detractors, skipped items."""
@@ -80,12 +102,18 @@ class CrmSimulator:
         if self.random.random() < 0.8:
             answers["effort"] = around(6 if base > 5 else 3, 1, 7)
         if self.random.random() < 0.85:
-            answers["plusieurs_contacts"] = "non" if base > 5 else self.random.choice(["oui", "non"])
+            answers["plusieurs_contacts"] = (
+                "non" if base > 5 else self.random.choice(["oui", "non"])
+            )
         for theme in ("theme_clarte", "theme_delais", "theme_courtoisie", "theme_comprehension"):
             if self.random.random() < 0.6:
                 answers[theme] = around(base, 1, 10)
         if self.random.random() < 0.2:
             answers["suggestion"] = self.random.choice(
-                ["Très bon accueil.", "Délais trop longs.", "Difficile de vous joindre par téléphone."]
+                [
+                    "Très bon accueil.",
+                    "Délais trop longs.",
+                    "Difficile de vous joindre par téléphone.",
+                ]
             )
         return answers

@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+# What handlers receive: a pooled connection, or a plain one in scripts and tests.
+Connection = asyncpg.Connection | PoolConnectionProxy
 
 log = logging.getLogger(__name__)
 PLUMBING_MIGRATIONS = Path(__file__).parent / "migrations"
@@ -64,7 +68,10 @@ async def migrate(dsn: str, *, schema: str, migrations_dir: Path) -> list[str]:
             "CREATE TABLE IF NOT EXISTS schema_migrations "
             "(version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        done = {row["version"] for row in await connection.fetch("SELECT version FROM schema_migrations")}
+        done = {
+            row["version"]
+            for row in await connection.fetch("SELECT version FROM schema_migrations")
+        }
         for version, path in files:
             if version in done:
                 continue
@@ -81,9 +88,7 @@ async def migrate(dsn: str, *, schema: str, migrations_dir: Path) -> list[str]:
     return applied_now
 
 
-async def claim_events(
-    connection: asyncpg.Connection, *, topic: str, event_ids: Iterable[str]
-) -> set[str]:
+async def claim_events(connection: Connection, *, topic: str, event_ids: Iterable[str]) -> set[str]:
     """Record event ids in the inbox; return those never seen before (to be handled now)."""
     rows = await connection.fetch(
         "INSERT INTO inbox (event_id, topic) SELECT unnest($1::text[]), $2 "

@@ -31,10 +31,12 @@ def banner(system: System, stack: devstack.DevStack, link: str) -> str:
         "Enquêtes à chaud: the demo is running (Ctrl-C to stop).",
         f"  Survey link (latest invitation): {link}",
         f"  Display screen of a site:        {system['publication'].url}/display/{site}",
-        f"  Figures feed:                    {system['publication'].url}/v1/sites/{site}/indicators",
+        f"  Figures feed:                    {system['publication'].url}/v1/sites/{site}/indicators",  # noqa: E501
         f"  Mail sink (maildir):             {stack.maildir.resolve()}",
     ]
-    lines += [f"  Metrics of {name + ':':<17}{s.url}/metrics" for name, s in system.services.items()]
+    lines += [
+        f"  Metrics of {name + ':':<17}{s.url}/metrics" for name, s in system.services.items()
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -76,9 +78,11 @@ async def main() -> None:
     try:
         print("Starting the broker, the database, the mail and SMS sinks, and four services...")
         system = await asyncio.to_thread(
-            start_system, stack.env(), stack.workdir,
+            start_system,
+            stack.env(),
+            stack.workdir,
             extra_env={"DEFAULT_RULES": DEMO_RULES, "PUBLIC_FLOOR": "5"},
-        )  # fmt: skip
+        )
         reserved: set[str] = set()
         simulation = asyncio.create_task(simulate(stack, system, stop, reserved))
         link = await _first_link(stack, system, stop, reserved)

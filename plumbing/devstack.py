@@ -67,7 +67,9 @@ def start(workdir: Path | None = None, environ: Mapping[str, str] | None = None)
     workdir.mkdir(parents=True, exist_ok=True)
     stack = DevStack(workdir=workdir)
     try:
-        stack.kafka_bootstrap_servers = environ.get("KAFKA_BOOTSTRAP_SERVERS") or _start_tansu(stack)
+        stack.kafka_bootstrap_servers = environ.get("KAFKA_BOOTSTRAP_SERVERS") or _start_tansu(
+            stack
+        )
         stack.database_url = environ.get("DATABASE_URL") or _start_postgres(stack)
         stack.smtp_url = environ.get("SMTP_URL") or _start_smtp(stack)
         stack.sms_api_url = environ.get("SMS_API_URL") or _start_sms(stack)
@@ -127,20 +129,51 @@ def _start_postgres(stack: DevStack) -> str:
         folder.chmod(0o700)
     if not (data / "PG_VERSION").exists():
         initdb = subprocess.run(
-            [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-             "-E", "UTF8", "--locale=C", "--no-sync"],
-            check=False, user=user, capture_output=True, text=True,
-        )  # fmt: skip
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            check=False,
+            user=user,
+            capture_output=True,
+            text=True,
+        )
         if initdb.returncode:
             raise RuntimeError(f"initdb failed: {initdb.stderr.strip()}")
     port = processes.free_port()
     child = processes.spawn(
-        [str(bin_dir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
-         "-k", str(socket_dir), "-c", "fsync=off", "-c", "synchronous_commit=off",
-         "-c", "full_page_writes=off", "-c", "max_connections=300",
-         "-c", "shared_buffers=256MB"],
-        log_path=stack.workdir / "postgres.log", user=user,
-    )  # fmt: skip
+        [
+            str(bin_dir / "postgres"),
+            "-D",
+            str(data),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-k",
+            str(socket_dir),
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=300",
+            "-c",
+            "shared_buffers=256MB",
+        ],
+        log_path=stack.workdir / "postgres.log",
+        user=user,
+    )
     stack._children.append(child)
     processes.wait_for_port(port, process=child)
     _wait_until_accepting(bin_dir, port, child)

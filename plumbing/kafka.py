@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from typing import Any
@@ -24,7 +25,7 @@ def new_producer(settings: ServiceSettings, *, client_id: str) -> AIOKafkaProduc
         acks="all",
         linger_ms=5,
         max_batch_size=256 * 1024,
-        **settings.kafka_client_options(),  # type: ignore[arg-type]
+        **settings.kafka_client_options(),
     )
 
 
@@ -39,21 +40,23 @@ def _topic_config(topic: Topic) -> dict[str, str]:
 
 async def ensure_topics(settings: ServiceSettings, topics: tuple[Topic, ...] = TOPICS) -> None:
     """Create every registry topic and its DLQ when missing (dev and tests; Strimzi in prod)."""
-    admin = AIOKafkaAdminClient(**settings.kafka_client_options())  # type: ignore[arg-type]
+    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = []
         for topic in topics:
             if topic.name not in existing:
-                wanted.append(NewTopic(topic.name, topic.partitions, 1, topic_configs=_topic_config(topic)))
+                wanted.append(
+                    NewTopic(topic.name, topic.partitions, 1, topic_configs=_topic_config(topic))
+                )
             if topic.dlq and topic.dlq_name not in existing:
-                wanted.append(NewTopic(topic.dlq_name, 1, 1, topic_configs={"cleanup.policy": "delete"}))
+                wanted.append(
+                    NewTopic(topic.dlq_name, 1, 1, topic_configs={"cleanup.policy": "delete"})
+                )
         for new_topic in wanted:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another service won the race
                 await admin.create_topics([new_topic])
-            except TopicAlreadyExistsError:
-                pass
     finally:
         await admin.close()
 

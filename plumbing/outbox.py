@@ -45,17 +45,21 @@ async def enqueue_many(
 class OutboxMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.relayed = Counter(
-            "outbox_events_relayed_total", "Events relayed from the outbox to Kafka", ["topic"],
+            "outbox_events_relayed_total",
+            "Events relayed from the outbox to Kafka",
+            ["topic"],
             registry=registry,
-        )  # fmt: skip
+        )
         self.oldest_age = Gauge(
-            "outbox_oldest_event_age_seconds", "Age of the oldest event waiting in the outbox",
+            "outbox_oldest_event_age_seconds",
+            "Age of the oldest event waiting in the outbox",
             registry=registry,
-        )  # fmt: skip
+        )
         self.failures = Counter(
-            "outbox_relay_failures_total", "Relay rounds that failed and will be retried",
+            "outbox_relay_failures_total",
+            "Relay rounds that failed and will be retried",
             registry=registry,
-        )  # fmt: skip
+        )
 
 
 class OutboxRelay:
@@ -115,11 +119,12 @@ class OutboxRelay:
             if not rows:
                 self.metrics.oldest_age.set(0)
                 return 0
-            oldest = await connection.fetchval("SELECT extract(epoch FROM now() - $1::timestamptz)", rows[0]["created_at"])
+            oldest = await connection.fetchval(
+                "SELECT extract(epoch FROM now() - $1::timestamptz)", rows[0]["created_at"]
+            )
             self.metrics.oldest_age.set(float(oldest))
             pending = [
-                await self.producer.send(row["topic"], row["value"], key=row["key"])
-                for row in rows
+                await self.producer.send(row["topic"], row["value"], key=row["key"]) for row in rows
             ]
             await asyncio.gather(*pending)
             await connection.execute(

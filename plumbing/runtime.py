@@ -47,9 +47,11 @@ class Runtime:
         self.producer: AIOKafkaProducer | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.task_restarts = Counter(
-            "background_task_restarts_total", "Background tasks restarted after a crash", ["task"],
+            "background_task_restarts_total",
+            "Background tasks restarted after a crash",
+            ["task"],
             registry=self.registry,
-        )  # fmt: skip
+        )
 
     async def start(self) -> None:
         self.pool = await db.create_pool(
@@ -89,7 +91,9 @@ class Runtime:
                 except asyncio.CancelledError:
                     raise
                 except Exception:
-                    log.exception("background task crashed", extra={"task": name, "retry_in": delay})
+                    log.exception(
+                        "background task crashed", extra={"task": name, "retry_in": delay}
+                    )
                     self.task_restarts.labels(name).inc()
                 if time.monotonic() - started > 60:
                     delay = 1.0
@@ -124,14 +128,18 @@ class HttpMetrics:
     def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
         self.app = app
         self.requests = Counter(
-            "http_requests_total", "HTTP requests by route template, method and status",
-            ["route", "method", "status"], registry=registry,
-        )  # fmt: skip
-        self.duration = Histogram(
-            "http_request_duration_seconds", "HTTP request duration by route template",
-            ["route"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            "http_requests_total",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
             registry=registry,
-        )  # fmt: skip
+        )
+        self.duration = Histogram(
+            "http_request_duration_seconds",
+            "HTTP request duration by route template",
+            ["route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=registry,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -155,7 +163,9 @@ class HttpMetrics:
             self.duration.labels(template).observe(time.perf_counter() - started)
 
 
-def install_ops_routes(app: FastAPI, runtime: Callable[[], Runtime | None], registry: CollectorRegistry) -> None:
+def install_ops_routes(
+    app: FastAPI, runtime: Callable[[], Runtime | None], registry: CollectorRegistry
+) -> None:
     """`/healthz` (the process answers), `/readyz` (it can do its job), `/metrics`."""
 
     @app.get("/healthz", include_in_schema=False)

@@ -38,8 +38,9 @@ class ServiceProcess:
     def start(self) -> None:
         self.process = processes.spawn(
             [sys.executable, "-m", self.package, "serve", "--migrate"],
-            env=self.env, log_path=self.log_path,
-        )  # fmt: skip
+            env=self.env,
+            log_path=self.log_path,
+        )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -78,7 +79,9 @@ class System:
             service.stop()
 
 
-def system_env(stack_env: dict[str, str], ports: dict[str, int], extra: dict[str, str] | None = None) -> dict[str, str]:
+def system_env(
+    stack_env: dict[str, str], ports: dict[str, int], extra: dict[str, str] | None = None
+) -> dict[str, str]:
     url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     return {
         **os.environ,
@@ -92,18 +95,24 @@ def system_env(stack_env: dict[str, str], ports: dict[str, int], extra: dict[str
 
 
 def start_system(
-    stack_env: dict[str, str], log_dir: Path, *, extra_env: dict[str, str] | None = None,
+    stack_env: dict[str, str],
+    log_dir: Path,
+    *,
+    extra_env: dict[str, str] | None = None,
     only: tuple[str, ...] = tuple(SERVICES),
-) -> System:  # fmt: skip
+) -> System:
     ports = {name: processes.free_port() for name in SERVICES}
     env = system_env(stack_env, ports, extra_env)
     system = System()
     try:
         for name in only:
             service = ServiceProcess(
-                name, SERVICES[name], ports[name], {**env, "HTTP_PORT": str(ports[name])},
+                name,
+                SERVICES[name],
+                ports[name],
+                {**env, "HTTP_PORT": str(ports[name])},
                 log_dir / f"{name}.log",
-            )  # fmt: skip
+            )
             system.services[name] = service
             service.start()
         for service in system.services.values():

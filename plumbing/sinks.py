@@ -97,7 +97,7 @@ def read_maildir(maildir: Path) -> list[EmailMessage]:
     """Messages in arrival order, parsed with the modern email API."""
     box = mailbox.Maildir(maildir, create=False)
     found = []
-    for key in box.keys():
+    for key in box.iterkeys():
         path = Path(maildir) / ("new" if (Path(maildir) / "new" / key).exists() else "cur") / key
         found.append((path.stat().st_mtime_ns, key))
     messages = []
@@ -152,19 +152,27 @@ class SmsGateway:
                 length = int(self.headers.get("Content-Length") or 0)
                 try:
                     body = json.loads(self.rfile.read(length))
-                    message = {"to": str(body["to"]), "sender": str(body["sender"]),
-                               "text": str(body["text"])}  # fmt: skip
+                    message = {
+                        "to": str(body["to"]),
+                        "sender": str(body["sender"]),
+                        "text": str(body["text"]),
+                    }
                 except (ValueError, KeyError, TypeError):
-                    self._reply(HTTPStatus.BAD_REQUEST, {"error": "expected JSON {to, sender, text}"})
+                    self._reply(
+                        HTTPStatus.BAD_REQUEST, {"error": "expected JSON {to, sender, text}"}
+                    )
                     return
                 refusal = gateway.outage.take()
                 if refusal:
                     self._reply(refusal, {"error": "refused by the test gateway"})
                     return
-                message["id"] = uuid.uuid4().hex
-                message["received_at"] = time.time()
-                gateway.record(message)
-                self._reply(HTTPStatus.CREATED, {"id": message["id"]})
+                record: dict[str, Any] = {
+                    **message,
+                    "id": uuid.uuid4().hex,
+                    "received_at": time.time(),
+                }
+                gateway.record(record)
+                self._reply(HTTPStatus.CREATED, {"id": record["id"]})
 
         self.port = processes.free_port()
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)

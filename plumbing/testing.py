@@ -18,7 +18,9 @@ from plumbing.sinks import read_maildir
 LINK = re.compile(r"https?://[^\s\"<>]+/s/([A-Za-z0-9_-]+)")
 
 
-async def produce(bootstrap: str, topic: str, events: list[CloudEvent[Any]] | list[bytes], key: str = "k") -> None:
+async def produce(
+    bootstrap: str, topic: str, events: list[CloudEvent[Any]] | list[bytes], key: str = "k"
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
@@ -32,8 +34,9 @@ async def produce(bootstrap: str, topic: str, events: list[CloudEvent[Any]] | li
         await producer.stop()
 
 
-async def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[Any]], bool],
-                     timeout: float = 30.0) -> list[Any]:  # fmt: skip
+async def read_topic(
+    bootstrap: str, topic: str, *, until: Callable[[list[Any]], bool], timeout: float = 30.0
+) -> list[Any]:
     """Every record of a topic from the start (no consumer group: no 5 s join), until `until`."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
@@ -42,7 +45,7 @@ async def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[Any]],
         partitions = consumer.partitions_for_topic(topic)
         deadline = time.monotonic() + timeout
         while not partitions and time.monotonic() < deadline:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
+            await consumer._client.force_metadata_update()
             partitions = consumer.partitions_for_topic(topic)
         assigned = [TopicPartition(topic, p) for p in sorted(partitions or ())]
         consumer.assign(assigned)
@@ -53,7 +56,9 @@ async def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[Any]],
                 records.extend(partition_records)
             if until(records):
                 return records
-        raise TimeoutError(f"{topic}: condition not met after {timeout}s with {len(records)} records")
+        raise TimeoutError(
+            f"{topic}: condition not met after {timeout}s with {len(records)} records"
+        )
     finally:
         await consumer.stop()
 
@@ -69,7 +74,9 @@ def wait_for(check: Callable[[], Any], *, timeout: float = 30.0, interval: float
         time.sleep(interval)
 
 
-async def async_wait_for(check: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.2) -> Any:
+async def async_wait_for(
+    check: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.2
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         result = check()

@@ -33,7 +33,9 @@ def test_example_is_valid_against_its_json_schema_and_its_model(path):
 
 
 def test_a_schema_rejects_what_the_model_rejects():
-    example = json.loads((generate.HERE / "examples/fr.enquetes.contact.closed.v1.json").read_text())
+    example = json.loads(
+        (generate.HERE / "examples/fr.enquetes.contact.closed.v1.json").read_text()
+    )
     example["data"]["channel"] = "pigeon voyageur"
     schema = json.loads((generate.SCHEMA_DIR / "fr.enquetes.contact.closed.v1.json").read_text())
     with pytest.raises(jsonschema.ValidationError):
@@ -43,7 +45,9 @@ def test_a_schema_rejects_what_the_model_rejects():
 
 
 def test_binary_content_mode_is_accepted():
-    example = json.loads((generate.HERE / "examples/fr.enquetes.contact.closed.v1.json").read_text())
+    example = json.loads(
+        (generate.HERE / "examples/fr.enquetes.contact.closed.v1.json").read_text()
+    )
     headers = [(f"ce_{k}", str(v).encode()) for k, v in example.items() if k != "data"]
     event = envelope.decode(
         envelope.CloudEvent[ContactClosed], json.dumps(example["data"]).encode(), headers

@@ -25,10 +25,16 @@ RESPONSES = 40
 
 async def run(ctx: Any) -> dict[str, float]:
     system = await asyncio.to_thread(
-        start_system, ctx.stack.env(), ctx.workdir,
-        extra_env={"DEFAULT_RULES": '{"delay_minutes": 0, "email_uses_sms_window": false, '
-                   '"fatigue_days": 0}', "PUBLIC_FLOOR": "1", "SENDER_POLL_SECONDS": "0.02"},
-    )  # fmt: skip
+        start_system,
+        ctx.stack.env(),
+        ctx.workdir,
+        extra_env={
+            "DEFAULT_RULES": '{"delay_minutes": 0, "email_uses_sms_window": false, '
+            '"fatigue_days": 0}',
+            "PUBLIC_FLOOR": "1",
+            "SENDER_POLL_SECONDS": "0.02",
+        },
+    )
     try:
         figures = await _contact_to_sent(ctx)
         figures |= await _response_to_published(ctx, system)
@@ -48,12 +54,18 @@ async def _contact_to_sent(ctx: Any) -> dict[str, float]:
         await produce(ctx.stack.kafka_bootstrap_servers, CRM_CONTACT_CLOSED.name, events)
         await asyncio.sleep(0.1)
     records = await read_topic(
-        ctx.stack.kafka_bootstrap_servers, SURVEY_INVITATION.name,
-        until=lambda rs: len(rs) >= CONTACTS, timeout=120,
-    )  # fmt: skip
+        ctx.stack.kafka_bootstrap_servers,
+        SURVEY_INVITATION.name,
+        until=lambda rs: len(rs) >= CONTACTS,
+        timeout=120,
+    )
     latencies = []
     for record in records:
-        event = decode(INVITATION_SENT.envelope, record.value) if b"invitation.sent" in record.value else None
+        event = (
+            decode(INVITATION_SENT.envelope, record.value)
+            if b"invitation.sent" in record.value
+            else None
+        )
         if event and event.data.contact_id in produced_at:
             latencies.append(event.data.sent_at.timestamp() - produced_at[event.data.contact_id])
     return latency_figures(latencies, "contact_closed_to_sent")
@@ -64,8 +76,10 @@ async def _response_to_published(ctx: Any, system: Any) -> dict[str, float]:
     site_of: dict[str, str] = {}
     latencies = []
     simulator = CrmSimulator(seed=8)
-    async with httpx.AsyncClient(base_url=system["responses"].url) as responses, \
-            httpx.AsyncClient(base_url=system["publication"].url) as publication:  # fmt: skip
+    async with (
+        httpx.AsyncClient(base_url=system["responses"].url) as responses,
+        httpx.AsyncClient(base_url=system["publication"].url) as publication,
+    ):
         counts: dict[str, int] = {}
         for token in tokens:
             site = await _site_of(responses, token, site_of)

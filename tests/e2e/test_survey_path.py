@@ -22,13 +22,14 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def system(stack, tmp_path_factory):
     running = start_system(
-        stack.env(), tmp_path_factory.mktemp("logs"),
+        stack.env(),
+        tmp_path_factory.mktemp("logs"),
         extra_env={
             "PUBLIC_FLOOR": "1",
             "SENDER_POLL_SECONDS": "0.05",
             "DEFAULT_RULES": '{"delay_minutes": 0, "email_uses_sms_window": false}',
         },
-    )  # fmt: skip
+    )
     yield running
     running.stop()
 
@@ -40,7 +41,9 @@ async def test_contact_closed_to_published_figure(stack, system):
         update={"preferred_channel": SurveyChannel.EMAIL, "email": "marie.dupont@exemple.fr"}
     )
     # DEFAULT_RULES above: no delay and no sending window, so the mail leaves at once.
-    await produce(stack.kafka_bootstrap_servers, CRM_CONTACT_CLOSED.name, [simulator.event(contact)])
+    await produce(
+        stack.kafka_bootstrap_servers, CRM_CONTACT_CLOSED.name, [simulator.event(contact)]
+    )
 
     tokens = await async_wait_for(lambda: survey_tokens(stack.maildir), timeout=60)
     token = tokens[-1]
@@ -50,8 +53,12 @@ async def test_contact_closed_to_published_figure(stack, system):
         csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
         answer = await client.post(
             f"/s/{token}",
-            data={"csrf": csrf, "satisfaction_globale": "9", "recommandation": "10",
-                  "action": "submit"},  # fmt: skip
+            data={
+                "csrf": csrf,
+                "satisfaction_globale": "9",
+                "recommandation": "10",
+                "action": "submit",
+            },
         )
         assert answer.status_code == 200, answer.text
         assert "vos réponses sont bien enregistrées" in answer.text
@@ -59,6 +66,7 @@ async def test_contact_closed_to_published_figure(stack, system):
         assert again.status_code == 409
 
     async with httpx.AsyncClient(base_url=system["publication"].url) as client:
+
         async def nps_published():
             response = await client.get(f"/v1/sites/{site[0]}/indicators")
             if response.status_code != 200:
@@ -88,19 +96,24 @@ async def test_invalid_contact_closed_goes_to_the_dlq_and_the_next_one_is_handle
     bad_channel = simulator.event(simulator.contact()).model_dump(mode="json")
     bad_channel["data"]["channel"] = "pigeon voyageur"
     await produce(
-        stack.kafka_bootstrap_servers, CRM_CONTACT_CLOSED.name,
+        stack.kafka_bootstrap_servers,
+        CRM_CONTACT_CLOSED.name,
         [b"{not json", json.dumps(bad_channel).encode(), encode(simulator.event(valid))],
-    )  # fmt: skip
+    )
 
     dead = await read_topic(
-        stack.kafka_bootstrap_servers, CRM_CONTACT_CLOSED.dlq_name,
-        until=lambda records: len(records) >= 2, timeout=60,
-    )  # fmt: skip
+        stack.kafka_bootstrap_servers,
+        CRM_CONTACT_CLOSED.dlq_name,
+        until=lambda records: len(records) >= 2,
+        timeout=60,
+    )
     reasons = [dict(record.headers)["dlq-error"].decode() for record in dead]
     assert any("not a JSON object" in reason for reason in reasons)
     assert any("channel" in reason for reason in reasons)
-    assert all(dict(record.headers)["dlq-original-topic"] == CRM_CONTACT_CLOSED.name.encode()
-               for record in dead)  # fmt: skip
+    assert all(
+        dict(record.headers)["dlq-original-topic"] == CRM_CONTACT_CLOSED.name.encode()
+        for record in dead
+    )
 
     def mail_for_valid_contact():
         return [m for m in read_maildir(stack.maildir) if m["To"] == "apres.dlq@exemple.fr"]
