@@ -1,0 +1,135 @@
+"""The shared mechanisms against the real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from contracts.envelope import CloudEvent, encode
+from contracts.events import ContactClosed
+from contracts.topics import CRM_CONTACT_CLOSED
+from plumbing import db
+from plumbing.consumer import ConsumerMetrics, EventConsumer
+from plumbing.crm_simulator import CrmSimulator
+from plumbing.kafka import ensure_topics, new_producer
+from plumbing.outbox import OutboxMetrics, OutboxRelay, enqueue
+from plumbing.settings import ServiceSettings
+from plumbing.testing import async_wait_for, produce, read_topic
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def schema(stack, tmp_path):
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "0001_seen.sql").write_text("CREATE TABLE seen (contact_id text PRIMARY KEY);")
+    await db.migrate(stack.database_url, schema=name, migrations_dir=migrations)
+    return name, migrations
+
+
+async def test_migrations_apply_once_even_when_two_runners_race(stack, schema):
+    name, migrations = schema
+    (migrations / "0002_more.sql").write_text("ALTER TABLE seen ADD COLUMN note text;")
+    results = await asyncio.gather(
+        db.migrate(stack.database_url, schema=name, migrations_dir=migrations),
+        db.migrate(stack.database_url, schema=name, migrations_dir=migrations),
+    )
+    assert sorted(results, key=len) == [[], ["0002_more"]]
+
+
+class Recorder:
+    """A handler that records contacts, and fails on one marked contact id."""
+
+    def __init__(self, poison: str) -> None:
+        self.poison = poison
+
+    async def __call__(self, conn: Any, topic: str, event: CloudEvent[Any]) -> None:
+        if event.data.contact_id == self.poison:
+            raise RuntimeError("this record cannot be handled")
+        await conn.execute("INSERT INTO seen VALUES ($1)", event.data.contact_id)
+
+
+async def test_consumer_dedupes_dead_letters_a_failing_record_and_goes_on(stack, schema):
+    name, _ = schema
+    settings = ServiceSettings(kafka_bootstrap_servers=stack.kafka_bootstrap_servers)
+    await ensure_topics(settings)
+    simulator = CrmSimulator(seed=3)
+    first, poison, last = (simulator.event(simulator.contact()) for _ in range(3))
+    pool = await db.create_pool(stack.database_url, schema=name)
+    producer = new_producer(settings, client_id="test")
+    await producer.start()
+    consumer = EventConsumer(
+        settings=settings,
+        group_id=f"g-{name}",
+        topics=[CRM_CONTACT_CLOSED],
+        pool=pool,
+        producer=producer,
+        handler=Recorder(poison.data.contact_id),
+        metrics=ConsumerMetrics(CollectorRegistry()),
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        await produce(
+            stack.kafka_bootstrap_servers,
+            CRM_CONTACT_CLOSED.name,
+            [first, first, poison, last, first],
+        )
+
+        async def seen() -> set[str]:
+            rows = await pool.fetch("SELECT contact_id FROM seen")
+            return {row["contact_id"] for row in rows}
+
+        await async_wait_for(lambda: _has(seen, last.data.contact_id), timeout=60)
+        assert await seen() == {first.data.contact_id, last.data.contact_id}
+        dead = await read_topic(
+            stack.kafka_bootstrap_servers,
+            CRM_CONTACT_CLOSED.dlq_name,
+            until=lambda records: any(
+                b"this record cannot" in dict(r.headers)["dlq-error"] for r in records
+            ),
+        )
+        poisoned = [r for r in dead if dict(r.headers)["dlq-reason"] == b"handler_error"]
+        assert len(poisoned) == 1
+        assert CloudEvent[ContactClosed].model_validate_json(poisoned[0].value).id == poison.id
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await producer.stop()
+        await pool.close()
+
+
+async def _has(seen: Any, contact_id: str) -> bool:
+    return contact_id in await seen()
+
+
+async def test_outbox_relay_sends_then_deletes(stack, schema):
+    name, _ = schema
+    settings = ServiceSettings(kafka_bootstrap_servers=stack.kafka_bootstrap_servers)
+    await ensure_topics(settings)
+    pool = await db.create_pool(stack.database_url, schema=name)
+    producer = new_producer(settings, client_id="relay-test")
+    await producer.start()
+    event = CrmSimulator(seed=4).event(CrmSimulator(seed=4).contact())
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await enqueue(conn, topic=CRM_CONTACT_CLOSED.name, key="site", event=event)
+        relay = OutboxRelay(
+            pool=pool, producer=producer, metrics=OutboxMetrics(CollectorRegistry())
+        )
+        assert await relay.relay_once() == 1
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+        records = await read_topic(
+            stack.kafka_bootstrap_servers,
+            CRM_CONTACT_CLOSED.name,
+            until=lambda rs: any(r.value == encode(event) for r in rs),
+        )
+        assert records
+    finally:
+        await producer.stop()
+        await pool.close()

@@ -1,0 +1,32 @@
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from plumbing.settings import ServiceSettings
+
+pytestmark = pytest.mark.unit
+
+
+class WithSecret(ServiceSettings):
+    signing_key: SecretStr = SecretStr("dev-signing-key")
+
+
+def test_development_defaults_are_fine_in_dev():
+    assert WithSecret(environment="dev").signing_key.get_secret_value() == "dev-signing-key"
+
+
+def test_production_refuses_a_development_secret_and_names_it():
+    with pytest.raises(ValidationError, match="SIGNING_KEY"):
+        WithSecret(environment="production")
+
+
+def test_production_accepts_a_real_secret():
+    settings = WithSecret(environment="production", signing_key=SecretStr("s3cr3t-from-vault"))
+    assert settings.signing_key.get_secret_value() == "s3cr3t-from-vault"
+
+
+def test_settings_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka-1:9092")
+    monkeypatch.setenv("HTTP_PORT", "9123")
+    settings = ServiceSettings()
+    assert settings.kafka_bootstrap_servers == "kafka-1:9092"
+    assert settings.http_port == 9123
