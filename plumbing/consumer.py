@@ -20,7 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    ConsumerRebalanceListener,
+    AIOKafkaProducer,
+    ConsumerRecord,
+    TopicPartition,
+)
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from contracts.envelope import CloudEvent, InvalidEvent
@@ -78,6 +84,19 @@ class ConsumerMetrics:
         )
 
 
+class _JoinedListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Marks the consumer joined once the group gave it its partitions (possibly none)."""
+
+    def __init__(self, joined: asyncio.Event) -> None:
+        self.joined = joined
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: object) -> None:
+        self.joined.set()
+
+
 @dataclass
 class _Decoded:
     record: ConsumerRecord[bytes, bytes]
@@ -110,23 +129,21 @@ class EventConsumer:
         self.metrics = metrics
         self.max_records = max_records
         self.consumer: AIOKafkaConsumer | None = None
-        self.assigned = asyncio.Event()
+        self.joined = asyncio.Event()
 
     async def run(self) -> None:
         self.consumer = AIOKafkaConsumer(
-            *self.topics,
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.max_records,
             **self.settings.kafka_client_options(),
         )
+        self.consumer.subscribe(list(self.topics), listener=_JoinedListener(self.joined))
         await self.consumer.start()
         try:
             while True:
                 batch = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
-                if self.consumer.assignment():
-                    self.assigned.set()
                 for partition, records in batch.items():
                     await self._process_with_retry(partition, records)
                 await self._update_lag()

@@ -29,6 +29,7 @@ from prometheus_client import (
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from plumbing import db
+from plumbing.consumer import EventConsumer
 from plumbing.kafka import ensure_topics, new_producer
 from plumbing.outbox import OutboxMetrics, OutboxRelay
 from plumbing.settings import ServiceSettings
@@ -46,6 +47,7 @@ class Runtime:
         self.pool: asyncpg.Pool | None = None
         self.producer: AIOKafkaProducer | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._joined: dict[str, asyncio.Event] = {}
         self.task_restarts = Counter(
             "background_task_restarts_total",
             "Background tasks restarted after a crash",
@@ -112,8 +114,19 @@ class Runtime:
         if self.pool is not None:
             await self.pool.close()
 
+    def run_consumer(self, consumer: EventConsumer, name: str = "consumer") -> None:
+        """Run a consumer in the background; the service is not ready until it joined its
+        group (Tansu takes ~5 s to answer a join), so callers never race the first events."""
+        self._joined[name] = consumer.joined
+        self.spawn(name, consumer.run)
+
     async def readiness(self) -> dict[str, Any]:
         problems = [f"task {name} stopped" for name, task in self._tasks.items() if task.done()]
+        problems += [
+            f"{name} has not joined its group"
+            for name, joined in self._joined.items()
+            if not joined.is_set()
+        ]
         try:
             async with self.db_pool.acquire(timeout=2) as connection:
                 await connection.fetchval("SELECT 1")

@@ -36,7 +36,7 @@ def create_app(settings: PublicationSettings) -> FastAPI:
             pool=runtime.db_pool, producer=runtime.kafka_producer,
             handler=handle_site_indicators, metrics=ConsumerMetrics(runtime.registry),
         )  # fmt: skip
-        runtime.spawn("consumer", consumer.run)
+        runtime.run_consumer(consumer)
 
     app = service_app(
         settings=settings, service=SERVICE, schema="publication", title="publication",

@@ -64,7 +64,7 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
             pool=runtime.db_pool, producer=runtime.kafka_producer,
             handler=handle_invitation_event, metrics=ConsumerMetrics(runtime.registry),
         )  # fmt: skip
-        runtime.spawn("consumer", consumer.run)
+        runtime.run_consumer(consumer)
 
     app = service_app(
         settings=settings, service=SERVICE, schema="survey_responses",

@@ -22,7 +22,7 @@ def create_app(settings: ScoringSettings) -> FastAPI:
             pool=runtime.db_pool, producer=runtime.kafka_producer,
             batch_handler=ScoringHandler(settings), metrics=ConsumerMetrics(runtime.registry),
         )  # fmt: skip
-        runtime.spawn("consumer", consumer.run)
+        runtime.run_consumer(consumer)
         publisher = IndicatorsPublisher(settings=settings, pool=runtime.db_pool, registry=runtime.registry)
         runtime.spawn("publisher", publisher.run)
 

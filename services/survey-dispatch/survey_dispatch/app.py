@@ -41,7 +41,7 @@ def create_app(settings: DispatchSettings) -> FastAPI:
             pool=runtime.db_pool, producer=runtime.kafka_producer, handler=handler,
             metrics=ConsumerMetrics(runtime.registry),
         )  # fmt: skip
-        runtime.spawn("consumer", consumer.run)
+        runtime.run_consumer(consumer)
         http = httpx.AsyncClient()
         sender = Sender(
             settings=settings, pool=runtime.db_pool, smtp=SmtpChannel(settings),
