@@ -494,7 +494,7 @@ def test_dashboards_are_in_sync_and_rendered_for_the_grafana_sidecar(
 
 
 def test_a_dashboard_becomes_a_labelled_config_map(tmp_path: Path) -> None:
-    """The template works before the first dashboard lands: render a copy with one in it."""
+    """A dashboard file dropped in the chart becomes its own labelled ConfigMap."""
     chart = tmp_path / "enquetes"
     shutil.copytree(CHART, chart)
     board = {"title": "Satisfaction par site", "panels": [], "schemaVersion": 39}
@@ -506,7 +506,7 @@ def test_a_dashboard_becomes_a_labelled_config_map(tmp_path: Path) -> None:
     (config_map,) = [
         document
         for document in yaml.safe_load_all(manifests["enquetes/templates/grafana-dashboards.yaml"])
-        if document
+        if document and "Site_Overview.json" in document["data"]
     ]
     kubernetes_validate.validate(config_map, KUBERNETES_VERSION, strict=True)
     assert config_map["metadata"]["name"] == "enquetes-dashboard-site-overview"

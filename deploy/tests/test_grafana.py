@@ -1,0 +1,306 @@
+"""The Grafana boards: the committed JSON matches the generator, and every SQL panel runs, as
+the read-only role Grafana uses, against the services' reporting views filled with real rows.
+
+No Grafana server can be installed here, so the check is screenshot-free: it proves the JSON is
+current and every query is valid and returns data; deploy/grafana/README.md says how to look
+at the boards in a real Grafana.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from scoring import domain
+
+from contracts import questionnaire
+from contracts.events import SiteIndicatorsUpdated
+from plumbing import db
+from plumbing.crm_simulator import SITES, CrmSimulator
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / "deploy" / "grafana" / "build.py"
+MIGRATIONS = {
+    "survey_dispatch": ROOT / "services/survey-dispatch/survey_dispatch/migrations",
+    "survey_responses": ROOT / "services/responses/survey_responses/migrations",
+    "scoring": ROOT / "services/scoring/scoring/migrations",
+    "publication": ROOT / "services/publication/publication/migrations",
+}
+WEEKS = {"2026-W46": date(2026, 11, 9), "2026-W47": date(2026, 11, 16)}
+SITE_ID, SITE_NAME, NETWORK = SITES[0]
+RESPONSES_PER_SITE_WEEK = 40
+CHANNEL_MOTIFS = [("telephone", "declaration"), ("accueil_physique", "recouvrement")]
+VARIABLES = {
+    "network": NETWORK,
+    "site": SITE_ID,
+    "week": "2026-W47",
+    "indicator": "satisfaction",
+    "verbatim_filter": "",
+    "public_floor": "30",
+    "public_period": "rolling_90d",
+}
+
+
+def load_build() -> Any:
+    spec = importlib.util.spec_from_file_location("grafana_build", BUILD)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def sql_queries() -> list[tuple[str, str, str]]:
+    """(dashboard, panel or variable title, SQL) for every PostgreSQL query of every board."""
+    build = load_build()
+    queries = []
+    for name, make in build.DASHBOARDS.items():
+        board = make()
+        for panel in board["panels"]:
+            for target in panel["targets"]:
+                if "rawSql" in target:
+                    queries.append((name, panel["title"], target["rawSql"]))
+        for variable in board["templating"]["list"]:
+            if variable["type"] == "query":
+                queries.append((name, f"variable {variable['name']}", variable["query"]))
+    return queries
+
+
+def substitute(sql: str) -> str:
+    """Grafana's interpolation of ${name} variables, as it does for single-value variables."""
+    return re.sub(r"\$\{(\w+)\}", lambda match: VARIABLES[match.group(1)], sql)
+
+
+def test_committed_dashboards_match_the_generator():
+    result = subprocess.run(
+        [sys.executable, str(BUILD), "--check"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_panel_names_a_known_datasource_and_reads_only_reporting_views():
+    build = load_build()
+    for name, make in build.DASHBOARDS.items():
+        for panel in make()["panels"]:
+            for target in panel["targets"]:
+                assert target["datasource"] in (build.POSTGRES, build.PROMETHEUS), name
+                tables = re.findall(r"\b(?:FROM|JOIN)\s+(\w+)\.(\w+)", target.get("rawSql", ""))
+                assert all(view.startswith("reporting_") for _, view in tables), panel["title"]
+
+
+def test_no_board_mentions_an_agent():
+    """No individual agent anywhere (the design's decision on agent-level scores)."""
+    for path in (ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"):
+        assert not re.search(r"agent|conseiller", path.read_text(encoding="utf-8"), re.I), path
+
+
+# --------------------------------------------------------------------------- real database
+
+
+@pytest.fixture(scope="module")
+async def reporting_db(stack):
+    for schema, folder in MIGRATIONS.items():
+        await db.migrate(stack.database_url, schema=schema, migrations_dir=folder)
+    connection = await asyncpg.connect(stack.database_url)
+    try:
+        await seed(connection)
+        yield connection
+    finally:
+        await connection.close()
+
+
+async def seed(connection: asyncpg.Connection) -> None:
+    simulator = CrmSimulator(seed=7)
+    for site_id, site_name, network in SITES[:2]:
+        await connection.execute(
+            "INSERT INTO scoring.sites (site_id, network, site_name) VALUES ($1, $2, $3)",
+            site_id, network, site_name,
+        )  # fmt: skip
+        for monday in WEEKS.values():
+            for number in range(RESPONSES_PER_SITE_WEEK):
+                await seed_response(connection, simulator, (site_id, network), monday, number)
+        await seed_publication(connection, site_id, site_name, network)
+
+
+async def seed_response(
+    connection: asyncpg.Connection, simulator: CrmSimulator, site: tuple[str, str],
+    monday: date, number: int,
+) -> None:  # fmt: skip
+    """One closed contact, its invitation, answer and tallies, in every service's tables."""
+    site_id, network = site
+    channel, motif = CHANNEL_MOTIFS[number % 2]
+    closed_at = datetime.combine(monday + timedelta(days=number % 5), datetime.min.time(), UTC)
+    closed_at += timedelta(hours=9, minutes=number)
+    key = f"{site_id}-{monday.isoformat()}-{number}"
+    answers = simulator.answers() | {"suggestion": f"Verbatim {number}", "recommandation": 3}
+    if number % 3:
+        answers["recommandation"] = 9
+    await connection.execute(
+        "INSERT INTO survey_dispatch.contacts (contact_id, network, site_id, decided_at, decision) "
+        "VALUES ($1, $2, $3, $4, 'invite')", key, network, site_id, closed_at,
+    )  # fmt: skip
+    await connection.execute(
+        "INSERT INTO survey_dispatch.invitations (invitation_id, contact_id, network, site_id, "
+        "channel, motif, user_pseudo_id, survey_channel, token_sha256, questionnaire_version, "
+        "closed_at, status, send_at, sent_at) VALUES ($1, $1, $2, $3, $4, $5, $6, 'email', $1, "
+        "'v1', $7::timestamptz, 'sent', $7, $7 + interval '1 minute')",
+        key, network, site_id, channel, motif, f"user-{number}", closed_at,
+    )  # fmt: skip
+    await connection.execute(
+        "INSERT INTO survey_responses.invitations (invitation_id, token_sha256, contact_id, "
+        "network, site_id, channel, motif, questionnaire_version, expires_at) "
+        "VALUES ($1, $1, $1, $2, $3, $4, $5, 'v1', $6)",
+        key, network, site_id, channel, motif, closed_at + timedelta(days=7),
+    )  # fmt: skip
+    answered_at = closed_at + timedelta(hours=1)
+    await connection.execute(
+        "INSERT INTO survey_responses.responses (response_id, invitation_id, answers, answered_at)"
+        " VALUES ($1, $1, $2::jsonb, $3)", key, json.dumps(answers), answered_at,
+    )  # fmt: skip
+    await seed_scoring(connection, key, site, closed_at, channel, motif, answers)
+
+
+async def seed_scoring(
+    connection: asyncpg.Connection, key: str, site: tuple[str, str], closed_at: datetime,
+    channel: str, motif: str, answers: dict[str, int | str],
+) -> None:  # fmt: skip
+    site_id, network = site
+    day = closed_at.date()
+    for item, value in Counter(domain.tally_rows(answers)):
+        await connection.execute(
+            "INSERT INTO scoring.tallies (site_id, day, channel, motif, item, value, count) "
+            "VALUES ($1, $2, $3, $4, $5, $6, 1) ON CONFLICT (site_id, day, channel, motif, "
+            "nature, profile, item, value) DO UPDATE SET count = tallies.count + 1",
+            site_id, day, channel, motif, item, value,
+        )  # fmt: skip
+    await connection.execute(
+        "INSERT INTO scoring.invitation_tallies VALUES ($1, $2, $3, $4, 2) ON CONFLICT "
+        "(site_id, day, channel, motif) DO UPDATE SET count = invitation_tallies.count + 2",
+        site_id, day, channel, motif,
+    )  # fmt: skip
+    await connection.execute(
+        "INSERT INTO scoring.contacts VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        key, site_id, network, f"user-{key[-1]}", channel, motif, closed_at,
+    )  # fmt: skip
+    if reasons := domain.detractor_reasons(answers):
+        await connection.execute(
+            "INSERT INTO scoring.alerts (alert_id, invitation_id, contact_id, site_id, network, "
+            "reasons, answers, raised_at, handled_at) VALUES ($1, $1, $1, $2, $3, $4, $5::jsonb, "
+            "$6::timestamptz, CASE WHEN $7 THEN $6 + interval '1 hour' END)",
+            key, site_id, network, [reason.value for reason in reasons], json.dumps(answers),
+            closed_at, key.endswith("0"),
+        )  # fmt: skip
+
+
+async def seed_publication(
+    connection: asyncpg.Connection, site_id: str, site_name: str, network: str
+) -> None:
+    start, end = WEEKS["2026-W46"], WEEKS["2026-W47"] + timedelta(days=6)
+    tally = await scoring_tally(connection, site_id, start, end)
+    period = domain.Period("rolling_90d", start, end)
+    figures = domain.period_figures(
+        period, tally, invitations=0, questionnaire=questionnaire.load()
+    )
+    event = SiteIndicatorsUpdated(
+        site_id=site_id, site_name=site_name, network=network,
+        computed_at=datetime.now(UTC), periods=[figures],
+    )  # fmt: skip
+    await connection.execute(
+        "INSERT INTO publication.site_indicators VALUES ($1, $2, $3, $4, $5::jsonb)",
+        site_id, network, site_name, event.computed_at, event.model_dump_json(),
+    )  # fmt: skip
+
+
+async def scoring_tally(
+    connection: asyncpg.Connection, site_id: str, start: date, end: date
+) -> dict[str, dict[str, int]]:
+    rows = await connection.fetch(
+        "SELECT item, value, sum(count)::bigint AS n FROM scoring.tallies "
+        "WHERE site_id = $1 AND day BETWEEN $2 AND $3 GROUP BY item, value",
+        site_id, start, end,
+    )  # fmt: skip
+    tally: dict[str, dict[str, int]] = {}
+    for row in rows:
+        tally.setdefault(row["item"], {})[row["value"]] = int(row["n"])
+    return tally
+
+
+async def as_grafana(connection: asyncpg.Connection, sql: str) -> list[asyncpg.Record]:
+    async with connection.transaction():
+        await connection.execute("SET LOCAL ROLE grafana_reader")
+        return await connection.fetch(sql)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("board", "title", "sql"), sql_queries())
+async def test_every_sql_query_returns_data_as_grafana_reader(reporting_db, board, title, sql):
+    rows = await as_grafana(reporting_db, substitute(sql))
+    assert rows, f"{board} / {title} returned no row"
+    assert any(value is not None for row in rows for value in row.values()), title
+
+
+@pytest.mark.integration
+async def test_grafana_reader_cannot_read_the_tables(reporting_db):
+    for table in ("scoring.tallies", "survey_responses.responses", "survey_dispatch.invitations"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await as_grafana(reporting_db, f"SELECT 1 FROM {table} LIMIT 1")
+
+
+@pytest.mark.integration
+async def test_weekly_view_matches_scoring_domain(reporting_db):
+    """The views' figures are scoring.domain's figures on the same tallies, intervals too."""
+    monday = WEEKS["2026-W47"]
+    tally = await scoring_tally(reporting_db, SITE_ID, monday, monday + timedelta(days=6))
+    invitations = 2 * RESPONSES_PER_SITE_WEEK
+    expected = {
+        figure.indicator: figure
+        for figure in domain.figures(
+            tally, invitations=invitations, questionnaire=questionnaire.load()
+        )
+    }
+    rows = await as_grafana(
+        reporting_db,
+        substitute("SELECT * FROM scoring.reporting_weekly_site WHERE site_id = '${site}' "
+                   "AND week = '${week}'"),
+    )  # fmt: skip
+    by_indicator = {row["indicator"]: row for row in rows}
+    for indicator in ("nps", "ces", "fcr_declared", "satisfaction", "response_rate"):
+        row, figure = by_indicator[indicator], expected[indicator]
+        assert row["sample_size"] == figure.sample_size, indicator
+        assert row["value"] == pytest.approx(figure.value), indicator
+        assert figure.interval is not None
+        assert row["low"] == pytest.approx(figure.interval.low), indicator
+        assert row["high"] == pytest.approx(figure.interval.high), indicator
+    assert by_indicator["satisfaction_mean"]["value"] == pytest.approx(
+        expected["satisfaction_mean"].value
+    )
+    assert by_indicator["nps"]["previous_value"] is not None
+
+
+@pytest.mark.integration
+async def test_breakdowns_below_the_anonymity_floor_are_not_shown(reporting_db):
+    await reporting_db.execute(
+        "INSERT INTO scoring.tallies (site_id, day, channel, motif, item, value, count) "
+        "VALUES ($1, $2, 'courriel', 'rare', '__responses__', '1', 4)",
+        SITE_ID, WEEKS["2026-W47"],
+    )  # fmt: skip
+    keys = {
+        row["key"]
+        for row in await as_grafana(
+            reporting_db,
+            substitute(
+                "SELECT key FROM scoring.reporting_weekly_breakdown "
+                "WHERE site_id = '${site}' AND week = '${week}'"
+            ),
+        )
+    }
+    assert "telephone" in keys and "declaration" in keys
+    assert "courriel" not in keys and "rare" not in keys

@@ -1,0 +1,365 @@
+"""The site managers' weekly report: an email with the week's figures, the change from last
+week, the three themes to improve, the pending call-backs and a link to the Grafana board.
+
+URSSAF and Air France both present results to front-office teams every week; this email is the
+prompt for that meeting. Figures come from scoring's own tallies through `scoring.domain`, so
+the email, the screens and the boards agree.
+
+Verbatims: scoring never stores free text in its tallies (only that a suggestion is present),
+so the email links to the board's verbatims panel (responses' reporting view) instead. The one
+exception is the detractor alerts, which carry their answers: a pending call-back shows its
+suggestion, because the manager needs it to call back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from email.message import EmailMessage
+from email.utils import formataddr, make_msgid
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlencode, urlsplit
+from zoneinfo import ZoneInfo
+
+import aiosmtplib
+import asyncpg
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from contracts import questionnaire
+from contracts.events import IndicatorFigure
+from plumbing import db
+from scoring import domain, repository
+from scoring.settings import ScoringSettings
+
+TEMPLATES = Path(__file__).parent / "templates"
+ANONYMITY_FLOOR = 5  # the managers' views: no breakdown below 5 answers
+THEMES_TO_IMPROVE = 3
+DEFAULT_BOARD_URL = "http://grafana.example/d/enquetes-site-weekly/"
+DEFAULT_MAIL_FROM = "enquete@services-publics.example"
+# The email's headline figures, in this order (scoring.domain indicator ids).
+HEADLINE = ("satisfaction", "nps", "ces", "fcr_declared", "fcr_observed", "response_rate")
+REASON_LABELS = {
+    "low_recommendation": "recommandation basse",
+    "low_satisfaction": "satisfaction basse",
+    "repeat_contact_with_suggestion": "a dû recontacter, avec une suggestion",
+}
+
+
+@dataclass(frozen=True)
+class FigureLine:
+    indicator: str
+    label: str
+    value: float | None
+    unit: str
+    sample_size: int
+    low: float | None
+    high: float | None
+    previous: float | None
+
+    @property
+    def change(self) -> float | None:
+        if self.value is None or self.previous is None:
+            return None
+        return self.value - self.previous
+
+
+@dataclass(frozen=True)
+class Theme:
+    label: str
+    mean: float
+    sample_size: int
+
+
+@dataclass(frozen=True)
+class CallBack:
+    raised_at: datetime
+    contact_id: str
+    reasons: list[str]
+    suggestion: str
+
+
+@dataclass(frozen=True)
+class WeeklyReport:
+    site_id: str
+    site_name: str
+    network: str
+    week: str
+    start: date
+    end: date
+    responses: int
+    figures: list[FigureLine]
+    themes_to_improve: list[Theme]
+    call_backs: list[CallBack]
+    board_url: str
+
+
+# --------------------------------------------------------------------------- weeks
+
+
+def week_start(week: str) -> date:
+    """Monday of an ISO week written '2026-W47'."""
+    return date.fromisoformat(f"{week}-1")
+
+
+def last_complete_week(today: date) -> str:
+    """The week a Monday-morning report is about: the previous Monday-to-Sunday week."""
+    year, number, _ = (today - timedelta(days=today.weekday() + 7)).isocalendar()
+    return f"{year}-W{number:02d}"
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def headline_figures(
+    current: Sequence[IndicatorFigure], previous: Sequence[IndicatorFigure]
+) -> list[FigureLine]:
+    before = {figure.indicator: figure.value for figure in previous}
+    by_id = {figure.indicator: figure for figure in current}
+    return [_line(by_id[indicator], before.get(indicator)) for indicator in HEADLINE
+            if indicator in by_id]  # fmt: skip
+
+
+def _line(figure: IndicatorFigure, previous: float | None) -> FigureLine:
+    interval = figure.interval
+    return FigureLine(
+        indicator=figure.indicator, label=figure.label, value=figure.value, unit=figure.unit,
+        sample_size=figure.sample_size, low=interval.low if interval else None,
+        high=interval.high if interval else None, previous=previous,
+    )  # fmt: skip
+
+
+def themes_to_improve(
+    figures: Sequence[IndicatorFigure],
+    form: questionnaire.Questionnaire,
+    floor: int = ANONYMITY_FLOOR,
+) -> list[Theme]:
+    """The lowest theme means, among themes with enough answers to be shown to managers."""
+    by_id = {figure.indicator: figure for figure in figures}
+    themes = [
+        Theme(label=item.question, mean=figure.value, sample_size=figure.sample_size)
+        for item in domain.theme_items(form)
+        if (figure := by_id.get(item.id)) is not None
+        and figure.value is not None
+        and figure.sample_size >= floor
+    ]
+    return sorted(themes, key=lambda theme: theme.mean)[:THEMES_TO_IMPROVE]
+
+
+def board_link(base_url: str, *, network: str, site_id: str, week: str) -> str:
+    query = urlencode({"var-network": network, "var-site": site_id, "var-week": week})
+    return f"{base_url}?{query}"
+
+
+# --------------------------------------------------------------------------- reading
+
+
+async def build_report(
+    conn: asyncpg.Connection, settings: ScoringSettings, *, site_id: str, week: str,
+    board_url: str = DEFAULT_BOARD_URL, now: datetime | None = None,
+) -> WeeklyReport:  # fmt: skip
+    zone = ZoneInfo(settings.reporting_timezone)
+    start = week_start(week)
+    current = domain.Period("iso_week", start, start + timedelta(days=6))
+    previous = domain.Period("previous_iso_week", start - timedelta(days=7), start - timedelta(1))
+    as_of = now or datetime.now(zone)
+    form = questionnaire.load()
+    this_week = await _period_figures(conn, settings, site_id, current, form, as_of)
+    last_week = await _period_figures(conn, settings, site_id, previous, form, as_of)
+    site = await conn.fetchrow("SELECT network, site_name FROM sites WHERE site_id = $1", site_id)
+    network = site["network"] if site else ""
+    tally = await repository.tally_between(conn, site_id=site_id, start=current.start,
+                                           end=current.end)  # fmt: skip
+    return WeeklyReport(
+        site_id=site_id, site_name=(site and site["site_name"]) or site_id, network=network,
+        week=week, start=current.start, end=current.end, responses=domain.response_count(tally),
+        figures=headline_figures(this_week, last_week),
+        themes_to_improve=themes_to_improve(
+            this_week, form, getattr(settings, "anonymity_floor", ANONYMITY_FLOOR)
+        ),
+        call_backs=await pending_call_backs(conn, site_id=site_id),
+        board_url=board_link(board_url, network=network, site_id=site_id, week=week),
+    )  # fmt: skip
+
+
+async def _period_figures(
+    conn: asyncpg.Connection, settings: ScoringSettings, site_id: str, period: domain.Period,
+    form: questionnaire.Questionnaire, as_of: datetime,
+) -> list[IndicatorFigure]:  # fmt: skip
+    zone = ZoneInfo(settings.reporting_timezone)
+    tally = await repository.tally_between(conn, site_id=site_id, start=period.start,
+                                           end=period.end)  # fmt: skip
+    invitations = await repository.invitations_between(
+        conn, site_id=site_id, start=period.start, end=period.end
+    )
+    fcr = await repository.fcr_counts(
+        conn, site_id=site_id, start=datetime.combine(period.start, time(), zone),
+        end=datetime.combine(period.end + timedelta(days=1), time(), zone),
+        window_days=settings.fcr_window_days, as_of=as_of,
+    )  # fmt: skip
+    figures = domain.period_figures(
+        period, tally, invitations=invitations, questionnaire=form, fcr=fcr
+    )
+    return list(figures.figures)
+
+
+async def pending_call_backs(conn: asyncpg.Connection, *, site_id: str) -> list[CallBack]:
+    rows = await conn.fetch(
+        "SELECT raised_at, contact_id, reasons, answers ->> 'suggestion' AS suggestion "
+        "FROM alerts WHERE site_id = $1 AND handled_at IS NULL ORDER BY raised_at",
+        site_id,
+    )
+    return [
+        CallBack(
+            raised_at=row["raised_at"],
+            contact_id=row["contact_id"],
+            reasons=[REASON_LABELS.get(reason, reason) for reason in row["reasons"]],
+            suggestion=(row["suggestion"] or "").strip(),
+        )
+        for row in rows
+    ]
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _number(value: float | None, decimals: int = 1) -> str:
+    """French formatting: decimal comma, thin no-break space before units."""
+    if value is None:
+        return "—"
+    return f"{value:.{decimals}f}".replace(".", ",").replace("-", "−")
+
+
+def format_value(line: FigureLine) -> str:
+    if line.value is None:
+        # Observed FCR waits for each contact's repeat window to pass before counting it.
+        return "en cours de mesure" if line.indicator == "fcr_observed" else "pas de réponse"
+    if line.unit == "percent":
+        return f"{_number(line.value)}\u202f%"
+    if line.unit == "score":
+        return _number(line.value, 0)
+    return _number(line.value)
+
+
+def format_change(line: FigureLine) -> str:
+    """Words, not only a sign or a colour: screen readers and colour-blind readers get it."""
+    change = line.change
+    if change is None:
+        return "pas de comparaison"
+    points = "point" if abs(change) < 2 else "points"
+    if abs(change) < 0.05:
+        return "stable"
+    direction = "en hausse" if change > 0 else "en baisse"
+    return f"{direction} de {_number(abs(change))} {points}"
+
+
+def format_interval(line: FigureLine) -> str:
+    if line.low is None or line.high is None:
+        return "—"
+    return f"{_number(line.low)} à {_number(line.high)}"
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(value=format_value, change=format_change, interval=format_interval,
+                       number=_number)  # fmt: skip
+    return env
+
+
+def render(report: WeeklyReport) -> tuple[str, str, str]:
+    """(subject, HTML, plain text) of the email."""
+    env = _environment()
+    subject = f"Enquêtes à chaud — {report.site_name} — semaine {report.week}"
+    context: dict[str, Any] = {"report": report, "subject": subject}
+    html = env.get_template("weekly_report.html").render(context)
+    text = env.get_template("weekly_report.txt").render(context)
+    return subject, html, text
+
+
+def message(report: WeeklyReport, *, to: Sequence[str], mail_from: str) -> EmailMessage:
+    subject, html, text = render(report)
+    email = EmailMessage()
+    email["From"] = formataddr(("Enquêtes à chaud", mail_from))
+    email["To"] = ", ".join(to)
+    email["Subject"] = subject
+    email["Message-ID"] = make_msgid(domain=mail_from.rpartition("@")[2] or None)
+    email["Auto-Submitted"] = "auto-generated"
+    email.set_content(text)
+    email.add_alternative(html, subtype="html")
+    return email
+
+
+# --------------------------------------------------------------------------- sending
+
+
+async def send_weekly_reports(
+    settings: ScoringSettings, pool: asyncpg.Pool, *, week: str, smtp_url: str,
+    recipients: Mapping[str, Sequence[str]], board_url: str | None = None,
+    mail_from: str | None = None,
+) -> list[WeeklyReport]:  # fmt: skip
+    """One email per site in `recipients` (site id -> managers' addresses), one SMTP session.
+
+    `board_url` and `mail_from` default to settings `weekly_report_board_url` and
+    `mail_from_address` when the settings have them (the same SMTP path as dispatch).
+    """
+    board = str(board_url or getattr(settings, "weekly_report_board_url", DEFAULT_BOARD_URL))
+    sender = str(mail_from or getattr(settings, "mail_from_address", DEFAULT_MAIL_FROM))
+    reports = []
+    async with pool.acquire() as pooled:
+        conn = cast(asyncpg.Connection, pooled)  # a pooled connection, as the publisher uses
+        for site_id in recipients:
+            reports.append(
+                await build_report(conn, settings, site_id=site_id, week=week, board_url=board)
+            )
+    async with _smtp(smtp_url) as client:
+        for report in reports:
+            to = list(recipients[report.site_id])
+            if to:
+                await client.send_message(message(report, to=to, mail_from=sender))
+    return reports
+
+
+def _smtp(smtp_url: str) -> aiosmtplib.SMTP:
+    """SMTP_URL as dispatch reads it: smtp://host:port, or smtps:// for implicit TLS."""
+    url = urlsplit(smtp_url)
+    use_tls = url.scheme == "smtps"
+    return aiosmtplib.SMTP(
+        hostname=url.hostname or "127.0.0.1", port=url.port or (465 if use_tls else 25),
+        use_tls=use_tls, username=url.username, password=url.password, timeout=30,
+    )  # fmt: skip
+
+
+def command(settings: ScoringSettings) -> None:
+    """CLI entry point (`python -m scoring weekly-report`), run by a Monday-morning cron job.
+
+    Reads, when the settings have them: `weekly_report_week` (default: the last complete ISO
+    week), `weekly_report_recipients` (site id -> addresses), `smtp_url`,
+    `weekly_report_board_url` and `mail_from_address`.
+    """
+    zone = ZoneInfo(settings.reporting_timezone)
+    week = getattr(settings, "weekly_report_week", None) or last_complete_week(
+        datetime.now(zone).date()
+    )
+    recipients: Mapping[str, Sequence[str]] = getattr(settings, "weekly_report_recipients", {})
+    smtp_url = str(getattr(settings, "smtp_url", "smtp://127.0.0.1:25"))
+    reports = asyncio.run(_send_with_pool(settings, week, smtp_url, recipients))
+    print(f"weekly report {week}: {len(reports)} site(s) mailed")
+
+
+async def _send_with_pool(
+    settings: ScoringSettings, week: str, smtp_url: str, recipients: Mapping[str, Sequence[str]]
+) -> list[WeeklyReport]:
+    pool = await db.create_pool(settings.database_url, schema="scoring", max_size=2)
+    try:
+        return await send_weekly_reports(
+            settings, pool, week=week, smtp_url=smtp_url, recipients=recipients
+        )
+    finally:
+        await pool.close()
