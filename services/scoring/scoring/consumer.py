@@ -20,7 +20,7 @@ from contracts.topics import (
     RESPONSE_SUBMITTED,
     SCORING_ALERT,
 )
-from plumbing.outbox import enqueue
+from plumbing.outbox import enqueue_many
 from scoring import domain, repository
 from scoring.settings import ScoringSettings
 
@@ -28,37 +28,55 @@ SOURCE = "/scoring"
 
 
 class ScoringHandler:
-    def __init__(self, settings: ScoringSettings, rule: domain.DetractorRule | None = None) -> None:
+    def __init__(
+        self,
+        settings: ScoringSettings,
+        rule: domain.DetractorRule | None = None,
+        *,
+        raise_alerts: bool = True,
+    ) -> None:
         self.zone = ZoneInfo(settings.reporting_timezone)
         self.rule = rule or domain.DetractorRule()
+        self.raise_alerts = raise_alerts  # a rebuild recounts; it must not call users back twice
 
     def day_of(self, moment: datetime) -> date:
         return moment.astimezone(self.zone).date()
 
-    async def __call__(self, conn: asyncpg.Connection, topic: str, events: list[CloudEvent[Any]]) -> None:
+    async def __call__(
+        self, conn: asyncpg.Connection, topic: str, events: list[CloudEvent[Any]]
+    ) -> None:
         tallies: Counter[repository.TallyKey] = Counter()
         invitations: Counter[tuple[str, date, str, str]] = Counter()
         contacts: list[tuple[Any, ...]] = []
         sites: set[tuple[str, str, str | None]] = set()
+        pending_since: dict[str, datetime] = {}
+        alerts: list[DetractorAlert] = []
         for event in events:
             data = event.data
             if event.type == RESPONSE_SUBMITTED.type:
                 self._count_response(data, tallies)
-                await self._maybe_alert(conn, data)
+                if self.raise_alerts and (alert := self._alert_for(data)) is not None:
+                    alerts.append(alert)
                 sites.add((data.site_id, data.network, None))
+                _keep_oldest(pending_since, data.site_id, data.answered_at)
             elif event.type == INVITATION_SENT.type:
-                invitations[(data.site_id, self.day_of(data.sent_at), data.channel.value, data.motif)] += 1
+                invitations[
+                    (data.site_id, self.day_of(data.sent_at), data.channel.value, data.motif)
+                ] += 1
                 sites.add((data.site_id, data.network, data.site_name))
             elif event.type == CONTACT_CLOSED.type:
                 contacts.append(self._contact_row(data))
                 sites.add((data.site_id, data.network, data.site_name))
         await repository.add_tallies(conn, increments=dict(tallies))
+        await self._raise_alerts(conn, alerts)
         await repository.add_invitations(conn, increments=dict(invitations))
         if contacts:
             await repository.add_contacts(conn, rows=contacts)
-        await repository.mark_sites_dirty(conn, sites=sites)
+        await repository.mark_sites_dirty(conn, sites=sites, pending_since=pending_since)
 
-    def _count_response(self, response: ResponseSubmitted, tallies: Counter[repository.TallyKey]) -> None:
+    def _count_response(
+        self, response: ResponseSubmitted, tallies: Counter[repository.TallyKey]
+    ) -> None:
         base = (
             response.site_id, self.day_of(response.answered_at), response.channel.value,
             response.motif, response.request_nature.value if response.request_nature else "",
@@ -74,23 +92,44 @@ class ScoringHandler:
         return (contact.contact_id, contact.site_id, contact.network, user_hash,
                 contact.channel.value, contact.motif, contact.closed_at)  # fmt: skip
 
-    async def _maybe_alert(self, conn: asyncpg.Connection, response: ResponseSubmitted) -> None:
+    def _alert_for(self, response: ResponseSubmitted) -> DetractorAlert | None:
         reasons = domain.detractor_reasons(response.answers, self.rule)
         if not reasons:
-            return
-        alert = DetractorAlert(
+            return None
+        return DetractorAlert(
             alert_id=f"alr-{uuid.uuid4().hex[:20]}", invitation_id=response.invitation_id,
             contact_id=response.contact_id, site_id=response.site_id, network=response.network,
             reasons=reasons, answers=dict(response.answers), raised_at=response.answered_at,
         )  # fmt: skip
-        stored = await repository.save_alert(
-            conn, **alert.model_dump(exclude={"reasons"}), reasons=[r.value for r in reasons]
+
+    async def _raise_alerts(self, conn: asyncpg.Connection, alerts: list[DetractorAlert]) -> None:
+        """One insert and one outbox write per batch; the unique invitation id makes a
+        redelivered or resubmitted response raise no second alert."""
+        first: dict[str, DetractorAlert] = {}
+        for alert in alerts:
+            first.setdefault(alert.invitation_id, alert)
+        rows = [
+            {**alert.model_dump(exclude={"reasons"}), "reasons": [r.value for r in alert.reasons]}
+            for alert in first.values()
+        ]
+        new = await repository.save_alerts(conn, rows=rows)
+        await enqueue_many(
+            conn,
+            [
+                (SCORING_ALERT.name, alert.site_id, _alert_event(alert))
+                for alert in first.values()
+                if alert.invitation_id in new
+            ],
         )
-        if stored:
-            await enqueue(
-                conn, topic=SCORING_ALERT.name, key=response.site_id,
-                event=CloudEvent[DetractorAlert](
-                    id=new_event_id(), source=SOURCE, type=DETRACTOR_ALERT.type,
-                    time=response.answered_at, subject=response.site_id, data=alert,
-                ),
-            )  # fmt: skip
+
+
+def _alert_event(alert: DetractorAlert) -> CloudEvent[DetractorAlert]:
+    return CloudEvent[DetractorAlert](
+        id=new_event_id(), source=SOURCE, type=DETRACTOR_ALERT.type, time=alert.raised_at,
+        subject=alert.site_id, data=alert,
+    )  # fmt: skip
+
+
+def _keep_oldest(oldest: dict[str, datetime], site_id: str, moment: datetime) -> None:
+    if site_id not in oldest or moment < oldest[site_id]:
+        oldest[site_id] = moment

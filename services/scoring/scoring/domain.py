@@ -599,3 +599,52 @@ def _as_int(value: int | str | None) -> int | None:
         return int(value)
     except ValueError:
         return None
+
+
+# --------------------------------------------------------------------------- breakdowns
+
+
+@dataclass(frozen=True)
+class BreakdownCell:
+    """The figures of one cell of a breakdown (one channel, motif, nature or profile).
+
+    `figures` is None when the cell is withheld: fewer answers than the anonymity floor.
+    """
+
+    value: str
+    responses: int
+    figures: list[IndicatorFigure] | None
+
+
+def breakdown_cells(
+    tallies: Mapping[str, Tally],
+    *,
+    invitations: Mapping[str, int],
+    fcr: Mapping[str, tuple[int, int, int]],
+    questionnaire: Questionnaire,
+    floor: int,
+) -> list[BreakdownCell]:
+    """Figures per cell for the managers' view, honouring the anonymity floor.
+
+    A cell with fewer than `floor` responses is withheld whole; inside a shown cell, a figure
+    answered by fewer than `floor` people is blanked (value, interval and counts removed), since
+    a mean of two answers could point at the two users.
+    """
+    cells = []
+    for value in sorted(set(tallies) | set(invitations) | set(fcr)):
+        tally = tallies.get(value, {})
+        responses = response_count(tally)
+        if responses < floor:
+            cells.append(BreakdownCell(value, responses, None))
+            continue
+        shown = figures(tally, invitations=invitations.get(value, 0), questionnaire=questionnaire)
+        if value in fcr:
+            shown.append(observed_fcr(*fcr[value]))
+        cells.append(BreakdownCell(value, responses, [_floored(f, floor) for f in shown]))
+    return cells
+
+
+def _floored(figure: IndicatorFigure, floor: int) -> IndicatorFigure:
+    if figure.sample_size == 0 or figure.sample_size >= floor:
+        return figure
+    return figure.model_copy(update={"value": None, "interval": None, "counts": {}})

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from contracts import questionnaire
 from contracts.envelope import CloudEvent, new_event_id, utc_now
@@ -21,12 +21,23 @@ SOURCE = "/scoring"
 
 
 class IndicatorsPublisher:
-    def __init__(self, *, settings: ScoringSettings, pool: asyncpg.Pool, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, *, settings: ScoringSettings, pool: asyncpg.Pool, registry: CollectorRegistry
+    ) -> None:
         self.settings = settings
         self.pool = pool
         self.zone = ZoneInfo(settings.reporting_timezone)
         self.published = Counter(
             "scoring_indicator_events_total", "Site indicators events emitted", registry=registry
+        )
+        # Event time, not processing time: a late event (answered days ago) lands in +Inf,
+        # which is honest about what the screens showed.
+        self.submitted_to_published = Histogram(
+            "scoring_response_to_indicators_seconds",
+            "Time from a response's submission (event time) to the indicators event that "
+            "includes it, for the oldest response of each published site",
+            buckets=(0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300),
+            registry=registry,
         )
 
     async def run(self) -> None:
@@ -40,30 +51,50 @@ class IndicatorsPublisher:
         async with self.pool.acquire() as conn, conn.transaction():
             sites = await repository.lock_sites_due(conn, older_than=older_than, limit=limit)
             for site in sites:
-                event = await self.site_event(conn, site["site_id"], site["network"], site["site_name"], now)
+                event = await self.site_event(
+                    conn, site["site_id"], site["network"], site["site_name"], now
+                )
                 await enqueue(conn, topic=SITE_INDICATORS.name, key=site["site_id"], event=event)
                 await repository.mark_published(conn, site_id=site["site_id"], at=now)
         self.published.inc(len(sites))
+        self._observe_latency(sites)
         return len(sites)
 
+    def _observe_latency(self, sites: list[asyncpg.Record]) -> None:
+        # Observed after the commit: the outbox row exists, the relay sends it within ms.
+        emitted = utc_now()
+        for site in sites:
+            if site["pending_since"] is not None:
+                waited = (emitted - site["pending_since"]).total_seconds()
+                self.submitted_to_published.observe(max(0.0, waited))
+
+    def _midnight(self, day: date) -> datetime:
+        return datetime.combine(day, datetime.min.time(), self.zone)
+
     async def site_event(
-        self, conn: asyncpg.Connection, site_id: str, network: str, site_name: str | None, now: datetime
+        self,
+        conn: asyncpg.Connection,
+        site_id: str,
+        network: str,
+        site_name: str | None,
+        now: datetime,
     ) -> CloudEvent[SiteIndicatorsUpdated]:
         form = questionnaire.load()
+        windows = domain.periods(now.astimezone(self.zone).date())
+        days = [(period.start, period.end) for period in windows]
+        tallies = await repository.tallies_for_periods(conn, site_id=site_id, periods=days)
+        invitations = await repository.invitations_for_periods(conn, site_id=site_id, periods=days)
         periods = []
-        for period in domain.periods(now.astimezone(self.zone).date()):
-            tally = await repository.tally_between(conn, site_id=site_id, start=period.start, end=period.end)
-            invitations = await repository.invitations_between(
-                conn, site_id=site_id, start=period.start, end=period.end
-            )
+        for period, tally, invited in zip(windows, tallies, invitations, strict=True):
             fcr = await repository.fcr_counts(
-                conn, site_id=site_id,
-                start=datetime.combine(period.start, datetime.min.time(), self.zone),
-                end=datetime.combine(period.end + timedelta(days=1), datetime.min.time(), self.zone),
+                conn, site_id=site_id, start=self._midnight(period.start),
+                end=self._midnight(period.end + timedelta(days=1)),
                 window_days=self.settings.fcr_window_days, as_of=now,
             )  # fmt: skip
             periods.append(
-                domain.period_figures(period, tally, invitations=invitations, questionnaire=form, fcr=fcr)
+                domain.period_figures(
+                    period, tally, invitations=invited, questionnaire=form, fcr=fcr
+                )
             )
         data = SiteIndicatorsUpdated(
             site_id=site_id, site_name=site_name, network=network, computed_at=now, periods=periods

@@ -13,3 +13,15 @@ class ScoringSettings(ServiceSettings):
         default=1.0, gt=0, description="At most one indicators event per site per interval."
     )
     publisher_poll_seconds: float = 0.1
+    anonymity_floor: int = Field(
+        default=5, ge=1, description="Manager breakdowns withhold cells with fewer answers."
+    )
+    weekly_report_week: str | None = Field(
+        default=None, description="ISO week of the weekly report, e.g. 2026-W47 (default: last)."
+    )
+    weekly_report_recipients: dict[str, list[str]] = Field(
+        default_factory=dict, description="Site id -> managers' addresses for the weekly report."
+    )
+    weekly_report_board_url: str = "http://127.0.0.1:3000/d/enquetes-site-weekly/"
+    smtp_url: str = "smtp://127.0.0.1:25"
+    mail_from_address: str = "resultats@services-publics.example"

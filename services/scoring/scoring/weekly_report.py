@@ -38,7 +38,6 @@ TEMPLATES = Path(__file__).parent / "templates"
 ANONYMITY_FLOOR = 5  # the managers' views: no breakdown below 5 answers
 THEMES_TO_IMPROVE = 3
 DEFAULT_BOARD_URL = "http://grafana.example/d/enquetes-site-weekly/"
-DEFAULT_MAIL_FROM = "enquete@services-publics.example"
 # The email's headline figures, in this order (scoring.domain indicator ids).
 HEADLINE = ("satisfaction", "nps", "ces", "fcr_declared", "fcr_observed", "response_rate")
 REASON_LABELS = {
@@ -177,7 +176,7 @@ async def build_report(
         week=week, start=current.start, end=current.end, responses=domain.response_count(tally),
         figures=headline_figures(this_week, last_week),
         themes_to_improve=themes_to_improve(
-            this_week, form, getattr(settings, "anonymity_floor", ANONYMITY_FLOOR)
+            this_week, form, settings.anonymity_floor
         ),
         call_backs=await pending_call_backs(conn, site_id=site_id),
         board_url=board_link(board_url, network=network, site_id=site_id, week=week),
@@ -309,8 +308,8 @@ async def send_weekly_reports(
     `board_url` and `mail_from` default to settings `weekly_report_board_url` and
     `mail_from_address` when the settings have them (the same SMTP path as dispatch).
     """
-    board = str(board_url or getattr(settings, "weekly_report_board_url", DEFAULT_BOARD_URL))
-    sender = str(mail_from or getattr(settings, "mail_from_address", DEFAULT_MAIL_FROM))
+    board = board_url or settings.weekly_report_board_url
+    sender = mail_from or settings.mail_from_address
     reports = []
     async with pool.acquire() as pooled:
         conn = cast(asyncpg.Connection, pooled)  # a pooled connection, as the publisher uses
@@ -344,11 +343,9 @@ def command(settings: ScoringSettings) -> None:
     `weekly_report_board_url` and `mail_from_address`.
     """
     zone = ZoneInfo(settings.reporting_timezone)
-    week = getattr(settings, "weekly_report_week", None) or last_complete_week(
-        datetime.now(zone).date()
-    )
-    recipients: Mapping[str, Sequence[str]] = getattr(settings, "weekly_report_recipients", {})
-    smtp_url = str(getattr(settings, "smtp_url", "smtp://127.0.0.1:25"))
+    week = settings.weekly_report_week or last_complete_week(datetime.now(zone).date())
+    recipients: Mapping[str, Sequence[str]] = settings.weekly_report_recipients
+    smtp_url = settings.smtp_url
     reports = asyncio.run(_send_with_pool(settings, week, smtp_url, recipients))
     print(f"weekly report {week}: {len(reports)} site(s) mailed")
 

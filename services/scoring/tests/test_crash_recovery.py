@@ -73,12 +73,14 @@ async def test_killed_scoring_counts_the_response_exactly_once(
 
     restarted = start_system(stack.env(), tmp_path, only=("scoring",))
     try:
+
         async def settled() -> bool:
             return await counted_responses(stack.database_url, site_id) == 1
 
         await async_wait_for(settled, timeout=60)
         if counted_at_crash:  # the redelivered event must have been recognised as a duplicate
             async with httpx.AsyncClient(base_url=restarted["scoring"].url) as client:
+
                 async def deduped() -> bool:
                     return duplicates_seen((await client.get("/metrics")).text) >= 1
 

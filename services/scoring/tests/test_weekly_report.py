@@ -9,7 +9,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from pydantic import Field
 from scoring import domain, weekly_report
 from scoring.settings import ScoringSettings
 
@@ -171,17 +170,8 @@ async def test_report_is_sent_accessible_and_readable_on_a_phone(
     assert "agent" not in text.replace("Aucun résultat individuel d'agent", "")
 
 
-class ReportSettings(ScoringSettings):
-    """The settings fields the CLI reads (to be added to ScoringSettings when wired)."""
-
-    weekly_report_week: str | None = None
-    weekly_report_recipients: dict[str, list[str]] = Field(default_factory=dict)
-    weekly_report_board_url: str = "https://grafana.exemple.fr/d/enquetes-site-weekly/"
-    smtp_url: str = "smtp://127.0.0.1:25"
-
-
 async def test_cli_command_mails_the_configured_sites(stack, seeded):
-    configured = ReportSettings(
+    configured = ScoringSettings(
         database_url=stack.database_url, smtp_url=stack.smtp_url, weekly_report_week=PREVIOUS,
         weekly_report_recipients={SITE_ID: ["adjointe.montreuil@exemple.fr"]},
     )  # fmt: skip

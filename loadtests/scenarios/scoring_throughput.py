@@ -1,0 +1,422 @@
+"""Scoring throughput, freshness and rebuild speed, and the naive way side by side.
+
+1. Throughput: 50,000 `response submitted` events wait in the topic; scoring starts; time until
+   the tallies hold them all (the real process, broker and database).
+2. Freshness: with scoring running, 1,000 responses/s for 10 s; for each response, the time
+   from its event time to the Kafka timestamp of the first `site indicators updated` record of
+   its site that includes it (each site's count in the rolling 90 days tells which ones it
+   includes). Scoring publishes each site at most once per second, so the p95 cannot be much
+   below 0.95 s by design.
+3. Rebuild: `scoring.rebuild` replays the topics (55,000 responses) into fresh tables.
+4. Incremental against naive, in-process on the same events and the same database: both start
+   from the same 40,000-response history; then 2,000 more arrive in batches of 100 and, after
+   every batch, every figure of every changed site is recomputed for the 8 periods. The
+   incremental way adds to tallies and computes figures from them (scoring's own handler and
+   publisher code); the naive way inserts raw answers (jsonb) and recomputes every figure with
+   SQL over the raw answers. The naive SQL computes no interval: that only favours it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import CollectorRegistry
+from scoring import domain, rebuild
+from scoring.consumer import ScoringHandler
+from scoring.publisher import IndicatorsPublisher
+from scoring.settings import ScoringSettings
+
+from contracts import questionnaire
+from contracts.envelope import CloudEvent, decode, encode, new_event_id, utc_now
+from contracts.events import ResponseSubmitted
+from contracts.topics import (
+    RESPONSE_SUBMITTED,
+    SITE_INDICATORS,
+    SITE_INDICATORS_UPDATED,
+    SURVEY_RESPONSE,
+)
+from loadtests.stats import latency_figures
+from plumbing.services import start_system
+
+NAME = "scoring_throughput"
+DESCRIPTION = (
+    "responses scored/s, p95 response → site indicators event at 1,000/s, rebuild responses/s, "
+    "incremental tallies vs naive SQL over raw answers"
+)
+BACKLOG = 50_000
+SITES = [f"site-{n:02d}" for n in range(20)]
+STEADY_RATE, STEADY_SECONDS, TICK = 1_000, 10, 0.1
+HISTORY, SIDE_BY_SIDE, UPDATE_BATCH = 40_000, 2_000, 100
+PARIS = ZoneInfo("Europe/Paris")  # scoring's default reporting timezone
+THEMES = [item.id for item in domain.theme_items(questionnaire.load())]
+
+
+async def run(ctx: Any) -> dict[str, Any]:
+    rng = random.Random(42)
+    backlog = [_response(rng, days_back=60) for _ in range(BACKLOG)]
+    figures: dict[str, Any] = {"backlog_responses": BACKLOG}
+    figures |= await _produce_backlog(ctx, backlog)
+    system = await asyncio.to_thread(start_system, ctx.stack.env(), ctx.workdir, only=("scoring",))
+    try:
+        figures |= await _time_backlog(ctx)
+        figures |= await _steady_latency(ctx, rng)
+    finally:
+        system.stop()
+    figures |= await _rebuild_speed(ctx)
+    figures |= await _side_by_side(ctx, backlog)
+    return figures
+
+
+# --------------------------------------------------------------------------- events
+
+
+def _response(rng: random.Random, *, days_back: int, at: datetime | None = None) -> CloudEvent[Any]:
+    moment = at or utc_now() - timedelta(minutes=rng.randrange(days_back * 24 * 60 + 1))
+    site = rng.choice(SITES)
+    channel = rng.choice(["telephone", "courriel", "accueil_physique"])
+    answers: dict[str, int | str] = {
+        "canal": channel, "recommandation": rng.randint(0, 10),
+        "satisfaction_globale": rng.randint(1, 10),
+    }  # fmt: skip
+    if rng.random() < 0.6:
+        answers["effort"] = rng.randint(1, 7)
+    if rng.random() < 0.6:
+        answers["plusieurs_contacts"] = rng.choice(["oui", "non"])
+    for theme in THEMES:
+        if rng.random() < 0.5:
+            answers[theme] = rng.randint(1, 10)
+    data = ResponseSubmitted(
+        response_id=f"rsp-{uuid.uuid4().hex[:16]}", invitation_id=f"inv-{uuid.uuid4().hex[:16]}",
+        contact_id=f"crm-{uuid.uuid4().hex[:16]}", site_id=site, network="urssaf",
+        channel=channel, motif=rng.choice(["declaration", "paiement", "recouvrement"]),
+        request_nature=rng.choice([None, "information", "reclamation", "suivi_dossier"]),
+        profile=rng.choice([None, "employeur", "particulier"]),
+        questionnaire_version="urssaf-chaud-2024-v1", answers=answers, answered_at=moment,
+    )  # fmt: skip
+    return CloudEvent[ResponseSubmitted](
+        id=new_event_id(), source="/bench", type=RESPONSE_SUBMITTED.type, time=moment,
+        subject=site, data=data,
+    )  # fmt: skip
+
+
+async def _producer(ctx: Any) -> AIOKafkaProducer:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=ctx.stack.kafka_bootstrap_servers, acks="all", linger_ms=5,
+        max_batch_size=256 * 1024,
+    )  # fmt: skip
+    await producer.start()
+    return producer
+
+
+async def _send(producer: AIOKafkaProducer, events: list[CloudEvent[Any]]) -> None:
+    pending = [
+        await producer.send(SURVEY_RESPONSE.name, encode(e), key=e.subject.encode()) for e in events
+    ]
+    await asyncio.gather(*pending)
+
+
+# --------------------------------------------------------------------------- the real process
+
+
+async def _produce_backlog(ctx: Any, backlog: list[CloudEvent[Any]]) -> dict[str, Any]:
+    producer = await _producer(ctx)
+    started = time.perf_counter()
+    try:
+        for start in range(0, len(backlog), 5_000):
+            await _send(producer, backlog[start : start + 5_000])
+    finally:
+        await producer.stop()
+    return {"backlog_produce_seconds": round(time.perf_counter() - started, 1)}
+
+
+async def _counted(ctx: Any) -> int:
+    connection = await asyncpg.connect(ctx.stack.database_url)
+    try:
+        value = await connection.fetchval(
+            "SELECT coalesce(sum(count), 0) FROM scoring.tallies WHERE item = '__responses__'"
+        )
+        return int(value)
+    finally:
+        await connection.close()
+
+
+async def _time_backlog(ctx: Any) -> dict[str, Any]:
+    # Timed from readiness (the consumer has joined its group), not from the process start.
+    started = time.perf_counter()
+    while await _counted(ctx) < BACKLOG:
+        if time.perf_counter() - started > 300:
+            raise TimeoutError("the backlog was not scored in 300 s")
+        await asyncio.sleep(0.05)
+    seconds = time.perf_counter() - started
+    return {
+        "backlog_scored_seconds": round(seconds, 2),
+        "responses_scored_per_second": round(BACKLOG / seconds),
+    }
+
+
+async def _steady_latency(ctx: Any, rng: random.Random) -> dict[str, Any]:
+    await asyncio.sleep(2)  # let the publisher flush the backlog's site events first
+    baseline = await _site_counts(ctx)
+    producer = await _producer(ctx)
+    sent: list[CloudEvent[Any]] = []
+    per_tick = int(STEADY_RATE * TICK)
+    started = time.perf_counter()
+    try:
+        for tick in range(int(STEADY_SECONDS / TICK)):
+            batch = [_response(rng, days_back=0, at=utc_now()) for _ in range(per_tick)]
+            await _send(producer, batch)
+            sent += batch
+            await asyncio.sleep(max(0.0, started + (tick + 1) * TICK - time.perf_counter()))
+    finally:
+        await producer.stop()
+    achieved = len(sent) / (time.perf_counter() - started)
+    latencies = await _latencies(ctx, baseline, sent)
+    figures = latency_figures(latencies, "response_to_indicators_event")
+    return figures | {"steady_offered_responses_per_second": round(achieved)}
+
+
+async def _site_counts(ctx: Any) -> dict[str, int]:
+    connection = await asyncpg.connect(ctx.stack.database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT site_id, sum(count)::bigint AS n FROM scoring.tallies "
+            "WHERE item = '__responses__' GROUP BY site_id"
+        )
+        return {row["site_id"]: int(row["n"]) for row in rows}
+    finally:
+        await connection.close()
+
+
+async def _latencies(
+    ctx: Any, baseline: dict[str, int], sent: list[CloudEvent[Any]]
+) -> list[float]:
+    """Per response: first indicators record of its site whose count includes it, minus the
+    response's event time. A site's responses share a partition, so they are counted in order."""
+    rank: list[tuple[str, int, float]] = []
+    seen: dict[str, int] = dict(baseline)
+    for event in sent:
+        seen[event.subject] = seen.get(event.subject, 0) + 1
+        rank.append((event.subject, seen[event.subject], event.data.answered_at.timestamp()))
+    published = await _published_counts(ctx, targets=seen)
+    latencies = []
+    for site, position, answered in rank:
+        first = next((at for at, count in published[site] if count >= position), None)
+        if first is not None:
+            latencies.append(first - answered)
+    return latencies
+
+
+async def _published_counts(
+    ctx: Any, *, targets: dict[str, int], timeout: float = 60
+) -> dict[str, list[tuple[float, int]]]:
+    """site -> [(record timestamp in s, responses in the rolling 90 days)], in topic order."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=ctx.stack.kafka_bootstrap_servers, enable_auto_commit=False
+    )
+    await consumer.start()
+    published: dict[str, list[tuple[float, int]]] = {site: [] for site in targets}
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = [
+            TopicPartition(SITE_INDICATORS.name, p)
+            for p in sorted(consumer.partitions_for_topic(SITE_INDICATORS.name) or ())
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not _all_published(published, targets):
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    site, count = _site_count(record.value)
+                    if site in published:
+                        published[site].append((record.timestamp / 1000, count))
+    finally:
+        await consumer.stop()
+    return published
+
+
+def _site_count(value: bytes) -> tuple[str, int]:
+    data = decode(SITE_INDICATORS_UPDATED.envelope, value).data
+    period = next(p for p in data.periods if p.period == "rolling_90d")
+    rate = next(f for f in period.figures if f.indicator == "response_rate")
+    return data.site_id, rate.counts["responses"]
+
+
+def _all_published(published: dict[str, list[tuple[float, int]]], targets: dict[str, int]) -> bool:
+    return all(
+        published[site] and published[site][-1][1] >= target for site, target in targets.items()
+    )
+
+
+# --------------------------------------------------------------------------- rebuild
+
+
+def _settings(ctx: Any) -> ScoringSettings:
+    return ScoringSettings(
+        database_url=ctx.stack.database_url,
+        kafka_bootstrap_servers=ctx.stack.kafka_bootstrap_servers,
+    )
+
+
+async def _rebuild_speed(ctx: Any) -> dict[str, Any]:
+    report = await rebuild.rebuild(_settings(ctx))
+    return {
+        "rebuild_responses": report["events_by_type"].get(RESPONSE_SUBMITTED.type, 0),
+        "rebuild_seconds": report["seconds"],
+        "rebuild_responses_per_second": report["responses_per_second"],
+        "rebuild_equals_incremental": report["equal"],
+    }
+
+
+# --------------------------------------------------------------------------- side by side
+
+
+async def _side_by_side(ctx: Any, events: list[CloudEvent[Any]]) -> dict[str, Any]:
+    history, updates = events[:HISTORY], events[HISTORY : HISTORY + SIDE_BY_SIDE]
+    connection = await asyncpg.connect(ctx.stack.database_url)
+    try:
+        incremental = IncrementalWay(_settings(ctx), connection)
+        naive = NaiveWay(connection)
+        for way in (incremental, naive):
+            await way.prepare()
+            await way.load(history)
+        figures = {}
+        for way in (incremental, naive):
+            seconds = await _time_updates(way, updates)
+            figures[f"{way.name}_responses_per_second"] = round(len(updates) / seconds)
+    finally:
+        await connection.close()
+    ratio = figures["incremental_responses_per_second"] / figures["naive_responses_per_second"]
+    return figures | {"incremental_over_naive_ratio": round(ratio, 1)}
+
+
+async def _time_updates(way: Any, updates: list[CloudEvent[Any]]) -> float:
+    started = time.perf_counter()
+    for start in range(0, len(updates), UPDATE_BATCH):
+        await way.update(updates[start : start + UPDATE_BATCH])
+    return time.perf_counter() - started
+
+
+class IncrementalWay:
+    """Scoring's own code: tallies upsert, then every figure of each changed site from tallies."""
+
+    name = "incremental"
+    schema = "bench_incremental"
+
+    def __init__(self, settings: ScoringSettings, connection: asyncpg.Connection) -> None:
+        self.connection = connection
+        self.handler = ScoringHandler(settings, raise_alerts=False)
+        self.publisher = IndicatorsPublisher(
+            settings=settings,
+            pool=None,
+            registry=CollectorRegistry(),  # type: ignore[arg-type]
+        )
+
+    async def prepare(self) -> None:
+        await _fresh_schema(self.connection, self.schema)
+        for table in ("tallies", "site_day_tallies", "invitation_tallies", "contacts", "sites"):
+            await self.connection.execute(
+                f"CREATE TABLE {table} (LIKE scoring.{table} INCLUDING ALL)"
+            )
+
+    async def load(self, events: list[CloudEvent[Any]]) -> None:
+        await self.connection.execute(f"SET search_path = {self.schema}")
+        for start in range(0, len(events), 5_000):
+            async with self.connection.transaction():
+                await self.handler(
+                    self.connection, SURVEY_RESPONSE.name, events[start : start + 5_000]
+                )
+
+    async def update(self, events: list[CloudEvent[Any]]) -> None:
+        await self.connection.execute(f"SET search_path = {self.schema}")
+        async with self.connection.transaction():
+            await self.handler(self.connection, SURVEY_RESPONSE.name, events)
+            now = utc_now()
+            for site in sorted({event.subject for event in events}):
+                await self.publisher.site_event(self.connection, site, "urssaf", None, now)
+
+
+class NaiveWay:
+    """Raw answers in jsonb; every figure recomputed by SQL over them after each update."""
+
+    name = "naive"
+    schema = "bench_naive"
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self.connection = connection
+        self.figures_sql = _naive_figures_sql()
+
+    async def prepare(self) -> None:
+        await _fresh_schema(self.connection, self.schema)
+        await self.connection.execute(
+            "CREATE TABLE responses (event_id text PRIMARY KEY, site_id text NOT NULL, "
+            "day date NOT NULL, channel text NOT NULL, motif text NOT NULL, answers jsonb NOT NULL)"
+        )
+        await self.connection.execute("CREATE INDEX ON responses (site_id, day)")
+
+    async def load(self, events: list[CloudEvent[Any]]) -> None:
+        await self._insert(events)
+        await self.connection.execute("ANALYZE responses")
+
+    async def update(self, events: list[CloudEvent[Any]]) -> None:
+        async with self.connection.transaction():
+            await self._insert(events)
+            as_of = utc_now().date()
+            for site in sorted({event.subject for event in events}):
+                for period in domain.periods(as_of):
+                    await self.connection.fetchrow(self.figures_sql, site, period.start, period.end)
+
+    async def _insert(self, events: list[CloudEvent[Any]]) -> None:
+        await self.connection.execute(f"SET search_path = {self.schema}")
+        await self.connection.executemany(
+            "INSERT INTO responses VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT DO NOTHING",
+            [_raw_row(event) for event in events],
+        )
+
+
+def _raw_row(event: CloudEvent[Any]) -> tuple[Any, ...]:
+    data = event.data
+    day = data.answered_at.astimezone(PARIS).date()
+    return (event.id, data.site_id, day, data.channel.value, data.motif, json.dumps(data.answers))
+
+
+def _naive_figures_sql() -> str:
+    def rating(item: str) -> str:
+        return f"(answers->>'{item}')::int"
+
+    columns = [
+        "count(*) AS responses",
+        f"count({rating('recommandation')}) AS nps_n",
+        f"count(*) FILTER (WHERE {rating('recommandation')} >= 9) AS promoters",
+        f"count(*) FILTER (WHERE {rating('recommandation')} <= 6) AS detractors",
+        f"count({rating('effort')}) AS ces_n",
+        f"count(*) FILTER (WHERE {rating('effort')} >= 5) AS ces_agree",
+        f"avg({rating('effort')}) AS ces_mean, stddev({rating('effort')}) AS ces_sd",
+        "count(answers->>'plusieurs_contacts') AS fcr_n",
+        "count(*) FILTER (WHERE answers->>'plusieurs_contacts' = 'non') AS fcr_non",
+    ]
+    for item in ["satisfaction_globale", *THEMES]:
+        columns += [
+            f"count({rating(item)}) AS {item}_n",
+            f"count(*) FILTER (WHERE {rating(item)} >= 8) AS {item}_ok",
+            f"avg({rating(item)}) AS {item}_mean, stddev({rating(item)}) AS {item}_sd",
+        ]
+    return (
+        f"SELECT {', '.join(columns)} FROM responses WHERE site_id = $1 AND day BETWEEN $2 AND $3"
+    )
+
+
+async def _fresh_schema(connection: asyncpg.Connection, schema: str) -> None:
+    await connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    await connection.execute(f"CREATE SCHEMA {schema}")
+    await connection.execute(f"SET search_path = {schema}")

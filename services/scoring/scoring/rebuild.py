@@ -1,0 +1,187 @@
+"""`python -m scoring rebuild`: recompute every tally from scratch and prove it equals the
+incremental one.
+
+Source: the topics, replayed from the beginning, not the responses service's export. Why:
+- the tallies also count invitations (`survey.invitation.v1`) and closed contacts
+  (`crm.contact.closed.v1`); no export of the responses service holds those;
+- replaying the very events the incremental consumer read, through the very same handler
+  (`ScoringHandler`) and the same inbox de-duplication, tests exactly what we claim: the
+  incremental tallies equal a fold of the event log, whatever crashes and redeliveries happened;
+- `survey.response.v1` keeps 400 days, more than the longest window (year to date, previous
+  rolling 90 days). The price: the two other topics keep less, so a rebuild after their
+  retention has passed recounts fewer invitations and contacts; the report says which tables
+  differ, and a rebuild is meant to be run while the retention covers the reporting windows.
+
+How: a throw-away consumer with no group (assign + seek_to_beginning: no 5 s join, no offsets
+committed, the service's group untouched) folds the events into fresh tables in the schema
+`scoring_rebuild`, then each table is compared with `scoring` both ways (EXCEPT). Run it on a
+quiet system (or accept that events arriving meanwhile show up as differences). Detractor alerts
+are not raised again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from contracts.envelope import CloudEvent, InvalidEvent
+from contracts.topics import (
+    CRM_CONTACT_CLOSED,
+    RESPONSE_SUBMITTED,
+    SURVEY_INVITATION,
+    SURVEY_RESPONSE,
+    Topic,
+)
+from plumbing import db
+from plumbing.kafka import decode_record
+from scoring.consumer import ScoringHandler
+from scoring.settings import ScoringSettings
+
+LIVE_SCHEMA = "scoring"
+REBUILD_SCHEMA = "scoring_rebuild"
+REPLAYED_TOPICS = (SURVEY_RESPONSE, SURVEY_INVITATION, CRM_CONTACT_CLOSED)
+REBUILT_TABLES = ("tallies", "site_day_tallies", "invitation_tallies", "contacts")
+SCRATCH_TABLES = (*REBUILT_TABLES, "sites", "inbox")
+IDLE_POLLS_AT_END = 3
+
+
+@dataclass
+class ReplayCounts:
+    records: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def responses(self) -> int:
+        return self.by_type.get(RESPONSE_SUBMITTED.type, 0)
+
+
+async def rebuild(settings: ScoringSettings) -> dict[str, Any]:
+    connection = await db.connect(settings.database_url, schema=REBUILD_SCHEMA)
+    try:
+        await fresh_tables(connection)
+        started = time.perf_counter()
+        counts = await replay(settings, connection, ScoringHandler(settings, raise_alerts=False))
+        seconds = time.perf_counter() - started
+        tables = {name: await compare(connection, name) for name in REBUILT_TABLES}
+    finally:
+        await connection.close()
+    return {
+        "equal": all(table["equal"] for table in tables.values()),
+        "tables": tables,
+        "replayed_records": counts.records, "invalid_records": counts.invalid,
+        "duplicates": counts.duplicates, "events_by_type": counts.by_type,
+        "seconds": round(seconds, 3),
+        "responses_per_second": round(counts.responses / seconds, 1) if seconds else None,
+    }  # fmt: skip
+
+
+async def fresh_tables(connection: asyncpg.Connection) -> None:
+    await connection.execute(f"DROP SCHEMA IF EXISTS {REBUILD_SCHEMA} CASCADE")
+    await connection.execute(f"CREATE SCHEMA {REBUILD_SCHEMA}")
+    for table in SCRATCH_TABLES:
+        await connection.execute(
+            f"CREATE TABLE {REBUILD_SCHEMA}.{table} (LIKE {LIVE_SCHEMA}.{table} INCLUDING ALL)"
+        )
+
+
+async def replay(
+    settings: ScoringSettings, connection: asyncpg.Connection, handler: ScoringHandler
+) -> ReplayCounts:
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **settings.kafka_client_options())
+    await consumer.start()
+    counts = ReplayCounts()
+    try:
+        partitions = await _assign_from_start(consumer)
+        idle = 0
+        while idle < IDLE_POLLS_AT_END or not await _at_end(consumer, partitions):
+            batch = await consumer.getmany(timeout_ms=300, max_records=5000)
+            idle = 0 if batch else idle + 1
+            for partition, records in batch.items():
+                await _fold(connection, handler, _topic(partition.topic), records, counts)
+    finally:
+        await consumer.stop()
+    return counts
+
+
+async def _assign_from_start(consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+    await consumer._client.force_metadata_update()  # no group: ask the broker for the partitions
+    partitions = [
+        TopicPartition(topic.name, number)
+        for topic in REPLAYED_TOPICS
+        for number in sorted(consumer.partitions_for_topic(topic.name) or ())
+    ]
+    consumer.assign(partitions)
+    await consumer.seek_to_beginning(*partitions)
+    return partitions
+
+
+async def _at_end(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> bool:
+    # highwater(), not end_offsets(): Tansu reports wrong end offsets. A partition never
+    # fetched has no highwater yet; after idle polls that means it is empty.
+    for partition in partitions:
+        highwater = consumer.highwater(partition)
+        if highwater is not None and await consumer.position(partition) < highwater:
+            return False
+    return True
+
+
+def _topic(name: str) -> Topic:
+    return next(topic for topic in REPLAYED_TOPICS if topic.name == name)
+
+
+async def _fold(
+    connection: asyncpg.Connection, handler: ScoringHandler, topic: Topic,
+    records: list[ConsumerRecord[bytes, bytes]], counts: ReplayCounts,
+) -> None:  # fmt: skip
+    events: list[CloudEvent[Any]] = []
+    for record in records:
+        counts.records += 1
+        try:
+            events.append(decode_record(topic, record.value, record.headers))
+        except InvalidEvent:
+            counts.invalid += 1  # the live consumer sent it to the DLQ: not counted there either
+    async with connection.transaction():
+        fresh = await db.claim_events(
+            connection, topic=topic.name, event_ids=[e.id for e in events]
+        )
+        to_fold = []
+        for event in events:
+            if event.id in fresh:
+                fresh.discard(event.id)
+                to_fold.append(event)
+                counts.by_type[event.type] = counts.by_type.get(event.type, 0) + 1
+            else:
+                counts.duplicates += 1
+        await handler(connection, topic.name, to_fold)
+
+
+async def compare(connection: asyncpg.Connection, table: str) -> dict[str, Any]:
+    live, rebuilt = f"{LIVE_SCHEMA}.{table}", f"{REBUILD_SCHEMA}.{table}"
+    only_live = await connection.fetchval(
+        f"SELECT count(*) FROM (TABLE {live} EXCEPT TABLE {rebuilt}) d"
+    )
+    only_rebuilt = await connection.fetchval(
+        f"SELECT count(*) FROM (TABLE {rebuilt} EXCEPT TABLE {live}) d"
+    )
+    rows = await connection.fetchval(f"SELECT count(*) FROM {rebuilt}")
+    return {
+        "rows": int(rows), "only_incremental": int(only_live), "only_rebuilt": int(only_rebuilt),
+        "equal": only_live == 0 and only_rebuilt == 0,
+    }  # fmt: skip
+
+
+def command(settings: ScoringSettings) -> None:
+    """The CLI entry point: the report as one JSON line, last on stdout (after the JSON logs);
+    exit status 1 when the tallies differ."""
+    report = asyncio.run(rebuild(settings))
+    print(json.dumps(report), flush=True)
+    sys.exit(0 if report["equal"] else 1)
