@@ -12,14 +12,13 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from contracts.envelope import CloudEvent, encode
+from plumbing.db import Connection
 
 log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "outbox"
 
 
-async def enqueue(
-    connection: asyncpg.Connection, *, topic: str, key: str, event: CloudEvent[Any]
-) -> None:
+async def enqueue(connection: Connection, *, topic: str, key: str, event: CloudEvent[Any]) -> None:
     await connection.execute(
         "INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)",
         topic,
@@ -30,7 +29,7 @@ async def enqueue(
 
 
 async def enqueue_many(
-    connection: asyncpg.Connection, rows: list[tuple[str, str, CloudEvent[Any]]]
+    connection: Connection, rows: list[tuple[str, str, CloudEvent[Any]]]
 ) -> None:
     """Several (topic, key, event) rows in one round trip."""
     if not rows:

@@ -9,8 +9,6 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import asyncpg
-
 from contracts.envelope import CloudEvent, new_event_id
 from contracts.events import ContactClosed, DetractorAlert, ResponseSubmitted
 from contracts.topics import (
@@ -20,6 +18,7 @@ from contracts.topics import (
     RESPONSE_SUBMITTED,
     SCORING_ALERT,
 )
+from plumbing.db import Connection
 from plumbing.outbox import enqueue_many
 from scoring import domain, repository
 from scoring.settings import ScoringSettings
@@ -42,9 +41,7 @@ class ScoringHandler:
     def day_of(self, moment: datetime) -> date:
         return moment.astimezone(self.zone).date()
 
-    async def __call__(
-        self, conn: asyncpg.Connection, topic: str, events: list[CloudEvent[Any]]
-    ) -> None:
+    async def __call__(self, conn: Connection, topic: str, events: list[CloudEvent[Any]]) -> None:
         tallies: Counter[repository.TallyKey] = Counter()
         invitations: Counter[tuple[str, date, str, str]] = Counter()
         contacts: list[tuple[Any, ...]] = []
@@ -102,7 +99,7 @@ class ScoringHandler:
             reasons=reasons, answers=dict(response.answers), raised_at=response.answered_at,
         )  # fmt: skip
 
-    async def _raise_alerts(self, conn: asyncpg.Connection, alerts: list[DetractorAlert]) -> None:
+    async def _raise_alerts(self, conn: Connection, alerts: list[DetractorAlert]) -> None:
         """One insert and one outbox write per batch; the unique invitation id makes a
         redelivered or resubmitted response raise no second alert."""
         first: dict[str, DetractorAlert] = {}

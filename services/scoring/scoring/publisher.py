@@ -13,6 +13,7 @@ from contracts import questionnaire
 from contracts.envelope import CloudEvent, new_event_id, utc_now
 from contracts.events import SiteIndicatorsUpdated
 from contracts.topics import SITE_INDICATORS, SITE_INDICATORS_UPDATED
+from plumbing.db import Connection
 from plumbing.outbox import enqueue
 from scoring import domain, repository
 from scoring.settings import ScoringSettings
@@ -73,7 +74,7 @@ class IndicatorsPublisher:
 
     async def site_event(
         self,
-        conn: asyncpg.Connection,
+        conn: Connection,
         site_id: str,
         network: str,
         site_name: str | None,

@@ -28,7 +28,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from contracts.envelope import CloudEvent, InvalidEvent
@@ -40,6 +39,7 @@ from contracts.topics import (
     Topic,
 )
 from plumbing import db
+from plumbing.db import Connection
 from plumbing.kafka import decode_record
 from scoring.consumer import ScoringHandler
 from scoring.settings import ScoringSettings
@@ -84,7 +84,7 @@ async def rebuild(settings: ScoringSettings) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def fresh_tables(connection: asyncpg.Connection) -> None:
+async def fresh_tables(connection: Connection) -> None:
     await connection.execute(f"DROP SCHEMA IF EXISTS {REBUILD_SCHEMA} CASCADE")
     await connection.execute(f"CREATE SCHEMA {REBUILD_SCHEMA}")
     for table in SCRATCH_TABLES:
@@ -94,7 +94,7 @@ async def fresh_tables(connection: asyncpg.Connection) -> None:
 
 
 async def replay(
-    settings: ScoringSettings, connection: asyncpg.Connection, handler: ScoringHandler
+    settings: ScoringSettings, connection: Connection, handler: ScoringHandler
 ) -> ReplayCounts:
     consumer = AIOKafkaConsumer(enable_auto_commit=False, **settings.kafka_client_options())
     await consumer.start()
@@ -139,7 +139,7 @@ def _topic(name: str) -> Topic:
 
 
 async def _fold(
-    connection: asyncpg.Connection, handler: ScoringHandler, topic: Topic,
+    connection: Connection, handler: ScoringHandler, topic: Topic,
     records: list[ConsumerRecord[bytes, bytes]], counts: ReplayCounts,
 ) -> None:  # fmt: skip
     events: list[CloudEvent[Any]] = []
@@ -164,7 +164,7 @@ async def _fold(
         await handler(connection, topic.name, to_fold)
 
 
-async def compare(connection: asyncpg.Connection, table: str) -> dict[str, Any]:
+async def compare(connection: Connection, table: str) -> dict[str, Any]:
     live, rebuilt = f"{LIVE_SCHEMA}.{table}", f"{REBUILD_SCHEMA}.{table}"
     only_live = await connection.fetchval(
         f"SELECT count(*) FROM (TABLE {live} EXCEPT TABLE {rebuilt}) d"

@@ -8,12 +8,14 @@ from typing import Any
 
 import asyncpg
 
+from plumbing.db import Connection
+
 TallyKey = tuple[
     str, date, str, str, str, str, str, str
 ]  # site, day, channel, motif, nature, profile, item, value
 
 
-async def add_tallies(conn: asyncpg.Connection, *, increments: dict[TallyKey, int]) -> None:
+async def add_tallies(conn: Connection, *, increments: dict[TallyKey, int]) -> None:
     """Add counts in one statement per table; keys sorted so concurrent writers lock rows in one
     order. The site-level rollup gets the same increments summed over the breakdowns."""
     if not increments:
@@ -33,7 +35,7 @@ async def add_tallies(conn: asyncpg.Connection, *, increments: dict[TallyKey, in
     await _add_site_day_tallies(conn, increments)
 
 
-async def _add_site_day_tallies(conn: asyncpg.Connection, increments: dict[TallyKey, int]) -> None:
+async def _add_site_day_tallies(conn: Connection, increments: dict[TallyKey, int]) -> None:
     rollup: dict[tuple[str, date, str, str], int] = {}
     for (site, day, _channel, _motif, _nature, _profile, item, value), count in increments.items():
         key = (site, day, item, value)
@@ -50,7 +52,7 @@ async def _add_site_day_tallies(conn: asyncpg.Connection, increments: dict[Tally
 
 
 async def add_invitations(
-    conn: asyncpg.Connection, *, increments: dict[tuple[str, date, str, str], int]
+    conn: Connection, *, increments: dict[tuple[str, date, str, str], int]
 ) -> None:
     if not increments:
         return
@@ -65,7 +67,7 @@ async def add_invitations(
     )
 
 
-async def add_contacts(conn: asyncpg.Connection, *, rows: list[tuple[Any, ...]]) -> None:
+async def add_contacts(conn: Connection, *, rows: list[tuple[Any, ...]]) -> None:
     await conn.executemany(
         "INSERT INTO contacts (contact_id, site_id, network, user_hash, channel, motif, closed_at) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (contact_id) DO NOTHING",
@@ -74,7 +76,7 @@ async def add_contacts(conn: asyncpg.Connection, *, rows: list[tuple[Any, ...]])
 
 
 async def mark_sites_dirty(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     sites: Iterable[tuple[str, str, str | None]],
     pending_since: Mapping[str, datetime] | None = None,
@@ -95,7 +97,7 @@ async def mark_sites_dirty(
     )
 
 
-async def save_alerts(conn: asyncpg.Connection, *, rows: list[dict[str, Any]]) -> set[str]:
+async def save_alerts(conn: Connection, *, rows: list[dict[str, Any]]) -> set[str]:
     """Store alerts in one statement; return the invitation ids whose alert is new (one alert
     per invitation, whatever the redeliveries or resubmissions)."""
     if not rows:
@@ -116,7 +118,7 @@ async def save_alerts(conn: asyncpg.Connection, *, rows: list[dict[str, Any]]) -
 
 
 async def lock_sites_due(
-    conn: asyncpg.Connection, *, older_than: datetime, limit: int
+    conn: Connection, *, older_than: datetime, limit: int
 ) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT site_id, network, site_name, pending_since FROM sites WHERE dirty AND "
@@ -127,7 +129,7 @@ async def lock_sites_due(
     )
 
 
-async def mark_published(conn: asyncpg.Connection, *, site_id: str, at: datetime) -> None:
+async def mark_published(conn: Connection, *, site_id: str, at: datetime) -> None:
     await conn.execute(
         "UPDATE sites SET dirty = false, last_published_at = $2, pending_since = NULL "
         "WHERE site_id = $1",
@@ -137,7 +139,7 @@ async def mark_published(conn: asyncpg.Connection, *, site_id: str, at: datetime
 
 
 async def tally_between(
-    conn: asyncpg.Connection, *, site_id: str, start: date, end: date
+    conn: Connection, *, site_id: str, start: date, end: date
 ) -> dict[str, dict[str, int]]:
     rows = await conn.fetch(
         "SELECT item, value, sum(count)::bigint AS n FROM tallies "
@@ -151,7 +153,7 @@ async def tally_between(
 
 
 async def tallies_for_periods(
-    conn: asyncpg.Connection, *, site_id: str, periods: list[tuple[date, date]]
+    conn: Connection, *, site_id: str, periods: list[tuple[date, date]]
 ) -> list[dict[str, dict[str, int]]]:
     """The site's tally for each (start, end) period, in one scan of the site-level rollup."""
     sums = ", ".join(
@@ -172,7 +174,7 @@ async def tallies_for_periods(
 
 
 async def invitations_for_periods(
-    conn: asyncpg.Connection, *, site_id: str, periods: list[tuple[date, date]]
+    conn: Connection, *, site_id: str, periods: list[tuple[date, date]]
 ) -> list[int]:
     sums = ", ".join(
         f"coalesce(sum(count) FILTER (WHERE day BETWEEN ${2 * n + 3} AND ${2 * n + 4}), 0)"
@@ -186,9 +188,7 @@ async def invitations_for_periods(
     return [int(value) for value in row.values()]
 
 
-async def invitations_between(
-    conn: asyncpg.Connection, *, site_id: str, start: date, end: date
-) -> int:
+async def invitations_between(conn: Connection, *, site_id: str, start: date, end: date) -> int:
     value = await conn.fetchval(
         "SELECT coalesce(sum(count), 0) FROM invitation_tallies "
         "WHERE site_id = $1 AND day BETWEEN $2 AND $3",
@@ -198,7 +198,7 @@ async def invitations_between(
 
 
 async def fcr_counts(
-    conn: asyncpg.Connection, *, site_id: str, start: datetime, end: datetime,
+    conn: Connection, *, site_id: str, start: datetime, end: datetime,
     window_days: int, as_of: datetime,
 ) -> tuple[int, int, int]:  # fmt: skip
     """(resolved, repeated, pending) for the site's contacts closed in [start, end).
@@ -241,7 +241,7 @@ CONTACT_DIMENSIONS = frozenset({"channel", "motif"})  # what the contacts table 
 
 
 async def tally_by(
-    conn: asyncpg.Connection, *, site_id: str, start: date, end: date, dimension: str
+    conn: Connection, *, site_id: str, start: date, end: date, dimension: str
 ) -> dict[str, dict[str, dict[str, int]]]:
     """Cell (e.g. the channel) -> tally, for one site and a day range."""
     column = BREAKDOWN_COLUMNS[dimension]
@@ -257,7 +257,7 @@ async def tally_by(
 
 
 async def invitations_by(
-    conn: asyncpg.Connection, *, site_id: str, start: date, end: date, dimension: str
+    conn: Connection, *, site_id: str, start: date, end: date, dimension: str
 ) -> dict[str, int]:
     if dimension not in INVITATION_DIMENSIONS:
         return {}
@@ -270,7 +270,7 @@ async def invitations_by(
 
 
 async def fcr_counts_by(
-    conn: asyncpg.Connection, *, site_id: str, start: datetime, end: datetime,
+    conn: Connection, *, site_id: str, start: datetime, end: datetime,
     window_days: int, as_of: datetime, dimension: str,
 ) -> dict[str, tuple[int, int, int]]:  # fmt: skip
     """`fcr_counts` per channel or motif of the site's contacts."""
@@ -303,7 +303,7 @@ async def fcr_counts_by(
 
 
 async def contact_distributions(
-    conn: asyncpg.Connection, *, site_id: str, start: datetime, end: datetime
+    conn: Connection, *, site_id: str, start: datetime, end: datetime
 ) -> dict[str, Any]:
     """CNAV tracking: contacts by motif, by channel, by both; users by number of contacts."""
     rows = await conn.fetch(

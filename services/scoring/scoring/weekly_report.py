@@ -31,6 +31,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from contracts import questionnaire
 from contracts.events import IndicatorFigure
 from plumbing import db
+from plumbing.db import Connection
 from scoring import domain, repository
 from scoring.settings import ScoringSettings
 
@@ -156,7 +157,7 @@ def board_link(base_url: str, *, network: str, site_id: str, week: str) -> str:
 
 
 async def build_report(
-    conn: asyncpg.Connection, settings: ScoringSettings, *, site_id: str, week: str,
+    conn: Connection, settings: ScoringSettings, *, site_id: str, week: str,
     board_url: str = DEFAULT_BOARD_URL, now: datetime | None = None,
 ) -> WeeklyReport:  # fmt: skip
     zone = ZoneInfo(settings.reporting_timezone)
@@ -184,7 +185,7 @@ async def build_report(
 
 
 async def _period_figures(
-    conn: asyncpg.Connection, settings: ScoringSettings, site_id: str, period: domain.Period,
+    conn: Connection, settings: ScoringSettings, site_id: str, period: domain.Period,
     form: questionnaire.Questionnaire, as_of: datetime,
 ) -> list[IndicatorFigure]:  # fmt: skip
     zone = ZoneInfo(settings.reporting_timezone)
@@ -204,7 +205,7 @@ async def _period_figures(
     return list(figures.figures)
 
 
-async def pending_call_backs(conn: asyncpg.Connection, *, site_id: str) -> list[CallBack]:
+async def pending_call_backs(conn: Connection, *, site_id: str) -> list[CallBack]:
     rows = await conn.fetch(
         "SELECT raised_at, contact_id, reasons, answers ->> 'suggestion' AS suggestion "
         "FROM alerts WHERE site_id = $1 AND handled_at IS NULL ORDER BY raised_at",
@@ -312,7 +313,7 @@ async def send_weekly_reports(
     sender = mail_from or settings.mail_from_address
     reports = []
     async with pool.acquire() as pooled:
-        conn = cast(asyncpg.Connection, pooled)  # a pooled connection, as the publisher uses
+        conn = cast(Connection, pooled)  # a pooled connection, as the publisher uses
         for site_id in recipients:
             reports.append(
                 await build_report(conn, settings, site_id=site_id, week=week, board_url=board)
