@@ -5,17 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from contracts.topics import CRM_CONTACT_CLOSED
+from contracts.topics import CRM_CONTACT_CLOSED, SURVEY_RESPONSE
 from plumbing.consumer import ConsumerMetrics, EventConsumer
 from plumbing.runtime import Runtime, service_app
 from survey_dispatch import domain, repository
+from survey_dispatch.admin import admin_router, new_admin_auth
 from survey_dispatch.channels import SmsChannel, SmtpChannel
 from survey_dispatch.consumer import ContactClosedHandler, DecisionMetrics
-from survey_dispatch.sender import Sender, SendMetrics
+from survey_dispatch.housekeeping import Purge
+from survey_dispatch.sender import Sender, SendMetrics, new_breakers
 from survey_dispatch.settings import DispatchSettings
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -28,42 +30,61 @@ def create_app(settings: DispatchSettings) -> FastAPI:
     )
 
     async def setup(runtime: Runtime, app: FastAPI) -> None:
-        if settings.default_rules is not None:
-            domain.Rules.from_mapping(settings.default_rules, None)  # refuse bad rules at start
-            async with runtime.db_pool.acquire() as conn, conn.transaction():
-                await repository.set_rules(
-                    conn, network="*", site_id="", rules=settings.default_rules, changed_by="settings"
-                )
-        handler = ContactClosedHandler(settings, DecisionMetrics(runtime.registry))
-        app.state.handler = handler
+        await _write_default_rules(runtime, settings)
         consumer = EventConsumer(
-            settings=settings, group_id=SERVICE, topics=[CRM_CONTACT_CLOSED],
-            pool=runtime.db_pool, producer=runtime.kafka_producer, handler=handler,
+            settings=settings, group_id=SERVICE, topics=[CRM_CONTACT_CLOSED, SURVEY_RESPONSE],
+            pool=runtime.db_pool, producer=runtime.kafka_producer, batch_handler=handler,
             metrics=ConsumerMetrics(runtime.registry),
         )  # fmt: skip
         runtime.run_consumer(consumer)
-        http = httpx.AsyncClient()
         sender = Sender(
             settings=settings, pool=runtime.db_pool, smtp=SmtpChannel(settings),
-            sms=SmsChannel(settings, http), templates=templates, metrics=SendMetrics(runtime.registry),
+            sms=SmsChannel(settings, httpx.AsyncClient()), templates=templates,
+            metrics=SendMetrics(runtime.registry), breakers=new_breakers(settings),
         )  # fmt: skip
-        runtime.spawn("sender", sender.run)
+        for worker in range(settings.send_workers):  # SKIP LOCKED keeps the workers apart
+            runtime.spawn(f"sender-{worker}", sender.run)
+        runtime.spawn("reminders", sender.run_reminders)
+        runtime.spawn("queue-gauge", sender.watch_queue)
+        purge = Purge(
+            pool=runtime.db_pool, every_seconds=settings.housekeeping_seconds,
+            registry=runtime.registry,
+        )  # fmt: skip
+        runtime.spawn("purge", purge.run)
 
     app = service_app(
         settings=settings, service=SERVICE, schema="survey_dispatch",
         title="survey-dispatch", setup=setup,
     )  # fmt: skip
+    runtime: Runtime = app.state.runtime
+    handler = ContactClosedHandler(settings, DecisionMetrics(runtime.registry))
+    app.state.admin_auth = new_admin_auth(settings)
+    app.include_router(admin_router(lambda: runtime.db_pool, handler.pseudonym))
+    _install_optout_routes(app, runtime, handler, templates)
+    return app
 
+
+async def _write_default_rules(runtime: Runtime, settings: DispatchSettings) -> None:
+    if settings.default_rules is None:
+        return
+    domain.Rules.from_mapping(settings.default_rules, None)  # refuse bad rules at start
+    async with runtime.db_pool.acquire() as conn, conn.transaction():
+        await repository.set_rules(
+            conn, network="*", site_id="", rules=settings.default_rules, changed_by="settings"
+        )
+
+
+def _install_optout_routes(
+    app: FastAPI, runtime: Runtime, handler: ContactClosedHandler, templates: Environment
+) -> None:
     @app.get("/o/{token}", response_class=HTMLResponse, include_in_schema=False)
     async def optout_page(token: str) -> HTMLResponse:
         page = templates.get_template("optout.html")
         return HTMLResponse(page.render(token=token, done=False))
 
     @app.post("/o/{token}", response_class=HTMLResponse, include_in_schema=False)
-    async def optout(token: str, request: Request) -> HTMLResponse:
+    async def optout(token: str) -> HTMLResponse:
         """One click, effective at once (RFC 8058 one-click POST lands here too)."""
-        runtime: Runtime = app.state.runtime
-        handler: ContactClosedHandler = app.state.handler
         async with runtime.db_pool.acquire() as conn, conn.transaction():
             row = await repository.invitation_by_token_digest(
                 conn, digest=domain.token_digest(token[:64])
@@ -78,5 +99,3 @@ def create_app(settings: DispatchSettings) -> FastAPI:
                 subjects.append(handler.pseudonym(row["address"]))
             await repository.add_opt_outs(conn, network=row["network"], subjects=subjects)
         return HTMLResponse(templates.get_template("optout.html").render(token=token, done=True))
-
-    return app

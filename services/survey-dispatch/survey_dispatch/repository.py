@@ -7,10 +7,15 @@ from typing import Any
 
 import asyncpg
 
+from plumbing.db import Connection
 
-async def rules_for(conn: asyncpg.Connection, *, network: str, site_id: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+
+async def rules_for(
+    conn: Connection, *, network: str, site_id: str
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     rows = await conn.fetch(
-        "SELECT network, site_id, rules FROM rules WHERE network IN ($1, '*') AND site_id IN ($2, '') "
+        "SELECT network, site_id, rules FROM rules "
+        "WHERE network IN ($1, '*') AND site_id IN ($2, '') "
         "ORDER BY network = '*' DESC, site_id = '' DESC",
         network,
         site_id,
@@ -25,12 +30,12 @@ async def rules_for(conn: asyncpg.Connection, *, network: str, site_id: str) -> 
     return network_rules, site_rules
 
 
-async def contact_known(conn: asyncpg.Connection, *, contact_id: str) -> bool:
+async def contact_known(conn: Connection, *, contact_id: str) -> bool:
     return bool(await conn.fetchval("SELECT 1 FROM contacts WHERE contact_id = $1", contact_id))
 
 
 async def record_contact(
-    conn: asyncpg.Connection, *, contact_id: str, network: str, site_id: str,
+    conn: Connection, *, contact_id: str, network: str, site_id: str,
     decided_at: datetime, decision: str, detail: str,
 ) -> None:  # fmt: skip
     await conn.execute(
@@ -40,7 +45,7 @@ async def record_contact(
     )  # fmt: skip
 
 
-async def is_opted_out(conn: asyncpg.Connection, *, network: str, subjects: list[str]) -> bool:
+async def is_opted_out(conn: Connection, *, network: str, subjects: list[str]) -> bool:
     return bool(
         await conn.fetchval(
             "SELECT 1 FROM opt_outs WHERE network IN ($1, '*') AND subject = ANY($2::text[])",
@@ -50,7 +55,7 @@ async def is_opted_out(conn: asyncpg.Connection, *, network: str, subjects: list
     )
 
 
-async def add_opt_outs(conn: asyncpg.Connection, *, network: str, subjects: list[str]) -> None:
+async def add_opt_outs(conn: Connection, *, network: str, subjects: list[str]) -> None:
     await conn.executemany(
         "INSERT INTO opt_outs (network, subject) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         [(network, subject) for subject in subjects],
@@ -58,7 +63,7 @@ async def add_opt_outs(conn: asyncpg.Connection, *, network: str, subjects: list
 
 
 async def last_invitation_at(
-    conn: asyncpg.Connection, *, network: str, user_pseudo_id: str
+    conn: Connection, *, network: str, user_pseudo_id: str
 ) -> datetime | None:
     value = await conn.fetchval(
         "SELECT max(created_at) FROM invitations WHERE network = $1 AND user_pseudo_id = $2 "
@@ -69,33 +74,37 @@ async def last_invitation_at(
     return value  # type: ignore[no-any-return]
 
 
-async def schedule_invitation(conn: asyncpg.Connection, **row: Any) -> None:
+async def schedule_invitation(conn: Connection, **row: Any) -> None:
     columns = ", ".join(row)
     placeholders = ", ".join(f"${i}" for i in range(1, len(row) + 1))
-    await conn.execute(f"INSERT INTO invitations ({columns}) VALUES ({placeholders})", *row.values())
-
-
-async def lock_due_invitations(conn: asyncpg.Connection, *, now: datetime, limit: int) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT * FROM invitations WHERE status = 'scheduled' AND send_at <= $1 "
-        "ORDER BY send_at LIMIT $2 FOR UPDATE SKIP LOCKED",
-        now,
-        limit,
+    await conn.execute(
+        f"INSERT INTO invitations ({columns}) VALUES ({placeholders})", *row.values()
     )
 
 
-async def mark_sent(
-    conn: asyncpg.Connection, *, invitation_id: str, sent_at: datetime, expires_at: datetime
-) -> None:
-    await conn.execute(
-        "UPDATE invitations SET status = 'sent', sent_at = $2, expires_at = $3, "
-        "attempts = attempts + 1, last_error = NULL WHERE invitation_id = $1",
-        invitation_id, sent_at, expires_at,
+async def lock_due_invitations(
+    conn: Connection, *, now: datetime, channel: str, limit: int
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT * FROM invitations WHERE status = 'scheduled' AND send_at <= $1 "
+        "AND survey_channel = $2 ORDER BY send_at LIMIT $3 FOR UPDATE SKIP LOCKED",
+        now, channel, limit,
     )  # fmt: skip
 
 
+async def mark_sent(
+    conn: Connection, *, sent: list[tuple[str, datetime, datetime, datetime | None]]
+) -> None:
+    """(invitation id, sent at, expires at, remind at) rows, in one round trip."""
+    await conn.executemany(
+        "UPDATE invitations SET status = 'sent', sent_at = $2, expires_at = $3, remind_at = $4, "
+        "attempts = attempts + 1, last_error = NULL WHERE invitation_id = $1",
+        sent,
+    )
+
+
 async def mark_retry(
-    conn: asyncpg.Connection, *, invitation_id: str, send_at: datetime, error: str
+    conn: Connection, *, invitation_id: str, send_at: datetime, error: str
 ) -> None:
     await conn.execute(
         "UPDATE invitations SET send_at = $2, attempts = attempts + 1, last_error = $3 "
@@ -104,7 +113,7 @@ async def mark_retry(
     )  # fmt: skip
 
 
-async def mark_failed(conn: asyncpg.Connection, *, invitation_id: str, error: str) -> None:
+async def mark_failed(conn: Connection, *, invitation_id: str, error: str) -> None:
     await conn.execute(
         "UPDATE invitations SET status = 'failed', attempts = attempts + 1, last_error = $2, "
         "address = NULL, token = NULL WHERE invitation_id = $1",
@@ -112,16 +121,16 @@ async def mark_failed(conn: asyncpg.Connection, *, invitation_id: str, error: st
     )  # fmt: skip
 
 
-async def invitation_by_token_digest(conn: asyncpg.Connection, *, digest: str) -> asyncpg.Record | None:
+async def invitation_by_token_digest(conn: Connection, *, digest: str) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM invitations WHERE token_sha256 = $1", digest)
 
 
-async def scheduled_count(conn: asyncpg.Connection) -> int:
+async def scheduled_count(conn: Connection) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM invitations WHERE status = 'scheduled'"))
 
 
 async def set_rules(
-    conn: asyncpg.Connection, *, network: str, site_id: str, rules: dict[str, Any], changed_by: str
+    conn: Connection, *, network: str, site_id: str, rules: dict[str, Any], changed_by: str
 ) -> None:
     """Replace one rules row and audit the change (who, when, before, after)."""
     before = await conn.fetchval(
@@ -137,4 +146,157 @@ async def set_rules(
         "INSERT INTO rules_audit (network, site_id, changed_by, before, after) "
         "VALUES ($1, $2, $3, $4, $5)",
         network, site_id, changed_by, before, rules,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- batch decisions
+
+
+async def lock_users(conn: Connection, *, keys: list[str]) -> None:
+    """Serialise decisions about the same user across replicas (fatigue, opt-out), in a fixed
+    order so two transactions never wait on each other crosswise."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext(k)) FROM (SELECT DISTINCT unnest($1::text[]) AS k "
+        "ORDER BY 1) AS keys",
+        keys,
+    )
+
+
+async def known_contacts(conn: Connection, *, contact_ids: list[str]) -> set[str]:
+    rows = await conn.fetch(
+        "SELECT contact_id FROM contacts WHERE contact_id = ANY($1::text[])", contact_ids
+    )
+    return {row["contact_id"] for row in rows}
+
+
+async def opted_out_subjects(conn: Connection, *, subjects: list[str]) -> set[tuple[str, str]]:
+    """(network, subject) pairs; network '*' means every network."""
+    rows = await conn.fetch(
+        "SELECT network, subject FROM opt_outs WHERE subject = ANY($1::text[])", subjects
+    )
+    return {(row["network"], row["subject"]) for row in rows}
+
+
+async def last_invitations(
+    conn: Connection, *, user_pseudo_ids: list[str]
+) -> dict[tuple[str, str], datetime]:
+    rows = await conn.fetch(
+        "SELECT network, user_pseudo_id, max(created_at) AS last FROM invitations "
+        "WHERE user_pseudo_id = ANY($1::text[]) AND status <> 'failed' GROUP BY 1, 2",
+        user_pseudo_ids,
+    )
+    return {(row["network"], row["user_pseudo_id"]): row["last"] for row in rows}
+
+
+async def insert_contacts(conn: Connection, *, rows: list[tuple[Any, ...]]) -> None:
+    """(contact id, network, site id, decided at, decision, detail) rows."""
+    await conn.executemany(
+        "INSERT INTO contacts (contact_id, network, site_id, decided_at, decision, detail) "
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (contact_id) DO NOTHING",
+        rows,
+    )
+
+
+INVITATION_COLUMNS = (
+    "invitation_id", "contact_id", "network", "site_id", "site_name", "channel", "motif",
+    "profile", "request_nature", "user_pseudo_id", "survey_channel", "address", "token",
+    "token_sha256", "questionnaire_version", "closed_at", "send_at", "created_at",
+)  # fmt: skip
+
+
+async def insert_invitations(conn: Connection, *, rows: list[dict[str, Any]]) -> None:
+    placeholders = ", ".join(f"${i}" for i in range(1, len(INVITATION_COLUMNS) + 1))
+    await conn.executemany(
+        f"INSERT INTO invitations ({', '.join(INVITATION_COLUMNS)}) VALUES ({placeholders})",
+        [tuple(row[column] for column in INVITATION_COLUMNS) for row in rows],
+    )
+
+
+async def mark_answered(conn: Connection, *, answers: list[tuple[str, datetime]]) -> None:
+    """An answered invitation gets no reminder; (invitation id, answered at) rows."""
+    await conn.executemany(
+        "UPDATE invitations SET answered_at = coalesce(answered_at, $2), remind_at = NULL "
+        "WHERE invitation_id = $1",
+        answers,
+    )
+
+
+# --------------------------------------------------------------------------- reminders
+
+
+async def lock_due_reminders(
+    conn: Connection, *, now: datetime, channel: str, limit: int
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT * FROM invitations WHERE status = 'sent' AND remind_at <= $1 "
+        "AND survey_channel = $2 AND answered_at IS NULL AND reminded_at IS NULL "
+        "AND expires_at > $1 AND token IS NOT NULL AND address IS NOT NULL "
+        "ORDER BY remind_at LIMIT $3 FOR UPDATE SKIP LOCKED",
+        now, channel, limit,
+    )  # fmt: skip
+
+
+async def mark_reminded(conn: Connection, *, invitation_id: str, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE invitations SET reminded_at = $2, remind_at = NULL, "
+        "reminder_attempts = reminder_attempts + 1 WHERE invitation_id = $1",
+        invitation_id, at,
+    )  # fmt: skip
+
+
+async def postpone_reminder(
+    conn: Connection, *, invitation_id: str, remind_at: datetime | None, error: str
+) -> None:
+    """Retry later, or give the reminder up (remind_at NULL): a reminder is a courtesy."""
+    await conn.execute(
+        "UPDATE invitations SET remind_at = $2, reminder_attempts = reminder_attempts + 1, "
+        "last_error = $3 WHERE invitation_id = $1",
+        invitation_id, remind_at, error[:500],
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- personal data
+
+
+async def purge_expired(conn: Connection, *, now: datetime) -> int:
+    """Erase the address and the link's secret of expired invitations."""
+    result = await conn.execute(
+        "UPDATE invitations SET address = NULL, token = NULL, remind_at = NULL, "
+        "status = CASE WHEN status = 'sent' THEN 'expired' ELSE status END "
+        "WHERE expires_at <= $1 AND (address IS NOT NULL OR token IS NOT NULL)",
+        now,
+    )
+    return int(result.split()[-1])
+
+
+async def erase_user(conn: Connection, *, network: str, user_pseudo_id: str) -> int:
+    """Delete the user's invitations and the decisions about their contacts."""
+    contact_ids = await conn.fetch(
+        "DELETE FROM invitations WHERE network = $1 AND user_pseudo_id = $2 RETURNING contact_id",
+        network, user_pseudo_id,
+    )  # fmt: skip
+    await conn.execute(
+        "DELETE FROM contacts WHERE contact_id = ANY($1::text[])",
+        [row["contact_id"] for row in contact_ids],
+    )
+    return len(contact_ids)
+
+
+# --------------------------------------------------------------------------- admin
+
+
+async def rules_row(conn: Connection, *, network: str, site_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT rules, updated_at, updated_by FROM rules WHERE network = $1 AND site_id = $2",
+        network, site_id,
+    )  # fmt: skip
+
+
+async def rules_audit(
+    conn: Connection, *, network: str, site_id: str, limit: int = 50
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT changed_by, changed_at, before, after FROM rules_audit "
+        "WHERE network = $1 AND site_id = $2 ORDER BY id DESC LIMIT $3",
+        network, site_id, limit,
     )  # fmt: skip

@@ -1,7 +1,9 @@
-"""Sends the due invitations: rows picked with FOR UPDATE SKIP LOCKED, so replicas never collide.
+"""Sends the due invitations and reminders: rows picked with FOR UPDATE SKIP LOCKED, so several
+loops and replicas never collide.
 
-A send and its `invitation sent` outbox row commit together; a crash before the commit re-sends
-(at-least-once towards the provider, with a stable Message-ID so mail systems can dedupe).
+A send and its outbox row commit together; a crash before the commit re-sends (at-least-once
+towards the provider, with a stable Message-ID so mail systems can dedupe). A provider whose
+circuit is open is not called at all: its rows stay scheduled and spend no attempt.
 """
 
 from __future__ import annotations
@@ -17,10 +19,23 @@ from jinja2 import Environment
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from contracts.envelope import CloudEvent, new_event_id, utc_now
-from contracts.events import Channel, InvitationFailed, InvitationSent, SurveyChannel
-from contracts.topics import INVITATION_FAILED, INVITATION_SENT, SURVEY_INVITATION
-from plumbing.outbox import enqueue
+from contracts.events import (
+    Channel,
+    InvitationFailed,
+    InvitationReminded,
+    InvitationSent,
+    SurveyChannel,
+)
+from contracts.topics import (
+    INVITATION_FAILED,
+    INVITATION_REMINDED,
+    INVITATION_SENT,
+    SURVEY_INVITATION,
+)
+from plumbing.db import Connection
+from plumbing.outbox import enqueue_many
 from survey_dispatch import domain, repository
+from survey_dispatch.breaker import CircuitBreaker, CircuitState
 from survey_dispatch.channels import (
     Email,
     PermanentFailure,
@@ -33,6 +48,7 @@ from survey_dispatch.settings import DispatchSettings
 
 log = logging.getLogger(__name__)
 SOURCE = "/survey-dispatch"
+Outbox = list[tuple[str, str, CloudEvent[Any]]]
 
 
 class SendMetrics:
@@ -43,18 +59,37 @@ class SendMetrics:
         )  # fmt: skip
         self.closed_to_sent = Histogram(
             "dispatch_contact_closed_to_sent_seconds", "From contact closed to invitation sent",
-            ["channel"], buckets=(1, 5, 30, 60, 300, 600, 1800, 3600, 6 * 3600, 24 * 3600, 72 * 3600),
+            ["channel"],
+            buckets=(0.5, 1, 5, 30, 60, 300, 600, 1800, 3600, 6 * 3600, 24 * 3600, 72 * 3600),
             registry=registry,
         )  # fmt: skip
         self.queue_depth = Gauge(
             "dispatch_scheduled_invitations", "Invitations scheduled and not yet sent",
             registry=registry,
         )  # fmt: skip
+        self.provider_errors = Counter(
+            "dispatch_provider_errors_total", "Provider errors by channel and kind",
+            ["channel", "kind"], registry=registry,
+        )  # fmt: skip
+        self.circuit = Gauge(
+            "dispatch_provider_circuit_state",
+            "Circuit per provider: 0 closed, 0.5 half-open, 1 open",
+            ["channel"], registry=registry,
+        )  # fmt: skip
 
 
-def backoff(attempt: int) -> timedelta:
-    """Exponential from 5 s, capped at 10 minutes, with ±50 % jitter against thundering herds."""
-    base = min(5 * 2**attempt, 600)
+def new_breakers(settings: DispatchSettings) -> dict[str, CircuitBreaker]:
+    return {
+        channel.value: CircuitBreaker(
+            failures=settings.breaker_failures, cooldown_seconds=settings.breaker_cooldown_seconds
+        )
+        for channel in SurveyChannel
+    }
+
+
+def backoff(attempt: int, settings: DispatchSettings) -> timedelta:
+    """Exponential, capped, with ±50 % jitter against thundering herds."""
+    base = min(settings.retry_base_seconds * 2**attempt, settings.retry_max_seconds)
     return timedelta(seconds=base * random.uniform(0.5, 1.5))
 
 
@@ -62,6 +97,7 @@ class Sender:
     def __init__(
         self, *, settings: DispatchSettings, pool: asyncpg.Pool, smtp: SmtpChannel,
         sms: SmsChannel, templates: Environment, metrics: SendMetrics,
+        breakers: dict[str, CircuitBreaker],
     ) -> None:  # fmt: skip
         self.settings = settings
         self.pool = pool
@@ -69,91 +105,203 @@ class Sender:
         self.sms = sms
         self.templates = templates
         self.metrics = metrics
+        self.breakers = breakers
+
+    # ----------------------------------------------------------------------- loops
 
     async def run(self) -> None:
+        limit = self.settings.send_concurrency
         while True:
-            sent = await self.send_due(limit=self.settings.send_concurrency)
-            if sent < self.settings.send_concurrency:
+            if await self.send_due(limit=limit) < limit:
                 await asyncio.sleep(self.settings.sender_poll_seconds)
 
+    async def run_reminders(self) -> None:
+        limit = self.settings.send_concurrency
+        while True:
+            if await self.remind_due(limit=limit) < limit:
+                await asyncio.sleep(max(self.settings.sender_poll_seconds, 1.0))
+
+    async def watch_queue(self) -> None:
+        """The queue depth gauge, on its own slow clock: a count is not free on a big table."""
+        while True:
+            async with self.pool.acquire() as conn:
+                self.metrics.queue_depth.set(await repository.scheduled_count(conn))
+            for channel, breaker in self.breakers.items():
+                self.metrics.circuit.labels(channel).set(breaker.state.value)
+            await asyncio.sleep(5.0)
+
+    def _batch_size(self, channel: str, limit: int) -> int:
+        """0 while the provider's circuit is open; one row to probe it when half-open."""
+        state = self.breakers[channel].state
+        self.metrics.circuit.labels(channel).set(state.value)
+        return {CircuitState.CLOSED: limit, CircuitState.HALF_OPEN: 1}.get(state, 0)
+
+    # ----------------------------------------------------------------------- invitations
+
     async def send_due(self, *, limit: int) -> int:
+        done = 0
+        for channel in SurveyChannel:
+            batch = self._batch_size(channel.value, limit)
+            if batch:
+                done += await self._send_channel(channel.value, batch)
+        return done
+
+    async def _send_channel(self, channel: str, limit: int) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = await repository.lock_due_invitations(conn, now=utc_now(), limit=limit)
-            outcomes = await asyncio.gather(*(self._deliver(dict(row)) for row in rows))
-            for row, outcome in zip(rows, outcomes, strict=True):
-                await self._record(conn, dict(row), outcome)
-            self.metrics.queue_depth.set(await repository.scheduled_count(conn))
+            records = await repository.lock_due_invitations(
+                conn, now=utc_now(), channel=channel, limit=limit
+            )
+            rows = [dict(record) for record in records]
+            outcomes = await asyncio.gather(*(self._deliver(row) for row in rows))
+            self._observe(channel, outcomes)
+            await self._record(conn, rows, outcomes)
         return len(rows)
 
-    async def _deliver(self, row: dict[str, Any]) -> Exception | None:
+    async def _deliver(self, row: dict[str, Any], *, reminder: bool = False) -> Exception | None:
         try:
             if row["survey_channel"] == SurveyChannel.SMS.value:
-                await self.sms.send(to=row["address"], text=domain.sms_text(
-                    site_name=row["site_name"] or "Service public", link=self.survey_link(row["token"])))  # fmt: skip
+                await self.sms.send(to=row["address"], text=self.sms_for(row))
             else:
-                await self.smtp.send(self.email_for(row))
+                await self.smtp.send(self.email_for(row, reminder=reminder))
         except (PermanentFailure, TemporaryFailure) as error:
             return error
         except ValueError as error:  # e.g. a link too long for one SMS segment: never retried
             return PermanentFailure(str(error))
         return None
 
-    async def _record(self, conn: asyncpg.Connection, row: dict[str, Any], outcome: Exception | None) -> None:
-        channel = row["survey_channel"]
-        if outcome is None:
-            await self._record_sent(conn, row)
-            self.metrics.sends.labels(channel, "sent").inc()
-        elif isinstance(outcome, TemporaryFailure) and row["attempts"] + 1 < self.settings.max_send_attempts:
-            await repository.mark_retry(
-                conn, invitation_id=row["invitation_id"], send_at=utc_now() + backoff(row["attempts"]),
-                error=str(outcome),
-            )  # fmt: skip
-            self.metrics.sends.labels(channel, "retry").inc()
-        else:
-            await self._record_failed(conn, row, str(outcome))
-            self.metrics.sends.labels(channel, "failed").inc()
+    def _observe(self, channel: str, outcomes: list[Exception | None]) -> None:
+        """Feed the provider's circuit: only temporary failures say the provider is down."""
+        breaker = self.breakers[channel]
+        for outcome in outcomes:
+            if outcome is None:
+                breaker.record_success()
+            elif isinstance(outcome, TemporaryFailure):
+                breaker.record_failure()
+                self.metrics.provider_errors.labels(channel, "temporary").inc()
+            else:
+                self.metrics.provider_errors.labels(channel, "permanent").inc()
+        self.metrics.circuit.labels(channel).set(breaker.state.value)
 
-    async def _record_sent(self, conn: asyncpg.Connection, row: dict[str, Any]) -> None:
+    async def _record(
+        self, conn: Connection, rows: list[dict[str, Any]], outcomes: list[Exception | None]
+    ) -> None:
         sent_at = utc_now()
-        rules = await self._rules(conn, row)
-        expires_at = domain.expiry_time(sent_at, rules)
-        await repository.mark_sent(
-            conn, invitation_id=row["invitation_id"], sent_at=sent_at, expires_at=expires_at
+        sent: list[tuple[str, datetime, datetime, datetime | None]] = []
+        events: Outbox = []
+        rules: dict[tuple[str, str], domain.Rules] = {}
+        for row, outcome in zip(rows, outcomes, strict=True):
+            channel = row["survey_channel"]
+            if outcome is None:
+                row_rules = await self._rules(conn, row, rules)
+                sent.append(self._sent(row, row_rules, sent_at, events))
+                self.metrics.sends.labels(channel, "sent").inc()
+            elif self._retryable(outcome, row["attempts"]):
+                await repository.mark_retry(
+                    conn, invitation_id=row["invitation_id"], error=str(outcome),
+                    send_at=utc_now() + backoff(row["attempts"], self.settings),
+                )  # fmt: skip
+                self.metrics.sends.labels(channel, "retry").inc()
+            else:
+                await repository.mark_failed(
+                    conn, invitation_id=row["invitation_id"], error=str(outcome)
+                )
+                events.append(_failed_event(row, str(outcome)))
+                self.metrics.sends.labels(channel, "failed").inc()
+        if sent:
+            await repository.mark_sent(conn, sent=sent)
+        await enqueue_many(conn, events)
+
+    def _retryable(self, outcome: Exception, attempts: int) -> bool:
+        return (
+            isinstance(outcome, TemporaryFailure) and attempts + 1 < self.settings.max_send_attempts
         )
-        self.metrics.closed_to_sent.labels(row["survey_channel"]).observe(
+
+    def _sent(
+        self, row: dict[str, Any], rules: domain.Rules, sent_at: datetime, events: Outbox
+    ) -> tuple[str, datetime, datetime, datetime | None]:
+        channel = SurveyChannel(row["survey_channel"])
+        expires_at = domain.expiry_time(sent_at, rules)
+        self.metrics.closed_to_sent.labels(channel.value).observe(
             (sent_at - row["closed_at"]).total_seconds()
         )
         data = InvitationSent(
-            invitation_id=row["invitation_id"], contact_id=row["contact_id"], site_id=row["site_id"],
-            site_name=row["site_name"], network=row["network"], channel=Channel(row["channel"]),
-            motif=row["motif"], profile=row["profile"], request_nature=row["request_nature"],
-            survey_channel=SurveyChannel(row["survey_channel"]), user_pseudo_id=row["user_pseudo_id"],
+            invitation_id=row["invitation_id"], contact_id=row["contact_id"],
+            site_id=row["site_id"], site_name=row["site_name"], network=row["network"],
+            channel=Channel(row["channel"]), motif=row["motif"], profile=row["profile"],
+            request_nature=row["request_nature"], survey_channel=channel,
+            user_pseudo_id=row["user_pseudo_id"],
             questionnaire_version=row["questionnaire_version"], token_sha256=row["token_sha256"],
             sent_at=sent_at, expires_at=expires_at,
         )  # fmt: skip
-        await self._emit(conn, INVITATION_SENT.type, data, row["site_id"], sent_at)
+        events.append(_event(INVITATION_SENT.type, data, row["site_id"], sent_at))
+        remind_at = domain.reminder_time(sent_at, channel, rules)
+        return row["invitation_id"], sent_at, expires_at, remind_at
 
-    async def _record_failed(self, conn: asyncpg.Connection, row: dict[str, Any], error: str) -> None:
-        failed_at = utc_now()
-        await repository.mark_failed(conn, invitation_id=row["invitation_id"], error=error)
-        data = InvitationFailed(
-            invitation_id=row["invitation_id"], contact_id=row["contact_id"], site_id=row["site_id"],
-            network=row["network"], survey_channel=SurveyChannel(row["survey_channel"]),
-            reason=error[:500], failed_at=failed_at,
-        )  # fmt: skip
-        await self._emit(conn, INVITATION_FAILED.type, data, row["site_id"], failed_at)
+    async def _rules(
+        self,
+        conn: Connection,
+        row: dict[str, Any],
+        cache: dict[tuple[str, str], domain.Rules],
+    ) -> domain.Rules:
+        key = (row["network"], row["site_id"])
+        if key not in cache:
+            network_rules, site_rules = await repository.rules_for(
+                conn, network=row["network"], site_id=row["site_id"]
+            )
+            cache[key] = domain.Rules.from_mapping(network_rules, site_rules)
+        return cache[key]
 
-    async def _emit(self, conn: asyncpg.Connection, type_: str, data: Any, site_id: str, at: datetime) -> None:
-        event = CloudEvent[type(data)](  # type: ignore[misc]
-            id=new_event_id(), source=SOURCE, type=type_, time=at, subject=site_id, data=data
+    # ----------------------------------------------------------------------- reminders
+
+    async def remind_due(self, *, limit: int) -> int:
+        done = 0
+        for channel in SurveyChannel:
+            batch = self._batch_size(channel.value, limit)
+            if batch:
+                done += await self._remind_channel(channel.value, batch)
+        return done
+
+    async def _remind_channel(self, channel: str, limit: int) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            records = await repository.lock_due_reminders(
+                conn, now=utc_now(), channel=channel, limit=limit
+            )
+            rows = [dict(record) for record in records]
+            outcomes = await asyncio.gather(*(self._deliver(row, reminder=True) for row in rows))
+            self._observe(channel, outcomes)
+            events: Outbox = []
+            for row, outcome in zip(rows, outcomes, strict=True):
+                await self._record_reminder(conn, row, outcome, events)
+            await enqueue_many(conn, events)
+        return len(rows)
+
+    async def _record_reminder(
+        self, conn: Connection, row: dict[str, Any], outcome: Exception | None,
+        events: Outbox,
+    ) -> None:  # fmt: skip
+        channel = row["survey_channel"]
+        now = utc_now()
+        if outcome is None:
+            await repository.mark_reminded(conn, invitation_id=row["invitation_id"], at=now)
+            data = InvitationReminded(
+                invitation_id=row["invitation_id"], site_id=row["site_id"], network=row["network"],
+                survey_channel=SurveyChannel(channel), reminded_at=now,
+            )  # fmt: skip
+            events.append(_event(INVITATION_REMINDED.type, data, row["site_id"], now))
+            self.metrics.sends.labels(channel, "reminded").inc()
+            return
+        retry_at: datetime | None = None
+        if self._retryable(outcome, row["reminder_attempts"]):
+            retry_at = now + backoff(row["reminder_attempts"], self.settings)
+            retry_at = retry_at if retry_at < row["expires_at"] else None  # none after expiry
+        await repository.postpone_reminder(
+            conn, invitation_id=row["invitation_id"], remind_at=retry_at, error=str(outcome)
         )
-        await enqueue(conn, topic=SURVEY_INVITATION.name, key=site_id, event=event)
+        self.metrics.sends.labels(
+            channel, "reminder_retry" if retry_at else "reminder_failed"
+        ).inc()
 
-    async def _rules(self, conn: asyncpg.Connection, row: dict[str, Any]) -> domain.Rules:
-        network_rules, site_rules = await repository.rules_for(
-            conn, network=row["network"], site_id=row["site_id"]
-        )
-        return domain.Rules.from_mapping(network_rules, site_rules)
+    # ----------------------------------------------------------------------- messages
 
     def survey_link(self, token: str) -> str:
         return f"{self.settings.public_survey_base_url.rstrip('/')}/s/{token}"
@@ -161,20 +309,45 @@ class Sender:
     def optout_link(self, token: str) -> str:
         return f"{self.settings.public_optout_base_url.rstrip('/')}/o/{token}"
 
-    def email_for(self, row: dict[str, Any]) -> Email:
+    def sms_for(self, row: dict[str, Any]) -> str:
+        return domain.sms_text(
+            site_name=row["site_name"] or "Service public", link=self.survey_link(row["token"])
+        )
+
+    def email_for(self, row: dict[str, Any], *, reminder: bool = False) -> Email:
         site_name = row["site_name"] or "Service public"
         context = {
             "site_name": site_name,
             "survey_link": self.survey_link(row["token"]),
             "optout_link": self.optout_link(row["token"]),
+            "reminder": reminder,
         }
         domain_part = self.settings.mail_from_address.rsplit("@", 1)[-1]
+        message_id = row["invitation_id"] + ("-rappel" if reminder else "")
+        subject = f"{site_name} : votre avis en une minute"
         return Email(
             to=row["address"],
             sender_name=site_name,
-            subject=f"{site_name} : votre avis en une minute",
+            subject=f"Rappel - {subject}" if reminder else subject,
             text=self.templates.get_template("invitation.txt").render(context),
             html=self.templates.get_template("invitation.html").render(context),
-            message_id=message_id_for(row["invitation_id"], domain_part),
-            unsubscribe_url=context["optout_link"],
+            message_id=message_id_for(message_id, domain_part),
+            unsubscribe_url=self.optout_link(row["token"]),
         )
+
+
+def _failed_event(row: dict[str, Any], error: str) -> tuple[str, str, CloudEvent[Any]]:
+    failed_at = utc_now()
+    data = InvitationFailed(
+        invitation_id=row["invitation_id"], contact_id=row["contact_id"], site_id=row["site_id"],
+        network=row["network"], survey_channel=SurveyChannel(row["survey_channel"]),
+        reason=error[:500], failed_at=failed_at,
+    )  # fmt: skip
+    return _event(INVITATION_FAILED.type, data, row["site_id"], failed_at)
+
+
+def _event(type_: str, data: Any, site_id: str, at: datetime) -> tuple[str, str, CloudEvent[Any]]:
+    event = CloudEvent[type(data)](  # type: ignore[misc,operator]
+        id=new_event_id(), source=SOURCE, type=type_, time=at, subject=site_id, data=data
+    )
+    return SURVEY_INVITATION.name, site_id, event

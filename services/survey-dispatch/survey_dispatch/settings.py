@@ -25,6 +25,21 @@ class DispatchSettings(ServiceSettings):
     sender_poll_seconds: float = 0.2
     send_concurrency: int = Field(default=50, ge=1, le=500)
     max_send_attempts: int = Field(default=8, ge=1)
+    send_workers: int = Field(default=4, ge=1, le=64, description="Concurrent sender loops.")
+    smtp_connections: int = Field(
+        default=8, ge=1, le=100, description="SMTP connections kept open and reused."
+    )
+    retry_base_seconds: float = Field(default=5.0, gt=0, description="First retry delay.")
+    retry_max_seconds: float = Field(default=600.0, gt=0, description="Retry delay cap.")
+    breaker_failures: int = Field(
+        default=5, ge=1, description="Consecutive provider failures that open its circuit."
+    )
+    breaker_cooldown_seconds: float = Field(
+        default=30.0, gt=0, description="How long an open circuit stops calling the provider."
+    )
+    housekeeping_seconds: float = Field(
+        default=60.0, gt=0, description="How often expired personal data is purged."
+    )
     default_rules: dict[str, Any] | None = Field(
         default=None,
         description="JSON rules written as the '*' network defaults at start (demo, tests).",

@@ -1,0 +1,132 @@
+"""Admin API: survey rules per network and site (audited), and erasure requests for a user.
+
+Protected by the shared OpenID Connect admin access (plumbing.auth): a network administrator
+manages their network's rules and erasures; a site manager the rules of their own sites.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Body, Depends, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from plumbing.auth import NETWORK_ADMIN, AdminAuth, Principal, TokenVerifier, require_site
+from survey_dispatch import domain, repository
+from survey_dispatch.settings import DispatchSettings
+
+NETWORK_DEFAULTS = ""  # the site_id of a network's default rules
+
+
+class ErasureRequest(BaseModel):
+    user_ref: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+async def _admin(request: Request) -> Principal:
+    """The verified caller, through the app's AdminAuth (built from the settings in create_app)."""
+    auth: AdminAuth = request.app.state.admin_auth
+    return await auth(request)
+
+
+Admin = Annotated[Principal, Depends(_admin)]
+
+
+def new_admin_auth(settings: DispatchSettings) -> AdminAuth:
+    return AdminAuth(TokenVerifier.from_settings(settings))
+
+
+def admin_router(pool: Callable[[], asyncpg.Pool], pseudonym: Callable[[str], str]) -> APIRouter:
+    router = APIRouter(prefix="/admin/v1", tags=["admin"])
+
+    @router.get("/networks/{network}/rules")
+    async def network_rules(network: str, caller: Admin) -> dict[str, Any]:
+        _require_network_admin(caller, network)
+        return await _read_rules(pool(), network, NETWORK_DEFAULTS)
+
+    @router.put("/networks/{network}/rules")
+    async def put_network_rules(
+        network: str, caller: Admin, rules: Annotated[dict[str, Any], Body()]
+    ) -> dict[str, Any]:
+        _require_network_admin(caller, network)
+        return await _write_rules(pool(), network, NETWORK_DEFAULTS, rules, caller)
+
+    @router.get("/networks/{network}/sites/{site_id}/rules")
+    async def site_rules(network: str, site_id: str, caller: Admin) -> dict[str, Any]:
+        require_site(caller, site_id=site_id, network=network)
+        return await _read_rules(pool(), network, site_id)
+
+    @router.put("/networks/{network}/sites/{site_id}/rules")
+    async def put_site_rules(
+        network: str, site_id: str, caller: Admin, rules: Annotated[dict[str, Any], Body()]
+    ) -> dict[str, Any]:
+        require_site(caller, site_id=site_id, network=network)
+        return await _write_rules(pool(), network, site_id, rules, caller)
+
+    @router.post("/networks/{network}/erasures")
+    async def erase(network: str, request: ErasureRequest, caller: Admin) -> dict[str, Any]:
+        """Right to erasure: everything held about the user in this network goes. Their opt-out
+        stays, as an HMAC only, so that erasing them never makes us contact them again."""
+        _require_network_admin(caller, network)
+        async with pool().acquire() as conn, conn.transaction():
+            erased = await repository.erase_user(
+                conn, network=network, user_pseudo_id=pseudonym(request.user_ref)
+            )
+        return {"network": network, "invitations_erased": erased}
+
+    return router
+
+
+def _require_network_admin(caller: Principal, network: str) -> None:
+    if NETWORK_ADMIN not in caller.roles or caller.network != network:
+        raise HTTPException(403, "only this network's administrators may do this")
+
+
+async def _read_rules(pool: asyncpg.Pool, network: str, site_id: str) -> dict[str, Any]:
+    async with pool.acquire() as conn:
+        row = await repository.rules_row(conn, network=network, site_id=site_id)
+        network_rules, site_rules = await repository.rules_for(
+            conn, network=network, site_id=site_id
+        )
+        audit = await repository.rules_audit(conn, network=network, site_id=site_id)
+    effective = domain.Rules.from_mapping(network_rules, site_rules)
+    return {
+        "network": network,
+        "site_id": site_id or None,
+        "rules": row["rules"] if row else {},
+        "updated_at": row["updated_at"].isoformat() if row else None,
+        "updated_by": row["updated_by"] if row else None,
+        "effective": _as_json(effective),
+        "audit": [
+            {**dict(entry), "changed_at": entry["changed_at"].isoformat()} for entry in audit
+        ],
+    }
+
+
+async def _write_rules(
+    pool: asyncpg.Pool, network: str, site_id: str, rules: dict[str, Any], caller: Principal
+) -> dict[str, Any]:
+    async with pool.acquire() as conn, conn.transaction():
+        network_rules, site_rules = await repository.rules_for(
+            conn, network=network, site_id=site_id
+        )
+        if site_id:
+            site_rules = rules
+        else:
+            network_rules = {**network_rules, **rules}
+        try:  # refuse a rule that would fail later, in the middle of a send
+            domain.Rules.from_mapping(network_rules, site_rules)
+        except (ValueError, TypeError) as error:
+            raise HTTPException(422, f"invalid rules: {error}") from error
+        await repository.set_rules(
+            conn, network=network, site_id=site_id, rules=rules, changed_by=caller.subject
+        )
+    return await _read_rules(pool, network, site_id)
+
+
+def _as_json(rules: domain.Rules) -> dict[str, Any]:
+    return {
+        name: sorted(value) if isinstance(value, frozenset) else value
+        for name, value in vars(rules).items()
+    }
