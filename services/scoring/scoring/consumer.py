@@ -48,10 +48,13 @@ class ScoringHandler:
         sites: set[tuple[str, str, str | None]] = set()
         pending_since: dict[str, datetime] = {}
         alerts: list[DetractorAlert] = []
+        verbatims: list[tuple[Any, ...]] = []
         for event in events:
             data = event.data
             if event.type == RESPONSE_SUBMITTED.type:
                 self._count_response(data, tallies)
+                if (verbatim := self._verbatim_row(data)) is not None:
+                    verbatims.append(verbatim)
                 if self.raise_alerts and (alert := self._alert_for(data)) is not None:
                     alerts.append(alert)
                 sites.add((data.site_id, data.network, None))
@@ -69,6 +72,8 @@ class ScoringHandler:
         await repository.add_invitations(conn, increments=dict(invitations))
         if contacts:
             await repository.add_contacts(conn, rows=contacts)
+        if verbatims:
+            await repository.add_verbatims(conn, rows=verbatims)
         await repository.mark_sites_dirty(conn, sites=sites, pending_since=pending_since)
 
     def _count_response(
@@ -81,6 +86,15 @@ class ScoringHandler:
         )  # fmt: skip
         for item, value in domain.tally_rows(response.answers):
             tallies[(*base, item, value)] += 1
+
+    def _verbatim_row(self, response: ResponseSubmitted) -> tuple[Any, ...] | None:
+        text = str(response.answers.get("suggestion", "")).strip()
+        if not text:
+            return None
+        scores = [response.answers.get(item) for item in ("satisfaction_globale", "recommandation")]
+        return (response.response_id, response.site_id, self.day_of(response.answered_at),
+                response.channel.value, response.motif, text,
+                *[score if isinstance(score, int) else None for score in scores])  # fmt: skip
 
     @staticmethod
     def _contact_row(contact: ContactClosed) -> tuple[Any, ...]:

@@ -47,7 +47,7 @@ from scoring.settings import ScoringSettings
 LIVE_SCHEMA = "scoring"
 REBUILD_SCHEMA = "scoring_rebuild"
 REPLAYED_TOPICS = (SURVEY_RESPONSE, SURVEY_INVITATION, CRM_CONTACT_CLOSED)
-REBUILT_TABLES = ("tallies", "site_day_tallies", "invitation_tallies", "contacts")
+REBUILT_TABLES = ("tallies", "site_day_tallies", "invitation_tallies", "contacts", "verbatims")
 SCRATCH_TABLES = (*REBUILT_TABLES, "sites", "inbox")
 IDLE_POLLS_AT_END = 3
 

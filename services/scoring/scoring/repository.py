@@ -338,3 +338,24 @@ async def contact_distributions(
         },
         "users_by_contact_count": users,
     }
+
+
+async def add_verbatims(conn: Connection, *, rows: list[tuple[Any, ...]]) -> None:
+    await conn.executemany(
+        "INSERT INTO verbatims (response_id, site_id, day, channel, motif, text, satisfaction, "
+        "recommandation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+        "ON CONFLICT (response_id) DO NOTHING",
+        rows,
+    )
+
+
+async def verbatims_between(
+    conn: Connection, *, site_id: str, start: date, end: date
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT day, channel, motif, text, satisfaction, recommandation FROM verbatims "
+        "WHERE site_id = $1 AND day BETWEEN $2 AND $3 ORDER BY satisfaction NULLS LAST, day",
+        site_id,
+        start,
+        end,
+    )

@@ -5,10 +5,8 @@ URSSAF and Air France both present results to front-office teams every week; thi
 prompt for that meeting. Figures come from scoring's own tallies through `scoring.domain`, so
 the email, the screens and the boards agree.
 
-Verbatims: scoring never stores free text in its tallies (only that a suggestion is present),
-so the email links to the board's verbatims panel (responses' reporting view) instead. The one
-exception is the detractor alerts, which carry their answers: a pending call-back shows its
-suggestion, because the manager needs it to call back.
+Verbatims: scoring keeps the week's free-text suggestions with their scores in its own
+`verbatims` table (internal, never published); the email lists them, least satisfied first.
 """
 
 from __future__ import annotations
@@ -82,6 +80,15 @@ class CallBack:
 
 
 @dataclass(frozen=True)
+class Verbatim:
+    day: date
+    channel: str
+    text: str
+    satisfaction: int | None
+    recommandation: int | None
+
+
+@dataclass(frozen=True)
 class WeeklyReport:
     site_id: str
     site_name: str
@@ -94,6 +101,7 @@ class WeeklyReport:
     themes_to_improve: list[Theme]
     call_backs: list[CallBack]
     board_url: str
+    verbatims: list[Verbatim]
 
 
 # --------------------------------------------------------------------------- weeks
@@ -181,6 +189,13 @@ async def build_report(
         ),
         call_backs=await pending_call_backs(conn, site_id=site_id),
         board_url=board_link(board_url, network=network, site_id=site_id, week=week),
+        verbatims=[
+            Verbatim(row["day"], row["channel"], row["text"], row["satisfaction"],
+                     row["recommandation"])
+            for row in await repository.verbatims_between(
+                conn, site_id=site_id, start=current.start, end=current.end
+            )
+        ],
     )  # fmt: skip
 
 

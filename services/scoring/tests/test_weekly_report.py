@@ -51,6 +51,7 @@ async def seeded(stack):
             answers = [simulator.answers() for _ in range(responses)]
             tallies[week] = await seed_week(conn, weekly_report.week_start(week), answers)
         await seed_contacts_and_alerts(conn, weekly_report.week_start(WEEK))
+        await seed_verbatims(conn, weekly_report.week_start(WEEK))
     finally:
         await conn.close()
     return tallies
@@ -92,6 +93,19 @@ async def seed_contacts_and_alerts(conn, monday: date) -> None:
         await conn.execute(
             "INSERT INTO alerts VALUES ($1, $1, $1, $2, $3, $4, $5, $6, $7)",
             alert_id, SITE_ID, NETWORK, reasons, answers, closed_at, handled_at,
+        )  # fmt: skip
+
+
+VERBATIMS = [("Très bon accueil, merci.", 9, 10, 0), ("Délais trop longs pour ma DSN.", 3, 2, 2),
+             ("Hors semaine : ne doit pas apparaître.", 5, 5, -3)]  # fmt: skip
+
+
+async def seed_verbatims(conn, monday: date) -> None:
+    for number, (text, satisfaction, recommandation, offset) in enumerate(VERBATIMS):
+        await conn.execute(
+            "INSERT INTO verbatims VALUES ($1, $2, $3, 'telephone', 'declaration', $4, $5, $6)",
+            f"r-{number}", SITE_ID, monday + timedelta(days=offset), text, satisfaction,
+            recommandation,
         )  # fmt: skip
 
 
@@ -182,3 +196,17 @@ async def test_cli_command_mails_the_configured_sites(stack, seeded):
 
     mail = (await async_wait_for(delivered, timeout=10))[-1]
     assert mail["To"] == "adjointe.montreuil@exemple.fr"
+
+
+async def test_the_weeks_verbatims_are_listed_least_satisfied_first(pool):
+    async with pool.acquire() as conn:
+        report = await weekly_report.build_report(
+            conn, ScoringSettings(), site_id=SITE_ID, week=WEEK, now=NOW
+        )
+    assert [v.text for v in report.verbatims] == [
+        "Délais trop longs pour ma DSN.",
+        "Très bon accueil, merci.",
+    ]
+    _, html, text = weekly_report.render(report)
+    assert "« Délais trop longs pour ma DSN. »" in text
+    assert "Hors semaine" not in html
