@@ -22,8 +22,8 @@ from typing import Any
 import asyncpg
 from aiokafka import (
     AIOKafkaConsumer,
-    ConsumerRebalanceListener,
     AIOKafkaProducer,
+    ConsumerRebalanceListener,
     ConsumerRecord,
     TopicPartition,
 )

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
-
 from contracts.envelope import CloudEvent
 from contracts.events import SiteIndicatorsUpdated
+from plumbing.db import Connection
 from publication import repository
 
 
-async def handle_site_indicators(conn: asyncpg.Connection, topic: str, event: CloudEvent[Any]) -> None:
+async def handle_site_indicators(conn: Connection, topic: str, event: CloudEvent[Any]) -> None:
     update: SiteIndicatorsUpdated = event.data
-    await repository.upsert_site_indicators(
+    changed = await repository.upsert_site_indicators(
         conn,
         site_id=update.site_id,
         network=update.network,
@@ -21,3 +20,5 @@ async def handle_site_indicators(conn: asyncpg.Connection, topic: str, event: Cl
         computed_at=update.computed_at,
         payload=update.model_dump(mode="json"),
     )
+    if changed:  # delivered on commit, so screens never see a figure that could be rolled back
+        await repository.notify_site_changed(conn, site_id=update.site_id)

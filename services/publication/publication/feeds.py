@@ -1,0 +1,211 @@
+"""Public feeds rendered once and kept in memory, so a screen's poll costs no database query.
+
+Each rendered body is kept with its gzip form and its entity tag. An entry is replaced when
+Postgres notifies that its site changed (see `live.ChangeListener`); a version stamp per key
+makes sure a slow build that started before the change never overwrites the newer entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import gzip
+import io
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import tzinfo
+from typing import Any
+
+import asyncpg
+from prometheus_client import CollectorRegistry, Counter
+
+from publication import domain, repository
+from publication.settings import PublicationSettings
+
+DB_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One representation, ready to send: bytes, gzip bytes and the entity tag they share."""
+
+    tag: str
+    body: bytes
+    gzipped: bytes
+    media_type: str
+    view: dict[str, Any] | None = None  # the public feed a site's page and SSE are made from
+
+
+def render_json(view: Any) -> Rendered:
+    body = json.dumps(view, ensure_ascii=False, separators=(",", ":")).encode()
+    return Rendered(
+        tag=domain.entity_tag(body), body=body, gzipped=gzip.compress(body, 6, mtime=0),
+        media_type="application/json", view=view if isinstance(view, dict) else None,
+    )  # fmt: skip
+
+
+def render_csv(rows: Iterable[dict[str, str]]) -> Rendered:
+    # `;` and UTF-8, as French open-data portals publish; dot decimals, so tools parse numbers.
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=domain.OPEN_DATA_COLUMNS, delimiter=";",
+                            lineterminator="\r\n")  # fmt: skip
+    writer.writeheader()
+    writer.writerows(rows)
+    body = text.getvalue().encode()
+    return Rendered(
+        tag=domain.entity_tag(body), body=body, gzipped=gzip.compress(body, 6, mtime=0),
+        media_type="text/csv; charset=utf-8",
+    )  # fmt: skip
+
+
+class RenderedCache:
+    """Entries built on first use; concurrent misses share one build."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, Rendered] = {}
+        self._versions: dict[str, int] = {}
+        self._epoch = 0
+        self._building: dict[str, asyncio.Task[Rendered | None]] = {}
+
+    def peek(self, key: str) -> Rendered | None:
+        return self._entries.get(key)
+
+    async def get(
+        self, key: str, build: Callable[[], Awaitable[Rendered | None]]
+    ) -> Rendered | None:
+        hit = self._entries.get(key)
+        if hit is not None:
+            return hit
+        task = self._building.get(key)
+        if task is None:
+            stamp = self._stamp(key)
+
+            async def run() -> Rendered | None:
+                return await build()
+
+            task = asyncio.ensure_future(run())
+            self._building[key] = task
+            task.add_done_callback(lambda done: self._settle(key, stamp, done))
+        return await asyncio.shield(task)
+
+    def put(self, key: str, rendered: Rendered | None) -> None:
+        self.invalidate(key)
+        if rendered is not None:
+            self._entries[key] = rendered
+
+    def invalidate(self, key: str) -> None:
+        self._versions[key] = self._versions.get(key, 0) + 1
+        self._entries.pop(key, None)
+        self._building.pop(key, None)
+
+    def clear(self) -> None:
+        self._epoch += 1
+        self._entries.clear()
+        self._building.clear()
+
+    def _stamp(self, key: str) -> tuple[int, int]:
+        return self._epoch, self._versions.get(key, 0)
+
+    def _settle(
+        self, key: str, stamp: tuple[int, int], task: asyncio.Task[Rendered | None]
+    ) -> None:
+        if self._building.get(key) is task:
+            del self._building[key]
+        if task.cancelled() or task.exception() is not None:
+            return
+        rendered = task.result()
+        if rendered is not None and stamp == self._stamp(key):
+            self._entries[key] = rendered
+
+
+class FeedMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.builds = Counter(
+            "publication_feed_builds_total", "Feeds rendered from the database, by kind",
+            ["kind"], registry=registry,
+        )  # fmt: skip
+
+
+class SiteFeeds:
+    """The public feeds of this service: per site, per network (JSON) and the open-data CSV."""
+
+    def __init__(
+        self, *, settings: PublicationSettings, pool: Callable[[], asyncpg.Pool], zone: tzinfo,
+        metrics: FeedMetrics,
+    ) -> None:  # fmt: skip
+        self.settings = settings
+        self.pool = pool
+        self.zone = zone
+        self.metrics = metrics
+        self._sites = RenderedCache()
+        self._bulk = RenderedCache()  # network feeds and CSV exports: any site change voids them
+
+    def cached_site(self, site_id: str) -> Rendered | None:
+        return self._sites.peek(site_id)
+
+    async def site(self, site_id: str) -> Rendered | None:
+        return await self._sites.get(site_id, lambda: self._build_site(site_id))
+
+    async def network(self, network: str) -> Rendered:
+        rendered = await self._bulk.get(f"json:{network}", lambda: self._build_network(network))
+        assert rendered is not None
+        return rendered
+
+    async def open_data(self, network: str | None) -> Rendered:
+        rendered = await self._bulk.get(f"csv:{network or '*'}", lambda: self._build_csv(network))
+        assert rendered is not None
+        return rendered
+
+    async def reload(self, site_ids: list[str]) -> dict[str, Rendered | None]:
+        """Rebuild the feeds of sites that changed, in one query; returns them for the screens."""
+        self._bulk.clear()
+        for site_id in site_ids:
+            self._sites.invalidate(site_id)
+        async with self.pool().acquire(timeout=DB_TIMEOUT_SECONDS) as conn:
+            rows = await repository.site_snapshots(conn, site_ids=site_ids)
+        self.metrics.builds.labels("site").inc(len(rows))
+        rendered: dict[str, Rendered | None] = dict.fromkeys(site_ids)
+        for row in rows:
+            rendered[row["site_id"]] = render_json(self.view_of(row))
+        for site_id, feed in rendered.items():
+            self._sites.put(site_id, feed)
+        return rendered
+
+    def forget_all(self) -> None:
+        """After missed notifications (listener reconnected), nothing cached can be trusted."""
+        self._sites.clear()
+        self._bulk.clear()
+
+    def view_of(self, row: asyncpg.Record) -> dict[str, Any]:
+        snapshot = domain.Snapshot(
+            site_id=row["site_id"], site_name=row["site_name"], network=row["network"],
+            computed_at=row["computed_at"], periods=row["payload"]["periods"],
+        )  # fmt: skip
+        choice = domain.SiteChoice(
+            indicators=tuple(row["chosen"] or self.settings.default_indicators),
+            display=domain.DisplaySettings.from_json(row["display"]),
+        )
+        return domain.site_feed(
+            snapshot, choice, floor=self.settings.public_floor,
+            periods=self.settings.periods_of(row["network"]), zone=self.zone,
+        )  # fmt: skip
+
+    async def _build_site(self, site_id: str) -> Rendered | None:
+        async with self.pool().acquire(timeout=DB_TIMEOUT_SECONDS) as conn:
+            row = await repository.site_snapshot(conn, site_id=site_id)
+        self.metrics.builds.labels("site").inc()
+        return render_json(self.view_of(row)) if row is not None else None
+
+    async def _views(self, network: str | None) -> list[dict[str, Any]]:
+        async with self.pool().acquire(timeout=DB_TIMEOUT_SECONDS) as conn:
+            rows = await repository.network_snapshots(conn, network=network)
+        return [self.view_of(row) for row in rows]
+
+    async def _build_network(self, network: str) -> Rendered:
+        self.metrics.builds.labels("network").inc()
+        return render_json({"network": network, "sites": await self._views(network)})
+
+    async def _build_csv(self, network: str | None) -> Rendered:
+        self.metrics.builds.labels("open_data").inc()
+        return render_csv(domain.open_data_rows(await self._views(network)))

@@ -1,0 +1,282 @@
+"""Pushing changes to screens: Postgres notifications in, server-sent events out.
+
+A site's change (new figures from the consumer, new settings from an admin) commits with a
+NOTIFY; every process LISTENs, rebuilds that site's feed once and hands it to the SSE clients of
+the site. A slow screen never holds the others back: each client keeps only the newest feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import asyncpg
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from publication.feeds import Rendered, SiteFeeds
+from publication.repository import SITE_CHANGED_CHANNEL
+
+log = logging.getLogger(__name__)
+
+
+class LiveMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.clients = Gauge(
+            "publication_sse_clients", "Screens connected to the event stream", registry=registry
+        )
+        self.pushes = Counter(
+            "publication_sse_events_total", "Feeds pushed to screens", registry=registry
+        )
+        self.refused = Counter(
+            "publication_sse_refused_total", "Event streams refused (too many clients)",
+            registry=registry,
+        )  # fmt: skip
+        self.notifications = Counter(
+            "publication_change_notifications_total", "Site changes notified by Postgres",
+            registry=registry,
+        )  # fmt: skip
+
+
+class TooManyClients(Exception):
+    pass
+
+
+class Subscription:
+    """One screen's mailbox: only the newest feed is kept."""
+
+    def __init__(self, hub: SiteHub, site_id: str) -> None:
+        self.hub = hub
+        self.site_id = site_id
+        self._latest: Rendered | None = None
+        self._wake = asyncio.Event()
+
+    def offer(self, rendered: Rendered) -> None:
+        self._latest = rendered
+        self._wake.set()
+
+    async def next(self, timeout: float) -> Rendered | None:
+        """The newest feed, or None when `timeout` passes first or the process is stopping."""
+        if self._latest is None and not self.hub.draining.is_set():
+            waiters = [asyncio.ensure_future(self._wake.wait()),
+                       asyncio.ensure_future(self.hub.draining.wait())]  # fmt: skip
+            try:
+                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+        latest, self._latest = self._latest, None
+        self._wake.clear()
+        return latest
+
+    def close(self) -> None:
+        self.hub.unsubscribe(self)
+
+
+class SiteHub:
+    """The screens connected to this process, by site."""
+
+    def __init__(self, *, max_clients: int, metrics: LiveMetrics) -> None:
+        self.max_clients = max_clients
+        self.metrics = metrics
+        self.draining = asyncio.Event()
+        self._by_site: dict[str, set[Subscription]] = {}
+        self._count = 0
+
+    def full(self) -> bool:
+        return self._count >= self.max_clients
+
+    def subscribe(self, site_id: str) -> Subscription:
+        if self.full():
+            self.metrics.refused.inc()
+            raise TooManyClients
+        subscription = Subscription(self, site_id)
+        self._by_site.setdefault(site_id, set()).add(subscription)
+        self._count += 1
+        self.metrics.clients.set(self._count)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        members = self._by_site.get(subscription.site_id)
+        if members is None or subscription not in members:
+            return
+        members.discard(subscription)
+        if not members:
+            del self._by_site[subscription.site_id]
+        self._count -= 1
+        self.metrics.clients.set(self._count)
+
+    def sites(self) -> list[str]:
+        return list(self._by_site)
+
+    def publish(self, site_id: str, rendered: Rendered) -> None:
+        for subscription in self._by_site.get(site_id, ()):
+            subscription.offer(rendered)
+
+    def drain(self) -> None:
+        """End every stream now; EventSource clients reconnect (to another replica)."""
+        self.draining.set()
+
+
+def end_streams_on_termination(hub: SiteHub) -> None:
+    """Event streams never finish by themselves, and uvicorn waits for open responses before
+    it stops: chain the server's SIGTERM/SIGINT handlers so the streams end first."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(signum)
+
+        def handler(number: int, frame: Any, previous: Any = previous) -> None:
+            loop.call_soon_threadsafe(hub.drain)
+            if callable(previous):
+                previous(number, frame)
+
+        signal.signal(signum, handler)
+
+
+class EventStream(Response):
+    """`text/event-stream` for one site: the current feed at once (unless the client already
+    has it, per Last-Event-ID), then every change, and a `ping` event when nothing happens so
+    the screen can tell a quiet stream from a dead one."""
+
+    def __init__(
+        self, *, hub: SiteHub, feeds: SiteFeeds, site_id: str, last_event_id: str | None,
+        heartbeat_seconds: float, retry_ms: int,
+    ) -> None:  # fmt: skip
+        super().__init__(media_type="text/event-stream")
+        self.hub = hub
+        self.feeds = feeds
+        self.site_id = site_id
+        self.last_sent = last_event_id
+        self.heartbeat_seconds = heartbeat_seconds
+        self.retry_ms = retry_ms
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            subscription = self.hub.subscribe(self.site_id)  # before reading: no change slips by
+        except TooManyClients:
+            busy = JSONResponse({"error": "busy"}, 503, headers={"Retry-After": "5"})
+            await busy(scope, receive, send)
+            return
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"cache-control", b"no-store"),
+                (b"x-accel-buffering", b"no"),  # nginx ingress: do not buffer the stream
+            ]})  # fmt: skip
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._until_disconnected, receive, group.cancel_scope.cancel)
+                await self._stream(send, subscription)
+                group.cancel_scope.cancel()
+        except OSError:
+            pass  # the screen went away mid-write
+        finally:
+            subscription.close()
+
+    async def _stream(self, send: Send, subscription: Subscription) -> None:
+        async def chunk(text: str) -> None:
+            await send({"type": "http.response.body", "body": text.encode(), "more_body": True})
+
+        await chunk(f"retry: {self.retry_ms}\n\n")
+        try:
+            current = await self.feeds.site(self.site_id)
+        except Exception:
+            log.exception("feed unavailable for a new stream", extra={"site_id": self.site_id})
+            current = None
+        if current is not None:
+            await self._push(chunk, current)
+        while not self.hub.draining.is_set():
+            update = await subscription.next(self.heartbeat_seconds)
+            if self.hub.draining.is_set():
+                break
+            if update is None:
+                await chunk("event: ping\ndata: {}\n\n")
+            else:
+                await self._push(chunk, update)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _push(self, chunk: Callable[[str], Any], rendered: Rendered) -> None:
+        if rendered.tag == self.last_sent:
+            return
+        # JSON from json.dumps has no raw newline, so the whole feed fits one `data:` line.
+        await chunk(f"id: {rendered.tag}\nevent: indicators\ndata: {rendered.body.decode()}\n\n")
+        self.last_sent = rendered.tag
+        self.hub.metrics.pushes.inc()
+
+    @staticmethod
+    async def _until_disconnected(receive: Receive, stop: Callable[[], None]) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        stop()
+
+
+class ChangeListener:
+    """LISTENs on a dedicated connection; rebuilds changed sites in batches, in order."""
+
+    def __init__(self, *, dsn: str, feeds: SiteFeeds, hub: SiteHub, metrics: LiveMetrics) -> None:
+        self.dsn = dsn
+        self.feeds = feeds
+        self.hub = hub
+        self.metrics = metrics
+        self._pending: set[str] = set()
+        self._wake = asyncio.Event()
+        self.listening = asyncio.Event()
+
+    async def run(self) -> None:
+        """Runs under `Runtime.spawn`: a lost connection raises, and the runtime reconnects."""
+        connection = await asyncpg.connect(self.dsn)
+        lost = asyncio.Event()
+        connection.add_termination_listener(lambda _: lost.set())
+        try:
+            await connection.add_listener(SITE_CHANGED_CHANNEL, self._on_notification)
+            # Changes made while we were not listening were missed: start afresh.
+            self.feeds.forget_all()
+            self._pending.update(self.hub.sites())
+            self._wake.set()
+            self.listening.set()
+            worker = asyncio.ensure_future(self._rebuild_forever())
+            watcher = asyncio.ensure_future(lost.wait())
+            try:
+                await asyncio.wait({worker, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                worker.cancel()
+                watcher.cancel()
+            if worker.done() and not worker.cancelled() and worker.exception() is not None:
+                raise worker.exception()  # type: ignore[misc]
+            raise ConnectionError("notification connection lost")
+        finally:
+            self.listening.clear()
+            if not connection.is_closed():
+                await connection.close()
+
+    def _on_notification(self, _conn: Any, _pid: int, _channel: str, site_id: object) -> None:
+        self.metrics.notifications.inc()
+        self._pending.add(str(site_id))
+        self._wake.set()
+
+    async def _rebuild_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = sorted(self._pending), set()
+            if not batch:
+                continue
+            try:
+                rebuilt = await self.feeds.reload(batch)
+            except Exception:
+                log.exception("rebuilding changed feeds failed", extra={"sites": len(batch)})
+                self.feeds.forget_all()
+                await asyncio.sleep(1.0)
+                self._pending.update(batch)
+                self._wake.set()
+                continue
+            for site_id, rendered in rebuilt.items():
+                if rendered is not None:
+                    self.hub.publish(site_id, rendered)

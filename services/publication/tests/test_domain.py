@@ -1,0 +1,205 @@
+"""What the public may see, and how it reads."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from publication import domain
+
+pytestmark = pytest.mark.unit
+
+PARIS = ZoneInfo("Europe/Paris")
+NBSP = "\u00a0"
+
+
+def figure(indicator, value, n, unit="percent", label=None, **extra):
+    return {
+        "indicator": indicator,
+        "label": label or indicator,
+        "value": value,
+        "unit": unit,
+        "sample_size": n,
+        "interval": {"low": 1.0, "high": 2.0, "level": 0.95, "method": "wilson"},
+        "counts": {"x": n},
+        **extra,
+    }
+
+
+def snapshot(current, previous=()):
+    return domain.Snapshot(
+        site_id="s1",
+        site_name="Accueil",
+        network="urssaf",
+        computed_at=datetime(2026, 11, 20, 13, 5, tzinfo=UTC),
+        periods=[
+            {
+                "period": "rolling_90d",
+                "start": "2026-09-01",
+                "end": "2026-11-29",
+                "figures": list(current),
+            },
+            {
+                "period": "previous_rolling_90d",
+                "start": "2026-06-03",
+                "end": "2026-08-31",
+                "figures": list(previous),
+            },
+        ],
+    )
+
+
+def feed(current, previous=(), chosen=("satisfaction", "nps"), floor=30):
+    return domain.site_feed(
+        snapshot(current, previous),
+        domain.SiteChoice(tuple(chosen)),
+        floor=floor,
+        periods=("rolling_90d", "previous_rolling_90d"),
+        zone=PARIS,
+    )
+
+
+def test_a_figure_below_the_floor_keeps_only_its_label_and_the_reason():
+    view = feed([figure("satisfaction", 81.2, 29), figure("nps", 40.0, 30, unit="score")])
+    withheld, published = view["current"]["indicators"]
+    assert withheld == {
+        "id": "satisfaction",
+        "label": "satisfaction",
+        "published": False,
+        "type": "satisfaction",
+        "period": {"id": "rolling_90d", "start": "2026-09-01", "end": "2026-11-29"},
+        "withheld_reason": "résultats en cours de collecte",
+        "text": {"status": "Résultats en cours de collecte"},
+    }
+    assert published["published"] is True
+    assert published["sample_size"] == 30
+    assert "counts" not in published  # raw counts are for scoring, not the public
+
+
+def test_a_figure_nobody_answered_is_withheld_not_zero():
+    view = feed([figure("satisfaction", None, 0)])
+    assert view["current"]["indicators"][0]["published"] is False
+
+
+def test_only_chosen_indicators_in_the_chosen_order_and_the_previous_period():
+    current = [
+        figure("nps", 10.0, 50, unit="score"),
+        figure("satisfaction", 80.0, 50),
+        figure("ces", 70.0, 50),
+    ]
+    view = feed(current, previous=[figure("nps", 5.0, 40, unit="score")], chosen=("nps", "ces"))
+    assert [f["id"] for f in view["current"]["indicators"]] == ["nps", "ces"]
+    assert [f["id"] for f in view["previous"]["indicators"]] == ["nps"]
+    assert view["previous"]["start"] == "2026-06-03"
+    assert view["updated_at_text"] == {"date": "20 novembre 2026", "time": f"14{NBSP}h{NBSP}05"}
+    assert view["display"] == {"engagements": True, "rotation_seconds": 12, "show_previous": True}
+
+
+def test_a_missing_period_gives_an_empty_list_not_an_error():
+    view = domain.site_feed(
+        snapshot([figure("nps", 10.0, 50, unit="score")]),
+        domain.SiteChoice(("nps",)),
+        floor=30,
+        periods=("month", "previous_month"),
+        zone=PARIS,
+    )
+    assert view["current"] == {"period": "month", "start": None, "end": None, "indicators": []}
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "text"),
+    [
+        (87.4, "percent", f"87{NBSP}%"),
+        (42.0, "score", "+42"),
+        (-12.4, "score", "−12"),
+        (0.2, "score", "0"),
+        (8.14, "mean_1_10", f"8,1{NBSP}/{NBSP}10"),
+        (5.55, "mean_1_7", f"5,5{NBSP}/{NBSP}7"),
+    ],
+)
+def test_values_read_the_french_way(value, unit, text):
+    assert domain.format_value(value, unit) == text
+
+
+def test_intervals_read_in_words():
+    assert domain.format_interval({"low": 84.2, "high": 90.1}, "percent") == (
+        f"entre 84{NBSP}% et 90{NBSP}%"
+    )
+    assert domain.format_interval({"low": 7.91, "high": 8.3}, "mean_1_10") == "entre 7,9 et 8,3"
+    assert domain.format_interval(None, "percent") is None
+
+
+def test_sample_sentence_in_plain_french():
+    assert domain.sample_sentence(412, date(2026, 9, 1), date(2026, 11, 30)) == (
+        "Sur 412 réponses, du 1er septembre au 30 novembre 2026"
+    )
+    assert domain.sample_sentence(1, date(2025, 12, 2), date(2026, 2, 28)) == (
+        "Sur 1 réponse, du 2 décembre 2025 au 28 février 2026"
+    )
+
+
+def test_clock_time_as_french_typography_writes_it():
+    assert domain.clock_time(datetime(2026, 1, 1, 9, 5)) == f"9{NBSP}h{NBSP}05"
+
+
+def test_the_nine_engagements_verbatim():
+    assert len(domain.ENGAGEMENTS) == 9
+    assert [group for group, _ in domain.ENGAGEMENTS].count("+ EFFICACES") == 3
+    assert domain.ENGAGEMENTS[5][1] == "Vous avez accès à nos résultats de qualité de service"
+    assert domain.ENGAGEMENTS[3][1].startswith(
+        "Nous vous orientons"
+    )  # not the typo's « Nous nous »
+
+
+def test_open_data_rows_carry_no_withheld_value():
+    view = feed([figure("satisfaction", 81.25, 29), figure("nps", 40.0, 300, unit="score")])
+    rows = list(domain.open_data_rows([view]))
+    assert set(rows[0]) == set(domain.OPEN_DATA_COLUMNS)
+    withheld, published = rows
+    assert withheld["statut"] == "en_cours_de_collecte"
+    assert withheld["valeur"] == withheld["nombre_reponses"] == withheld["ic95_borne_basse"] == ""
+    assert published["valeur"] == "40"
+    assert published["nombre_reponses"] == "300"
+    assert published["unite"] == "score NPS (-100 à 100)"
+    assert published["date_debut"] == "2026-09-01"
+
+
+def test_unknown_indicator_ids_are_named():
+    assert domain.unknown_indicators(["nps", "theme_courtoisie", "theme_delais_share", "npss"]) == [
+        "npss"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("header", "matches"),
+    [
+        (None, False),
+        ('"abc"', True),
+        ('W/"abc"', True),
+        ('"abc-gzip"', True),
+        ("*", True),
+        ('"x", "abc"', True),
+        ('"abcd"', False),
+        ("abc", True),
+    ],
+)
+def test_if_none_match_uses_weak_comparison(header, matches):
+    assert domain.etag_matches(header, "abc") is matches
+
+
+@pytest.mark.parametrize(
+    ("header", "gzip"),
+    [
+        (None, False),
+        ("gzip, deflate, br", True),
+        ("br;q=1.0, gzip;q=0.8", True),
+        ("gzip;q=0", False),
+        ("identity", False),
+        ("GZIP", True),
+        ("x-gzip", False),
+        ("gzip;q=nonsense", False),
+    ],
+)
+def test_accept_encoding_is_read_with_its_quality(header, gzip):
+    assert domain.accepts_gzip(header) is gzip

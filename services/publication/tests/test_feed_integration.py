@@ -1,0 +1,173 @@
+"""The feed through the real broker, database and service process."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.integration
+
+NBSP = "\u00a0"
+
+
+async def test_a_new_indicators_event_changes_the_feed_and_the_stream(
+    publication, send, make_event, feed_when, sse
+):
+    site = "urssaf-montreuil"
+    await send(
+        make_event(
+            site,
+            {"nps": (42.0, 412), "satisfaction": (81.0, 400)},
+            previous={"nps": (38.0, 380)},
+            site_name="Accueil de Montreuil",
+        )
+    )
+    feed = await feed_when(publication.url, site, lambda body: True, timeout=60)
+
+    assert feed["site_id"] == site
+    assert feed["site_name"] == "Accueil de Montreuil"
+    assert feed["updated_at"]
+    nps = next(f for f in feed["current"]["indicators"] if f["id"] == "nps")
+    assert nps["published"] is True
+    assert (nps["value"], nps["unit"], nps["sample_size"]) == (42.0, "score", 412)
+    assert nps["label"] == "Recommandation (NPS)"
+    assert nps["interval"]["low"] == 39.5 and nps["interval"]["high"] == 44.5
+    assert nps["method"] == "adjusted_wald"
+    assert nps["period"]["id"] == "rolling_90d"
+    assert nps["text"]["value"] == "+42"
+    assert nps["text"]["sample"].startswith("Sur 412 réponses, du ")
+    previous = {f["id"]: f for f in feed["previous"]["indicators"]}
+    assert previous["nps"]["value"] == 38.0
+
+    async with sse(publication.url, site) as stream:
+        assert await stream.next_event("indicators") == feed  # the current feed at once
+        started = time.monotonic()
+        await send(make_event(site, {"nps": (45.0, 430), "satisfaction": (82.0, 420)}))
+        pushed = await stream.next_event("indicators", timeout=10)
+        pushed_after = time.monotonic() - started
+        await stream.next_event("ping", timeout=5)  # a quiet stream still shows it is alive
+    assert next(f for f in pushed["current"]["indicators"] if f["id"] == "nps")["value"] == 45.0
+    assert pushed_after < 3.0, f"the screen saw the change {pushed_after:.2f} s after the event"
+    later = await feed_when(publication.url, site, lambda body: True)
+    assert later == pushed
+
+
+async def test_http_caching_etag_304_gzip_and_short_max_age(
+    publication, send, make_event, feed_when
+):
+    site = "urssaf-cache"
+    await send(make_event(site, {"nps": (10.0, 100)}))
+    await feed_when(publication.url, site, lambda body: True, timeout=60)
+    path = f"/v1/sites/{site}/indicators"
+    async with httpx.AsyncClient(base_url=publication.url) as client:
+        zipped = await client.get(path, headers={"Accept-Encoding": "gzip"})
+        plain = await client.get(path, headers={"Accept-Encoding": "identity"})
+        assert zipped.headers["content-encoding"] == "gzip"
+        assert "content-encoding" not in plain.headers
+        assert zipped.json() == plain.json()
+        assert zipped.headers["etag"] != plain.headers["etag"]  # two representations, two tags
+        assert zipped.headers["cache-control"] == "public, max-age=15"
+        assert zipped.headers["vary"] == "Accept-Encoding"
+        for response in (zipped, plain):
+            again = await client.get(path, headers={"If-None-Match": response.headers["etag"]})
+            assert again.status_code == 304
+            assert again.content == b""
+            assert again.headers["etag"]
+        weak = await client.get(path, headers={"If-None-Match": f"W/{plain.headers['etag']}"})
+        assert weak.status_code == 304
+
+        await send(make_event(site, {"nps": (11.0, 101)}))
+        await feed_when(
+            publication.url, site, lambda body: body["current"]["indicators"][0]["value"] == 11.0
+        )
+        changed = await client.get(path, headers={"If-None-Match": plain.headers["etag"]})
+        assert changed.status_code == 200
+        assert changed.headers["etag"] != zipped.headers["etag"]
+
+        network = await client.get("/v1/indicators", params={"network": "urssaf"})
+        assert network.status_code == 200
+        assert site in {s["site_id"] for s in network.json()["sites"]}
+        repeat = await client.get(
+            "/v1/indicators",
+            params={"network": "urssaf"},
+            headers={"If-None-Match": network.headers["etag"]},
+        )
+        assert repeat.status_code == 304
+
+        missing = await client.get("/v1/sites/no-such-site/indicators")
+        assert missing.status_code == 404
+        assert missing.json()["error"] == "unknown_site"
+
+
+async def test_a_figure_below_the_floor_leaves_the_service_in_no_output(
+    publication, send, make_event, feed_when, sse
+):
+    site = "urssaf-petit-site"
+    # nps n=12 and satisfaction n=29 are below the floor (30); fcr_declared n=30 reaches it.
+    event = make_event(
+        site,
+        {"nps": (71.3, 12), "satisfaction": (63.7, 29), "fcr_declared": (88.2, 30)},
+        previous={"nps": (57.9, 20)},
+        network="urssaf-floor",
+    )
+    await send(event)
+    feed = await feed_when(publication.url, site, lambda body: True, timeout=60)
+    figures = {f["id"]: f for f in feed["current"]["indicators"]}
+    for withheld in (figures["nps"], figures["satisfaction"], feed["previous"]["indicators"][0]):
+        assert withheld["published"] is False
+        assert withheld["withheld_reason"] == "résultats en cours de collecte"
+        assert {"value", "sample_size", "interval", "method"}.isdisjoint(withheld)
+    assert figures["fcr_declared"]["published"] is True
+    assert figures["fcr_declared"]["sample_size"] == 30
+
+    forbidden = [
+        "71.3",
+        "68.8",
+        "73.8",
+        "+71",
+        "63.7",
+        "61.2",
+        "66.2",
+        f"64{NBSP}%",
+        "57.9",
+        "55.4",
+        "60.4",
+        "+58",
+        "Sur 12 réponses",
+        "Sur 29 réponses",
+        "Sur 20 réponses",
+    ]
+    outputs: dict[str, str] = {}
+    async with httpx.AsyncClient(base_url=publication.url) as client:
+        path = f"/v1/sites/{site}/indicators"
+        outputs["json"] = (await client.get(path, headers={"Accept-Encoding": "identity"})).text
+        zipped = await client.get(path, headers={"Accept-Encoding": "gzip"})
+        outputs["json-gzip"] = zipped.text
+        outputs["network"] = (await client.get("/v1/indicators?network=urssaf-floor")).text
+        outputs["csv"] = (await client.get("/v1/open-data/export-indicateurs.csv")).text
+        outputs["csv-network"] = (
+            await client.get("/v1/open-data/export-indicateurs.csv?network=urssaf-floor")
+        ).text
+        outputs["display"] = (await client.get(f"/display/{site}")).text
+    async with sse(publication.url, site) as stream:
+        await stream.next_event("indicators")
+        outputs["sse"] = "\n".join(stream.raw)
+    assert "88.2" in outputs["json"] and "88.2" in outputs["csv"]  # the published one is there
+    assert "Résultats en cours de collecte" in outputs["display"]
+    assert "en_cours_de_collecte" in outputs["csv-network"]
+    for name, text in outputs.items():
+        leaked = [token for token in forbidden if token in text]
+        assert not leaked, f"{name} leaks withheld figures: {leaked}"
+
+
+async def test_the_display_page_of_an_unknown_site_is_calm(publication):
+    async with httpx.AsyncClient(base_url=publication.url) as client:
+        for path in ("/display/site-pas-encore-publie", "/display/%3Cscript%3E"):
+            page = await client.get(path)
+            assert page.status_code == 200
+            assert "Nos résultats de qualité de service" in page.text
+            assert "NOUS NOUS ENGAGEONS POUR AMÉLIORER LES SERVICES PUBLICS" in page.text
+            assert "<script>" not in page.text.split("</head>")[1]
+            assert "unsafe-inline" not in page.headers["content-security-policy"]
