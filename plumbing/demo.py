@@ -16,8 +16,10 @@ import httpx
 
 from contracts.topics import CRM_CONTACT_CLOSED
 from plumbing import devstack
+from plumbing.auth import LocalIssuer
 from plumbing.crm_simulator import SITES, CrmSimulator
 from plumbing.services import System, start_system
+from plumbing.settings import ServiceSettings
 from plumbing.testing import produce, survey_tokens
 
 DEMO_DIR = Path(".devstack")
@@ -77,17 +79,28 @@ async def main() -> None:
         loop.add_signal_handler(signum, stop.set)
     try:
         print("Starting the broker, the database, the mail and SMS sinks, and four services...")
+        defaults = ServiceSettings()
+        issuer = LocalIssuer.load_or_create(
+            DEMO_DIR.resolve() / "admin",
+            issuer=defaults.admin_issuer,
+            audience=defaults.admin_audience,
+        )
+        admin_env = {"ADMIN_JWKS_URL": (DEMO_DIR.resolve() / "admin" / "jwks.json").as_uri()}
         system = await asyncio.to_thread(
             start_system,
             stack.env(),
             stack.workdir,
-            extra_env={"DEFAULT_RULES": DEMO_RULES, "PUBLIC_FLOOR": "5"},
+            extra_env={"DEFAULT_RULES": DEMO_RULES, "PUBLIC_FLOOR": "5", **admin_env},
         )
         reserved: set[str] = set()
         simulation = asyncio.create_task(simulate(stack, system, stop, reserved))
         link = await _first_link(stack, system, stop, reserved)
         if link:
+            token = issuer.mint(
+                subject="demo-admin", roles=["network_admin"], network="urssaf", expires_in=8 * 3600
+            )
             print(banner(system, stack, link), flush=True)
+            print(f"  Admin token (network_admin, urssaf, 8 h): {token}\n", flush=True)
         await stop.wait()
         simulation.cancel()
         with contextlib.suppress(asyncio.CancelledError):
