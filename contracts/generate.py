@@ -77,7 +77,7 @@ def asyncapi_document() -> dict[str, Any]:
         "info": {
             "title": "Enquêtes à chaud: events",
             "version": "1.0.0",
-            "description": "CloudEvents 1.0, structured JSON mode, on Kafka. Generated from contracts/.",
+            "description": "CloudEvents 1.0 on Kafka. Generated from contracts/.",
         },
         "defaultContentType": "application/cloudevents+json",
         "channels": channels,
