@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
-
+from contracts import questionnaire as questionnaires
 from contracts.envelope import CloudEvent
 from contracts.events import InvitationSent
 from contracts.topics import INVITATION_SENT
+from plumbing.db import Connection
 from survey_responses import repository
 
 
-async def handle_invitation_event(conn: asyncpg.Connection, topic: str, event: CloudEvent[Any]) -> None:
+async def handle_invitation_event(conn: Connection, topic: str, event: CloudEvent[Any]) -> None:
     if event.type != INVITATION_SENT.type:
         return  # suppressed, failed and reminded invitations change nothing here
     sent: InvitationSent = event.data
+    try:
+        questionnaires.load(sent.questionnaire_version)
+    except KeyError:  # the link could never be answered: let the consumer send it to the DLQ
+        raise ValueError(f"unknown questionnaire version {sent.questionnaire_version!r}") from None
     await repository.save_invitation(
         conn,
         invitation_id=sent.invitation_id,

@@ -1,4 +1,4 @@
-"""Plain SQL for responses. Keyword-only functions; the caller owns the transaction."""
+"""Plain SQL for responses. Keyword-only functions; every write is one atomic statement."""
 
 from __future__ import annotations
 
@@ -7,8 +7,17 @@ from typing import Any
 
 import asyncpg
 
+from plumbing.db import Connection
+from plumbing.outbox import NOTIFY_CHANNEL
 
-async def save_invitation(conn: asyncpg.Connection, **row: Any) -> None:
+_INVITATION = (
+    "SELECT i.*, EXISTS (SELECT 1 FROM responses r WHERE r.invitation_id = i.invitation_id) "
+    "AS answered, d.answers AS draft "
+    "FROM invitations i LEFT JOIN drafts d USING (invitation_id) WHERE i.token_sha256 = $1"
+)
+
+
+async def save_invitation(conn: Connection, **row: Any) -> None:
     columns = ", ".join(row)
     placeholders = ", ".join(f"${i}" for i in range(1, len(row) + 1))
     await conn.execute(
@@ -18,39 +27,40 @@ async def save_invitation(conn: asyncpg.Connection, **row: Any) -> None:
     )
 
 
-async def invitation_by_digest(conn: asyncpg.Connection, *, digest: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT i.*, r.response_id IS NOT NULL AS answered, d.answers AS draft "
-        "FROM invitations i LEFT JOIN responses r USING (invitation_id) "
-        "LEFT JOIN drafts d USING (invitation_id) WHERE i.token_sha256 = $1",
-        digest,
-    )
+async def invitation_by_digest(conn: Connection, *, digest: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(_INVITATION, digest)
 
 
-async def lock_invitation(conn: asyncpg.Connection, *, invitation_id: str) -> None:
-    """Serialise concurrent submissions of one link (double tap)."""
-    await conn.execute(
-        "SELECT 1 FROM invitations WHERE invitation_id = $1 FOR UPDATE", invitation_id
-    )
-
-
-async def insert_response(
-    conn: asyncpg.Connection, *, response_id: str, invitation_id: str,
-    answers: dict[str, Any], answered_at: datetime,
+async def store_response(
+    conn: Connection, *, response_id: str, invitation_id: str, answers: dict[str, Any],
+    answered_at: datetime, topic: str, key: bytes, event: bytes,
 ) -> bool:  # fmt: skip
+    """The response, the end of its draft and its event in the outbox, in ONE statement: one
+    transaction and one round trip, on the hottest path of the service.
+
+    False, and nothing written, if the invitation already has its response: a concurrent double
+    tap waits on the unique key for the first insert to commit, then inserts nothing. The outbox
+    row is the one `plumbing.outbox.enqueue` would write (same table, same wake-up NOTIFY).
+    """
     inserted = await conn.fetchval(
-        "INSERT INTO responses (response_id, invitation_id, answers, answered_at) "
-        "VALUES ($1, $2, $3, $4) ON CONFLICT (invitation_id) DO NOTHING RETURNING 1",
-        response_id, invitation_id, answers, answered_at,
+        "WITH response AS ("
+        "  INSERT INTO responses (response_id, invitation_id, answers, answered_at)"
+        "  VALUES ($1, $2, $3, $4) ON CONFLICT (invitation_id) DO NOTHING RETURNING invitation_id),"
+        " draft AS (DELETE FROM drafts d USING response r WHERE d.invitation_id = r.invitation_id),"
+        " event AS (INSERT INTO outbox (topic, key, value) SELECT $5, $6, $7 FROM response"
+        "  RETURNING id)"
+        " SELECT count(*) FROM (SELECT pg_notify($8, '')::text FROM event) AS notified",
+        response_id, invitation_id, answers, answered_at, topic, key, event, NOTIFY_CHANNEL,
     )  # fmt: skip
-    await conn.execute("DELETE FROM drafts WHERE invitation_id = $1", invitation_id)
     return bool(inserted)
 
 
-async def save_draft(conn: asyncpg.Connection, *, invitation_id: str, answers: dict[str, Any]) -> None:
+async def save_draft(conn: Connection, *, invitation_id: str, answers: dict[str, Any]) -> None:
+    """Replace the draft; never for an invitation already answered."""
     await conn.execute(
-        "INSERT INTO drafts (invitation_id, answers) VALUES ($1, $2) "
-        "ON CONFLICT (invitation_id) DO UPDATE SET answers = EXCLUDED.answers, saved_at = now()",
+        "INSERT INTO drafts (invitation_id, answers) SELECT $1, $2"
+        " WHERE NOT EXISTS (SELECT 1 FROM responses WHERE invitation_id = $1)"
+        " ON CONFLICT (invitation_id) DO UPDATE SET answers = EXCLUDED.answers, saved_at = now()",
         invitation_id,
         answers,
     )

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from plumbing.settings import ServiceSettings
 
@@ -10,3 +10,16 @@ class ResponsesSettings(ServiceSettings):
     public_results_base_url: str = "http://127.0.0.1:8004"
     public_optout_base_url: str = "http://127.0.0.1:8001"
     csrf_secret: SecretStr = SecretStr("dev-csrf-secret-change-me")
+    # Rate limits are in-process token buckets: behind N replicas the real limit is N times these.
+    # A reception hall's wifi puts many honest users behind one address: keep the IP limit loose.
+    # Behind an ingress, the address is the user's only if uvicorn trusts the ingress's
+    # X-Forwarded-For (FORWARDED_ALLOW_IPS); otherwise every user shares the ingress's bucket.
+    rate_limit_ip_per_minute: int = Field(default=120, ge=0, description="0 disables it.")
+    rate_limit_ip_burst: int = Field(default=60, ge=1)
+    rate_limit_token_per_minute: int = Field(
+        default=20, ge=0, description="Posts (answers, drafts) a minute on one link; 0 disables it."
+    )
+    rate_limit_token_burst: int = Field(default=10, ge=1)
+    hsts_always: bool = Field(
+        default=False, description="Send HSTS on every response, not only behind TLS."
+    )

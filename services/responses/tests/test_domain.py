@@ -1,0 +1,121 @@
+"""Pure rules of the survey page: link states, steps, pre-filling, cleaning, limits, CSRF."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from survey_responses import domain, security
+from survey_responses.pages import Pages, french_spacing
+from survey_responses.ratelimit import RateLimiter
+
+from contracts.questionnaire import load
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2024, 9, 2, 10, 0, tzinfo=UTC)
+QUESTIONNAIRE = load("urssaf-chaud-2024-v1")
+
+
+@pytest.mark.parametrize(
+    ("found", "expires_at", "answered", "state"),
+    [
+        (False, None, False, domain.LinkState.UNKNOWN),
+        (True, NOW + timedelta(days=1), False, domain.LinkState.OPEN),
+        (True, NOW, False, domain.LinkState.EXPIRED),
+        (True, NOW - timedelta(days=1), True, domain.LinkState.ANSWERED),  # answered wins
+    ],
+)
+def test_link_state(found, expires_at, answered, state):
+    assert (
+        domain.link_state(found=found, expires_at=expires_at, answered=answered, now=NOW) is state
+    )
+
+
+def test_steps_put_each_question_alone_and_the_themes_together():
+    steps = domain.steps(QUESTIONNAIRE)
+    assert [len(step.items) for step in steps] == [1, 1, 1, 1, 1, 7, 1, 1, 1]
+    assert [step.number for step in steps] == list(range(1, 10))
+    assert steps[5].group == "themes"
+    assert [step.required for step in steps[:3]] == [True, True, False]
+
+
+def test_prefill_keeps_only_values_the_questionnaire_offers():
+    invitation = {"channel": "telephone", "profile": "astronaute", "request_nature": None}
+    assert domain.prefilled_answers(QUESTIONNAIRE, invitation) == {"canal": "telephone"}
+
+
+def test_form_answers_drop_foreign_fields_and_unstorable_characters():
+    form = {
+        "csrf": "abc",
+        "action": "submit",
+        "satisfaction_globale": "9",
+        "suggestion": "ok\x00\ud800",
+    }
+    assert domain.form_answers(form, QUESTIONNAIRE) == {
+        "satisfaction_globale": "9",
+        "suggestion": "ok?",
+    }
+
+
+def test_token_is_cut_before_hashing():
+    assert domain.token_digest_input("a" * 1000) == b"a" * domain.MAX_TOKEN_LENGTH
+
+
+def test_rate_limiter_allows_a_burst_then_refills_at_the_rate():
+    limiter = RateLimiter(rate_per_minute=60, burst=3)
+    assert [limiter.retry_after("k", 0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.retry_after("k", 0.0) == pytest.approx(1.0)
+    assert limiter.retry_after("other", 0.0) == 0.0  # keys are independent
+    assert limiter.retry_after("k", 1.0) == 0.0  # one token a second came back
+
+
+def test_rate_limiter_forgets_the_oldest_keys_and_can_be_disabled():
+    limiter = RateLimiter(rate_per_minute=1, burst=1, max_keys=2)
+    for key in ("a", "b", "c"):
+        limiter.retry_after(key, 0.0)
+    assert limiter.retry_after("a", 0.0) == 0.0  # "a" was evicted: memory stays bounded
+    disabled = RateLimiter(rate_per_minute=0, burst=1)
+    assert not disabled.enabled and all(disabled.retry_after("k", 0.0) == 0 for _ in range(100))
+
+
+def test_csrf_token_is_bound_to_one_invitation():
+    token = security.csrf_token(b"key", "inv-1")
+    assert security.csrf_valid(b"key", "inv-1", token)
+    assert not security.csrf_valid(b"key", "inv-2", token)
+    assert not security.csrf_valid(b"other-key", "inv-1", token)
+    assert not security.csrf_valid(b"key", "inv-1", "\ud800")
+
+
+def test_cross_site_posts_and_tls_detection():
+    assert security.cross_site({"sec-fetch-site": "cross-site"})
+    assert not security.cross_site({"sec-fetch-site": "same-origin"})
+    assert not security.cross_site({})  # old browsers and API clients send nothing
+    assert security.behind_tls({"scheme": "https", "headers": []})
+    assert security.behind_tls({"scheme": "http", "headers": [(b"x-forwarded-proto", b"https")]})
+    assert not security.behind_tls({"scheme": "http", "headers": []})
+
+
+def test_french_spacing_never_leaves_a_mark_alone_on_a_line():
+    assert french_spacing("Vous êtes ? « Oui »") == "Vous êtes\u00a0? «\u00a0Oui\u00a0»"
+
+
+def test_every_radio_has_a_label_and_every_scale_a_legend():
+    pages = Pages(results_base_url="https://r", optout_base_url="https://o")
+    html = pages.survey(
+        questionnaire=QUESTIONNAIRE,
+        site_name="Accueil",
+        csrf="c",
+        values={"canal": "sms"},
+        errors={},
+    ).body.decode()
+    radios = re.findall(r'<input[^>]*type="radio"[^>]*id="([^"]+)"', html)
+    assert len(radios) == 10 + 11 + 9 + 7 + 2 + 7 * 10 + 6 + 4  # every option of every item
+    for radio_id in radios:
+        assert f'for="{radio_id}"' in html
+    assert (
+        html.count("<fieldset") == html.count("<legend") == 15
+    )  # 14 choice or scale items + the themes group
+    assert 'id="f-canal-sms" name="canal" value="sms" checked' in html
+    assert "Étape 9 sur 9" in html

@@ -1,0 +1,330 @@
+"""The survey links over HTTP against the real service process: every way a link can be closed,
+double submits, drafts, CSRF, rate limits, security headers, and no IP address stored."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+import re
+import time
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from contracts.topics import SURVEY_RESPONSE
+from plumbing.testing import read_topic
+
+pytestmark = pytest.mark.integration
+
+REQUIRED = {"satisfaction_globale": "8", "recommandation": "9"}
+_addresses = itertools.count(1)
+
+
+def client(service, address: str | None = None) -> httpx.AsyncClient:
+    """Each test speaks from its own address (uvicorn trusts X-Forwarded-For from 127.0.0.1),
+    so the per-address limit of one test never throttles another."""
+    address = address or f"198.51.100.{next(_addresses)}"
+    return httpx.AsyncClient(base_url=service.url, headers={"X-Forwarded-For": address})
+
+
+def csrf_of(page: httpx.Response) -> str:
+    match = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+    assert match, page.text[:500]
+    return match.group(1)
+
+
+async def stored(db, token: str) -> dict[str, Any]:
+    """What the database holds for this link: its response and its draft."""
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    row = await db.fetchrow(
+        "SELECT (SELECT count(*) FROM responses r WHERE r.invitation_id = i.invitation_id)"
+        " AS responses,"
+        " (SELECT answers::text FROM drafts d WHERE d.invitation_id = i.invitation_id) AS draft"
+        " FROM invitations i WHERE token_sha256 = $1",
+        digest,
+    )
+    return dict(row)
+
+
+async def events_about(stack, contact_id: str, *, settle: float = 1.5) -> list[dict[str, Any]]:
+    """Every `response submitted` event of this contact on the broker, after `settle` seconds."""
+    started = time.monotonic()
+    records = await read_topic(
+        stack.kafka_bootstrap_servers,
+        SURVEY_RESPONSE.name,
+        until=lambda _: time.monotonic() - started > settle,
+        timeout=settle + 30,
+    )
+    return [json.loads(r.value) for r in records if contact_id.encode() in r.value]
+
+
+async def test_unknown_and_tampered_links_are_404_and_say_nothing_of_other_links(service, invite):
+    [token] = await invite()
+    tampered = token[:-1] + ("A" if token[-1] != "A" else "B")
+    async with client(service) as http:
+        pages = [
+            await http.get(f"/s/{candidate}")
+            for candidate in (tampered, "x" * 500, "%00%ff", "é" * 20, token.upper())
+        ]
+        api = await http.post(f"/v1/responses/{tampered}", json={"answers": REQUIRED})
+    for page in pages:
+        assert page.status_code == 404
+        assert "Ce lien n'est pas reconnu." in page.text
+        assert "Montreuil" not in page.text  # nothing about any site
+    assert len({page.text for page in pages}) == 1, "every unknown link gets the very same page"
+    assert api.status_code == 404 and api.json()["error"] == "unknown"
+
+
+async def test_expired_link_is_410_and_changes_nothing(service, invite, db, stack):
+    [token] = await invite(expires_in=timedelta(seconds=-1), contact_id="crm-expired")
+    async with client(service) as http:
+        page = await http.get(f"/s/{token}")
+        form = await http.post(f"/s/{token}", data={**REQUIRED, "action": "submit", "csrf": "0"})
+        draft = await http.post(f"/s/{token}", data={**REQUIRED, "action": "save", "csrf": "0"})
+        api = await http.post(f"/v1/responses/{token}", json={"answers": REQUIRED})
+        api_draft = await http.post(
+            f"/v1/responses/{token}", json={"answers": REQUIRED, "partial": True}
+        )
+    assert page.status_code == form.status_code == draft.status_code == 410
+    assert "Ce lien a expiré." in page.text and "Montreuil" in page.text
+    assert api.status_code == api_draft.status_code == 410
+    assert api.json() == {"error": "expired", "message": "Ce lien a expiré."}
+    assert await stored(db, token) == {"responses": 0, "draft": None}
+    assert await events_about(stack, "crm-expired") == []
+
+
+async def test_answered_link_is_409_and_a_replay_changes_nothing(service, invite, db, stack):
+    [token] = await invite(contact_id="crm-replayed")
+    async with client(service) as http:
+        page = await http.get(f"/s/{token}")
+        csrf = csrf_of(page)
+        first = await http.post(f"/s/{token}", data={**REQUIRED, "csrf": csrf, "action": "submit"})
+        assert first.status_code == 200 and "vos réponses sont bien enregistrées" in first.text
+        change = {"recommandation": "0", "csrf": csrf}
+        replays = [
+            await http.post(f"/s/{token}", data={**change, "action": "submit"}),
+            await http.post(f"/s/{token}", data={**change, "action": "save"}),
+            await http.get(f"/s/{token}"),
+        ]
+        api = await http.post(f"/v1/responses/{token}", json={"answers": REQUIRED})
+    for replay in replays:
+        assert replay.status_code == 409
+        assert "Vous avez déjà répondu à ce questionnaire." in replay.text
+    assert api.status_code == 409 and api.json()["error"] == "answered"
+    assert await stored(db, token) == {"responses": 1, "draft": None}
+    [event] = await events_about(stack, "crm-replayed")
+    assert event["data"]["answers"]["recommandation"] == 9
+
+
+async def test_a_double_tap_stores_one_response_and_emits_one_event(service, invite, db, stack):
+    [token] = await invite(contact_id="crm-double-tap")
+    async with client(service) as http:
+        csrf = csrf_of(await http.get(f"/s/{token}"))
+        form = {**REQUIRED, "csrf": csrf, "action": "submit"}
+        answers = await asyncio.gather(*(http.post(f"/s/{token}", data=form) for _ in range(6)))
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [200, 409, 409, 409, 409, 409]  # the others see "already answered, thanks"
+    assert await stored(db, token) == {"responses": 1, "draft": None}
+    assert len(await events_about(stack, "crm-double-tap")) == 1
+
+
+async def test_partial_answers_are_saved_and_resumed_until_submitted(service, invite, db, stack):
+    [token] = await invite(contact_id="crm-draft")
+    async with client(service) as http:
+        csrf = csrf_of(await http.get(f"/s/{token}"))
+        saved = await http.post(
+            f"/s/{token}",
+            data={
+                "satisfaction_globale": "7",
+                "suggestion": "À suivre",
+                "csrf": csrf,
+                "action": "save",
+            },
+        )
+        assert saved.status_code == 200 and "Votre questionnaire est mis de côté." in saved.text
+        resumed = await http.get(f"/s/{token}")
+        assert 'value="7" checked' in resumed.text and "À suivre</textarea>" in resumed.text
+        assert await events_about(stack, "crm-draft", settle=0.5) == []
+
+        api_saved = await http.post(
+            f"/v1/responses/{token}", json={"answers": {"recommandation": 4}, "partial": True}
+        )
+        assert api_saved.status_code == 200 and api_saved.json() == {"status": "saved"}
+        assert json.loads((await stored(db, token))["draft"]) == {"recommandation": 4}
+
+        done = await http.post(f"/v1/responses/{token}", json={"answers": REQUIRED})
+        assert done.status_code == 201 and done.json() == {"status": "stored"}
+    assert await stored(db, token) == {"responses": 1, "draft": None}
+    assert len(await events_about(stack, "crm-draft")) == 1
+
+
+async def test_invalid_answers_get_french_messages_and_store_nothing(service, invite, db):
+    [token] = await invite()
+    async with client(service) as http:
+        csrf = csrf_of(await http.get(f"/s/{token}"))
+        page = await http.post(
+            f"/s/{token}",
+            data={
+                "satisfaction_globale": "11",
+                "canal": "pigeon",
+                "csrf": csrf,
+                "action": "submit",
+            },
+        )
+        api = await http.post(
+            f"/v1/responses/{token}",
+            json={"answers": {**REQUIRED, "age": 42, "suggestion": "\x00"}},
+        )
+        malformed = await http.post(f"/v1/responses/{token}", json={"answers": [1, 2]})
+    assert page.status_code == 422
+    assert "Merci de corriger 3 réponses" in page.text
+    assert "attend une note de 1 à 10" in page.text
+    assert "Merci de répondre à « Recommanderiez-vous ce service à un proche ? »" in page.text
+    assert api.status_code == 422 and api.json()["problems"] == {"age": "Question inconnue : age."}
+    assert malformed.status_code == 422 and malformed.json()["error"] == "invalid_request"
+    assert await stored(db, token) == {"responses": 0, "draft": None}
+
+
+async def test_forged_form_posts_are_refused(service, invite, db):
+    token, other = await invite(2)
+    async with client(service) as http:
+        other_csrf = csrf_of(await http.get(f"/s/{other}"))
+        csrf = csrf_of(await http.get(f"/s/{token}"))
+        answers = {**REQUIRED, "action": "submit"}
+        refused = [
+            await http.post(f"/s/{token}", data=answers),
+            await http.post(f"/s/{token}", data={**answers, "csrf": other_csrf}),
+            await http.post(
+                f"/s/{token}",
+                data={**answers, "csrf": csrf},
+                headers={"Sec-Fetch-Site": "cross-site"},
+            ),
+        ]
+        too_big = await http.post(
+            f"/s/{token}", data={**answers, "csrf": csrf, "suggestion": "x" * 40_000}
+        )
+    assert [r.status_code for r in refused] == [403, 403, 403]
+    assert "Le formulaire a expiré." in refused[0].text
+    assert too_big.status_code == 413
+    assert await stored(db, token) == {"responses": 0, "draft": None}
+
+
+async def test_one_link_is_rate_limited_with_a_french_message(service, invite):
+    [token] = await invite()
+    draft = {"answers": {"recommandation": 5}, "partial": True}
+    async with client(service) as http:
+        pages = [await http.get(f"/s/{token}") for _ in range(12)]  # reading is no abuse
+        saves = [await http.post(f"/v1/responses/{token}", json=draft) for _ in range(10)]
+        page = await http.post(f"/s/{token}", data={"csrf": csrf_of(pages[0]), "action": "save"})
+        api = await http.post(f"/v1/responses/{token}", json=draft)
+    assert {p.status_code for p in pages} == {200}
+    assert [s.status_code for s in saves] == [200] * 10  # default burst: 10 posts a link
+    assert page.status_code == api.status_code == 429
+    assert "Merci de patienter une minute" in page.text
+    assert int(page.headers["Retry-After"]) >= 1
+    assert api.json()["error"] == "too_many_requests"
+
+
+async def test_one_address_is_rate_limited_across_links(service):
+    async with client(service, "192.0.2.66") as http:
+        pages = [await http.get(f"/s/guess-{n}") for n in range(61)]  # default burst: 60
+        api = await http.post("/v1/responses/guess-x", json={"answers": REQUIRED})
+    assert [page.status_code for page in pages] == [404] * 60 + [429]
+    assert api.status_code == 429 and api.json()["error"] == "too_many_requests"
+    async with client(service, "192.0.2.67") as neighbour:  # another address is not affected
+        assert (await neighbour.get("/s/guess-0")).status_code == 404
+
+
+async def test_security_headers_and_hsts_behind_tls(service, invite):
+    [token] = await invite()
+    async with client(service) as http:
+        plain = await http.get(f"/s/{token}")
+        behind_tls = await http.get(f"/s/{token}", headers={"X-Forwarded-Proto": "https"})
+        asset = await http.get("/static/dsfr/core/core.main.min.css")
+        api = await http.post("/v1/responses/unknown", json={"answers": {}})
+    csp = plain.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+    assert plain.headers["Referrer-Policy"] == "no-referrer"
+    assert plain.headers["Cache-Control"] == "no-store"
+    assert plain.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Strict-Transport-Security" not in plain.headers
+    assert behind_tls.headers["Strict-Transport-Security"].startswith("max-age=")
+    assert asset.headers["Cache-Control"].startswith("public")  # assets may be cached
+    assert api.headers["Cache-Control"] == "no-store" and "Content-Security-Policy" in api.headers
+    assert "<script>" not in plain.text and " style=" not in plain.text  # nothing inline
+
+
+async def test_the_address_of_the_user_is_never_stored(service, invite, db, stack):
+    address = "203.0.113.77"
+    [token] = await invite(contact_id="crm-private")
+    async with client(service, address) as http:
+        csrf = csrf_of(await http.get(f"/s/{token}"))
+        await http.post(
+            f"/s/{token}", data={"satisfaction_globale": "3", "csrf": csrf, "action": "save"}
+        )
+        done = await http.post(f"/s/{token}", data={**REQUIRED, "csrf": csrf, "action": "submit"})
+        assert done.status_code == 200
+    [event] = await events_about(stack, "crm-private")
+    assert address not in json.dumps(event)
+    columns = await db.fetch(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = 'survey_responses'"
+    )
+    assert not [
+        c for c in columns if c["data_type"] == "inet" or re.search(r"ip|addr", c["column_name"])
+    ]
+    for table in {c["table_name"] for c in columns}:
+        rows = await db.fetch(f'SELECT t::text AS row FROM survey_responses."{table}" t')
+        assert not [r for r in rows if address in r["row"]], f"{table} holds the address"
+    assert address not in service.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+async def test_the_json_api_is_described_by_openapi(service):
+    async with client(service) as http:
+        spec = (await http.get("/openapi.json")).json()
+        docs = await http.get("/docs")
+    operation = spec["paths"]["/v1/responses/{token}"]["post"]
+    assert {"201", "200", "404", "409", "410", "422", "429"} <= set(operation["responses"])
+    assert not [path for path in spec["paths"] if path.startswith("/s/")]
+    assert docs.status_code == 404  # Swagger UI would load scripts from a CDN
+
+
+async def test_characters_postgres_refuses_are_dropped_not_a_server_error(service, invite, db):
+    [token] = await invite()
+    body = (
+        '{"answers": {"satisfaction_globale": 5, "recommandation": 6,'
+        ' "suggestion": "a\\u0000b\\ud800c"}}'
+    )
+    async with client(service) as http:
+        answer = await http.post(
+            f"/v1/responses/{token}", content=body, headers={"Content-Type": "application/json"}
+        )
+    assert answer.status_code == 201, answer.text
+    assert (
+        await db.fetchval(
+            "SELECT answers->>'suggestion' FROM responses ORDER BY answered_at DESC LIMIT 1"
+        )
+        == "ab?c"
+    )
+
+
+async def test_static_assets_are_compressed_once_and_cached_by_browsers(service):
+    path = "/static/dsfr/core/core.main.min.css"
+    async with client(service) as http:
+        compressed = await http.get(path, headers={"Accept-Encoding": "gzip"})
+        plain = await http.get(path, headers={"Accept-Encoding": "identity"})
+        again = await http.get(path, headers={"If-None-Match": compressed.headers["ETag"]})
+        missing = await http.get("/static/dsfr/../../pyproject.toml")
+    assert compressed.headers["Content-Encoding"] == "gzip"
+    assert int(compressed.headers["Content-Length"]) < 30_000 < len(plain.content)
+    assert compressed.content == plain.content  # httpx decoded it: the same file
+    assert "Content-Encoding" not in plain.headers
+    assert compressed.headers["Cache-Control"] == "public, max-age=86400"
+    assert compressed.headers["Vary"] == "Accept-Encoding"
+    assert again.status_code == 304
+    assert missing.status_code == 404
