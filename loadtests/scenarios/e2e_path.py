@@ -32,6 +32,8 @@ async def run(ctx: Any) -> dict[str, float]:
             "DEFAULT_RULES": '{"delay_minutes": 0, "email_uses_sms_window": false, '
             '"fatigue_days": 0}',
             "PUBLIC_FLOOR": "1",
+            # every simulated user posts from 127.0.0.1: the per-IP limit would measure itself
+            "RATE_LIMIT_IP_PER_MINUTE": "0",
             "SENDER_POLL_SECONDS": "0.02",
         },
     )

@@ -7,7 +7,7 @@ surveys start at the target rate (open loop). CPU milliseconds per survey of eac
 reported too: on a shared machine they say what the throughput alone cannot.
 
 Knobs (environment): RESPONSES_LOAD_GENERATOR=asyncio|locust, RESPONSES_REPLICAS (service
-processes behind an even spread of connections, default 1), RESPONSES_LOAD_CONCURRENCY
+processes behind an even spread of connections, default 2), RESPONSES_LOAD_CONCURRENCY
 (capacity users, default 32), RESPONSES_OPEN_LOOP_CONNECTIONS (default 64).
 
 The service, PostgreSQL, the broker (the outbox relays every response) and the load generator
@@ -53,7 +53,9 @@ WARMUP_SECONDS = 3.0
 SECONDS = 10.0
 CONCURRENCY = int(os.environ.get("RESPONSES_LOAD_CONCURRENCY", "32"))
 OPEN_LOOP_CONNECTIONS = int(os.environ.get("RESPONSES_OPEN_LOOP_CONNECTIONS", "64"))
-REPLICAS = int(os.environ.get("RESPONSES_REPLICAS", "1"))
+# One Python process uses one core at most: on this 2-core machine the service runs as 2
+# replicas, as it would on 2 Kubernetes pods (RESPONSES_REPLICAS=1 measures a lone process).
+REPLICAS = int(os.environ.get("RESPONSES_REPLICAS", "2"))
 INVITATIONS = 24_000  # enough for both phases up to ~1,000 surveys/s
 CSRF = re.compile(rb'name="csrf" value="([0-9a-f]+)"')
 ANSWERS = {
@@ -78,7 +80,10 @@ async def run(ctx: Any) -> dict[str, Any]:
         tokens = iter(await _invitations(ctx, INVITATIONS))
         urls = [system["responses"].url for system in systems]
         cpu = CpuMeter(ctx.stack, [system["responses"].process for system in systems])
-        figures: dict[str, Any] = {"machine_busy_percent_before": await _quiet_machine()}
+        figures: dict[str, Any] = {
+            "machine_busy_percent_before": await _quiet_machine(),
+            "cpu_speed_probe_ms": _cpu_speed_probe(),
+        }
         generator = os.environ.get("RESPONSES_LOAD_GENERATOR", "asyncio")
         figures |= {"load_generator": generator, "service_replicas": REPLICAS}
         # 1. Capacity: CONCURRENCY users answering back to back, as fast as the service allows.
@@ -110,6 +115,19 @@ async def _quiet_machine(limit: float = 15.0, patience: float = 120.0) -> float:
         if busy < limit or time.monotonic() > deadline:
             return round(busy, 1)
         print(f"[bench] machine {busy:.0f} % busy with other work: waiting", flush=True)
+
+
+def _cpu_speed_probe() -> float:
+    """A fixed Python loop, best of three: this VM's speed drifts by tens of per cent from one
+    hour to the next, so runs compare only next to this number (lower is faster)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        total = 0
+        for number in range(2_000_000):
+            total += number
+        best = min(best, time.process_time() - started)
+    return round(best * 1000, 1)
 
 
 async def _busy_percent(seconds: float = 2.0) -> float:
