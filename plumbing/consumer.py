@@ -85,15 +85,19 @@ class ConsumerMetrics:
 
 
 class _JoinedListener(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Marks the consumer joined once the group gave it its partitions (possibly none)."""
+    """Marks the consumer joined once the group gave it its partitions (possibly none), and
+    rewinds them first when the consumer rebuilds its state from the topic at each start."""
 
-    def __init__(self, joined: asyncio.Event) -> None:
+    def __init__(self, joined: asyncio.Event, rewind: AIOKafkaConsumer | None) -> None:
         self.joined = joined
+        self.rewind = rewind
 
     async def on_partitions_revoked(self, revoked: object) -> None:
         return None
 
-    async def on_partitions_assigned(self, assigned: object) -> None:
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        if self.rewind is not None and assigned:
+            await self.rewind.seek_to_beginning(*assigned)
         self.joined.set()
 
 
@@ -116,7 +120,12 @@ class EventConsumer:
         batch_handler: BatchHandler | None = None,
         metrics: ConsumerMetrics,
         max_records: int = 2000,
+        replay_from_start: bool = False,
     ) -> None:
+        """`replay_from_start`: for a read model that is a function of a compacted topic. Every
+        start (and rebalance) re-reads the topic from its beginning and skips the inbox, so a lost
+        or wiped table is rebuilt by a restart; the handler must be idempotent and keep the
+        newest state when an older event comes again."""
         self.settings = settings
         self.group_id = group_id
         self.topics = {topic.name: topic for topic in topics}
@@ -128,6 +137,7 @@ class EventConsumer:
         self.batch_handler = batch_handler
         self.metrics = metrics
         self.max_records = max_records
+        self.replay_from_start = replay_from_start
         self.consumer: AIOKafkaConsumer | None = None
         self.joined = asyncio.Event()
 
@@ -139,7 +149,8 @@ class EventConsumer:
             max_poll_records=self.max_records,
             **self.settings.kafka_client_options(),
         )
-        self.consumer.subscribe(list(self.topics), listener=_JoinedListener(self.joined))
+        rewind = self.consumer if self.replay_from_start else None
+        self.consumer.subscribe(list(self.topics), listener=_JoinedListener(self.joined, rewind))
         await self.consumer.start()
         try:
             while True:
@@ -220,8 +231,11 @@ class EventConsumer:
 
     async def _handle_in_one_transaction(self, topic: Topic, items: list[_Decoded]) -> None:
         async with self.pool.acquire() as connection, connection.transaction():
-            fresh = await claim_events(
-                connection, topic=topic.name, event_ids=[item.event.id for item in items]
+            event_ids = [item.event.id for item in items]
+            fresh = (
+                set(event_ids)
+                if self.replay_from_start
+                else await claim_events(connection, topic=topic.name, event_ids=event_ids)
             )
             to_handle, outcomes = [], []
             for item in items:

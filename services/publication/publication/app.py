@@ -39,6 +39,7 @@ def create_app(settings: PublicationSettings) -> FastAPI:
             settings=settings, group_id=SERVICE, topics=[SITE_INDICATORS],
             pool=runtime.db_pool, producer=runtime.kafka_producer,
             handler=handle_site_indicators, metrics=ConsumerMetrics(runtime.registry),
+            replay_from_start=True,  # the read model is rebuilt from the compacted topic
         )  # fmt: skip
         runtime.spawn("consumer", consumer.run)
 

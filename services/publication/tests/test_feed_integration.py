@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import asyncpg
 import httpx
 import pytest
 
@@ -171,3 +172,28 @@ async def test_the_display_page_of_an_unknown_site_is_calm(publication):
             assert "NOUS NOUS ENGAGEONS POUR AMÉLIORER LES SERVICES PUBLICS" in page.text
             assert "<script>" not in page.text.split("</head>")[1]
             assert "unsafe-inline" not in page.headers["content-security-policy"]
+
+
+async def test_a_restart_rebuilds_a_lost_read_model_from_the_topic(
+    publication, stack, send, make_event, feed_when
+):
+    site = "urssaf-rebuilt"
+    await send(make_event(site, {"nps": (12.0, 300)}))
+    await send(make_event(site, {"nps": (17.0, 310), "satisfaction": (77.0, 305)}))
+    before = await feed_when(
+        publication.url, site,
+        lambda body: any(f["id"] == "nps" and f["value"] == 17.0
+                         for f in body["current"]["indicators"]),
+    )  # fmt: skip
+
+    publication.stop()
+    connection = await asyncpg.connect(stack.database_url)
+    try:  # the read model is lost; only the compacted topic remains
+        await connection.execute("TRUNCATE publication.site_indicators")
+    finally:
+        await connection.close()
+    publication.start()
+    publication.wait_ready()
+
+    after = await feed_when(publication.url, site, lambda body: True, timeout=30)
+    assert after == before  # the newest snapshot again, not the older one replayed first
