@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from publication import domain
@@ -67,6 +67,17 @@ def display_router(*, settings: PublicationSettings, feeds: SiteFeeds, zone: tzi
             return f"Mis à jour à {text['time']}"
         return f"Mis à jour le {text['date']} à {text['time']}"
 
+    service_worker_script = (STATIC_DIR / "sw.js").read_bytes()
+
+    # Before /display/{site_id}, which would take "sw.js" for a site. Served from /display/ so
+    # that the worker's scope covers the screens' pages.
+    @router.get("/display/sw.js", include_in_schema=False)
+    async def service_worker() -> Response:
+        return Response(
+            service_worker_script, media_type="text/javascript",
+            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+        )  # fmt: skip
+
     @router.get("/display/{site_id}", response_class=HTMLResponse, include_in_schema=False)
     async def display(site_id: str) -> HTMLResponse:
         view = None
@@ -89,7 +100,7 @@ def display_router(*, settings: PublicationSettings, feeds: SiteFeeds, zone: tzi
             engagements=domain.ENGAGEMENTS, engagements_header=domain.ENGAGEMENTS_HEADER,
             updated_text=updated_text(view), results_site=settings.results_site,
             timezone=settings.display_timezone, heartbeat_seconds=settings.sse_heartbeat_seconds,
-            asset=asset,
+            asset=asset, rendered_at=datetime.now(zone).isoformat(),
         )  # fmt: skip
         return HTMLResponse(html, headers=PAGE_HEADERS)
 

@@ -65,6 +65,7 @@ def conditional_parts(
     return 200, headers, body
 
 
+READ_METHODS = ("GET", "HEAD")  # HEAD: harvesters and screens check the ETag without the body
 FEED_ROUTE = "/v1/sites/{site_id}/indicators"
 FEED_PATH = re.compile(r"^/v1/sites/([A-Za-z0-9._:@-]{1,120})/indicators$")
 
@@ -81,7 +82,7 @@ class CachedFeedShortcut:
         self.route_label = SimpleNamespace(path=FEED_ROUTE)  # what HttpMetrics labels by
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
+        if scope["type"] == "http" and scope["method"] in READ_METHODS:
             match = FEED_PATH.match(scope["path"])
             rendered = self.feeds.cached_site(match.group(1)) if match else None
             if rendered is not None:
@@ -94,7 +95,8 @@ class CachedFeedShortcut:
                 scope["route"] = self.route_label
                 await send({"type": "http.response.start", "status": status,
                             "headers": raw_headers})  # fmt: skip
-                await send({"type": "http.response.body", "body": body})
+                head = scope["method"] == "HEAD"  # same headers, Content-Length included
+                await send({"type": "http.response.body", "body": b"" if head else body})
                 return
         await self.app(scope, receive, send)
 
@@ -103,8 +105,9 @@ def feed_router(*, settings: PublicationSettings, feeds: SiteFeeds, hub: SiteHub
     router = APIRouter(tags=["flux public"])
     max_age = settings.cache_max_age_seconds
 
-    @router.get(
-        "/v1/sites/{site_id}/indicators", summary="Les indicateurs publiés d'un site",
+    @router.api_route(
+        "/v1/sites/{site_id}/indicators", methods=list(READ_METHODS),
+        summary="Les indicateurs publiés d'un site",
         responses={**FEED_RESPONSES, 404: {"description": "Site inconnu."}},
     )  # fmt: skip
     async def site_indicators(site_id: SiteId, request: Request) -> Response:
@@ -113,12 +116,18 @@ def feed_router(*, settings: PublicationSettings, feeds: SiteFeeds, hub: SiteHub
             return JSONResponse(UNKNOWN_SITE, 404, headers={"Cache-Control": "no-store"})
         return conditional(request, rendered, max_age=max_age)
 
-    @router.get("/v1/indicators", summary="Tous les sites d'un réseau", responses=FEED_RESPONSES)
+    @router.api_route(
+        "/v1/indicators",
+        methods=list(READ_METHODS),
+        summary="Tous les sites d'un réseau",
+        responses=FEED_RESPONSES,
+    )
     async def network_indicators(network: Network, request: Request) -> Response:
         return conditional(request, await feeds.network(network), max_age=max_age)
 
-    @router.get(
-        "/v1/open-data/export-indicateurs.csv", summary="Export open data (CSV, séparateur ;)",
+    @router.api_route(
+        "/v1/open-data/export-indicateurs.csv", methods=list(READ_METHODS),
+        summary="Export open data (CSV, séparateur ;)",
         responses={200: {"content": {"text/csv": {}}, "description": "Voir le README."}},
     )  # fmt: skip
     async def open_data(

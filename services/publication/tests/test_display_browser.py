@@ -131,6 +131,7 @@ async def test_the_screen_updates_without_reload_and_survives_a_network_cut(
     nps = "[data-indicator=nps] .figure__value"
     try:
         await page.evaluate("window.loadedOnce = true")
+        await page.wait_for_selector("body[data-offline-ready=true]", timeout=10_000)
         await page.wait_for_timeout(500)  # the stream is open
         await send(make_event(SITE, {"satisfaction": (85.0, 430), "nps": (47.0, 431)}))
         await expect(page.locator(nps)).to_have_text("+47", timeout=10_000)
@@ -142,6 +143,15 @@ async def test_the_screen_updates_without_reload_and_survives_a_network_cut(
         assert "Connexion interrompue" in await page.inner_text("#connection")
         assert await page.inner_text(nps) == "+47"  # the last figures stay
         await page.screenshot(path=publication_artifacts / "display-coupure.png")
+
+        # Reloaded while the service is down: the kept copy of the page, the last figures
+        # received (newer than the copy), and the notice, never the browser's error page.
+        await page.reload()
+        await page.wait_for_selector("#connection:not([hidden])", timeout=10_000)
+        assert await page.inner_text(nps) == "+47"
+        assert "Connexion interrompue" in await page.inner_text("#connection")
+        await page.screenshot(path=publication_artifacts / "display-rechargee-pendant-coupure.png")
+        await page.evaluate("window.loadedOnce = true")
 
         screen_site.start()
         screen_site.wait_ready()

@@ -101,6 +101,14 @@ async def test_http_caching_etag_304_gzip_and_short_max_age(
         assert missing.status_code == 404
         assert missing.json()["error"] == "unknown_site"
 
+        for url in (path, "/v1/indicators?network=urssaf", "/v1/open-data/export-indicateurs.csv"):
+            full = await client.get(url, headers={"Accept-Encoding": "identity"})
+            head = await client.head(url, headers={"Accept-Encoding": "identity"})
+            assert head.status_code == 200, url
+            assert head.content == b""
+            assert head.headers["etag"] == full.headers["etag"]
+            assert head.headers["content-length"] == str(len(full.content))
+
 
 async def test_a_figure_below_the_floor_leaves_the_service_in_no_output(
     publication, send, make_event, feed_when, sse

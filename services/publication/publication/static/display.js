@@ -12,9 +12,14 @@
   var showPrevious = body.dataset.showPrevious === "true";
   var NBSP = "\u00a0";
 
+  var OFFLINE_CACHE = "ecran-v1"; // the service worker's cache (sw.js)
+  var STORE_KEY = "ecran:" + siteId;
+
   var source = null;
   var lastMessageAt = Date.now();
-  var lastFeedAt = Date.now();
+  // When the figures on screen were received: the page's own rendering time, which is older
+  // than now when the page is a copy kept through a network cut.
+  var lastFeedAt = Date.parse(body.dataset.renderedAt) || Date.now();
   var retryDelay = 1000;
   var retryTimer = null;
   var rotationTimer = null;
@@ -147,6 +152,7 @@
       showConnection(false);
       try {
         render(JSON.parse(event.data));
+        remember(currentFeed);
       } catch (error) {
         // A feed we cannot read must not blank the screen: keep what is shown.
         if (window.console) { window.console.error("feed not shown", error); }
@@ -185,7 +191,53 @@
     items[(shown + 1) % items.length].hidden = false;
   }
 
+  // The last feed received, kept for a reload during a network cut.
+  function remember(feed) {
+    try {
+      window.localStorage.setItem(STORE_KEY, JSON.stringify({ feed: feed, receivedAt: lastFeedAt }));
+    } catch (error) { /* storage full or refused: the screen still works */ }
+  }
+
+  function recall() {
+    try {
+      var kept = JSON.parse(window.localStorage.getItem(STORE_KEY) || "null");
+      return kept && kept.feed && kept.feed.site_id === siteId ? kept : null;
+    } catch (error) {
+      return null;
+    }
+  }
+
+  // Fresher figures kept by an earlier page than those this page came with: show them.
+  function showKeptFigures() {
+    var kept = recall();
+    var pageUpdatedAt = Date.parse(body.dataset.updatedAt) || 0;
+    if (kept && Date.parse(kept.feed.updated_at) > pageUpdatedAt) {
+      try {
+        render(kept.feed);
+        lastFeedAt = kept.receivedAt;
+      } catch (error) { /* keep the page as it came */ }
+    }
+  }
+
+  // The service worker serves the last copy of this page and its assets when the network does
+  // not answer; the page fills its cache at once rather than waiting for a second visit.
+  function keepForOffline() {
+    if (!("serviceWorker" in navigator) || !window.caches) { return; }
+    navigator.serviceWorker.register("/display/sw.js")
+      .then(function () { return navigator.serviceWorker.ready; })
+      .then(function () {
+        var urls = [window.location.href];
+        document.querySelectorAll("link[rel=stylesheet], link[rel=icon], script[src]")
+          .forEach(function (node) { urls.push(node.href || node.src); });
+        return window.caches.open(OFFLINE_CACHE).then(function (cache) { return cache.addAll(urls); });
+      })
+      .then(function () { body.dataset.offlineReady = "true"; })
+      .catch(function () { /* only a reload during a cut is affected: it shows the browser's page */ });
+  }
+
   if (!siteId) { return; }
+  showKeptFigures();
+  keepForOffline();
   connect();
   window.setInterval(watchdog, Math.max(1000, heartbeatMs / 3));
   rotationMs = Math.max(3000, rotationMs);
