@@ -8,12 +8,32 @@ from pathlib import Path
 import pytest
 
 from plumbing import devstack
+from plumbing.services import System, start_system
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.DevStack]:
     """A fresh broker, database, SMTP sink and SMS gateway for each test module."""
     running = devstack.start(tmp_path_factory.mktemp("devstack"))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def system(stack: devstack.DevStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """All four services on the module's stack, sending at once (no delay, no quiet hours) and
+    publishing from the first response, so a test follows one survey end to end quickly."""
+    running = start_system(
+        stack.env(),
+        tmp_path_factory.mktemp("logs"),
+        extra_env={
+            "PUBLIC_FLOOR": "1",
+            "SENDER_POLL_SECONDS": "0.05",
+            "DEFAULT_RULES": '{"delay_minutes": 0, "email_uses_sms_window": false}',
+        },
+    )
     try:
         yield running
     finally:

@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from scoring import domain
+from scoring import domain, repository
 
 from contracts import questionnaire
 from contracts.events import SiteIndicatorsUpdated
@@ -222,15 +222,10 @@ async def seed_publication(
 async def scoring_tally(
     connection: asyncpg.Connection, site_id: str, start: date, end: date
 ) -> dict[str, dict[str, int]]:
-    rows = await connection.fetch(
-        "SELECT item, value, sum(count)::bigint AS n FROM scoring.tallies "
-        "WHERE site_id = $1 AND day BETWEEN $2 AND $3 GROUP BY item, value",
-        site_id, start, end,
-    )  # fmt: skip
-    tally: dict[str, dict[str, int]] = {}
-    for row in rows:
-        tally.setdefault(row["item"], {})[row["value"]] = int(row["n"])
-    return tally
+    """Scoring's own query, run in scoring's schema."""
+    async with connection.transaction():
+        await connection.execute("SET LOCAL search_path TO scoring")
+        return await repository.tally_between(connection, site_id=site_id, start=start, end=end)
 
 
 async def as_grafana(connection: asyncpg.Connection, sql: str) -> list[asyncpg.Record]:

@@ -23,7 +23,6 @@ from contracts.events import SurveyChannel
 from contracts.topics import CRM_CONTACT_CLOSED
 from plumbing import processes
 from plumbing.crm_simulator import SITES, CrmSimulator
-from plumbing.services import start_system
 from plumbing.testing import async_wait_for, produce, survey_tokens
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,21 +93,6 @@ def is_failure_only(expr: str) -> bool:
 
 
 # --------------------------------------------------------------------------- real Prometheus
-
-
-@pytest.fixture(scope="module")
-def system(stack, tmp_path_factory):
-    running = start_system(
-        stack.env(),
-        tmp_path_factory.mktemp("logs"),
-        extra_env={
-            "PUBLIC_FLOOR": "1",
-            "SENDER_POLL_SECONDS": "0.05",
-            "DEFAULT_RULES": '{"delay_minutes": 0, "email_uses_sms_window": false}',
-        },
-    )
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -12,26 +12,10 @@ from contracts.envelope import encode
 from contracts.events import SurveyChannel
 from contracts.topics import CRM_CONTACT_CLOSED
 from plumbing.crm_simulator import SITES, CrmSimulator
-from plumbing.services import start_system
 from plumbing.sinks import read_maildir
 from plumbing.testing import async_wait_for, produce, read_topic, survey_tokens
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def system(stack, tmp_path_factory):
-    running = start_system(
-        stack.env(),
-        tmp_path_factory.mktemp("logs"),
-        extra_env={
-            "PUBLIC_FLOOR": "1",
-            "SENDER_POLL_SECONDS": "0.05",
-            "DEFAULT_RULES": '{"delay_minutes": 0, "email_uses_sms_window": false}',
-        },
-    )
-    yield running
-    running.stop()
 
 
 async def test_contact_closed_to_published_figure(stack, system):
