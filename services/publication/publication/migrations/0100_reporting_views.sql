@@ -1,17 +1,6 @@
 -- Reporting view for the network board (deploy/grafana): what each site's latest figures are
 -- and which indicators it chose to publish (NULL = the service's default choice).
 
--- Concurrent migrations of the four schemas may race to create the shared role.
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'grafana_reader') THEN
-        CREATE ROLE grafana_reader NOLOGIN;
-    END IF;
-EXCEPTION WHEN duplicate_object OR unique_violation THEN
-    NULL;
-END
-$$;
-
 CREATE VIEW reporting_site_figures AS
 SELECT s.site_id, s.network, coalesce(s.site_name, s.site_id) AS site_name, s.computed_at,
     p ->> 'period' AS period, f ->> 'indicator' AS indicator,

@@ -2,17 +2,6 @@
 -- their scores. Verbatims are shown to managers, never published; no agent is known here.
 -- Grafana reads this view only, through the read-only role grafana_reader.
 
--- Concurrent migrations of the four schemas may race to create the shared role.
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'grafana_reader') THEN
-        CREATE ROLE grafana_reader NOLOGIN;
-    END IF;
-EXCEPTION WHEN duplicate_object OR unique_violation THEN
-    NULL;
-END
-$$;
-
 -- A site-week below the anonymity floor (5 responses) shows no verbatim: with so few answers a
 -- manager could tell who wrote what.
 CREATE VIEW reporting_verbatims AS

@@ -4,17 +4,6 @@
 -- Intervals: Wilson for shares, adjusted Wald for the NPS (as scoring.domain); means get none
 -- here (Student t needs a quantile table; the weekly report shows them from scoring.domain).
 
--- Concurrent migrations of the four schemas may race to create the shared role.
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'grafana_reader') THEN
-        CREATE ROLE grafana_reader NOLOGIN;
-    END IF;
-EXCEPTION WHEN duplicate_object OR unique_violation THEN
-    NULL;
-END
-$$;
-
 -- The manager views' anonymity floor: no breakdown below this many answers.
 CREATE FUNCTION reporting_anonymity_floor() RETURNS integer
 LANGUAGE sql IMMUTABLE AS $$ SELECT 5 $$;

@@ -1,17 +1,6 @@
 -- Reporting views for the Grafana boards (deploy/grafana): decisions and sends per site and
 -- week, counts only. No address, token or user id ever leaves through these views.
 
--- Concurrent migrations of the four schemas may race to create the shared role.
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'grafana_reader') THEN
-        CREATE ROLE grafana_reader NOLOGIN;
-    END IF;
-EXCEPTION WHEN duplicate_object OR unique_violation THEN
-    NULL;
-END
-$$;
-
 CREATE VIEW reporting_weekly_decisions AS
 SELECT network, site_id, date_trunc('week', decided_at AT TIME ZONE 'Europe/Paris')::date AS week_start,
     to_char(date_trunc('week', decided_at AT TIME ZONE 'Europe/Paris'), 'IYYY-"W"IW') AS week,
