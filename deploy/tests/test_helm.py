@@ -21,6 +21,9 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from annotated_types import Le
+from publication.settings import PublicationSettings
+from scoring.settings import ScoringSettings
 
 from contracts.topics import TOPICS, all_topic_names
 
@@ -51,6 +54,12 @@ SHARED_ENV = {
     "KAFKA_BOOTSTRAP_SERVERS",
     "KAFKA_SECURITY_PROTOCOL",
     "ADMIN_AUDIENCE",
+}
+WEEKLY_REPORT = "scoring-weekly-report"  # component label of the weekly report's resources
+WEEKLY_REPORT_TEMPLATE = "enquetes/templates/weekly-report.yaml"
+SSE_ANNOTATIONS = {
+    "nginx.ingress.kubernetes.io/proxy-buffering": "off",
+    "nginx.ingress.kubernetes.io/proxy-read-timeout": "300",
 }
 
 # Minimal strict schemas for the custom resources the chart renders.
@@ -262,6 +271,18 @@ def test_lint_reports_a_wrong_value() -> None:
         ({"containerSecurityContext": {"readOnlyRootFilesystem": False}}, "readOnlyRoot"),
         ({"podSecurityContext": {"runAsNonRoot": False}}, "/podSecurityContext/runAsNonRoot"),
         ({"postgresql": {"existingSecret": {"name": ""}}}, "/postgresql/existingSecret/name"),
+        ({"weeklyReport": {"schedule": 7}}, "/weeklyReport/schedule"),
+        ({"weeklyReport": {"schedule": ["0", "7", "*", "*", "1"]}}, "/weeklyReport/schedule"),
+        ({"weeklyReport": {"schedule": "0 7 * *"}}, "/weeklyReport/schedule"),
+        ({"weeklyReport": {"schedule": "CRON_TZ=UTC 0 7 * * 1"}}, "/weeklyReport/schedule"),
+        ({"weeklyReport": {"timeZone": "Paris time"}}, "/weeklyReport/timeZone"),
+        ({"weeklyReport": {"enabled": "yes"}}, "/weeklyReport/enabled"),
+        ({"weeklyReport": {"startingDeadlineSeconds": 5}}, "/weeklyReport/startingDeadline"),
+        ({"weeklyReport": {"backoffLimit": -1}}, "/weeklyReport/backoffLimit"),
+        ({"weeklyReport": {"concurrencyPolicy": "Allow"}}, "concurrencyPolicy"),
+        ({"weeklyReport": {"recipients": {"site": "a@example.org"}}}, "/weeklyReport/recipients"),
+        ({"weeklyReport": {"recipients": {"site": ["nobody"]}}}, "/weeklyReport/recipients"),
+        ({"weeklyReport": {"secretEnv": {"SMTP_URL": {"name": "s"}}}}, "key"),
     ],
 )
 def test_schema_rejects_wrong_values(values: dict[str, Any], expected: str) -> None:
@@ -314,7 +335,11 @@ def test_each_service_gets_its_resources_from_one_range(
 ) -> None:
     services = set(chart_values["services"])
     for kind in PER_SERVICE_KINDS:
-        resources = _of_kind(rendered, kind)
+        resources = [
+            resource
+            for resource in _of_kind(rendered, kind)
+            if resource["_source"] != WEEKLY_REPORT_TEMPLATE
+        ]
         assert {_component(resource) for resource in resources} == services, kind
         assert {resource["_source"] for resource in resources} == {
             "enquetes/templates/services.yaml"
@@ -553,3 +578,197 @@ def test_inconsistent_values_fail_with_a_message(values: dict[str, Any], expecte
     with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmError) as caught:
         chart.render(values, name=RELEASE)
     assert expected in str(caught.value)
+
+
+# --- the weekly report ----------------------------------------------------------------------------
+
+
+def _weekly_report(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    (cron_job,) = _of_kind(resources, "CronJob")
+    return cron_job
+
+
+def _scoring_deployment(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    (deployment,) = [d for d in _of_kind(resources, "Deployment") if _component(d) == "scoring"]
+    return deployment
+
+
+def _env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {variable["name"]: variable for variable in container["env"]}
+
+
+def test_weekly_report_runs_every_monday_morning_in_paris(rendered: list[dict[str, Any]]) -> None:
+    cron_job = _weekly_report(rendered)
+    assert cron_job["_source"] == WEEKLY_REPORT_TEMPLATE
+    assert cron_job["metadata"]["name"] == f"{RELEASE}-scoring-weekly-report"
+    spec = cron_job["spec"]
+    assert spec["schedule"] == "0 7 * * 1"
+    assert spec["timeZone"] == "Europe/Paris"
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec["suspend"] is False
+    assert 600 <= spec["startingDeadlineSeconds"] <= 24 * 3600
+    assert spec["successfulJobsHistoryLimit"] >= 1
+    assert spec["failedJobsHistoryLimit"] >= 1
+    job = spec["jobTemplate"]["spec"]
+    assert 0 <= job["backoffLimit"] <= 3
+    assert job["activeDeadlineSeconds"] > 0
+    pod = job["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    (container,) = pod["containers"]
+    assert container["command"] == ["python", "-m", "scoring", "weekly-report"]
+    main = (REPO / "services" / "scoring" / "scoring" / "__main__.py").read_text(encoding="utf-8")
+    assert '"weekly-report": weekly_report.command' in main, "scoring has no such command"
+
+
+def test_weekly_report_runs_like_the_scoring_deployment(rendered: list[dict[str, Any]]) -> None:
+    """Same image, environment (DATABASE_URL...), security context and volumes as scoring."""
+    pod = _weekly_report(rendered)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    scoring_pod = _scoring_deployment(rendered)["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    (scoring,) = scoring_pod["containers"]
+    for key in ("image", "imagePullPolicy", "securityContext", "volumeMounts", "resources"):
+        assert container[key] == scoring[key], key
+    for key in ("securityContext", "volumes", "serviceAccountName", "imagePullSecrets"):
+        assert pod.get(key) == scoring_pod.get(key), key
+    assert pod["automountServiceAccountToken"] is False
+    env, scoring_env = _env(container), _env(scoring)
+    assert set(env) >= SHARED_ENV
+    for name, variable in scoring_env.items():
+        if name not in {"SMTP_URL", "MAIL_FROM_ADDRESS", "WEEKLY_REPORT_BOARD_URL"}:
+            assert env[name] == variable, name
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "enquetes-db-app",
+        "key": "uri",
+    }
+    assert "SMTP_URL" in env
+    assert "WEEKLY_REPORT_RECIPIENTS" in env
+
+
+def test_weekly_report_pods_stay_out_of_the_scoring_service(
+    rendered: list[dict[str, Any]],
+) -> None:
+    """Labelled `component: scoring`, they would get HTTP traffic and count in scoring's PDB."""
+    labels = _weekly_report(rendered)["spec"]["jobTemplate"]["spec"]["template"]["metadata"][
+        "labels"
+    ]
+    assert labels["app.kubernetes.io/component"] == WEEKLY_REPORT
+    selectors = [service["spec"]["selector"] for service in _of_kind(rendered, "Service")]
+    selectors += [
+        pdb["spec"]["selector"]["matchLabels"] for pdb in _of_kind(rendered, "PodDisruptionBudget")
+    ]
+    for selector in selectors:
+        assert not all(labels.get(key) == value for key, value in selector.items()), selector
+    (policy,) = [p for p in _of_kind(rendered, "NetworkPolicy") if _component(p) == WEEKLY_REPORT]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["spec"]["ingress"] == []
+    egress_ports = {
+        port["port"] for rule in policy["spec"]["egress"] for port in rule.get("ports", [])
+    }
+    assert {53, 5432, 25, 465, 587} <= egress_ports
+
+
+def test_weekly_report_settings_are_what_scoring_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    recipients = {"urssaf-idf-montreuil": ["accueil@example.org", "chef@example.org"]}
+    resources = _render(
+        {
+            "weeklyReport": {
+                "recipients": recipients,
+                "mailFrom": "resultats@example.org",
+                "boardUrl": "https://grafana.example.org/d/weekly/",
+                "env": {"WEEKLY_REPORT_WEEK": "2026-W47"},
+            }
+        }
+    )
+    (container,) = _weekly_report(resources)["spec"]["jobTemplate"]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    for name, variable in _env(container).items():
+        if "value" in variable:
+            monkeypatch.setenv(name, variable["value"])
+    settings = ScoringSettings()
+    assert settings.weekly_report_recipients == recipients
+    assert settings.smtp_url == "smtp://smtp-relay.mail.svc:25"
+    assert settings.mail_from_address == "resultats@example.org"
+    assert settings.weekly_report_board_url == "https://grafana.example.org/d/weekly/"
+    assert settings.weekly_report_week == "2026-W47"
+
+
+def test_weekly_report_smtp_url_with_credentials_comes_from_a_secret(
+    production_resources: list[dict[str, Any]],
+) -> None:
+    (container,) = _weekly_report(production_resources)["spec"]["jobTemplate"]["spec"]["template"][
+        "spec"
+    ]["containers"]
+    names = [variable["name"] for variable in container["env"]]
+    assert len(names) == len(set(names)), "an environment variable is set twice"
+    smtp_url = _env(container)["SMTP_URL"]
+    assert "value" not in smtp_url
+    assert smtp_url["valueFrom"]["secretKeyRef"] == {"name": "enquetes-smtp", "key": "url"}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"weeklyReport": {"enabled": False}},
+        {"services": {"scoring": {"enabled": False}}},
+    ],
+    ids=["weeklyReport-disabled", "scoring-disabled"],
+)
+def test_weekly_report_can_be_turned_off(values: dict[str, Any]) -> None:
+    resources = _render(values)
+    assert _of_kind(resources, "CronJob") == []
+    assert [r for r in resources if r["_source"] == WEEKLY_REPORT_TEMPLATE] == []
+    assert WEEKLY_REPORT not in {
+        resource["metadata"]["labels"].get("app.kubernetes.io/component") for resource in resources
+    }
+
+
+# --- server-sent events through the publication Ingress ------------------------------------------
+
+
+def _ingress(resources: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    (ingress,) = [i for i in _of_kind(resources, "Ingress") if _component(i) == name]
+    return ingress
+
+
+def test_publication_ingress_does_not_buffer_or_cut_server_sent_events(
+    production_resources: list[dict[str, Any]],
+) -> None:
+    annotations = _ingress(production_resources, "publication")["metadata"]["annotations"]
+    assert annotations.items() >= SSE_ANNOTATIONS.items()
+    assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt"  # still merged
+    field = PublicationSettings.model_fields["sse_heartbeat_seconds"]
+    longest_heartbeat = next(rule.le for rule in field.metadata if isinstance(rule, Le))
+    timeout = int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"])
+    assert timeout >= 2 * longest_heartbeat, "nginx would close a stream between two pings"
+    responses = _ingress(production_resources, "responses")["metadata"]["annotations"]
+    assert "nginx.ingress.kubernetes.io/proxy-buffering" not in responses
+
+
+def test_publication_sse_annotations_can_be_overridden() -> None:
+    timeout = "nginx.ingress.kubernetes.io/proxy-read-timeout"
+    values = _production_values()
+    values["ingress"]["publication"]["annotations"] = {
+        timeout: "3600",
+        "nginx.ingress.kubernetes.io/proxy-buffering": None,
+    }
+    annotations = _ingress(_render(values), "publication")["metadata"]["annotations"]
+    assert annotations[timeout] == "3600"
+    assert "nginx.ingress.kubernetes.io/proxy-buffering" not in annotations
+
+
+# --- documentation ------------------------------------------------------------------------------
+
+
+def test_docs_say_publication_needs_a_session_mode_connection() -> None:
+    with helm.Chart.load(CHART) as chart:
+        notes = chart.render(None, name=RELEASE, namespace=NAMESPACE)[
+            "enquetes/templates/NOTES.txt"
+        ]
+    readme = (CHART / "README.md").read_text(encoding="utf-8")
+    for text in (" ".join(notes.split()), " ".join(readme.split())):
+        assert "NOTIFY" in text
+        assert "session mode" in text
+        assert (
+            "PgBouncer in transaction mode" in text or "PgBouncer in **transaction** mode" in text
+        )

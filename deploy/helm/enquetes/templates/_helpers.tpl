@@ -22,6 +22,11 @@
 {{- printf "%s-%s" (include "enquetes.fullname" .root) .name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* Name of the weekly report CronJob (52 characters at most: its Jobs add a suffix). */}}
+{{- define "enquetes.weeklyReportName" -}}
+{{- printf "%s-scoring-weekly-report" (include "enquetes.fullname" .) | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+
 {{- define "enquetes.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
