@@ -60,6 +60,7 @@ class Runtime:
             self.settings.database_url,
             schema=self.schema,
             max_size=self.settings.database_pool_size,
+            reset_session=self.settings.database_reset_session,
         )
         self.producer = new_producer(self.settings, client_id=self.service)
         await self.producer.start()

@@ -16,6 +16,9 @@ class ServiceSettings(BaseSettings):
     environment: Literal["dev", "test", "production"] = "dev"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_reset_session: bool = Field(
+        default=True, description="Reset a pooled connection's session on release (a round trip)."
+    )
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None

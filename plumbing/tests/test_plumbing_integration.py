@@ -133,3 +133,22 @@ async def test_outbox_relay_sends_then_deletes(stack, schema):
     finally:
         await producer.stop()
         await pool.close()
+
+
+async def test_a_pool_without_session_reset_still_ends_what_a_connection_left_open(stack, schema):
+    """`reset_session=False` skips asyncpg's reset query, not the rest of a release: an open
+    transaction is rolled back before another task gets the connection."""
+    name, _ = schema
+    pool = await db.create_pool(stack.database_url, schema=name, max_size=1, reset_session=False)
+    try:
+        async with pool.acquire() as conn:
+            backend = await conn.fetchval("SELECT pg_backend_pid()")
+            await conn.execute("BEGIN")
+            await conn.execute("INSERT INTO seen VALUES ('left-open')")
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT pg_backend_pid()") == backend  # the same one
+            assert not conn.is_in_transaction()
+            assert await conn.fetchval("SELECT count(*) FROM seen") == 0
+            assert await conn.fetchval("SHOW search_path") == name
+    finally:
+        await pool.close()

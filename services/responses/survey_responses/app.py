@@ -11,7 +11,6 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
@@ -24,7 +23,7 @@ from plumbing.runtime import Runtime, service_app
 from survey_responses import domain, repository, security, submission
 from survey_responses.assets import CompressedStaticFiles
 from survey_responses.consumer import handle_invitation_event
-from survey_responses.pages import CLOSED_STATUS, STATIC, Pages
+from survey_responses.pages import CLOSED_STATUS, STATIC, Page, Pages
 from survey_responses.ratelimit import RateLimiter
 from survey_responses.settings import ResponsesSettings
 
@@ -85,8 +84,8 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
         "la page, pour d'autres interfaces (serveur vocal, borne d'accueil).",
         docs_url=None, redoc_url=None,  # Swagger UI loads scripts from a CDN: not on this origin
     )  # fmt: skip
-    # Level 1 is nginx's default too: 6 costs ~60 % more CPU per page for ~15 % fewer bytes.
-    app.add_middleware(GZipMiddleware, minimum_size=500, compresslevel=1)
+    # No gzip middleware: pages come gzip'd from `Pages` (compressed once, see pages.py) and
+    # static files from `CompressedStaticFiles`; the JSON answers are a few dozen bytes.
     app.add_middleware(security.SecurityHeaders, hsts_always=settings.hsts_always)
     # As `plumbing.assets.mount_dsfr`, but compressed once (see assets.py).
     app.mount("/static/dsfr", CompressedStaticFiles(directory=dsfr_dist_dir()), name="dsfr")
@@ -108,7 +107,7 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
     def retry_headers(wait: float) -> dict[str, str]:
         return {"Retry-After": str(max(1, math.ceil(wait)))}
 
-    def too_many_page(wait: float) -> HTMLResponse:
+    def too_many_page(wait: float) -> Page:
         return pages.error(429, "Trop de tentatives", TOO_MANY, headers=retry_headers(wait))
 
     def state_of(row: asyncpg.Record | None) -> domain.LinkState:
@@ -117,14 +116,14 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
             answered=bool(row and row["answered"]), now=utc_now(),
         )  # fmt: skip
 
-    def closed_page(state: domain.LinkState, row: asyncpg.Record | None) -> HTMLResponse:
+    def closed_page(state: domain.LinkState, row: asyncpg.Record | None) -> Page:
         return pages.closed(
             state, site_name=row["site_name"] if row else None,
             site_id=row["site_id"] if row else None,
         )  # fmt: skip
 
     def survey_page(row: asyncpg.Record, values: dict[str, Any], errors: dict[str, str],
-                    status: int = 200) -> HTMLResponse:  # fmt: skip
+                    status: int = 200) -> Page:  # fmt: skip
         return pages.survey(
             questionnaire=questionnaires.load(row["questionnaire_version"]),
             site_name=row["site_name"], csrf=security.csrf_token(csrf_key, row["invitation_id"]),
@@ -153,7 +152,7 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
         return JSONResponse(body, 422)
 
     @app.get("/s/{token}", response_class=HTMLResponse, include_in_schema=False)
-    async def show_survey(token: str, request: Request) -> HTMLResponse:
+    async def show_survey(token: str, request: Request) -> Page:
         if wait := throttled(request, token, writes=False):
             return too_many_page(wait)
         async with pool().acquire() as conn:
@@ -166,7 +165,7 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
         return survey_page(row, values, {})
 
     @app.post("/s/{token}", response_class=HTMLResponse, include_in_schema=False)
-    async def post_survey(token: str, request: Request) -> HTMLResponse:
+    async def post_survey(token: str, request: Request) -> Page:
         if wait := throttled(request, token, writes=True):
             return too_many_page(wait)
         if security.cross_site(request.headers):

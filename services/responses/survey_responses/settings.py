@@ -7,6 +7,10 @@ from plumbing.settings import ServiceSettings
 
 class ResponsesSettings(ServiceSettings):
     http_port: int = 8002
+    # Every statement of this service is self-contained (no SET, no session lock, no LISTEN left
+    # behind: the outbox relay UNLISTENs when it lets its connection go), so a released
+    # connection skips asyncpg's reset query: one round trip less per request.
+    database_reset_session: bool = False
     public_results_base_url: str = "http://127.0.0.1:8004"
     public_optout_base_url: str = "http://127.0.0.1:8001"
     csrf_secret: SecretStr = SecretStr("dev-csrf-secret-change-me")

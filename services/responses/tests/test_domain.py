@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import re
+import zlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from markupsafe import Markup
 from survey_responses import domain, security
-from survey_responses.pages import Pages, french_spacing
+from survey_responses.pages import Pages, Segments, french_spacing, slot
 from survey_responses.ratelimit import RateLimiter
 
 from contracts.questionnaire import load
@@ -119,3 +123,51 @@ def test_every_radio_has_a_label_and_every_scale_a_legend():
     )  # 14 choice or scale items + the themes group
     assert 'id="f-canal-sms" name="canal" value="sms" checked' in html
     assert "Étape 9 sur 9" in html
+
+
+def _sent(page, accept_encoding: bytes) -> tuple[dict[bytes, bytes], bytes]:
+    """What the page sends over ASGI to a client with this Accept-Encoding."""
+    messages: list[dict] = []
+
+    async def send(message: dict) -> None:
+        messages.append(message)
+
+    scope = {"type": "http", "headers": [(b"accept-encoding", accept_encoding)]}
+    asyncio.run(page(scope, None, send))
+    start, body = messages
+    return dict(start["headers"]), body["body"]
+
+
+def test_a_page_filled_in_is_the_template_rendered_and_its_gzip_decodes_to_it():
+    pages = Pages(results_base_url="https://r", optout_base_url="https://o")
+    site = 'Accueil <b>"Montreuil"</b> & co'  # escaped as the template escapes it
+    values, errors = {"canal": "sms", "suggestion": "À <suivre>"}, {"effort": "Trop « court »"}
+    page = pages.survey(questionnaire=QUESTIONNAIRE, site_name=site, csrf="c0ffee",
+                        values=values, errors=errors, status=422)  # fmt: skip
+    steps = domain.steps(QUESTIONNAIRE)
+    steps_html = pages.env.get_template("_steps.html").render(
+        steps=steps, values=values, errors=errors
+    )
+    expected = pages.env.get_template("survey.html").render(
+        q=QUESTIONNAIRE, steps_html=Markup(steps_html), errors=errors, site_name=site,
+        csrf="c0ffee", step_count=len(steps),
+    ).encode()  # fmt: skip
+    headers, compressed = _sent(page, b"gzip, deflate, br")
+    assert headers[b"content-encoding"] == b"gzip" and headers[b"vary"] == b"Accept-Encoding"
+    assert int(headers[b"content-length"]) == len(compressed) < len(expected) / 4
+    assert gzip.decompress(compressed) == expected == page.body
+    headers, plain = _sent(page, b"identity")
+    assert plain == expected and b"content-encoding" not in headers
+    assert page.status_code == 422
+
+    other = pages.survey(questionnaire=QUESTIONNAIRE, site_name=None, csrf="beef",
+                         values=values, errors=errors)  # fmt: skip
+    assert b"Service public" in gzip.decompress(_sent(other, b"gzip")[1])
+    assert b'name="csrf" value="beef"' in other.body
+
+
+def test_long_values_span_several_stored_blocks():
+    segments = Segments(f"<p>{slot('a')}</p><p>{slot('b')}</p>")
+    values = [b"x" * 70_000, "é".encode() * 40_000]
+    assert zlib.decompress(segments.gzip(values), 16 + zlib.MAX_WBITS) == segments.plain(values)
+    assert segments.plain(values) == b"<p>" + values[0] + b"</p><p>" + values[1] + b"</p>"
