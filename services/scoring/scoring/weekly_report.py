@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 import aiosmtplib
@@ -345,9 +345,11 @@ def _smtp(smtp_url: str) -> aiosmtplib.SMTP:
     """SMTP_URL as dispatch reads it: smtp://host:port, or smtps:// for implicit TLS."""
     url = urlsplit(smtp_url)
     use_tls = url.scheme == "smtps"
+    # Credentials in a URL are percent-encoded ("p%40ss" for "p@ss").
+    username, password = (unquote(part) if part else None for part in (url.username, url.password))
     return aiosmtplib.SMTP(
         hostname=url.hostname or "127.0.0.1", port=url.port or (465 if use_tls else 25),
-        use_tls=use_tls, username=url.username, password=url.password, timeout=30,
+        use_tls=use_tls, username=username, password=password, timeout=30,
     )  # fmt: skip
 
 

@@ -210,3 +210,9 @@ async def test_the_weeks_verbatims_are_listed_least_satisfied_first(pool):
     _, html, text = weekly_report.render(report)
     assert "« Délais trop longs pour ma DSN. »" in text
     assert "Hors semaine" not in html
+
+
+def test_smtp_credentials_in_the_url_are_decoded():
+    client = weekly_report._smtp("smtps://rapports%40urssaf.fr:p%40ss%3Aw0rd@smtp.exemple.fr")
+    assert (client.hostname, client.port, client.use_tls) == ("smtp.exemple.fr", 465, True)
+    assert (client._login_username, client._login_password) == ("rapports@urssaf.fr", "p@ss:w0rd")
