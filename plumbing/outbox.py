@@ -31,12 +31,16 @@ async def enqueue(connection: Connection, *, topic: str, key: str, event: CloudE
 async def enqueue_many(
     connection: Connection, rows: list[tuple[str, str, CloudEvent[Any]]]
 ) -> None:
-    """Several (topic, key, event) rows in one round trip."""
+    """Several (topic, key, event) rows in one statement, kept in the given order."""
     if not rows:
         return
-    await connection.executemany(
-        "INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)",
-        [(topic, key.encode(), encode(event)) for topic, key, event in rows],
+    await connection.execute(
+        "INSERT INTO outbox (topic, key, value) SELECT topic, key, value FROM "
+        "unnest($1::text[], $2::bytea[], $3::bytea[]) WITH ORDINALITY AS r (topic, key, value, n) "
+        "ORDER BY n",
+        [topic for topic, _, _ in rows],
+        [key.encode() for _, key, _ in rows],
+        [encode(event) for _, _, event in rows],
     )
     await connection.execute(f"NOTIFY {NOTIFY_CHANNEL}")
 
@@ -76,12 +80,16 @@ class OutboxRelay:
         metrics: OutboxMetrics,
         batch_size: int = 1000,
         idle_poll_seconds: float = 1.0,
+        linger_seconds: float = 0.0,
     ) -> None:
         self.pool = pool
         self.producer = producer
         self.metrics = metrics
         self.batch_size = batch_size
         self.idle_poll_seconds = idle_poll_seconds
+        # Woken by a NOTIFY, wait this long for more rows: under a steady flow of single-row
+        # transactions, one relay round (and one produce request) per batch, not per row.
+        self.linger_seconds = linger_seconds
         self._wake = asyncio.Event()
 
     async def run(self) -> None:
@@ -100,6 +108,8 @@ class OutboxRelay:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.idle_poll_seconds)
+                    if self.linger_seconds and self._wake.is_set():
+                        await asyncio.sleep(self.linger_seconds)
         finally:
             with contextlib.suppress(Exception):
                 await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)

@@ -14,7 +14,7 @@ from plumbing.consumer import ConsumerMetrics, EventConsumer
 from plumbing.runtime import Runtime, service_app
 from survey_dispatch import domain, repository
 from survey_dispatch.admin import admin_router, new_admin_auth
-from survey_dispatch.channels import SmsChannel, SmtpChannel
+from survey_dispatch.channels import MailComposer, SmsChannel, SmtpChannel
 from survey_dispatch.consumer import ContactClosedHandler, DecisionMetrics
 from survey_dispatch.housekeeping import Purge
 from survey_dispatch.sender import Sender, SendMetrics, new_breakers
@@ -24,10 +24,13 @@ TEMPLATES = Path(__file__).parent / "templates"
 SERVICE = "survey-dispatch"
 
 
+def new_templates() -> Environment:
+    """The message and page templates; HTML ones autoescaped, the plain-text one not."""
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+
+
 def create_app(settings: DispatchSettings) -> FastAPI:
-    templates = Environment(
-        loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"])
-    )
+    templates = new_templates()
 
     async def setup(runtime: Runtime, app: FastAPI) -> None:
         await _write_default_rules(runtime, settings)
@@ -39,9 +42,11 @@ def create_app(settings: DispatchSettings) -> FastAPI:
         runtime.run_consumer(consumer)
         sender = Sender(
             settings=settings, pool=runtime.db_pool, smtp=SmtpChannel(settings),
-            sms=SmsChannel(settings, httpx.AsyncClient()), templates=templates,
-            metrics=SendMetrics(runtime.registry), breakers=new_breakers(settings),
+            sms=SmsChannel(settings, httpx.AsyncClient()),
+            composer=MailComposer(settings, templates), metrics=SendMetrics(runtime.registry),
+            breakers=new_breakers(settings),
         )  # fmt: skip
+        runtime.spawn("sender-wake", sender.listen)
         for worker in range(settings.send_workers):  # SKIP LOCKED keeps the workers apart
             runtime.spawn(f"sender-{worker}", sender.run)
         runtime.spawn("reminders", sender.run_reminders)

@@ -119,6 +119,8 @@ class ContactClosedHandler:
         await repository.insert_contacts(conn, rows=state.contacts)
         await repository.insert_invitations(conn, rows=state.invitations)
         await enqueue_many(conn, state.events)
+        if any(invitation["send_at"] <= now for invitation in state.invitations):
+            await repository.notify_due(conn)  # delivered when this transaction commits
 
     async def _rules(
         self, conn: Connection, state: _BatchState, contact: ContactClosed

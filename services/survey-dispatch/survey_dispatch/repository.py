@@ -95,12 +95,21 @@ async def lock_due_invitations(
 async def mark_sent(
     conn: Connection, *, sent: list[tuple[str, datetime, datetime, datetime | None]]
 ) -> None:
-    """(invitation id, sent at, expires at, remind at) rows, in one round trip."""
-    await conn.executemany(
-        "UPDATE invitations SET status = 'sent', sent_at = $2, expires_at = $3, remind_at = $4, "
-        "attempts = attempts + 1, last_error = NULL WHERE invitation_id = $1",
-        sent,
-    )
+    """(invitation id, sent at, expires at, remind at) rows, in one statement."""
+    ids, sent_at, expires_at, remind_at = (list(column) for column in zip(*sent, strict=True))
+    await conn.execute(
+        "UPDATE invitations AS i SET status = 'sent', sent_at = s.sent_at, "
+        "expires_at = s.expires_at, remind_at = s.remind_at, attempts = i.attempts + 1, "
+        "last_error = NULL FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], "
+        "$4::timestamptz[]) AS s (invitation_id, sent_at, expires_at, remind_at) "
+        "WHERE i.invitation_id = s.invitation_id",
+        ids, sent_at, expires_at, remind_at,
+    )  # fmt: skip
+
+
+async def notify_due(conn: Connection) -> None:
+    """Wake the senders (of every replica) once the calling transaction commits."""
+    await conn.execute("NOTIFY dispatch_due")
 
 
 async def mark_retry(
@@ -189,26 +198,36 @@ async def last_invitations(
 
 
 async def insert_contacts(conn: Connection, *, rows: list[tuple[Any, ...]]) -> None:
-    """(contact id, network, site id, decided at, decision, detail) rows."""
-    await conn.executemany(
+    """(contact id, network, site id, decided at, decision, detail) rows, in one statement."""
+    if not rows:
+        return
+    await conn.execute(
         "INSERT INTO contacts (contact_id, network, site_id, decided_at, decision, detail) "
-        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (contact_id) DO NOTHING",
-        rows,
+        "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], "
+        "$5::text[], $6::text[]) ON CONFLICT (contact_id) DO NOTHING",
+        *(list(column) for column in zip(*rows, strict=True)),
     )
 
 
-INVITATION_COLUMNS = (
-    "invitation_id", "contact_id", "network", "site_id", "site_name", "channel", "motif",
-    "profile", "request_nature", "user_pseudo_id", "survey_channel", "address", "token",
-    "token_sha256", "questionnaire_version", "closed_at", "send_at", "created_at",
-)  # fmt: skip
+INVITATION_COLUMNS = {  # column: type, for one INSERT ... SELECT FROM unnest per batch
+    "invitation_id": "text", "contact_id": "text", "network": "text", "site_id": "text",
+    "site_name": "text", "channel": "text", "motif": "text", "profile": "text",
+    "request_nature": "text", "user_pseudo_id": "text", "survey_channel": "text",
+    "address": "text", "token": "text", "token_sha256": "text", "questionnaire_version": "text",
+    "closed_at": "timestamptz", "send_at": "timestamptz", "created_at": "timestamptz",
+}  # fmt: skip
+_INSERT_INVITATIONS = (
+    f"INSERT INTO invitations ({', '.join(INVITATION_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"${i}::{kind}[]" for i, kind in enumerate(INVITATION_COLUMNS.values(), 1))
+    + ")"
+)
 
 
 async def insert_invitations(conn: Connection, *, rows: list[dict[str, Any]]) -> None:
-    placeholders = ", ".join(f"${i}" for i in range(1, len(INVITATION_COLUMNS) + 1))
-    await conn.executemany(
-        f"INSERT INTO invitations ({', '.join(INVITATION_COLUMNS)}) VALUES ({placeholders})",
-        [tuple(row[column] for column in INVITATION_COLUMNS) for row in rows],
+    if not rows:
+        return
+    await conn.execute(
+        _INSERT_INVITATIONS, *([row[column] for row in rows] for column in INVITATION_COLUMNS)
     )
 
 

@@ -9,13 +9,14 @@ circuit is open is not called at all: its rows stay scheduled and spend no attem
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+from collections import Counter as Tally
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-from jinja2 import Environment
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from contracts.envelope import CloudEvent, new_event_id, utc_now
@@ -37,17 +38,19 @@ from plumbing.outbox import enqueue_many
 from survey_dispatch import domain, repository
 from survey_dispatch.breaker import CircuitBreaker, CircuitState
 from survey_dispatch.channels import (
-    Email,
+    MailComposer,
     PermanentFailure,
     SmsChannel,
     SmtpChannel,
     TemporaryFailure,
-    message_id_for,
 )
 from survey_dispatch.settings import DispatchSettings
 
 log = logging.getLogger(__name__)
 SOURCE = "/survey-dispatch"
+# Notified (in the deciding transaction, so delivered at its commit) when invitations are due
+# now: the senders of every replica wake at once instead of polling the table.
+DUE_CHANNEL = "dispatch_due"
 Outbox = list[tuple[str, str, CloudEvent[Any]]]
 
 
@@ -96,24 +99,49 @@ def backoff(attempt: int, settings: DispatchSettings) -> timedelta:
 class Sender:
     def __init__(
         self, *, settings: DispatchSettings, pool: asyncpg.Pool, smtp: SmtpChannel,
-        sms: SmsChannel, templates: Environment, metrics: SendMetrics,
+        sms: SmsChannel, composer: MailComposer, metrics: SendMetrics,
         breakers: dict[str, CircuitBreaker],
     ) -> None:  # fmt: skip
         self.settings = settings
         self.pool = pool
         self.smtp = smtp
         self.sms = sms
-        self.templates = templates
+        self.composer = composer
         self.metrics = metrics
         self.breakers = breakers
+        self._wakers: list[asyncio.Event] = []
 
     # ----------------------------------------------------------------------- loops
 
     async def run(self) -> None:
+        """One sender loop: send while there is a full batch due, else wait for a decision's
+        notification, or the poll interval (retries, delayed sends, a missed notification)."""
         limit = self.settings.send_concurrency
-        while True:
-            if await self.send_due(limit=limit) < limit:
-                await asyncio.sleep(self.settings.sender_poll_seconds)
+        wake = asyncio.Event()
+        self._wakers.append(wake)
+        try:
+            while True:
+                wake.clear()  # before the query: a notification from now on is not lost
+                if await self.send_due(limit=limit) < limit:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), self.settings.sender_poll_seconds)
+        finally:
+            self._wakers.remove(wake)
+
+    async def listen(self) -> None:
+        """Wake the sender loops when a decision made invitations due (any replica)."""
+        connection = await self.pool.acquire()
+        try:
+            await connection.add_listener(DUE_CHANNEL, self._on_due)
+            await asyncio.Event().wait()  # until cancelled
+        finally:
+            with contextlib.suppress(Exception):
+                await connection.remove_listener(DUE_CHANNEL, self._on_due)
+            await self.pool.release(connection)
+
+    def _on_due(self, *_: object) -> None:
+        for wake in self._wakers:
+            wake.set()
 
     async def run_reminders(self) -> None:
         limit = self.settings.send_concurrency
@@ -162,7 +190,7 @@ class Sender:
             if row["survey_channel"] == SurveyChannel.SMS.value:
                 await self.sms.send(to=row["address"], text=self.sms_for(row))
             else:
-                await self.smtp.send(self.email_for(row, reminder=reminder))
+                await self.smtp.send(row["address"], self.email_for(row, reminder=reminder))
         except (PermanentFailure, TemporaryFailure) as error:
             return error
         except ValueError as error:  # e.g. a link too long for one SMS segment: never retried
@@ -189,27 +217,30 @@ class Sender:
         sent: list[tuple[str, datetime, datetime, datetime | None]] = []
         events: Outbox = []
         rules: dict[tuple[str, str], domain.Rules] = {}
+        results: Tally[tuple[str, str]] = Tally()
         for row, outcome in zip(rows, outcomes, strict=True):
             channel = row["survey_channel"]
             if outcome is None:
                 row_rules = await self._rules(conn, row, rules)
                 sent.append(self._sent(row, row_rules, sent_at, events))
-                self.metrics.sends.labels(channel, "sent").inc()
+                results[channel, "sent"] += 1
             elif self._retryable(outcome, row["attempts"]):
                 await repository.mark_retry(
                     conn, invitation_id=row["invitation_id"], error=str(outcome),
                     send_at=utc_now() + backoff(row["attempts"], self.settings),
                 )  # fmt: skip
-                self.metrics.sends.labels(channel, "retry").inc()
+                results[channel, "retry"] += 1
             else:
                 await repository.mark_failed(
                     conn, invitation_id=row["invitation_id"], error=str(outcome)
                 )
                 events.append(_failed_event(row, str(outcome)))
-                self.metrics.sends.labels(channel, "failed").inc()
+                results[channel, "failed"] += 1
         if sent:
             await repository.mark_sent(conn, sent=sent)
         await enqueue_many(conn, events)
+        for (channel, result), count in results.items():
+            self.metrics.sends.labels(channel, result).inc(count)
 
     def _retryable(self, outcome: Exception, attempts: int) -> bool:
         return (
@@ -304,36 +335,18 @@ class Sender:
     # ----------------------------------------------------------------------- messages
 
     def survey_link(self, token: str) -> str:
-        return f"{self.settings.public_survey_base_url.rstrip('/')}/s/{token}"
-
-    def optout_link(self, token: str) -> str:
-        return f"{self.settings.public_optout_base_url.rstrip('/')}/o/{token}"
+        return self.composer.survey_link(token)
 
     def sms_for(self, row: dict[str, Any]) -> str:
         return domain.sms_text(
             site_name=row["site_name"] or "Service public", link=self.survey_link(row["token"])
         )
 
-    def email_for(self, row: dict[str, Any], *, reminder: bool = False) -> Email:
-        site_name = row["site_name"] or "Service public"
-        context = {
-            "site_name": site_name,
-            "survey_link": self.survey_link(row["token"]),
-            "optout_link": self.optout_link(row["token"]),
-            "reminder": reminder,
-        }
-        domain_part = self.settings.mail_from_address.rsplit("@", 1)[-1]
-        message_id = row["invitation_id"] + ("-rappel" if reminder else "")
-        subject = f"{site_name} : votre avis en une minute"
-        return Email(
-            to=row["address"],
-            sender_name=site_name,
-            subject=f"Rappel - {subject}" if reminder else subject,
-            text=self.templates.get_template("invitation.txt").render(context),
-            html=self.templates.get_template("invitation.html").render(context),
-            message_id=message_id_for(message_id, domain_part),
-            unsubscribe_url=self.optout_link(row["token"]),
-        )
+    def email_for(self, row: dict[str, Any], *, reminder: bool = False) -> bytes:
+        return self.composer.invitation(
+            to=row["address"], site_name=row["site_name"] or "Service public",
+            token=row["token"], invitation_id=row["invitation_id"], reminder=reminder,
+        )  # fmt: skip
 
 
 def _failed_event(row: dict[str, Any], error: str) -> tuple[str, str, CloudEvent[Any]]:

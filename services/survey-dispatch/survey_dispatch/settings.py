@@ -22,7 +22,10 @@ class DispatchSettings(ServiceSettings):
     public_survey_base_url: str = "http://127.0.0.1:8002"
     public_optout_base_url: str = "http://127.0.0.1:8001"
     questionnaire_version: str = "urssaf-chaud-2024-v1"
-    sender_poll_seconds: float = 0.2
+    sender_poll_seconds: float = Field(
+        default=1.0, gt=0,
+        description="Fallback poll of due sends; a decision wakes the senders at its commit.",
+    )  # fmt: skip
     send_concurrency: int = Field(default=50, ge=1, le=500)
     max_send_attempts: int = Field(default=8, ge=1)
     send_workers: int = Field(default=4, ge=1, le=64, description="Concurrent sender loops.")

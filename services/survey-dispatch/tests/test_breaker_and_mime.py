@@ -1,4 +1,4 @@
-"""Unit tests: the provider circuit breaker and the hand-built MIME message."""
+"""Unit tests: the provider circuit breaker and the composed MIME message."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import email
 import email.policy
 
 import pytest
+from survey_dispatch.app import new_templates
 from survey_dispatch.breaker import CircuitBreaker, CircuitState
-from survey_dispatch.channels import Email, render_mime
+from survey_dispatch.channels import MailComposer
+from survey_dispatch.settings import DispatchSettings
 
 pytestmark = pytest.mark.unit
 
@@ -47,26 +49,49 @@ def test_a_success_resets_the_count_of_consecutive_failures() -> None:
     assert breaker.state is CircuitState.CLOSED
 
 
+def composer() -> MailComposer:
+    settings = DispatchSettings(
+        public_survey_base_url="https://x", public_optout_base_url="https://y?a=1&b=2"
+    )
+    return MailComposer(settings, new_templates())
+
+
 def test_the_message_has_french_parts_and_one_click_unsubscribe_headers() -> None:
     site = "Urssaf Île-de-France, accueil de Montreuil"
-    raw = render_mime(
-        Email(
-            to="marie@exemple.fr",
-            sender_name=site,
-            subject=f"Rappel - {site} : votre avis",
-            text="Répondez ici : https://x/s/abc",
-            html="<p>Répondez <a href='https://x/s/abc'>ici</a></p>",
-            message_id="<inv-1@services-publics.example>",
-            unsubscribe_url="https://x/o/abc",
-        ),
-        "enquete@services-publics.example",
+    mails = composer()
+    for token, reminder in (("abc", False), ("def", True), ("ghi", True)):  # cached templates
+        raw = mails.invitation(
+            to="marie@exemple.fr", site_name=site, token=token, invitation_id="inv-1",
+            reminder=reminder,
+        )  # fmt: skip
+        assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")  # CRLF only
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        assert message["From"].addresses[0].display_name == site
+        assert message["From"].addresses[0].addr_spec == "enquete@services-publics.example"
+        assert message["To"] == "marie@exemple.fr"
+        subject = f"{site} : votre avis en une minute"
+        assert message["Subject"] == (f"Rappel - {subject}" if reminder else subject)
+        suffix = "-rappel" if reminder else ""
+        assert message["Message-ID"] == f"<inv-1{suffix}@services-publics.example>"
+        assert message["List-Unsubscribe"] == f"<https://y?a=1&b=2/o/{token}>"
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert message["Date"] is not None
+        text = message.get_body(preferencelist=("plain",)).get_content()
+        html = message.get_body(preferencelist=("html",)).get_content()
+        assert text.startswith("Bonjour")
+        assert f"https://x/s/{token}" in text and f"https://y?a=1&b=2/o/{token}" in text
+        assert ("Petit rappel" in text) is reminder and ("Petit rappel" in html) is reminder
+        assert f'<a href="https://x/s/{token}"' in html
+        assert f'<a href="https://y?a=1&amp;b=2/o/{token}"' in html  # escaped in HTML only
+        assert f"contacté {site}" in text and "\x00" not in text + html
+
+
+def test_a_site_name_with_markup_is_escaped_in_html_only() -> None:
+    raw = composer().invitation(
+        to="a@exemple.fr", site_name="Accueil <Nord> & Sud", token="t", invitation_id="inv-2"
     )
-    assert b"\r\n" in raw and b"\n " not in raw.replace(b"\r\n ", b"")  # CRLF folding only
     message = email.message_from_bytes(raw, policy=email.policy.default)
-    assert message["From"].addresses[0].display_name == site
-    assert message["Subject"] == f"Rappel - {site} : votre avis"
-    assert message["Message-ID"] == "<inv-1@services-publics.example>"
-    assert message["List-Unsubscribe"] == "<https://x/o/abc>"
-    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert message.get_body(preferencelist=("plain",)).get_content().startswith("Répondez ici")
-    assert "<a href='https://x/s/abc'>" in message.get_body(preferencelist=("html",)).get_content()
+    assert message["From"].addresses[0].display_name == "Accueil <Nord> & Sud"
+    assert "Accueil <Nord> & Sud" in message.get_body(preferencelist=("plain",)).get_content()
+    html = message.get_body(preferencelist=("html",)).get_content()
+    assert "Accueil &lt;Nord&gt; &amp; Sud" in html and "<Nord>" not in html

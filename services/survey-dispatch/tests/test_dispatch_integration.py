@@ -225,9 +225,9 @@ async def test_a_4xx_from_the_sms_provider_fails_the_invitation_with_the_reason(
         user="sms-refused", site="site-sms", preferred_channel=SurveyChannel.SMS,
         mobile_phone="+33612345678",
     )  # fmt: skip
+    stack.sms_gateway.outage.set(400, count=1)  # before: a due send leaves at once
     await send_contacts(stack, contact)
     await invitation_row(db, contact)
-    stack.sms_gateway.outage.set(400, count=1)
     # The SMS window (Mon-Sat 08:00-20:00 Paris) may be closed when the test runs.
     await db.execute(
         "UPDATE invitations SET send_at = now() WHERE contact_id = $1", contact.contact_id
