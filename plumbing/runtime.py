@@ -67,7 +67,10 @@ class Runtime:
 
     def start_outbox_relay(self) -> None:
         relay = OutboxRelay(
-            pool=self.db_pool, producer=self.kafka_producer, metrics=OutboxMetrics(self.registry)
+            pool=self.db_pool,
+            producer=self.kafka_producer,
+            metrics=OutboxMetrics(self.registry),
+            linger_seconds=self.settings.outbox_linger_seconds,
         )
         self.spawn("outbox-relay", relay.run)
 

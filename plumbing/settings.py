@@ -19,6 +19,9 @@ class ServiceSettings(BaseSettings):
     database_reset_session: bool = Field(
         default=True, description="Reset a pooled connection's session on release (a round trip)."
     )
+    outbox_linger_seconds: float = Field(
+        default=0.0, ge=0, le=5, description="Wait for more outbox rows after a NOTIFY."
+    )
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None

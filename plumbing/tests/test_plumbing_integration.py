@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
@@ -152,3 +153,54 @@ async def test_a_pool_without_session_reset_still_ends_what_a_connection_left_op
             assert await conn.fetchval("SHOW search_path") == name
     finally:
         await pool.close()
+
+
+class CountingRelay(OutboxRelay):
+    """The real relay, counting its rounds that moved something."""
+
+    rounds = 0
+
+    async def relay_once(self) -> int:
+        moved = await super().relay_once()
+        self.rounds += bool(moved)
+        return moved
+
+
+async def test_a_lingering_relay_sends_a_flow_of_single_rows_in_few_rounds(stack, schema):
+    name, _ = schema
+    settings = ServiceSettings(kafka_bootstrap_servers=stack.kafka_bootstrap_servers)
+    await ensure_topics(settings)
+    pool = await db.create_pool(stack.database_url, schema=name)
+    producer = new_producer(settings, client_id="linger-test")
+    await producer.start()
+    simulator = CrmSimulator(seed=5)
+    events = [simulator.event(simulator.contact()) for _ in range(10)]
+    relay = CountingRelay(
+        pool=pool, producer=producer, metrics=OutboxMetrics(CollectorRegistry()),
+        linger_seconds=0.3,
+    )  # fmt: skip
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.5)  # listening
+        for event in events:  # one transaction and one NOTIFY each, 20 ms apart
+            async with pool.acquire() as conn, conn.transaction():
+                await enqueue(conn, topic=CRM_CONTACT_CLOSED.name, key="site", event=event)
+            await asyncio.sleep(0.02)
+        await async_wait_for(lambda: _outbox_empty(pool), timeout=10, interval=0.05)
+        assert 1 <= relay.rounds <= 2  # not one round per row
+        ids = {event.id for event in events}
+        records = await read_topic(
+            stack.kafka_bootstrap_servers,
+            CRM_CONTACT_CLOSED.name,
+            until=lambda rs: ids <= {json.loads(r.value)["id"] for r in rs},
+        )
+        assert ids <= {json.loads(r.value)["id"] for r in records}
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await producer.stop()
+        await pool.close()
+
+
+async def _outbox_empty(pool: Any) -> bool:
+    return bool(await pool.fetchval("SELECT count(*) = 0 FROM outbox"))

@@ -11,6 +11,9 @@ class ResponsesSettings(ServiceSettings):
     # behind: the outbox relay UNLISTENs when it lets its connection go), so a released
     # connection skips asyncpg's reset query: one round trip less per request.
     database_reset_session: bool = False
+    # Each answer is its own transaction and NOTIFY: without a pause the relay makes one round
+    # (5 statements and a produce request) per answer. 50 ms batches them; scoring hardly waits.
+    outbox_linger_seconds: float = 0.05
     public_results_base_url: str = "http://127.0.0.1:8004"
     public_optout_base_url: str = "http://127.0.0.1:8001"
     csrf_secret: SecretStr = SecretStr("dev-csrf-secret-change-me")
