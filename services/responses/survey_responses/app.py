@@ -7,6 +7,7 @@ import hashlib
 import logging
 import math
 import time
+import urllib.parse
 from typing import Any
 
 import asyncpg
@@ -14,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
 
 from contracts import questionnaire as questionnaires
 from contracts.envelope import utc_now
@@ -26,6 +28,7 @@ from survey_responses.assets import CompressedStaticFiles
 from survey_responses.consumer import handle_invitation_event
 from survey_responses.pages import CLOSED_STATUS, STATIC, Page, Pages
 from survey_responses.ratelimit import RateLimiter
+from survey_responses.recent import RecentInvitations
 from survey_responses.settings import ResponsesSettings
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,30 @@ class Problem(BaseModel):
 
 def digest(token: str) -> str:
     return hashlib.sha256(domain.token_digest_input(token)).hexdigest()
+
+
+class FormTooLarge(ValueError):
+    pass
+
+
+async def read_form(request: Request) -> dict[str, Any]:
+    """The posted fields (the last value of a repeated one). A browser's form is URL-encoded:
+    parsed here directly, much cheaper than the multipart parser, which takes the rest.
+    ValueError if malformed, FormTooLarge past MAX_FORM_BYTES (whatever Content-Length said)."""
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                raise FormTooLarge
+        fields = urllib.parse.parse_qsl(
+            body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=100
+        )
+        return dict(fields)
+    try:
+        return dict(await request.form(max_files=0, max_fields=100))
+    except HTTPException as error:  # Starlette's answer to a malformed or too large form
+        raise ValueError(error.detail) from None
 
 
 def create_app(settings: ResponsesSettings) -> FastAPI:
@@ -96,6 +123,8 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
     # As `plumbing.assets.mount_dsfr`, but compressed once (see assets.py).
     app.mount("/static/dsfr", CompressedStaticFiles(directory=dsfr_dist_dir()), name="dsfr")
     app.mount("/static/app", CompressedStaticFiles(directory=STATIC), name="app-static")
+
+    recent = RecentInvitations()
 
     def pool() -> asyncpg.Pool:
         runtime: Runtime = app.state.runtime
@@ -161,11 +190,13 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
     async def show_survey(token: str, request: Request) -> Page:
         if wait := throttled(request, token, writes=False):
             return too_many_page(wait)
+        key = digest(token)
         async with pool().acquire() as conn:
-            row = await repository.invitation_by_digest(conn, digest=digest(token))
+            row = await repository.invitation_by_digest(conn, digest=key)
         state = state_of(row)
         if state is not domain.LinkState.OPEN or row is None:
             return closed_page(state, row)
+        recent.remember(key, row)
         form = questionnaires.load(row["questionnaire_version"])
         values = domain.prefilled_answers(form, dict(row)) | dict(row["draft"] or {})
         return survey_page(row, values, {})
@@ -178,35 +209,59 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
             return pages.error(403, "Envoi refusé", "Ce formulaire doit être envoyé depuis notre "
                                "site. Ouvrez le lien reçu et réessayez.")  # fmt: skip
         length = request.headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > MAX_FORM_BYTES:
-            return pages.error(413, "Réponses trop longues",
-                               "Vos réponses dépassent la taille permise. Raccourcissez le texte.",
-                               retry_url=f"/s/{token}")  # fmt: skip
-        raw_form = await request.form(max_files=0, max_fields=100)
+        try:
+            if not length.isdigit() or int(length) > MAX_FORM_BYTES:
+                raise FormTooLarge
+            raw_form = await read_form(request)
+        except FormTooLarge:
+            return pages.error(
+                413,
+                "Réponses trop longues",
+                "Vos réponses dépassent la taille permise. Raccourcissez le texte.",
+                retry_url=f"/s/{token}",
+            )
+        except ValueError:
+            return pages.error(400, "Envoi illisible", "Le formulaire reçu n'a pas la forme "
+                               "attendue. Rechargez la page et réessayez.")  # fmt: skip
+        key = digest(token)
+        given_csrf = raw_form.get("csrf")
+        partial = raw_form.get("action") == "save"
+
+        def csrf_ok(row: asyncpg.Record) -> bool:
+            return isinstance(given_csrf, str) and security.csrf_valid(
+                csrf_key, row["invitation_id"], given_csrf
+            )
+
         # No explicit transaction: each write below is one atomic statement (see repository).
         async with pool().acquire() as conn:
-            row = await repository.invitation_by_digest(conn, digest=digest(token))
+            # A valid submission of a page this process just served: no read (see recent.py).
+            remembered = None if partial else recent.get(key)
+            row: asyncpg.Record | None = remembered
+            if row is None or not csrf_ok(row):
+                row = await repository.invitation_by_digest(conn, digest=key)
             state = state_of(row)
             if state is not domain.LinkState.OPEN or row is None:
                 return closed_page(state, row)
-            given_csrf = raw_form.get("csrf")
-            if not isinstance(given_csrf, str) or not security.csrf_valid(
-                csrf_key, row["invitation_id"], given_csrf
-            ):
+            if not csrf_ok(row):
                 return pages.error(403, "Formulaire expiré", "Le formulaire a expiré. Rechargez "
                                    "la page et réessayez.", retry_url=f"/s/{token}")  # fmt: skip
             form = questionnaires.load(row["questionnaire_version"])
-            raw = domain.form_answers(dict(raw_form), form)
-            partial = raw_form.get("action") == "save"
+            raw = domain.form_answers(raw_form, form)
             try:
                 answers = form.validate_answers(raw, partial=partial)
             except ValueError as problems:
+                if row is remembered:  # answered by now? Then the page says so, not "correct".
+                    current = await repository.invitation_by_digest(conn, digest=key)
+                    if (now := state_of(current)) is not domain.LinkState.OPEN:
+                        return closed_page(now, current)
                 return survey_page(row, raw, problems.args[0], status=422)
             if partial:
                 await submission.save_draft(conn, row, answers)
                 return pages.saved(site_name=row["site_name"], token=token)
-            if not await submission.submit(conn, row, answers):  # a double tap: the other won
-                return closed_page(domain.LinkState.ANSWERED, row)
+            stored = await submission.submit(conn, row, answers)
+        recent.forget(key)
+        if not stored:  # a double tap (or a replay): the other one won
+            return closed_page(domain.LinkState.ANSWERED, row)
         return pages.thanks(site_name=row["site_name"], site_id=row["site_id"], token=token)
 
     @app.post(

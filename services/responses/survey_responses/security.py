@@ -6,7 +6,6 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTENT_SECURITY_POLICY = (
@@ -25,6 +24,9 @@ HEADERS = {
     "permissions-policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
 }
 HSTS = "max-age=63072000; includeSubDomains"
+_RAW = [(name.encode(), value.encode()) for name, value in HEADERS.items()]
+_RAW.append((b"cache-control", b"no-store"))
+_HSTS = (b"strict-transport-security", HSTS.encode())
 
 
 class SecurityHeaders:
@@ -43,12 +45,13 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in HEADERS.items():
-                    headers.setdefault(name, value)
-                headers.setdefault("cache-control", "no-store")
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers += [header for header in _RAW if header[0] not in present]
                 if over_tls:
-                    headers["strict-transport-security"] = HSTS
+                    headers = [h for h in headers if h[0].lower() != _HSTS[0]]
+                    headers.append(_HSTS)
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -328,3 +328,39 @@ async def test_static_assets_are_compressed_once_and_cached_by_browsers(service)
     assert compressed.headers["Vary"] == "Accept-Encoding"
     assert again.status_code == 304
     assert missing.status_code == 404
+
+
+async def test_a_page_answered_elsewhere_meanwhile_is_not_answered_again(service, invite, db):
+    """The process remembers the invitation it showed (recent.py): the form posted after an
+    answer came by another way (the JSON API, another tab) still finds the link answered."""
+    [token] = await invite()
+    async with client(service) as http:
+        csrf = csrf_of(await http.get(f"/s/{token}"))
+        api = await http.post(f"/v1/responses/{token}", json={"answers": REQUIRED})
+        assert api.status_code == 201
+        late = await http.post(f"/s/{token}", data={**REQUIRED, "csrf": csrf, "action": "submit"})
+        invalid = await http.post(
+            f"/s/{token}", data={"recommandation": "99", "csrf": csrf, "action": "submit"}
+        )
+    assert late.status_code == invalid.status_code == 409
+    assert "Vous avez déjà répondu à ce questionnaire." in invalid.text
+    assert await stored(db, token) == {"responses": 1, "draft": None}
+
+
+async def test_a_chunked_form_past_the_size_limit_is_refused(service, invite, db):
+    [token] = await invite()
+    async with client(service) as http:
+        csrf = csrf_of(await http.get(f"/s/{token}"))
+
+        async def chunks():  # no Content-Length: only the bytes read can tell
+            yield f"csrf={csrf}&action=submit&satisfaction_globale=8&recommandation=9".encode()
+            for _ in range(40):
+                yield b"&suggestion=" + b"x" * 1000
+
+        answer = await http.post(
+            f"/s/{token}",
+            content=chunks(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    assert answer.status_code == 413 and "Réponses trop longues" in answer.text
+    assert await stored(db, token) == {"responses": 0, "draft": None}
