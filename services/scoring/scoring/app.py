@@ -23,6 +23,7 @@ def create_app(settings: ScoringSettings) -> FastAPI:
             pool=runtime.db_pool, producer=runtime.kafka_producer,
             batch_handler=ScoringHandler(settings), metrics=ConsumerMetrics(runtime.registry),
             max_records=5000,  # bigger transactions: fewer commits per response
+            concurrent_partitions=True,  # tallies are keyed by site, and so are the partitions
         )  # fmt: skip
         runtime.run_consumer(consumer)
         publisher = IndicatorsPublisher(

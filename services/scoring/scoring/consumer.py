@@ -42,7 +42,7 @@ class ScoringHandler:
         return moment.astimezone(self.zone).date()
 
     async def __call__(self, conn: Connection, topic: str, events: list[CloudEvent[Any]]) -> None:
-        tallies: Counter[repository.TallyKey] = Counter()
+        responses: list[repository.TalliedResponse] = []
         invitations: Counter[tuple[str, date, str, str]] = Counter()
         contacts: list[tuple[Any, ...]] = []
         sites: set[tuple[str, str, str | None]] = set()
@@ -52,8 +52,9 @@ class ScoringHandler:
         for event in events:
             data = event.data
             if event.type == RESPONSE_SUBMITTED.type:
-                self._count_response(data, tallies)
-                if (verbatim := self._verbatim_row(data)) is not None:
+                day = self.day_of(data.answered_at)
+                responses.append(_tallied(data, day))
+                if (verbatim := self._verbatim_row(data, day)) is not None:
                     verbatims.append(verbatim)
                 if self.raise_alerts and (alert := self._alert_for(data)) is not None:
                     alerts.append(alert)
@@ -67,7 +68,7 @@ class ScoringHandler:
             elif event.type == CONTACT_CLOSED.type:
                 contacts.append(self._contact_row(data))
                 sites.add((data.site_id, data.network, data.site_name))
-        await repository.add_tallies(conn, increments=dict(tallies))
+        await repository.add_tallies(conn, responses=responses)
         await self._raise_alerts(conn, alerts)
         await repository.add_invitations(conn, increments=dict(invitations))
         if contacts:
@@ -76,23 +77,12 @@ class ScoringHandler:
             await repository.add_verbatims(conn, rows=verbatims)
         await repository.mark_sites_dirty(conn, sites=sites, pending_since=pending_since)
 
-    def _count_response(
-        self, response: ResponseSubmitted, tallies: Counter[repository.TallyKey]
-    ) -> None:
-        base = (
-            response.site_id, self.day_of(response.answered_at), response.channel.value,
-            response.motif, response.request_nature.value if response.request_nature else "",
-            response.profile or "",
-        )  # fmt: skip
-        for item, value in domain.tally_rows(response.answers):
-            tallies[(*base, item, value)] += 1
-
-    def _verbatim_row(self, response: ResponseSubmitted) -> tuple[Any, ...] | None:
+    def _verbatim_row(self, response: ResponseSubmitted, day: date) -> tuple[Any, ...] | None:
         text = str(response.answers.get("suggestion", "")).strip()
         if not text:
             return None
         scores = [response.answers.get(item) for item in ("satisfaction_globale", "recommandation")]
-        return (response.response_id, response.site_id, self.day_of(response.answered_at),
+        return (response.response_id, response.site_id, day,
                 response.channel.value, response.motif, text,
                 *[score if isinstance(score, int) else None for score in scores])  # fmt: skip
 
@@ -107,7 +97,8 @@ class ScoringHandler:
         reasons = domain.detractor_reasons(response.answers, self.rule)
         if not reasons:
             return None
-        return DetractorAlert(
+        # Every field comes from the validated response: no second validation per alert.
+        return DetractorAlert.model_construct(
             alert_id=f"alr-{uuid.uuid4().hex[:20]}", invitation_id=response.invitation_id,
             contact_id=response.contact_id, site_id=response.site_id, network=response.network,
             reasons=reasons, answers=dict(response.answers), raised_at=response.answered_at,
@@ -119,11 +110,7 @@ class ScoringHandler:
         first: dict[str, DetractorAlert] = {}
         for alert in alerts:
             first.setdefault(alert.invitation_id, alert)
-        rows = [
-            {**alert.model_dump(exclude={"reasons"}), "reasons": [r.value for r in alert.reasons]}
-            for alert in first.values()
-        ]
-        new = await repository.save_alerts(conn, rows=rows)
+        new = await repository.save_alerts(conn, alerts=list(first.values()))
         await enqueue_many(
             conn,
             [
@@ -134,8 +121,16 @@ class ScoringHandler:
         )
 
 
+def _tallied(response: ResponseSubmitted, day: date) -> repository.TalliedResponse:
+    """The response's tally key and its cells (domain.tally_rows)."""
+    cells = dict(domain.tally_rows(response.answers))
+    nature = response.request_nature
+    return (response.site_id, day.isoformat(), response.channel.value, response.motif,
+            nature.value if nature is not None else "", response.profile or "", cells)  # fmt: skip
+
+
 def _alert_event(alert: DetractorAlert) -> CloudEvent[DetractorAlert]:
-    return CloudEvent[DetractorAlert](
+    return CloudEvent[DetractorAlert].model_construct(
         id=new_event_id(), source=SOURCE, type=DETRACTOR_ALERT.type, time=alert.raised_at,
         subject=alert.site_id, data=alert,
     )  # fmt: skip

@@ -7,6 +7,8 @@ from plumbing.settings import ServiceSettings
 
 class ScoringSettings(ServiceSettings):
     http_port: int = 8003
+    # No session state to reset: SET LOCAL only, LISTEN on connections held for good.
+    database_reset_session: bool = False
     reporting_timezone: str = "Europe/Paris"
     fcr_window_days: int = Field(default=7, ge=1, le=90)
     publish_interval_seconds: float = Field(
