@@ -6,15 +6,21 @@ Two phases: the capacity (CONCURRENCY users answering back to back), then the la
 surveys start at the target rate (open loop). CPU milliseconds per survey of each component are
 reported too: on a shared machine they say what the throughput alone cannot.
 
-Knobs (environment): RESPONSES_LOAD_GENERATOR=asyncio|locust, RESPONSES_REPLICAS (service
-processes behind an even spread of connections, default 2), RESPONSES_LOAD_CONCURRENCY
-(capacity users, default 32), RESPONSES_OPEN_LOOP_CONNECTIONS (default 64).
+Knobs (environment): RESPONSES_LOAD_GENERATOR=locust|asyncio (default locust),
+RESPONSES_REPLICAS (service processes behind an even spread of connections, default 1),
+RESPONSES_LOAD_CONCURRENCY (capacity users, default 32), RESPONSES_OPEN_LOOP_CONNECTIONS (users
+or connections of the open loop, default 64).
 
 The service, PostgreSQL, the broker (the outbox relays every response) and the load generator
-share this machine's cores. The generator is a minimal keep-alive HTTP/1.1 client on asyncio
-streams: httpx or locust spend several times more CPU per request, which on 2 cores is taken
-from the service being measured. `loadtests/locust_responses.py` drives the same path with
-locust for comparison (`RESPONSES_LOAD_GENERATOR=locust`).
+share this machine's cores. The load comes from locust (`loadtests/locust_responses.py`,
+FastHttpUser), in both models: closed for the capacity, open (a fixed schedule of starts, each
+survey timed from its planned start) at the target. locust spends ~0.7-0.9 ms of CPU per survey,
+taken from the 2 cores the service is measured on; `RESPONSES_LOAD_GENERATOR=asyncio` drives
+the same path with a minimal keep-alive HTTP/1.1 client on asyncio streams (~0.2-0.4 ms).
+
+One replica by default: measured on this machine, a second process costs ~40 % more service
+CPU per survey at 500/s (each event loop wakes for fewer requests at a time, and runs its own
+consumer and outbox relay), for no latency gain while one core is enough.
 """
 
 from __future__ import annotations
@@ -53,10 +59,10 @@ WARMUP_SECONDS = 3.0
 SECONDS = 10.0
 CONCURRENCY = int(os.environ.get("RESPONSES_LOAD_CONCURRENCY", "32"))
 OPEN_LOOP_CONNECTIONS = int(os.environ.get("RESPONSES_OPEN_LOOP_CONNECTIONS", "64"))
-# One Python process uses one core at most: on this 2-core machine the service runs as 2
-# replicas, as it would on 2 Kubernetes pods (RESPONSES_REPLICAS=1 measures a lone process).
-REPLICAS = int(os.environ.get("RESPONSES_REPLICAS", "2"))
-INVITATIONS = 24_000  # enough for both phases up to ~1,000 surveys/s
+# One Python process uses one core at most; on 2 cores, one replica leaves the other core to
+# PostgreSQL, the broker and the load generator (RESPONSES_REPLICAS=2: two processes, as two pods).
+REPLICAS = int(os.environ.get("RESPONSES_REPLICAS", "1"))
+INVITATIONS = 32_000  # enough for both phases up to ~1,800 surveys/s of capacity
 CSRF = re.compile(rb'name="csrf" value="([0-9a-f]+)"')
 ANSWERS = {
     "satisfaction_globale": "9", "recommandation": "10", "canal": "telephone", "effort": "6",
@@ -84,12 +90,12 @@ async def run(ctx: Any) -> dict[str, Any]:
             "machine_busy_percent_before": await _quiet_machine(),
             "cpu_speed_probe_ms": _cpu_speed_probe(),
         }
-        generator = os.environ.get("RESPONSES_LOAD_GENERATOR", "asyncio")
+        generator = os.environ.get("RESPONSES_LOAD_GENERATOR", "locust")
         figures |= {"load_generator": generator, "service_replicas": REPLICAS}
         # 1. Capacity: CONCURRENCY users answering back to back, as fast as the service allows.
         cpu.start()
         if generator == "locust":
-            capacity = await asyncio.to_thread(_locust, urls[0], tokens, ctx.workdir)
+            capacity = await asyncio.to_thread(_locust, urls, tokens, ctx.workdir)
         else:
             capacity = await _closed_loop(urls, tokens)
         capacity |= cpu.stop(capacity.pop("surveys_completed"))
@@ -97,7 +103,12 @@ async def run(ctx: Any) -> dict[str, Any]:
         # 2. Latency at the target: surveys start at TARGET_PER_SECOND whatever the answers'
         # speed (open loop), timed from their planned start, so a stall is never hidden.
         cpu.start()
-        target = await _open_loop(urls, tokens, TARGET_PER_SECOND)
+        if generator == "locust":
+            target = await asyncio.to_thread(
+                _locust, urls, tokens, ctx.workdir, rate=TARGET_PER_SECOND
+            )
+        else:
+            target = await _open_loop(urls, tokens, TARGET_PER_SECOND)
         target |= cpu.stop(target.pop("surveys_completed"))
         figures |= {f"at_target_{key}": value for key, value in target.items()}
         figures["target_surveys_per_second"] = TARGET_PER_SECOND
@@ -376,23 +387,29 @@ def _figures(
     }  # fmt: skip
 
 
-def _locust(url: str, tokens: Iterator[str], workdir: Path) -> dict[str, Any]:
-    """The same path driven by locust (FastHttpUser), headless, in a child process."""
+def _locust(urls: list[str], tokens: Iterator[str], workdir: Path, rate: int = 0) -> dict[str, Any]:
+    """The same path driven by locust (FastHttpUser), headless, in a child process: closed model
+    with CONCURRENCY users, or open model at `rate` surveys/s over OPEN_LOOP_CONNECTIONS users.
+    Users are spread over the replicas as the asyncio generator's connections are."""
     import subprocess
 
-    tokens_file = workdir / "tokens.txt"
-    tokens_file.write_text("\n".join(itertools.islice(tokens, 12_000)), encoding="utf-8")
-    locustfile = Path(__file__).resolve().parents[1] / "locust_responses.py"
-    report = workdir / "locust-report.json"
+    users = OPEN_LOOP_CONNECTIONS if rate else CONCURRENCY
     seconds = int(WARMUP_SECONDS + SECONDS)
+    tokens_file = workdir / f"tokens-{rate}.txt"
+    needed = int((rate or 1500) * (seconds + 2))
+    tokens_file.write_text("\n".join(itertools.islice(tokens, needed)), encoding="utf-8")
+    locustfile = Path(__file__).resolve().parents[1] / "locust_responses.py"
+    report = workdir / f"locust-report-{rate}.json"
     subprocess.run(
-        [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", url,
-         "-u", str(CONCURRENCY), "-r", str(CONCURRENCY), "-t", f"{seconds}s", "--only-summary",
-         "--loglevel", "WARNING", "--stop-timeout", "5"],
+        [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", urls[0],
+         "-u", str(users), "-r", str(users), "-t", f"{seconds + (1 if rate else 0)}s",
+         "--only-summary", "--loglevel", "WARNING", "--stop-timeout", "5"],
         env={**os.environ, "RESPONSES_TOKENS_FILE": str(tokens_file),
-             "RESPONSES_REPORT_FILE": str(report), "RESPONSES_WARMUP_SECONDS": str(WARMUP_SECONDS)},
-        check=True, timeout=seconds + 60,
+             "RESPONSES_REPORT_FILE": str(report), "RESPONSES_WARMUP_SECONDS": str(WARMUP_SECONDS),
+             "RESPONSES_HOSTS": ",".join(urls), "RESPONSES_RATE": str(rate)},
+        check=True, timeout=seconds + 60, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     samples = json.loads(report.read_text(encoding="utf-8"))
-    rate = len(samples["surveys"]) / samples["measured_seconds"]
-    return _figures(rate, samples, samples["failures"]) | {"concurrency": CONCURRENCY}
+    measured_rate = len(samples["surveys"]) / samples["measured_seconds"]
+    figures = _figures(measured_rate, samples, samples["failures"])
+    return figures | ({"users": users, "rate": rate} if rate else {"concurrency": users})
