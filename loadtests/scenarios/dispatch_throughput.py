@@ -42,12 +42,9 @@ RUNS = {  # name: (paced events per second, burst size)
     "null": ((1000,), 20_000),
 }
 RULES = {"delay_minutes": 0, "email_uses_sms_window": False, "fatigue_days": 0}
-SERVICE_ENV = {
+SERVICE_ENV = {  # the shipped defaults for everything else: one process, 4 sender loops,
+    # batches of 200, 8 pipelined SMTP connections
     "DEFAULT_RULES": json.dumps(RULES),
-    "SEND_CONCURRENCY": "200",
-    "SEND_WORKERS": "4",
-    "SMTP_CONNECTIONS": "8",
-    "DATABASE_POOL_SIZE": "20",
     "LOG_LEVEL": "WARNING",
 }
 

@@ -109,27 +109,42 @@ class Sender:
         self.composer = composer
         self.metrics = metrics
         self.breakers = breakers
-        self._wakers: list[asyncio.Event] = []
+        self._idle: list[asyncio.Event] = []  # sender loops waiting for work
+        self._missed = False  # a wake-up came while every loop was busy
 
     # ----------------------------------------------------------------------- loops
 
     async def run(self) -> None:
-        """One sender loop: send while there is a full batch due, else wait for a decision's
-        notification, or the poll interval (retries, delayed sends, a missed notification)."""
+        """One sender loop. A decision's notification wakes one idle loop; a loop that found
+        a full batch wakes another before going on, so the loops join in only when there is
+        enough work for them. The poll interval covers retries, delayed sends and any missed
+        notification."""
         limit = self.settings.send_concurrency
         wake = asyncio.Event()
-        self._wakers.append(wake)
-        try:
-            while True:
-                wake.clear()  # before the query: a notification from now on is not lost
-                if await self.send_due(limit=limit) < limit:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), self.settings.sender_poll_seconds)
-        finally:
-            self._wakers.remove(wake)
+        while True:
+            full = await self.send_due(limit=limit) >= limit
+            if full:
+                self._wake_one()
+            if full or self._missed:
+                self._missed = False
+                continue
+            wake.clear()
+            self._idle.append(wake)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), self.settings.sender_poll_seconds)
+            finally:
+                if wake in self._idle:
+                    self._idle.remove(wake)
+
+    def _wake_one(self) -> None:
+        if self._idle:
+            self._idle.pop().set()
+        else:
+            self._missed = True
 
     async def listen(self) -> None:
-        """Wake the sender loops when a decision made invitations due (any replica)."""
+        """Wake a sender loop when a decision made invitations due (any replica)."""
         connection = await self.pool.acquire()
         try:
             await connection.add_listener(DUE_CHANNEL, self._on_due)
@@ -140,8 +155,7 @@ class Sender:
             await self.pool.release(connection)
 
     def _on_due(self, *_: object) -> None:
-        for wake in self._wakers:
-            wake.set()
+        self._wake_one()
 
     async def run_reminders(self) -> None:
         limit = self.settings.send_concurrency
@@ -167,30 +181,60 @@ class Sender:
     # ----------------------------------------------------------------------- invitations
 
     async def send_due(self, *, limit: int) -> int:
-        done = 0
-        for channel in SurveyChannel:
-            batch = self._batch_size(channel.value, limit)
-            if batch:
-                done += await self._send_channel(channel.value, batch)
+        """Send a batch of due invitations: the channels whose circuit is closed together, in
+        one transaction; a half-open channel's single probe on its own."""
+        sizes = {channel.value: self._batch_size(channel.value, limit) for channel in SurveyChannel}
+        together = [channel for channel, size in sizes.items() if size == limit]
+        done = await self._send_batch(together, limit) if together else 0
+        for channel, size in sizes.items():
+            if 0 < size < limit:
+                done += await self._send_batch([channel], size)
         return done
 
-    async def _send_channel(self, channel: str, limit: int) -> int:
+    async def _send_batch(self, channels: list[str], limit: int) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
             records = await repository.lock_due_invitations(
-                conn, now=utc_now(), channel=channel, limit=limit
+                conn, now=utc_now(), channels=channels, limit=limit
             )
+            if not records:
+                return 0
             rows = [dict(record) for record in records]
-            outcomes = await asyncio.gather(*(self._deliver(row) for row in rows))
-            self._observe(channel, outcomes)
+            outcomes = await self._deliver_by_channel(rows)
             await self._record(conn, rows, outcomes)
         return len(rows)
 
-    async def _deliver(self, row: dict[str, Any], *, reminder: bool = False) -> Exception | None:
+    async def _deliver_by_channel(
+        self, rows: list[dict[str, Any]], *, reminder: bool = False
+    ) -> list[Exception | None]:
+        """Each channel's rows to its provider, the channels side by side; outcomes in the
+        rows' order."""
+        positions: dict[str, list[int]] = {}
+        for position, row in enumerate(rows):
+            positions.setdefault(row["survey_channel"], []).append(position)
+        results = await asyncio.gather(*(
+            self._deliver(channel, [rows[i] for i in where], reminder=reminder)
+            for channel, where in positions.items()
+        ))  # fmt: skip
+        outcomes: list[Exception | None] = [None] * len(rows)
+        for (channel, where), channel_outcomes in zip(positions.items(), results, strict=True):
+            self._observe(channel, channel_outcomes)
+            for position, outcome in zip(where, channel_outcomes, strict=True):
+                outcomes[position] = outcome
+        return outcomes
+
+    async def _deliver(
+        self, channel: str, rows: list[dict[str, Any]], *, reminder: bool = False
+    ) -> list[Exception | None]:
+        """Hand the rows' messages to the channel's provider; None for each accepted one."""
+        if channel == SurveyChannel.SMS.value:
+            return list(await asyncio.gather(*(self._deliver_sms(row) for row in rows)))
+        return await self.smtp.send_many(
+            [(row["address"], self.email_for(row, reminder=reminder)) for row in rows]
+        )
+
+    async def _deliver_sms(self, row: dict[str, Any]) -> Exception | None:
         try:
-            if row["survey_channel"] == SurveyChannel.SMS.value:
-                await self.sms.send(to=row["address"], text=self.sms_for(row))
-            else:
-                await self.smtp.send(row["address"], self.email_for(row, reminder=reminder))
+            await self.sms.send(to=row["address"], text=self.sms_for(row))
         except (PermanentFailure, TemporaryFailure) as error:
             return error
         except ValueError as error:  # e.g. a link too long for one SMS segment: never retried
@@ -298,7 +342,7 @@ class Sender:
                 conn, now=utc_now(), channel=channel, limit=limit
             )
             rows = [dict(record) for record in records]
-            outcomes = await asyncio.gather(*(self._deliver(row, reminder=True) for row in rows))
+            outcomes = await self._deliver(channel, rows, reminder=True)
             self._observe(channel, outcomes)
             events: Outbox = []
             for row, outcome in zip(rows, outcomes, strict=True):

@@ -26,12 +26,20 @@ class DispatchSettings(ServiceSettings):
         default=1.0, gt=0,
         description="Fallback poll of due sends; a decision wakes the senders at its commit.",
     )  # fmt: skip
-    send_concurrency: int = Field(default=50, ge=1, le=500)
+    database_pool_size: int = Field(
+        default=20, ge=1, le=200,
+        description="Consumer, outbox relay, wake-up listener, sender and reminder loops, API.",
+    )  # fmt: skip
+    send_concurrency: int = Field(
+        default=200, ge=1, le=500,
+        description="Invitations one sender loop claims and sends per transaction.",
+    )  # fmt: skip
     max_send_attempts: int = Field(default=8, ge=1)
     send_workers: int = Field(default=4, ge=1, le=64, description="Concurrent sender loops.")
     smtp_connections: int = Field(
-        default=8, ge=1, le=100, description="SMTP connections kept open and reused."
-    )
+        default=8, ge=1, le=100,
+        description="SMTP connections kept open and reused, messages pipelined on each.",
+    )  # fmt: skip
     retry_base_seconds: float = Field(default=5.0, gt=0, description="First retry delay.")
     retry_max_seconds: float = Field(default=600.0, gt=0, description="Retry delay cap.")
     breaker_failures: int = Field(
