@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
@@ -186,8 +186,10 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
                 "problems": problems}  # fmt: skip
         return JSONResponse(body, 422)
 
-    @app.get("/s/{token}", response_class=HTMLResponse, include_in_schema=False)
-    async def show_survey(token: str, request: Request) -> Page:
+    # The page and its form are plain Starlette routes: no FastAPI dependency solving on the two
+    # requests of every survey (the path is all they take; they are not in the OpenAPI).
+    async def show_survey(request: Request) -> Page:
+        token: str = request.path_params["token"]
         if wait := throttled(request, token, writes=False):
             return too_many_page(wait)
         key = digest(token)
@@ -201,8 +203,8 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
         values = domain.prefilled_answers(form, dict(row)) | dict(row["draft"] or {})
         return survey_page(row, values, {})
 
-    @app.post("/s/{token}", response_class=HTMLResponse, include_in_schema=False)
-    async def post_survey(token: str, request: Request) -> Page:
+    async def post_survey(request: Request) -> Page:
+        token: str = request.path_params["token"]
         if wait := throttled(request, token, writes=True):
             return too_many_page(wait)
         if security.cross_site(request.headers):
@@ -263,6 +265,9 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
         if not stored:  # a double tap (or a replay): the other one won
             return closed_page(domain.LinkState.ANSWERED, row)
         return pages.thanks(site_name=row["site_name"], site_id=row["site_id"], token=token)
+
+    app.add_route("/s/{token}", show_survey, methods=["GET"], include_in_schema=False)
+    app.add_route("/s/{token}", post_survey, methods=["POST"], include_in_schema=False)
 
     @app.post(
         "/v1/responses/{token}",
