@@ -123,6 +123,7 @@ class EventConsumer:
         max_records: int = 2000,
         replay_from_start: bool = False,
         concurrent_partitions: bool = False,
+        fetch_max_wait_ms: int = 500,
     ) -> None:
         """`replay_from_start`: for a read model that is a function of a compacted topic. Every
         start (and rebalance) re-reads the topic from its beginning and skips the inbox, so a lost
@@ -132,7 +133,11 @@ class EventConsumer:
         `concurrent_partitions`: the partitions of a fetched batch are handled side by side, each
         in its own transaction on its own pooled connection (and committed on its own), so the
         database works on one while Python decodes another. Only for handlers whose partitions
-        never touch the same rows (state keyed like the partitions), else they wait on locks."""
+        never touch the same rows (state keyed like the partitions), else they wait on locks.
+
+        `fetch_max_wait_ms`: how long the broker may hold a fetch for new records. Tansu answers
+        a waiting fetch ~115 ms after a record arrives with the default 500, ~10 ms with 50:
+        lower it when the time from event to effect matters more than idle fetch requests."""
         self.settings = settings
         self.group_id = group_id
         self.topics = {topic.name: topic for topic in topics}
@@ -146,6 +151,7 @@ class EventConsumer:
         self.max_records = max_records
         self.replay_from_start = replay_from_start
         self.concurrent_partitions = concurrent_partitions
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self.consumer: AIOKafkaConsumer | None = None
         self.joined = asyncio.Event()
 
@@ -155,6 +161,7 @@ class EventConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.max_records,
+            fetch_max_wait_ms=self.fetch_max_wait_ms,
             **self.settings.kafka_client_options(),
         )
         rewind = self.consumer if self.replay_from_start else None

@@ -24,11 +24,13 @@ def create_app(settings: ScoringSettings) -> FastAPI:
             batch_handler=ScoringHandler(settings), metrics=ConsumerMetrics(runtime.registry),
             max_records=5000,  # bigger transactions: fewer commits per response
             concurrent_partitions=True,  # tallies are keyed by site, and so are the partitions
+            fetch_max_wait_ms=50,  # fresh figures: a response reaches the tallies ~100 ms sooner
         )  # fmt: skip
         runtime.run_consumer(consumer)
         publisher = IndicatorsPublisher(
-            settings=settings, pool=runtime.db_pool, registry=runtime.registry
-        )
+            settings=settings, pool=runtime.db_pool, registry=runtime.registry,
+            producer=runtime.kafka_producer,
+        )  # fmt: skip
         runtime.spawn("publisher", publisher.run)
 
     app = service_app(

@@ -1,12 +1,28 @@
-"""Publishes each changed site's indicators to the compacted topic, at most once per interval."""
+"""Publishes each changed site's indicators to the compacted topic, at most once per interval.
+
+A throttle with a leading and a trailing edge, per site:
+- leading: the consumer's transaction that marks a site dirty also sends a NOTIFY, delivered on
+  its commit; the publisher wakes at once and publishes every dirty site whose last publish is
+  at least one interval old;
+- trailing: a site changed sooner than that is published when its interval ends: the publisher
+  sleeps until the earliest such moment (or the next NOTIFY), not for a fixed poll period.
+Each site is published in its own short transaction (locked with SKIP LOCKED, so replicas share
+the work and never publish one site twice within an interval), a few sites side by side. Right
+after the commit the publisher sends its outbox row itself (`plumbing.outbox.send_now`) rather
+than waiting for the relay, which may be busy with a round of detractor alerts; the relay stays
+the safety net (a crash before the send leaves the row to it).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
+from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from contracts import questionnaire
@@ -14,20 +30,30 @@ from contracts.envelope import CloudEvent, new_event_id, utc_now
 from contracts.events import SiteIndicatorsUpdated
 from contracts.topics import SITE_INDICATORS, SITE_INDICATORS_UPDATED
 from plumbing.db import Connection
-from plumbing.outbox import enqueue
+from plumbing.outbox import enqueue, send_now
 from scoring import domain, repository
 from scoring.settings import ScoringSettings
 
 SOURCE = "/scoring"
+SITES_SIDE_BY_SIDE = 4  # the database computes one site's sums while Python formats another's
+log = logging.getLogger(__name__)
 
 
 class IndicatorsPublisher:
     def __init__(
-        self, *, settings: ScoringSettings, pool: asyncpg.Pool, registry: CollectorRegistry
+        self,
+        *,
+        settings: ScoringSettings,
+        pool: asyncpg.Pool,
+        registry: CollectorRegistry,
+        producer: AIOKafkaProducer | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
+        self.producer = producer  # None: the outbox relay sends the events
         self.zone = ZoneInfo(settings.reporting_timezone)
+        self.interval = timedelta(seconds=settings.publish_interval_seconds)
+        self._wake = asyncio.Event()
         self.published = Counter(
             "scoring_indicator_events_total", "Site indicators events emitted", registry=registry
         )
@@ -42,32 +68,69 @@ class IndicatorsPublisher:
         )
 
     async def run(self) -> None:
-        while True:
-            if not await self.publish_due():
-                await asyncio.sleep(self.settings.publisher_poll_seconds)
+        listener = await self.pool.acquire()
+        await listener.add_listener(repository.SITES_DIRTY_CHANNEL, self._on_notify)
+        try:
+            while True:
+                self._wake.clear()  # before reading: a commit from now on wakes the next wait
+                published, next_due = await self.publish_due()
+                if published:
+                    continue
+                wait = self.settings.publisher_poll_seconds  # a safety net, e.g. a lost NOTIFY
+                if next_due is not None:
+                    wait = min(wait, max(0.0, (next_due - utc_now()).total_seconds()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+        finally:
+            with contextlib.suppress(Exception):
+                await listener.remove_listener(repository.SITES_DIRTY_CHANNEL, self._on_notify)
+            await self.pool.release(listener)
 
-    async def publish_due(self, limit: int = 20) -> int:
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def publish_due(self, limit: int = 100) -> tuple[int, datetime | None]:
+        """Publish the sites due now; return how many, and when the next dirty site is due."""
         now = utc_now()
-        older_than = now - timedelta(seconds=self.settings.publish_interval_seconds)
-        async with self.pool.acquire() as conn, conn.transaction():
-            sites = await repository.lock_sites_due(conn, older_than=older_than, limit=limit)
-            for site in sites:
-                event = await self.site_event(
-                    conn, site["site_id"], site["network"], site["site_name"], now
-                )
-                await enqueue(conn, topic=SITE_INDICATORS.name, key=site["site_id"], event=event)
-                await repository.mark_published(conn, site_id=site["site_id"], at=now)
-        self.published.inc(len(sites))
-        self._observe_latency(sites)
-        return len(sites)
+        async with self.pool.acquire() as conn:
+            due, next_due = await repository.sites_due(
+                conn, older_than=now - self.interval, limit=limit
+            )
+        if not due:
+            return 0, None if next_due is None else next_due + self.interval
+        gate = asyncio.Semaphore(SITES_SIDE_BY_SIDE)
 
-    def _observe_latency(self, sites: list[asyncpg.Record]) -> None:
-        # Observed after the commit: the outbox row exists, the relay sends it within ms.
-        emitted = utc_now()
-        for site in sites:
-            if site["pending_since"] is not None:
-                waited = (emitted - site["pending_since"]).total_seconds()
-                self.submitted_to_published.observe(max(0.0, waited))
+        async def publish(site_id: str) -> bool:
+            async with gate:
+                return await self.publish_site(site_id)
+
+        done = await asyncio.gather(*(publish(site_id) for site_id in due))
+        return sum(done), None
+
+    async def publish_site(self, site_id: str) -> bool:
+        """Publish one site if it is still dirty and due (another replica may have done it)."""
+        now = utc_now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            site = await repository.lock_site_if_due(
+                conn, site_id=site_id, older_than=now - self.interval
+            )
+            if site is None:
+                return False
+            event = await self.site_event(
+                conn, site["site_id"], site["network"], site["site_name"], now
+            )
+            row_id = await enqueue(
+                conn, topic=SITE_INDICATORS.name, key=site["site_id"], event=event
+            )
+            await repository.mark_published(conn, site_id=site["site_id"], at=now)
+        if self.producer is not None:
+            await send_now(self.pool, self.producer, [row_id])
+        self.published.inc()
+        if site["pending_since"] is not None:
+            # Observed after the commit and the send.
+            waited = (utc_now() - site["pending_since"]).total_seconds()
+            self.submitted_to_published.observe(max(0.0, waited))
+        return True
 
     def _midnight(self, day: date) -> datetime:
         return datetime.combine(day, datetime.min.time(), self.zone)
@@ -85,18 +148,17 @@ class IndicatorsPublisher:
         days = [(period.start, period.end) for period in windows]
         tallies = await repository.tallies_for_periods(conn, site_id=site_id, periods=days)
         invitations = await repository.invitations_for_periods(conn, site_id=site_id, periods=days)
-        periods = []
-        for period, tally, invited in zip(windows, tallies, invitations, strict=True):
-            fcr = await repository.fcr_counts(
-                conn, site_id=site_id, start=self._midnight(period.start),
-                end=self._midnight(period.end + timedelta(days=1)),
-                window_days=self.settings.fcr_window_days, as_of=now,
-            )  # fmt: skip
-            periods.append(
-                domain.period_figures(
-                    period, tally, invitations=invited, questionnaire=form, fcr=fcr
-                )
-            )
+        fcr = await repository.fcr_counts_for_periods(
+            conn, site_id=site_id, window_days=self.settings.fcr_window_days, as_of=now,
+            periods=[
+                (self._midnight(p.start), self._midnight(p.end + timedelta(days=1)))
+                for p in windows
+            ],
+        )  # fmt: skip
+        periods = [
+            domain.period_figures(period, tally, invitations=invited, questionnaire=form, fcr=f)
+            for period, tally, invited, f in zip(windows, tallies, invitations, fcr, strict=True)
+        ]
         data = SiteIndicatorsUpdated(
             site_id=site_id, site_name=site_name, network=network, computed_at=now, periods=periods
         )

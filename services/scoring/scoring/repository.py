@@ -136,15 +136,37 @@ async def save_alerts(conn: Connection, *, alerts: Sequence[DetractorAlert]) -> 
     return {row["invitation_id"] for row in stored}
 
 
-async def lock_sites_due(
+async def sites_due(
     conn: Connection, *, older_than: datetime, limit: int
-) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT site_id, network, site_name, pending_since FROM sites WHERE dirty AND "
-        "(last_published_at IS NULL OR last_published_at <= $1) "
-        "ORDER BY site_id LIMIT $2 FOR UPDATE SKIP LOCKED",
+) -> tuple[list[str], datetime | None]:
+    """Dirty sites last published at or before `older_than` (never published first, then the
+    longest waiting), and the oldest last publish among the dirty sites not due yet."""
+    rows = await conn.fetch(
+        "(SELECT site_id, last_published_at FROM sites WHERE dirty AND "
+        " (last_published_at IS NULL OR last_published_at <= $1) "
+        " ORDER BY last_published_at NULLS FIRST, site_id LIMIT $2) "
+        "UNION ALL "
+        "(SELECT NULL, min(last_published_at) FROM sites "
+        " WHERE dirty AND last_published_at > $1)",
         older_than,
         limit,
+    )
+    due = [row["site_id"] for row in rows if row["site_id"] is not None]
+    waiting = next((row["last_published_at"] for row in rows if row["site_id"] is None), None)
+    return due, waiting
+
+
+async def lock_site_if_due(
+    conn: Connection, *, site_id: str, older_than: datetime
+) -> asyncpg.Record | None:
+    """Lock the site for publishing if it is still dirty and due; None when another publisher
+    holds it or has just published it (the condition is checked again on the locked row)."""
+    return await conn.fetchrow(
+        "SELECT site_id, network, site_name, pending_since FROM sites WHERE site_id = $1 "
+        "AND dirty AND (last_published_at IS NULL OR last_published_at <= $2) "
+        "FOR UPDATE SKIP LOCKED",
+        site_id,
+        older_than,
     )
 
 
@@ -214,6 +236,42 @@ async def invitations_between(conn: Connection, *, site_id: str, start: date, en
         site_id, start, end,
     )  # fmt: skip
     return int(value)
+
+
+async def fcr_counts_for_periods(
+    conn: Connection, *, site_id: str, periods: Sequence[tuple[datetime, datetime]],
+    window_days: int, as_of: datetime,
+) -> list[tuple[int, int, int]]:  # fmt: skip
+    """`fcr_counts` for each [start, end) period, in one scan of the site's contacts."""
+    counts = ", ".join(
+        f"count(*) FILTER (WHERE {condition} AND closed_at >= ${2 * n + 4} "
+        f"AND closed_at < ${2 * n + 5})"
+        for n in range(len(periods))
+        for condition in (
+            "NOT repeated AND closed_at + make_interval(days => $2) <= $3",  # resolved
+            "repeated",
+            "NOT repeated AND closed_at + make_interval(days => $2) > $3",  # pending
+        )
+    )
+    row = await conn.fetchrow(
+        f"""
+        WITH mine AS (
+            SELECT c.closed_at, EXISTS (
+                SELECT 1 FROM contacts o WHERE o.user_hash = c.user_hash AND o.motif = c.motif
+                AND o.closed_at > c.closed_at
+                AND o.closed_at <= c.closed_at + make_interval(days => $2)
+            ) AS repeated
+            FROM contacts c WHERE c.site_id = $1
+            AND c.closed_at >= ${2 * len(periods) + 4} AND c.closed_at < ${2 * len(periods) + 5}
+        )
+        SELECT {counts} FROM mine
+        """,
+        site_id, window_days, as_of, *[moment for period in periods for moment in period],
+        min(start for start, _ in periods), max(end for _, end in periods),
+    )  # fmt: skip
+    assert row is not None
+    values = [int(value) for value in row.values()]
+    return [(values[3 * n], values[3 * n + 1], values[3 * n + 2]) for n in range(len(periods))]
 
 
 async def fcr_counts(

@@ -9,12 +9,15 @@ class ScoringSettings(ServiceSettings):
     http_port: int = 8003
     # No session state to reset: SET LOCAL only, LISTEN on connections held for good.
     database_reset_session: bool = False
+    database_pool_size: int = 20  # partitions side by side, sites side by side, two listeners
     reporting_timezone: str = "Europe/Paris"
     fcr_window_days: int = Field(default=7, ge=1, le=90)
     publish_interval_seconds: float = Field(
         default=1.0, gt=0, description="At most one indicators event per site per interval."
     )
-    publisher_poll_seconds: float = 0.1
+    publisher_poll_seconds: float = Field(
+        default=0.5, gt=0, description="Longest publisher sleep; commits and due times wake it."
+    )
     anonymity_floor: int = Field(
         default=5, ge=1, description="Manager breakdowns withhold cells with fewer answers."
     )

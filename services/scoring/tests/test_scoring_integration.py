@@ -414,8 +414,13 @@ async def check_fcr_twins(connection: asyncpg.Connection, rng: random.Random) ->
     first_site = {}
     for site, c in seen:
         first_site.setdefault(c.contact_id, (site, c.closed_at))
+    periods = [
+        (as_of - timedelta(days=30), as_of), (as_of - timedelta(days=5), as_of),
+        (as_of - timedelta(days=20), as_of - timedelta(days=6)),
+    ]  # fmt: skip
     for site in ("s1", "s2"):
-        for start, end in [(as_of - timedelta(days=30), as_of), (as_of - timedelta(days=5), as_of)]:
+        each = []
+        for start, end in periods:
             expected = Counter(
                 status[cid]
                 for cid, (s, at) in first_site.items()
@@ -425,6 +430,11 @@ async def check_fcr_twins(connection: asyncpg.Connection, rng: random.Random) ->
                 connection, site_id=site, start=start, end=end, window_days=window, as_of=as_of
             )
             assert got == (expected["resolved"], expected["repeated"], expected["pending"])
+            each.append(got)
+        together = await repository.fcr_counts_for_periods(
+            connection, site_id=site, periods=periods, window_days=window, as_of=as_of
+        )  # the publisher's one-scan twin
+        assert together == each
 
 
 def generated_contacts(
