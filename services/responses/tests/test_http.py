@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+from survey_responses import security
+from survey_responses.settings import ResponsesSettings
 
 from contracts.topics import SURVEY_RESPONSE
 from plumbing.testing import read_topic
@@ -364,3 +366,25 @@ async def test_a_chunked_form_past_the_size_limit_is_refused(service, invite, db
         )
     assert answer.status_code == 413 and "Réponses trop longues" in answer.text
     assert await stored(db, token) == {"responses": 0, "draft": None}
+
+
+async def test_a_form_posted_to_a_process_that_never_showed_the_page_is_stored(
+    service, invite, db, stack
+):
+    """Behind several replicas the POST may reach a process that did not serve the GET: it
+    reads the invitation itself (here: no GET at all, the form's CSRF value computed from the
+    service's development secret, as the page would carry it)."""
+    [token] = await invite(contact_id="crm-other-replica")
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    invitation_id = await db.fetchval(
+        "SELECT invitation_id FROM invitations WHERE token_sha256 = $1", digest
+    )
+    csrf = security.csrf_token(ResponsesSettings().csrf_secret.get_secret_value().encode(),
+                               invitation_id)  # fmt: skip
+    async with client(service) as http:
+        done = await http.post(f"/s/{token}", data={**REQUIRED, "csrf": csrf, "action": "submit"})
+        again = await http.post(f"/s/{token}", data={**REQUIRED, "csrf": csrf, "action": "submit"})
+    assert done.status_code == 200 and "vos réponses sont bien enregistrées" in done.text
+    assert again.status_code == 409
+    assert await stored(db, token) == {"responses": 1, "draft": None}
+    assert len(await events_about(stack, "crm-other-replica")) == 1
