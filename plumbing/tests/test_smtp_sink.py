@@ -1,0 +1,57 @@
+"""The devstack's SMTP sink: every accepted message stored in the maildir, addresses parsed as
+aiosmtpd parses them (its shortcut for plain addresses changes nothing), a clean QUIT."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiosmtplib
+import pytest
+
+from plumbing.sinks import SmtpSink, read_maildir
+
+pytestmark = pytest.mark.integration
+
+MESSAGE = b"Subject: essai\r\n\r\nBonjour\r\n"
+
+
+@pytest.fixture
+def sink(tmp_path: Path) -> Iterator[SmtpSink]:
+    server = SmtpSink(tmp_path / "maildir")
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_plain_quoted_and_refused_addresses(sink: SmtpSink) -> None:
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=sink.port)
+    await client.connect()
+    assert client.supports_extension("pipelining")
+    await client.sendmail("enquete@services-publics.example", ["marie.curie@exemple.fr"], MESSAGE)
+    await client.sendmail("a@b.example", ['"jean dupont"@exemple.fr'], MESSAGE)  # the parser
+    await client.mail("a@b.example")
+    with pytest.raises(aiosmtplib.SMTPRecipientRefused) as refused:
+        await client.rcpt("x@@exemple.fr")
+    assert refused.value.code == 553
+    await client.rset()
+    code, _ = await client.quit()
+    assert code == 221
+    stored = read_maildir(sink.maildir)
+    assert [message["X-Envelope-To"] for message in stored] == [
+        "marie.curie@exemple.fr",
+        '"jean dupont"@exemple.fr',
+    ]
+    assert all(message["Subject"] == "essai" for message in stored)
+
+
+async def test_an_outage_refuses_and_stores_nothing(sink: SmtpSink) -> None:
+    sink.outage.set(451, count=1)
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=sink.port)
+    await client.connect()
+    with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+        await client.sendmail("a@b.example", ["c@d.example"], MESSAGE)
+    assert refused.value.code == 451
+    await client.sendmail("a@b.example", ["c@d.example"], MESSAGE)
+    await client.quit()
+    assert len(read_maildir(sink.maildir)) == 1
