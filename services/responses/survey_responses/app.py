@@ -116,6 +116,9 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
         setup=setup, description="Questionnaire de satisfaction à chaud : l'API JSON à côté de "
         "la page, pour d'autres interfaces (serveur vocal, borne d'accueil).",
         docs_url=None, redoc_url=None,  # Swagger UI loads scripts from a CDN: not on this origin
+        # Prometheus, not OpenTelemetry: without this FastAPI asks the OTel API on every request
+        # whether a provider is configured (os.environ lookups, ~2 % of the CPU under load).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )  # fmt: skip
     # No gzip middleware: pages come gzip'd from `Pages` (compressed once, see pages.py) and
     # static files from `CompressedStaticFiles`; the JSON answers are a few dozen bytes.
