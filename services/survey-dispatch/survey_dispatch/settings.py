@@ -30,6 +30,9 @@ class DispatchSettings(ServiceSettings):
         default=20, ge=1, le=200,
         description="Consumer, outbox relay, wake-up listener, sender and reminder loops, API.",
     )  # fmt: skip
+    # Pool connections come back without session state (locks are transaction-scoped, the
+    # sort setting is SET LOCAL, listeners are removed before release): no reset round trip.
+    database_reset_session: bool = False
     send_concurrency: int = Field(
         default=200, ge=1, le=500,
         description="Invitations one sender loop claims and sends per transaction.",

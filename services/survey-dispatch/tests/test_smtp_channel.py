@@ -179,3 +179,103 @@ async def test_nothing_listening_is_a_temporary_failure_for_every_message(
     sink.stop()
     outcomes = await channel(port).send_many([("a@exemple.fr", message(1))] * 4)
     assert all(isinstance(outcome, TemporaryFailure) for outcome in outcomes)
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_pipelining_continues_on_the_starttls_and_authenticated_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiosmtplib upgrades to TLS and logs in; the pipelined session takes over that (TLS)
+    transport."""
+    import ssl
+
+    from aiosmtpd.smtp import AuthResult
+
+    cert, key = _self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client trusts our certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    logins: list[tuple[str, bool]] = []
+
+    def authenticator(
+        server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        logins.append((mechanism, session.ssl is not None))
+        ok = data.login == b"relais" and data.password == b"secret"
+        return AuthResult(success=ok)
+
+    class Secure:
+        def __init__(self) -> None:
+            self.received: list[tuple[bool, bool]] = []
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            self.received.append((session.ssl is not None, session.authenticated))
+            return "250 OK"
+
+        async def handle_EHLO(
+            self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+        ) -> list[str]:
+            session.host_name = hostname
+            return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+    handler = Secure()
+    port = free_port()
+    controller = Controller(
+        handler, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True,
+        authenticator=authenticator, auth_require_tls=True,
+    )  # fmt: skip
+    controller.start()
+    try:
+        settings = DispatchSettings(
+            smtp_url=f"smtp://127.0.0.1:{port}", smtp_connections=2, smtp_starttls=True,
+            smtp_username="relais", smtp_password="secret",
+        )  # fmt: skip
+        smtp = SmtpChannel(settings)
+        batch = [(f"u{n}@exemple.fr", message(n)) for n in range(10)]
+        assert await smtp.send_many(batch) == [None] * 10
+        assert await smtp.send_many(batch[:3]) == [None] * 3
+        assert all(session.pipeline is not None for session in smtp._idle)
+        assert handler.received == [(True, True)] * 13
+        assert logins and all(over_tls for _, over_tls in logins)
+        await smtp.close()
+    finally:
+        controller.stop()
