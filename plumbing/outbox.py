@@ -18,39 +18,14 @@ log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "outbox"
 
 
-async def enqueue(connection: Connection, *, topic: str, key: str, event: CloudEvent[Any]) -> int:
-    """Write the event in the caller's transaction; return its outbox row id (see `send_now`)."""
-    row_id = await connection.fetchval(
-        "INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3) RETURNING id",
+async def enqueue(connection: Connection, *, topic: str, key: str, event: CloudEvent[Any]) -> None:
+    await connection.execute(
+        "INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)",
         topic,
         key.encode(),
         encode(event),
     )
     await connection.execute(f"NOTIFY {NOTIFY_CHANNEL}")
-    return int(row_id)
-
-
-async def send_now(pool: asyncpg.Pool, producer: AIOKafkaProducer, row_ids: list[int]) -> int:
-    """Relay these outbox rows at once, right after the commit that wrote them, instead of
-    when the relay gets to them (it may be busy with a large round). Same guarantees as the
-    relay: a row is deleted only after the broker acknowledged it; a row the relay has already
-    taken is skipped (SKIP LOCKED), so each row is sent once either way. Returns rows sent."""
-    if not row_ids:
-        return 0
-    async with pool.acquire() as connection, connection.transaction():
-        rows = await connection.fetch(
-            "SELECT id, topic, key, value FROM outbox WHERE id = ANY($1::bigint[]) ORDER BY id "
-            "FOR UPDATE SKIP LOCKED",
-            row_ids,
-        )
-        if not rows:
-            return 0
-        pending = [await producer.send(row["topic"], row["value"], key=row["key"]) for row in rows]
-        await asyncio.gather(*pending)
-        await connection.execute(
-            "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [row["id"] for row in rows]
-        )
-    return len(rows)
 
 
 async def enqueue_many(

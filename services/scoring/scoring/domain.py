@@ -262,12 +262,14 @@ def student_t_quantile(probability: float, df: int) -> float:
             low = t
         else:
             high = t
-        step = -value / slope(t)
-        following = t + step
-        if not low < following < high:  # a step out of the bracket: bisect (or grow) instead
+        following = t - value / slope(t)
+        if low < following < high:
+            if abs(following - t) <= 1e-10 * t:  # quadratic: the next step would be ~1e-20
+                return following
+        else:  # a step out of the bracket (rounding near the root, or a far start): bisect
             following = (low + high) / 2 if high < math.inf else 2 * t
-        if abs(following - t) <= 1e-14 * t:
-            return following
+            if abs(following - t) <= 1e-14 * t:
+                return following
         t = following
     raise ArithmeticError(f"t quantile did not converge (probability={probability}, df={df})")
 
