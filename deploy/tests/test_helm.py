@@ -745,6 +745,13 @@ def test_publication_ingress_does_not_buffer_or_cut_server_sent_events(
     assert "nginx.ingress.kubernetes.io/proxy-buffering" not in responses
 
 
+def test_a_survey_links_get_and_post_reach_the_same_responses_replica(
+    production_resources: list[dict[str, Any]],
+) -> None:
+    annotations = _ingress(production_resources, "responses")["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/upstream-hash-by"] == "$uri"
+
+
 def test_publication_sse_annotations_can_be_overridden() -> None:
     timeout = "nginx.ingress.kubernetes.io/proxy-read-timeout"
     values = _production_values()
