@@ -301,9 +301,11 @@ class _Pipeline(asyncio.Protocol):
             if line[3:4] != b"-":  # the last line of a reply
                 try:
                     code = int(line[:3])
-                except ValueError:
-                    code = 500  # garbage: make it fail the message, and the session
+                except ValueError:  # garbage: the session is unusable, its messages retried
                     self.lost = aiosmtplib.SMTPException(f"malformed reply {line[:100]!r}")
+                    self.buffer.clear()
+                    self.transport.close()
+                    break
                 text = b"\n".join(part[4:] for part in lines).decode("utf-8", "replace")
                 self.replies.append((code, text))
                 lines = []
@@ -312,11 +314,11 @@ class _Pipeline(asyncio.Protocol):
         self._wake()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = exc or ConnectionResetError("closed by the server")
+        self.lost = self.lost or exc or ConnectionResetError("closed by the server")
         self._wake()
 
     def eof_received(self) -> bool:
-        self.lost = ConnectionResetError("closed by the server")
+        self.lost = self.lost or ConnectionResetError("closed by the server")
         self._wake()
         return False
 

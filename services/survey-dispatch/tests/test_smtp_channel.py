@@ -279,3 +279,25 @@ async def test_pipelining_continues_on_the_starttls_and_authenticated_connection
         await smtp.close()
     finally:
         controller.stop()
+
+
+async def test_a_garbled_reply_ends_the_session_and_its_messages_are_retried() -> None:
+    async def garbled(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 brouille ESMTP\r\n")
+        while line := await reader.readline():
+            if line.upper().startswith(b"EHLO"):
+                writer.write(b"250-brouille\r\n250 PIPELINING\r\n")
+            elif line.upper().startswith(b"MAIL"):
+                writer.write(b"ceci n'est pas une reponse SMTP\r\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbled, "127.0.0.1", 0)
+    try:
+        smtp = channel(server.sockets[0].getsockname()[1], connections=1)
+        outcomes = await smtp.send_many([(f"u{n}@exemple.fr", message(n)) for n in range(3)])
+        assert all(isinstance(outcome, TemporaryFailure) for outcome in outcomes)
+        assert "malformed reply" in str(outcomes[0])
+        assert smtp._idle == []  # the session was dropped, not put back in the pool
+    finally:
+        server.close()
