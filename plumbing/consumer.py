@@ -173,7 +173,13 @@ class EventConsumer:
                 if self.concurrent_partitions and len(batch) > 1:
                     async with asyncio.TaskGroup() as group:  # a failure cancels the others
                         for partition, records in batch.items():
-                            group.create_task(self._process_with_retry(partition, records))
+                            group.create_task(
+                                self._process_with_retry(partition, records, commit=False)
+                            )
+                    # Every transaction has committed: all the offsets in one request.
+                    await self.consumer.commit(
+                        {partition: records[-1].offset + 1 for partition, records in batch.items()}
+                    )
                 else:
                     for partition, records in batch.items():
                         await self._process_with_retry(partition, records)
@@ -194,7 +200,11 @@ class EventConsumer:
             )
 
     async def _process_with_retry(
-        self, partition: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
+        self,
+        partition: TopicPartition,
+        records: list[ConsumerRecord[bytes, bytes]],
+        *,
+        commit: bool = True,
     ) -> None:
         assert self.consumer is not None
         delay = 0.5
@@ -203,7 +213,8 @@ class EventConsumer:
                 started = time.perf_counter()
                 await self._process(partition, records)
                 failpoints.hit("consumer.after_db_commit")
-                await self.consumer.commit({partition: records[-1].offset + 1})
+                if commit:
+                    await self.consumer.commit({partition: records[-1].offset + 1})
                 self.metrics.handle_seconds.labels(partition.topic).observe(
                     time.perf_counter() - started
                 )

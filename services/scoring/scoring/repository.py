@@ -45,8 +45,8 @@ async def add_tallies(conn: Connection, *, responses: Sequence[TalliedResponse])
     increments summed over the breakdowns), in one round trip."""
     if not responses:
         return
-    # The default 4 MB made the grouping and the sorts of a 5,000-response batch spill to disk.
-    await conn.execute("SET LOCAL work_mem = '64MB'")
+    if len(responses) > 500:  # the default 4 MB made a 5,000-response batch spill to disk
+        await conn.execute("SET LOCAL work_mem = '64MB'")
     await conn.execute(_ADD_TALLIES, json.dumps(responses, ensure_ascii=False))
 
 
@@ -96,18 +96,18 @@ async def mark_sites_dirty(
         return
     ids = list(merged)  # sorted: concurrent writers lock the rows in one order
     await conn.execute(
-        "INSERT INTO sites (site_id, network, site_name, dirty, pending_since) "
+        "WITH marked AS (INSERT INTO sites (site_id, network, site_name, dirty, pending_since) "
         "SELECT s, n, sn, true, p FROM unnest($1::text[], $2::text[], $3::text[], "
         "$4::timestamptz[]) WITH ORDINALITY AS u(s, n, sn, p, o) ORDER BY o "
         "ON CONFLICT (site_id) DO UPDATE SET dirty = true, "
         "site_name = coalesce(EXCLUDED.site_name, sites.site_name), "
-        "pending_since = least(sites.pending_since, EXCLUDED.pending_since)",
+        "pending_since = least(sites.pending_since, EXCLUDED.pending_since) RETURNING 1) "
+        f"SELECT pg_notify('{SITES_DIRTY_CHANNEL}', '') FROM (SELECT count(*) FROM marked) m",
         ids,
         [merged[site_id][0] for site_id in ids],
         [merged[site_id][1] for site_id in ids],
         [oldest.get(site_id) for site_id in ids],
-    )
-    await conn.execute(f"NOTIFY {SITES_DIRTY_CHANNEL}")
+    )  # the NOTIFY in the same round trip
 
 
 async def save_alerts(conn: Connection, *, alerts: Sequence[DetractorAlert]) -> set[str]:
