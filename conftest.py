@@ -9,6 +9,7 @@ import pytest
 
 from plumbing import devstack
 from plumbing.services import System, start_system
+from plumbing.sinks import SmtpSink
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,17 @@ def system(stack: devstack.DevStack, tmp_path_factory: pytest.TempPathFactory) -
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def sink(tmp_path: Path) -> Iterator[SmtpSink]:
+    """A lone SMTP sink (the devstack's) writing into the test's own maildir."""
+    server = SmtpSink(tmp_path / "maildir")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,6 @@ aiosmtpd parses them (its shortcut for plain addresses changes nothing), a clean
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import aiosmtplib
 import pytest
 
@@ -14,14 +11,6 @@ from plumbing.sinks import SmtpSink, read_maildir
 pytestmark = pytest.mark.integration
 
 MESSAGE = b"Subject: essai\r\n\r\nBonjour\r\n"
-
-
-@pytest.fixture
-def sink(tmp_path: Path) -> Iterator[SmtpSink]:
-    server = SmtpSink(tmp_path / "maildir")
-    server.start()
-    yield server
-    server.stop()
 
 
 async def test_plain_quoted_and_refused_addresses(sink: SmtpSink) -> None:

@@ -4,7 +4,6 @@ connections, refusals, a connection the server dropped, and a server without PIP
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +16,6 @@ from plumbing.processes import free_port
 from plumbing.sinks import SmtpSink, read_maildir
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def sink(tmp_path: Path) -> Iterator[SmtpSink]:
-    server = SmtpSink(tmp_path / "maildir")
-    server.start()
-    yield server
-    server.stop()
 
 
 def channel(port: int, connections: int = 3) -> SmtpChannel:
