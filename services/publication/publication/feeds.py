@@ -147,6 +147,9 @@ class SiteFeeds:
     async def site(self, site_id: str) -> Rendered | None:
         return await self._sites.get(site_id, lambda: self._build_site(site_id))
 
+    def cached_network(self, network: str) -> Rendered | None:
+        return self._bulk.peek(f"json:{network}")
+
     async def network(self, network: str) -> Rendered:
         rendered = await self._bulk.get(f"json:{network}", lambda: self._build_network(network))
         assert rendered is not None

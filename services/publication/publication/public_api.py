@@ -68,23 +68,35 @@ def conditional_parts(
 READ_METHODS = ("GET", "HEAD")  # HEAD: harvesters and screens check the ETag without the body
 FEED_ROUTE = "/v1/sites/{site_id}/indicators"
 FEED_PATH = re.compile(r"^/v1/sites/([A-Za-z0-9._:@-]{1,120})/indicators$")
+NETWORK_ROUTE = "/v1/indicators"
+NETWORK_QUERY = re.compile(rb"^network=([A-Za-z0-9._:@-]{1,120})$")
 
 
 class CachedFeedShortcut:
-    """Pure ASGI, innermost middleware: a GET of a site feed that is in memory is answered here,
-    without FastAPI's routing and parameter machinery, which otherwise cost as much as the rest
-    of the request. Anything else (a miss, another path) goes on to the FastAPI route."""
+    """Pure ASGI, innermost middleware: a GET of a site or network feed that is in memory is
+    answered here, without FastAPI's routing and parameter machinery, which otherwise cost as
+    much as the rest of the request. Anything else (a miss, another path, another query) goes on
+    to the FastAPI route, which validates it and fills the cache."""
 
     def __init__(self, app: ASGIApp, *, feeds: SiteFeeds, max_age: int) -> None:
         self.app = app
         self.feeds = feeds
         self.max_age = max_age
-        self.route_label = SimpleNamespace(path=FEED_ROUTE)  # what HttpMetrics labels by
+        # What HttpMetrics labels requests by, as if the route had answered.
+        self.site_route = SimpleNamespace(path=FEED_ROUTE)
+        self.network_route = SimpleNamespace(path=NETWORK_ROUTE)
+
+    def _cached(self, scope: Scope) -> tuple[Rendered | None, SimpleNamespace]:
+        if scope["path"] == NETWORK_ROUTE:
+            query = NETWORK_QUERY.match(scope["query_string"])
+            network = query.group(1).decode() if query else None
+            return (self.feeds.cached_network(network) if network else None), self.network_route
+        match = FEED_PATH.match(scope["path"])
+        return (self.feeds.cached_site(match.group(1)) if match else None), self.site_route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in READ_METHODS:
-            match = FEED_PATH.match(scope["path"])
-            rendered = self.feeds.cached_site(match.group(1)) if match else None
+            rendered, route = self._cached(scope)
             if rendered is not None:
                 headers = Headers(scope=scope)
                 status, raw_headers, body = conditional_parts(
@@ -92,7 +104,7 @@ class CachedFeedShortcut:
                     accept_encoding=headers.get("accept-encoding"),
                     if_none_match=headers.get("if-none-match"),
                 )  # fmt: skip
-                scope["route"] = self.route_label
+                scope["route"] = route
                 await send({"type": "http.response.start", "status": status,
                             "headers": raw_headers})  # fmt: skip
                 head = scope["method"] == "HEAD"  # same headers, Content-Length included

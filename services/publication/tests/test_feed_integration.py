@@ -89,7 +89,15 @@ async def test_http_caching_etag_304_gzip_and_short_max_age(
 
         network = await client.get("/v1/indicators", params={"network": "urssaf"})
         assert network.status_code == 200
-        assert site in {s["site_id"] for s in network.json()["sites"]}
+        [listed] = [s for s in network.json()["sites"] if s["site_id"] == site]
+        assert listed["current"]["indicators"][0]["value"] == 11.0
+        await send(make_event(site, {"nps": (12.0, 102)}))
+        await feed_when(
+            publication.url, site, lambda body: body["current"]["indicators"][0]["value"] == 12.0
+        )
+        network = await client.get("/v1/indicators", params={"network": "urssaf"})
+        [listed] = [s for s in network.json()["sites"] if s["site_id"] == site]
+        assert listed["current"]["indicators"][0]["value"] == 12.0  # the cached feed was voided
         repeat = await client.get(
             "/v1/indicators",
             params={"network": "urssaf"},
