@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,8 +28,9 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from contracts.topics import Topic
 from plumbing import db
-from plumbing.consumer import EventConsumer
+from plumbing.consumer import ConsumerMetrics, EventConsumer
 from plumbing.kafka import ensure_topics, new_producer
 from plumbing.outbox import OutboxMetrics, OutboxRelay
 from plumbing.settings import ServiceSettings
@@ -117,6 +118,17 @@ class Runtime:
             await self.producer.stop()
         if self.pool is not None:
             await self.pool.close()
+
+    def consume(self, topics: Sequence[Topic], **options: Any) -> EventConsumer:
+        """The service's consumer, run in the background: its group is the service's name, and
+        it writes with the runtime's pool and producer. `options` go to EventConsumer (the
+        handler or batch_handler, and tuning)."""
+        consumer = EventConsumer(
+            settings=self.settings, group_id=self.service, topics=topics, pool=self.db_pool,
+            producer=self.kafka_producer, metrics=ConsumerMetrics(self.registry), **options,
+        )  # fmt: skip
+        self.run_consumer(consumer)
+        return consumer
 
     def run_consumer(self, consumer: EventConsumer, name: str = "consumer") -> None:
         """Run a consumer in the background; the service is not ready until it joined its

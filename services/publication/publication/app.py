@@ -11,7 +11,6 @@ from fastapi.middleware.gzip import GZipMiddleware
 from contracts.topics import SITE_INDICATORS
 from plumbing.assets import CachedStaticFiles, mount_dsfr
 from plumbing.auth import AdminAuth, TokenVerifier
-from plumbing.consumer import ConsumerMetrics, EventConsumer
 from plumbing.runtime import Runtime, service_app
 from publication.admin import admin_router
 from publication.consumer import handle_site_indicators
@@ -35,13 +34,10 @@ def create_app(settings: PublicationSettings) -> FastAPI:
         )
         app.state.change_listener = listener
         runtime.spawn("change-listener", listener.run)
-        consumer = EventConsumer(
-            settings=settings, group_id=SERVICE, topics=[SITE_INDICATORS],
-            pool=runtime.db_pool, producer=runtime.kafka_producer,
-            handler=handle_site_indicators, metrics=ConsumerMetrics(runtime.registry),
+        runtime.consume(
+            [SITE_INDICATORS], handler=handle_site_indicators,
             replay_from_start=True,  # the read model is rebuilt from the compacted topic
         )  # fmt: skip
-        runtime.spawn("consumer", consumer.run)
 
     app = service_app(
         settings=settings, service=SERVICE, schema="publication", title="publication",

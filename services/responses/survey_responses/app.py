@@ -21,7 +21,6 @@ from contracts import questionnaire as questionnaires
 from contracts.envelope import utc_now
 from contracts.topics import SURVEY_INVITATION
 from plumbing.assets import dsfr_dist_dir
-from plumbing.consumer import ConsumerMetrics, EventConsumer
 from plumbing.runtime import Runtime, service_app
 from survey_responses import domain, repository, security, submission
 from survey_responses.assets import CompressedStaticFiles
@@ -99,12 +98,7 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
                           burst=settings.rate_limit_token_burst)  # fmt: skip
 
     async def setup(runtime: Runtime, app: FastAPI) -> None:
-        consumer = EventConsumer(
-            settings=settings, group_id=SERVICE, topics=[SURVEY_INVITATION],
-            pool=runtime.db_pool, producer=runtime.kafka_producer,
-            handler=handle_invitation_event, metrics=ConsumerMetrics(runtime.registry),
-        )  # fmt: skip
-        runtime.spawn("consumer", consumer.run)
+        runtime.consume([SURVEY_INVITATION], handler=handle_invitation_event)
         # What is loaded by now (modules, models, templates) lives as long as the process: out
         # of the collector's sight, a full collection no longer walks it every few hundred
         # requests (it was ~10 % of the CPU under load, and tens of ms of pause each time).

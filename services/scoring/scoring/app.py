@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from contracts.topics import CRM_CONTACT_CLOSED, SURVEY_INVITATION, SURVEY_RESPONSE
-from plumbing.consumer import ConsumerMetrics, EventConsumer
 from plumbing.runtime import Runtime, service_app
 from scoring.api import manager_router
 from scoring.consumer import ScoringHandler
@@ -17,18 +16,15 @@ SERVICE = "scoring"
 
 def create_app(settings: ScoringSettings) -> FastAPI:
     async def setup(runtime: Runtime, app: FastAPI) -> None:
-        consumer = EventConsumer(
-            settings=settings, group_id=SERVICE,
-            topics=[SURVEY_RESPONSE, SURVEY_INVITATION, CRM_CONTACT_CLOSED],
-            pool=runtime.db_pool, producer=runtime.kafka_producer,
-            batch_handler=ScoringHandler(settings), metrics=ConsumerMetrics(runtime.registry),
+        runtime.consume(
+            [SURVEY_RESPONSE, SURVEY_INVITATION, CRM_CONTACT_CLOSED],
+            batch_handler=ScoringHandler(settings),
             max_records=5000,  # bigger transactions: fewer commits per response
             concurrent_partitions=True,  # tallies are keyed by site, and so are the partitions
             # Fresh figures: Tansu answers a fetch only when this wait ends (500 ms by default),
             # even when records arrived; 5 ms costs ~200 empty fetches a second when idle.
             fetch_max_wait_ms=5,
         )  # fmt: skip
-        runtime.run_consumer(consumer)
         publisher = IndicatorsPublisher(
             settings=settings, pool=runtime.db_pool, registry=runtime.registry,
             producer=runtime.kafka_producer,

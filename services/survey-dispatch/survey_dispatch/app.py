@@ -10,7 +10,6 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from contracts.topics import CRM_CONTACT_CLOSED, SURVEY_RESPONSE
-from plumbing.consumer import ConsumerMetrics, EventConsumer
 from plumbing.runtime import Runtime, service_app
 from survey_dispatch import domain, repository
 from survey_dispatch.admin import admin_router, new_admin_auth
@@ -34,12 +33,7 @@ def create_app(settings: DispatchSettings) -> FastAPI:
 
     async def setup(runtime: Runtime, app: FastAPI) -> None:
         await _write_default_rules(runtime, settings)
-        consumer = EventConsumer(
-            settings=settings, group_id=SERVICE, topics=[CRM_CONTACT_CLOSED, SURVEY_RESPONSE],
-            pool=runtime.db_pool, producer=runtime.kafka_producer, batch_handler=handler,
-            metrics=ConsumerMetrics(runtime.registry),
-        )  # fmt: skip
-        runtime.run_consumer(consumer)
+        runtime.consume([CRM_CONTACT_CLOSED, SURVEY_RESPONSE], batch_handler=handler)
         sender = Sender(
             settings=settings, pool=runtime.db_pool, smtp=SmtpChannel(settings),
             sms=SmsChannel(settings, httpx.AsyncClient()),
