@@ -29,7 +29,6 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -52,6 +51,7 @@ from contracts.topics import (
     SITE_INDICATORS_UPDATED,
     SURVEY_RESPONSE,
 )
+from loadtests.cpu import Probe, process_tree
 from loadtests.stats import latency_figures
 from plumbing.services import start_system
 
@@ -224,27 +224,6 @@ async def _time_backlog(ctx: Any, meter: CpuMeter) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- CPU cost
 
-Probe = Callable[[], float]
-
-
-def _process_tree(pid: int) -> Probe:
-    """CPU seconds of a process and its children, exited ones included (the postmaster reaps
-    PostgreSQL's backends)."""
-
-    def probe() -> float:
-        root = psutil.Process(pid)
-        times = root.cpu_times()
-        total = times.user + times.system + times.children_user + times.children_system
-        for child in root.children(recursive=True):
-            try:
-                child_times = child.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += child_times.user + child_times.system
-        return float(total)
-
-    return probe
-
 
 def _machine_busy() -> float:
     times = psutil.cpu_times()
@@ -258,9 +237,9 @@ def _probes(ctx: Any, scoring_pid: int) -> dict[str, Probe]:
         )
 
     return {
-        "scoring": _process_tree(scoring_pid),
-        "postgres": _process_tree(child("postgres")),
-        "kafka": _process_tree(child("tansu")),
+        "scoring": process_tree(scoring_pid),
+        "postgres": process_tree(child("postgres")),
+        "kafka": process_tree(child("tansu")),
     }
 
 
