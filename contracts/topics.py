@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ class EventType:
     model: builtins.type[BaseModel]
     summary: str
 
-    @property
+    @functools.cached_property  # parametrising the generic model costs on every access
     def envelope(self) -> builtins.type[CloudEvent[Any]]:
         envelope: builtins.type[CloudEvent[Any]] = CloudEvent[self.model]  # type: ignore[name-defined]
         return envelope

@@ -12,7 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from contracts.envelope import CloudEvent, InvalidEvent, decode
-from contracts.topics import TOPICS, EventType, Topic
+from contracts.topics import TOPICS, Topic
 from plumbing.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -75,17 +75,6 @@ def event_type_name(value: bytes | None, headers: dict[str, bytes]) -> str:
     return found
 
 
-_ENVELOPES: dict[str, type[CloudEvent[Any]]] = {}
-
-
-def _envelope(event_type: EventType) -> type[CloudEvent[Any]]:
-    """`event_type.envelope`, built once (parametrising the generic model costs each time)."""
-    envelope = _ENVELOPES.get(event_type.type)
-    if envelope is None:
-        envelope = _ENVELOPES[event_type.type] = event_type.envelope
-    return envelope
-
-
 def decode_record(
     topic: Topic, value: bytes | None, headers: list[tuple[str, bytes]] | tuple[Any, ...]
 ) -> CloudEvent[Any]:
@@ -97,7 +86,7 @@ def decode_record(
         # the full way below, which gives the reason.
         only = topic.event_types[0]
         try:
-            event = _envelope(only).model_validate_json(value)
+            event = only.envelope.model_validate_json(value)
         except ValueError:
             pass
         else:
@@ -108,4 +97,4 @@ def decode_record(
         event_type = topic.event_type(type_name)
     except KeyError as error:
         raise InvalidEvent(str(error.args[0])) from error
-    return decode(_envelope(event_type), value, list(header_map.items()))
+    return decode(event_type.envelope, value, list(header_map.items()))
