@@ -6,12 +6,17 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
 
 from contracts.envelope import CloudEvent
 
+# No control character (C0, DEL, C1) nor line/paragraph separator may reach a label: a CR/LF in a
+# site name would otherwise become a mail header, a log line or a CSV row of its own.
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
+
 Identifier = Annotated[str, Field(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9._:@/-]+$")]
-Label = Annotated[str, Field(min_length=1, max_length=200)]
+Label = Annotated[str, Field(min_length=1, max_length=200, pattern=NO_CONTROL_CHARACTERS)]
+PseudonymousId = Annotated[str, Field(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 def _doc(french: str, english: str) -> str:
@@ -83,7 +88,9 @@ class ContactClosed(_Payload):
     sub_motif: Identifier | None = Field(
         default=None, description=_doc("Sous-motif du contact", "Contact sub-reason")
     )
-    user_ref: Annotated[str, Field(min_length=1, max_length=200)] = Field(
+    user_ref: Annotated[
+        str, Field(min_length=1, max_length=200, pattern=NO_CONTROL_CHARACTERS)
+    ] = Field(
         description=_doc(
             "Référence pseudonyme de l'usager dans le CRM (jamais un NIR)",
             "Pseudonymous user reference in the CRM (never a national id)",
@@ -99,14 +106,14 @@ class ContactClosed(_Payload):
     request_nature: RequestNature | None = Field(
         default=None, description=_doc("Nature de la demande", "Nature of the request")
     )
-    email: Annotated[str, Field(max_length=254)] | None = Field(
+    email: Annotated[str, Field(max_length=254, pattern=NO_CONTROL_CHARACTERS)] | None = Field(
         default=None,
         description=_doc(
             "Courriel de l'usager, pour l'invitation seulement (vérifié par survey-dispatch)",
             "User's email, for the invitation only (checked by survey-dispatch)",
         ),
     )
-    mobile_phone: Annotated[str, Field(max_length=30)] | None = Field(
+    mobile_phone: Annotated[str, Field(max_length=30, pattern=NO_CONTROL_CHARACTERS)] | None = Field(
         default=None,
         description=_doc(
             "Téléphone mobile (E.164 ou format national)", "Mobile phone (E.164 or national format)"
@@ -191,7 +198,10 @@ class InvitationReminded(_Payload):
     reminded_at: AwareDatetime
 
 
-AnswerValue = int | str
+AnswerValue = StrictInt | Annotated[str, Field(max_length=2000)]
+"""A rating is a JSON integer (never `true` nor `7.0`); a choice code or free text is a string."""
+ChoiceAnswer = StrictInt | Identifier
+"""What may leave scoring about an answer: ratings and choice codes, never free text."""
 
 
 class ResponseSubmitted(_Payload):
@@ -266,11 +276,44 @@ class DetractorAlert(_Payload):
     site_id: Identifier
     network: Identifier
     reasons: list[DetractorReason] = Field(min_length=1)
-    answers: dict[Identifier, AnswerValue]
+    answers: dict[Identifier, ChoiceAnswer] = Field(
+        description="Ratings and choice codes only: free text never travels to a call-back queue."
+    )
     raised_at: AwareDatetime
 
 
+class ContactSeen(_Payload):
+    """A closed contact, pseudonymised by survey-dispatch: the only way others learn of contacts.
+
+    Emitted for every valid contact, surveyed or not, for observed first-contact resolution. It
+    carries no e-mail, phone or CRM user reference: only the keyed pseudonym.
+    """
+
+    contact_id: Identifier
+    site_id: Identifier
+    network: Identifier
+    channel: Channel
+    motif: Identifier
+    sub_motif: Identifier | None = None
+    team: Identifier | None = None
+    user_pseudo_id: PseudonymousId = Field(
+        description="HMAC of the CRM user reference, keyed by survey-dispatch's secret."
+    )
+    closed_at: AwareDatetime
+
+
+class UserErased(_Payload):
+    """A user asked for erasure: every service erases or unlinks what it holds about them."""
+
+    erasure_id: Identifier
+    network: Identifier
+    user_pseudo_id: PseudonymousId
+    requested_at: AwareDatetime
+
+
 ContactClosedEvent = CloudEvent[ContactClosed]
+ContactSeenEvent = CloudEvent[ContactSeen]
+UserErasedEvent = CloudEvent[UserErased]
 InvitationSentEvent = CloudEvent[InvitationSent]
 InvitationSuppressedEvent = CloudEvent[InvitationSuppressed]
 InvitationFailedEvent = CloudEvent[InvitationFailed]

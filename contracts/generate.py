@@ -66,6 +66,8 @@ def asyncapi_document() -> dict[str, Any]:
             "x-consumers": list(topic.consumers),
             "x-key": topic.key,
             "x-dlq": topic.dlq_name,
+            "x-dlq-retention-ms": topic.dlq_retention_ms,
+            "x-personal-data": topic.personal_data,
         }
         operations[f"publish_{channel_id}"] = {
             "action": "send",

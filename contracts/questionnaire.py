@@ -54,6 +54,8 @@ class Item(BaseModel):
         """The answer as stored, or ValueError with a French message for the user."""
         if self.kind is ItemKind.SCALE:
             assert self.scale_min is not None and self.scale_max is not None
+            if isinstance(raw, bool | float):  # JSON true is not a rating, nor is 7.5
+                raise ValueError(f"« {self.question} » attend un nombre entier.")
             try:
                 value = int(str(raw))
             except ValueError:

@@ -40,6 +40,9 @@ class Topic:
     compacted: bool = False
     description: str = ""
     dlq: bool = field(default=True)
+    personal_data: bool = False
+    """Carries e-mails, phones or raw user references: its DLQ keeps none of them."""
+    dlq_retention_ms: int | None = 30 * DAY_MS
 
     @property
     def dlq_name(self) -> str:
@@ -72,6 +75,12 @@ RESPONSE_SUBMITTED = _type(
 SITE_INDICATORS_UPDATED = _type(
     "site-indicators.updated", events.SiteIndicatorsUpdated, "A site's latest figures."
 )
+CONTACT_SEEN = _type(
+    "contact.seen", events.ContactSeen, "A contact closed, pseudonymised (no contact point)."
+)
+USER_ERASED = _type(
+    "user.erased", events.UserErased, "A user's data is to be erased everywhere."
+)
 DETRACTOR_ALERT = _type(
     "detractor.alert", events.DetractorAlert, "A dissatisfied user to call back."
 )
@@ -80,17 +89,40 @@ CRM_CONTACT_CLOSED = Topic(
     name="crm.contact.closed.v1",
     key="site_id",
     owner="operator CRMs",
-    consumers=("survey-dispatch", "scoring"),
+    consumers=("survey-dispatch",),
     event_types=(CONTACT_CLOSED,),
-    description="Every closed contact (call, visit, email) from the operators' CRMs.",
+    retention_ms=3 * DAY_MS,
+    dlq_retention_ms=3 * DAY_MS,
+    personal_data=True,
+    description=(
+        "Every closed contact (call, visit, email) from the operators' CRMs. Carries contact "
+        "points: only survey-dispatch reads it, and it is kept for 3 days."
+    ),
+)
+SURVEY_CONTACT = Topic(
+    name="survey.contact.v1",
+    key="site_id",
+    owner="survey-dispatch",
+    consumers=("scoring",),
+    event_types=(CONTACT_SEEN,),
+    description="Every closed contact, pseudonymised, for observed first-contact resolution.",
 )
 SURVEY_INVITATION = Topic(
     name="survey.invitation.v1",
     key="site_id",
     owner="survey-dispatch",
     consumers=("responses", "scoring"),
-    event_types=(INVITATION_SENT, INVITATION_SUPPRESSED, INVITATION_FAILED, INVITATION_REMINDED),
-    description="What survey-dispatch decided and sent, without any personal contact point.",
+    event_types=(
+        INVITATION_SENT,
+        INVITATION_SUPPRESSED,
+        INVITATION_FAILED,
+        INVITATION_REMINDED,
+        USER_ERASED,
+    ),
+    description=(
+        "What survey-dispatch decided and sent, and users' erasure requests, without any "
+        "personal contact point."
+    ),
 )
 SURVEY_RESPONSE = Topic(
     name="survey.response.v1",
@@ -122,6 +154,7 @@ SCORING_ALERT = Topic(
 
 TOPICS: tuple[Topic, ...] = (
     CRM_CONTACT_CLOSED,
+    SURVEY_CONTACT,
     SURVEY_INVITATION,
     SURVEY_RESPONSE,
     SITE_INDICATORS,
