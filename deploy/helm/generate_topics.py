@@ -5,7 +5,8 @@
 
 The chart renders one Strimzi KafkaTopic per entry of `enquetes/files/kafka-topics.json`: every
 topic of `contracts.topics.TOPICS` with its partitions, retention and compaction, and its
-dead-letter topic `<name>.dlq` (one partition, never compacted, kept as long as its topic).
+dead-letter topic `<name>.dlq` (one partition, never compacted, kept for the registry's
+`dlq_retention_ms`: 3 days for a topic with personal data, whatever its own retention).
 """
 
 from __future__ import annotations
@@ -42,16 +43,18 @@ def topic_entries() -> list[dict[str, Any]]:
                     compacted=topic.compacted, retention_ms=topic.retention_ms
                 ),
                 "dlqOf": None,
+                "personalData": topic.personal_data,
             }
         )
         entries.append(
             {
                 "name": topic.dlq_name,
                 "partitions": DLQ_PARTITIONS,
-                "retentionMs": topic.retention_ms,
+                "retentionMs": topic.dlq_retention_ms,
                 "compacted": False,
                 "cleanupPolicy": "delete",
                 "dlqOf": topic.name,
+                "personalData": topic.personal_data,
             }
         )
     names = [entry["name"] for entry in entries]

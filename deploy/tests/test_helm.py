@@ -495,10 +495,32 @@ def test_kafka_topics_match_the_contracts_registry(
         dlq = rendered[registered.dlq_name]
         assert dlq["spec"]["partitions"] == 1
         assert dlq["spec"]["config"]["cleanup.policy"] == "delete"
+        expected_dlq = -1 if registered.dlq_retention_ms is None else registered.dlq_retention_ms
+        assert dlq["spec"]["config"]["retention.ms"] == expected_dlq, registered.dlq_name
     for topic in rendered.values():
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == "enquetes"
         assert topic["spec"]["replicas"] == 3
         assert topic["spec"]["config"]["min.insync.replicas"] == 2
+
+
+def test_personal_data_topics_and_their_dlq_are_kept_three_days(
+    production_resources: list[dict[str, Any]],
+) -> None:
+    """A contact point (e-mail, phone, CRM user reference) outlives no topic by more than 3 days:
+    neither the CRM's topic nor its dead letters, which once kept them 30 days."""
+    three_days = 3 * 24 * 3600 * 1000
+    rendered = {
+        topic["spec"]["topicName"]: topic["spec"]["config"]
+        for topic in _of_kind(production_resources, "KafkaTopic")
+    }
+    personal = [topic for topic in TOPICS if topic.personal_data]
+    assert [topic.name for topic in personal] == ["crm.contact.closed.v1"]
+    for topic in personal:
+        for name in (topic.name, topic.dlq_name):
+            assert 0 < rendered[name]["retention.ms"] <= three_days, name
+            assert rendered[name]["cleanup.policy"] == "delete", name
+    # The pseudonymous contact stream scoring reads instead, and its dead letters, are there too.
+    assert {"survey.contact.v1", "survey.contact.v1.dlq"} <= set(rendered)
 
 
 def test_dashboards_are_in_sync_and_rendered_for_the_grafana_sidecar(
