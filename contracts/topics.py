@@ -40,9 +40,13 @@ class Topic:
     compacted: bool = False
     description: str = ""
     dlq: bool = field(default=True)
-    personal_data: bool = False
-    """Carries e-mails, phones or raw user references: its DLQ keeps none of them."""
+    personal_fields: tuple[str, ...] = ()
+    """Fields of `data` holding e-mails, phones or raw user references: no DLQ record keeps them."""
     dlq_retention_ms: int | None = 30 * DAY_MS
+
+    @property
+    def personal_data(self) -> bool:
+        return bool(self.personal_fields)
 
     @property
     def dlq_name(self) -> str:
@@ -93,7 +97,7 @@ CRM_CONTACT_CLOSED = Topic(
     event_types=(CONTACT_CLOSED,),
     retention_ms=3 * DAY_MS,
     dlq_retention_ms=3 * DAY_MS,
-    personal_data=True,
+    personal_fields=("email", "mobile_phone", "user_ref"),
     description=(
         "Every closed contact (call, visit, email) from the operators' CRMs. Carries contact "
         "points: only survey-dispatch reads it, and it is kept for 3 days."

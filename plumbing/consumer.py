@@ -33,6 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from contracts.envelope import CloudEvent, InvalidEvent
 from contracts.topics import Topic
 from plumbing import failpoints
+from plumbing.dead_letters import dead_letter
 from plumbing.db import Connection, claim_events
 from plumbing.kafka import decode_record
 from plumbing.settings import ServiceSettings
@@ -252,12 +253,19 @@ class EventConsumer:
                 except INFRASTRUCTURE_ERRORS:
                     raise
                 except Exception as single_error:
-                    log.exception("record failed, sent to the DLQ")
+                    if topic.personal_data:  # a traceback may quote the record's contact points
+                        log.warning(
+                            "record failed, sent to the DLQ",
+                            extra={"error_type": type(single_error).__name__},
+                        )
+                    else:
+                        log.exception("record failed, sent to the DLQ")
                     await self._dead_letter(
                         topic,
                         item.record,
                         "handler_error",
                         f"{type(single_error).__name__}: {single_error}",
+                        error_type=type(single_error).__name__,
                     )
 
     async def _handle_in_one_transaction(self, topic: Topic, items: list[_Decoded]) -> None:
@@ -289,10 +297,21 @@ class EventConsumer:
             self.metrics.events.labels(topic.name, type_name, outcome).inc(count)
 
     async def _dead_letter(
-        self, topic: Topic, record: ConsumerRecord[bytes, bytes], reason: str, detail: str
+        self,
+        topic: Topic,
+        record: ConsumerRecord[bytes, bytes],
+        reason: str,
+        detail: str,
+        *,
+        error_type: str | None = None,
     ) -> None:
+        letter = dead_letter(
+            topic, record.value, tuple(record.headers or ()), detail=detail, error_type=error_type
+        )
+        detail = letter.detail
         headers = [
             *(record.headers or ()),
+            *letter.headers,
             ("dlq-reason", reason.encode()),
             ("dlq-error", detail[:2000].encode()),
             ("dlq-original-topic", record.topic.encode()),
@@ -301,7 +320,7 @@ class EventConsumer:
             ("dlq-consumer-group", self.group_id.encode()),
         ]
         await self.producer.send_and_wait(
-            topic.dlq_name, record.value or b"", key=record.key, headers=headers
+            topic.dlq_name, letter.value, key=record.key, headers=headers
         )
         self.metrics.dlq.labels(topic.name, reason).inc()
         log.warning(

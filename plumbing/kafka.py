@@ -38,6 +38,13 @@ def _topic_config(topic: Topic) -> dict[str, str]:
     return config
 
 
+def _dlq_config(topic: Topic) -> dict[str, str]:
+    config = {"cleanup.policy": "delete"}
+    if topic.dlq_retention_ms:
+        config["retention.ms"] = str(topic.dlq_retention_ms)
+    return config
+
+
 async def ensure_topics(settings: ServiceSettings, topics: tuple[Topic, ...] = TOPICS) -> None:
     """Create every registry topic and its DLQ when missing (dev and tests; Strimzi in prod)."""
     admin = AIOKafkaAdminClient(**settings.kafka_client_options())
@@ -52,7 +59,7 @@ async def ensure_topics(settings: ServiceSettings, topics: tuple[Topic, ...] = T
                 )
             if topic.dlq and topic.dlq_name not in existing:
                 wanted.append(
-                    NewTopic(topic.dlq_name, 1, 1, topic_configs={"cleanup.policy": "delete"})
+                    NewTopic(topic.dlq_name, 1, 1, topic_configs=_dlq_config(topic))
                 )
         for new_topic in wanted:
             with contextlib.suppress(TopicAlreadyExistsError):  # another service won the race

@@ -92,12 +92,14 @@ async def test_consumer_dedupes_dead_letters_a_failing_record_and_goes_on(stack,
             stack.kafka_bootstrap_servers,
             CRM_CONTACT_CLOSED.dlq_name,
             until=lambda records: any(
-                b"this record cannot" in dict(r.headers)["dlq-error"] for r in records
+                b"RuntimeError" in dict(r.headers)["dlq-error"] for r in records
             ),
         )
         poisoned = [r for r in dead if dict(r.headers)["dlq-reason"] == b"handler_error"]
         assert len(poisoned) == 1
-        assert CloudEvent[ContactClosed].model_validate_json(poisoned[0].value).id == poison.id
+        kept = json.loads(poisoned[0].value)
+        assert kept["id"] == poison.id
+        assert kept["data"]["contact_id"] == poison.data.contact_id
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -204,3 +206,67 @@ async def test_a_lingering_relay_sends_a_flow_of_single_rows_in_few_rounds(stack
 
 async def _outbox_empty(pool: Any) -> bool:
     return bool(await pool.fetchval("SELECT count(*) = 0 FROM outbox"))
+
+
+async def test_dead_letters_of_the_crm_topic_keep_no_contact_point_and_come_once(stack, schema):
+    """An invalid contact closed (unknown channel) lands once in the DLQ, with its reason but
+    without the e-mail, phone or CRM user reference it carried (issue #12, item 2)."""
+    name, _ = schema
+    settings = ServiceSettings(kafka_bootstrap_servers=stack.kafka_bootstrap_servers)
+    await ensure_topics(settings)
+    simulator = CrmSimulator(seed=11)
+    good = simulator.event(simulator.contact())
+    marker = uuid.uuid4().hex[:12]
+    bad = json.loads(encode(simulator.event(simulator.contact())))
+    bad["data"].update(
+        channel="pigeon_voyageur",
+        email=f"jean.dupont.{marker}@exemple.fr",
+        mobile_phone="+33612345678",
+        user_ref=f"usager-{marker}",
+    )
+    pool = await db.create_pool(stack.database_url, schema=name)
+    producer = new_producer(settings, client_id="test")
+    await producer.start()
+    consumer = EventConsumer(
+        settings=settings,
+        group_id=f"g-{name}",
+        topics=[CRM_CONTACT_CLOSED],
+        pool=pool,
+        producer=producer,
+        handler=Recorder(poison="none"),
+        metrics=ConsumerMetrics(CollectorRegistry()),
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        await producer.send_and_wait(
+            CRM_CONTACT_CLOSED.name, json.dumps(bad).encode(), key=b"site"
+        )
+        await produce(stack.kafka_bootstrap_servers, CRM_CONTACT_CLOSED.name, [good])
+
+        async def seen() -> set[str]:
+            rows = await pool.fetch("SELECT contact_id FROM seen")
+            return {row["contact_id"] for row in rows}
+
+        await async_wait_for(lambda: _has(seen, good.data.contact_id), timeout=60)
+        dead = await read_topic(
+            stack.kafka_bootstrap_servers,
+            CRM_CONTACT_CLOSED.dlq_name,
+            until=lambda records: any(bad["id"].encode() in (r.value or b"") for r in records),
+        )
+        ours = [r for r in dead if bad["id"].encode() in (r.value or b"")]
+        assert len(ours) == 1
+        record = ours[0]
+        headers = dict(record.headers)
+        assert headers["dlq-reason"] == b"invalid_event"
+        assert b"channel" in headers["dlq-error"]
+        everything = record.value + b"".join(value for _, value in record.headers)
+        for personal in (marker.encode(), b"+33612345678", b"jean.dupont"):
+            assert personal not in everything
+        kept = json.loads(record.value)
+        assert kept["data"]["contact_id"] == bad["data"]["contact_id"]
+        assert not {"email", "mobile_phone", "user_ref"} & set(kept["data"])
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await producer.stop()
+        await pool.close()
