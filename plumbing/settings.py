@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET_PREFIX = "dev-"
+DEV_ADMIN_ISSUER = "http://127.0.0.1/dev-issuer"
 
 
 class ServiceSettings(BaseSettings):
@@ -36,7 +37,7 @@ class ServiceSettings(BaseSettings):
     admin_jwks_url: str | None = Field(
         default=None, description="JWKS of the OpenID Connect issuer that signs admin tokens."
     )
-    admin_issuer: str = "http://127.0.0.1/dev-issuer"
+    admin_issuer: str = DEV_ADMIN_ISSUER
     admin_audience: str = "enquetes-admin"
 
     @model_validator(mode="after")
@@ -48,6 +49,11 @@ class ServiceSettings(BaseSettings):
                 DEV_SECRET_PREFIX
             ):
                 raise ValueError(f"{name.upper()} still has its development default: set a secret")
+        if self.admin_issuer.strip() in {"", DEV_ADMIN_ISSUER}:
+            raise ValueError(
+                "ADMIN_ISSUER must name the production identity provider: admin tokens are only "
+                "accepted from an issuer set explicitly"
+            )
         return self
 
     def kafka_client_options(self) -> dict[str, object]:

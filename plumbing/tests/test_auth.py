@@ -157,7 +157,9 @@ async def test_no_keys_at_all_is_unavailable_not_unauthorized(local, tmp_path):
 
 
 def test_production_refuses_plain_http_for_the_jwks():
-    settings = ServiceSettings(environment="production", admin_jwks_url="http://idp/jwks")
+    settings = ServiceSettings(
+        environment="production", admin_jwks_url="http://idp/jwks", admin_issuer="https://idp"
+    )
     with pytest.raises(ValueError, match="https"):
         TokenVerifier.from_settings(settings)
 

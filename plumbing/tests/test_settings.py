@@ -20,7 +20,10 @@ def test_production_refuses_a_development_secret_and_names_it():
 
 
 def test_production_accepts_a_real_secret():
-    settings = WithSecret(environment="production", signing_key=SecretStr("s3cr3t-from-vault"))
+    settings = WithSecret(
+        environment="production", signing_key=SecretStr("s3cr3t-from-vault"),
+        admin_issuer="https://idp.example.gouv.fr/realms/enquetes",
+    )  # fmt: skip
     assert settings.signing_key.get_secret_value() == "s3cr3t-from-vault"
 
 
@@ -30,3 +33,12 @@ def test_settings_come_from_the_environment(monkeypatch):
     settings = ServiceSettings()
     assert settings.kafka_bootstrap_servers == "kafka-1:9092"
     assert settings.http_port == 9123
+
+
+@pytest.mark.parametrize("issuer", ["", "http://127.0.0.1/dev-issuer"])
+def test_production_requires_an_explicit_admin_issuer(issuer):
+    with pytest.raises(ValidationError, match="ADMIN_ISSUER"):
+        WithSecret(
+            environment="production", signing_key=SecretStr("s3cr3t-from-vault"),
+            admin_issuer=issuer,
+        )  # fmt: skip
