@@ -247,6 +247,16 @@ OPEN_DATA_COLUMNS = (
     "ic95_borne_basse", "ic95_borne_haute", "methode_intervalle", "provisoire", "date_mise_a_jour",
 )  # fmt: skip
 OPEN_DATA_UNITS = {"percent": "%", "score": "score NPS (-100 à 100)"}
+OPEN_DATA_NUMBERS = frozenset(
+    {"valeur", "nombre_reponses", "ic95_borne_basse", "ic95_borne_haute"}
+)  # written by `_number` or `str(int)`: never text, so never a formula
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(text: str) -> str:
+    """A text cell a spreadsheet would run as a formula (OWASP CSV injection: it starts with
+    = + - @ tab or CR) gets a leading single quote, which makes it plain text."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
 def open_data_rows(feeds: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, str]]:
@@ -258,6 +268,14 @@ def open_data_rows(feeds: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, str
 
 
 def _open_data_row(feed: Mapping[str, Any], figure: Mapping[str, Any]) -> dict[str, str]:
+    cells = _open_data_cells(feed, figure)
+    return {
+        column: cell if column in OPEN_DATA_NUMBERS else spreadsheet_text(cell)
+        for column, cell in cells.items()
+    }
+
+
+def _open_data_cells(feed: Mapping[str, Any], figure: Mapping[str, Any]) -> dict[str, str]:
     published = bool(figure["published"])
     interval = figure.get("interval") or {}
     unit = figure.get("unit") or ""

@@ -165,6 +165,39 @@ def test_open_data_rows_carry_no_withheld_value():
     assert published["date_debut"] == "2026-09-01"
 
 
+@pytest.mark.parametrize(
+    ("text", "cell"),
+    [
+        ('=HYPERLINK("https://x.example";"a")', '\'=HYPERLINK("https://x.example";"a")'),
+        ("+33 1 23", "'+33 1 23"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tcmd", "'\tcmd"),
+        ("\rcmd", "'\rcmd"),
+        ("Accueil de Lyon", "Accueil de Lyon"),
+        ("a=b", "a=b"),
+        ("", ""),
+    ],
+)
+def test_spreadsheet_text_neutralises_formula_starts(text, cell):
+    assert domain.spreadsheet_text(text) == cell
+
+
+def test_open_data_numbers_stay_numbers_and_text_never_starts_a_formula():
+    nps = figure("nps", -12.0, 300, unit="score", label="=cmd|' /C calc'!A0")
+    nps["interval"] = {"low": -20.5, "high": -3.5, "level": 0.95, "method": "adjusted_wald"}
+    view = {**feed([nps], chosen=("nps",)), "site_name": "=1+1", "site_id": "-site",
+            "network": "@reseau"}  # fmt: skip
+    row = next(domain.open_data_rows([view]))
+    assert row["indicateur"] == "'=cmd|' /C calc'!A0"
+    assert (row["valeur"], row["ic95_borne_basse"], row["ic95_borne_haute"]) == (
+        "-12", "-20.5", "-3.5",
+    )  # fmt: skip
+    assert (row["nom_structure"], row["id_structure"], row["reseau"]) == (
+        "'=1+1", "'-site", "'@reseau",
+    )  # fmt: skip
+
+
 def test_unknown_indicator_ids_are_named():
     assert domain.unknown_indicators(["nps", "theme_courtoisie", "theme_delais_share", "npss"]) == [
         "npss"

