@@ -34,6 +34,7 @@ from plumbing.consumer import ConsumerMetrics, EventConsumer
 from plumbing.kafka import ensure_topics, new_producer
 from plumbing.outbox import OutboxMetrics, OutboxRelay
 from plumbing.settings import ServiceSettings
+from plumbing.web import BodyLimit
 
 log = logging.getLogger(__name__)
 
@@ -240,9 +241,13 @@ def service_app(
         finally:
             await runtime.stop()
 
+    # No Swagger UI or ReDoc: both load scripts from a CDN, and operational pages stay private.
+    fastapi_options.setdefault("docs_url", None)
+    fastapi_options.setdefault("redoc_url", None)
     app = FastAPI(title=title, lifespan=lifespan, **fastapi_options)
     app.state.runtime = runtime
     app.state.started = False
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(HttpMetrics, registry=runtime.registry)
     install_ops_routes(app, lambda: runtime if app.state.started else None, runtime.registry)
     return app

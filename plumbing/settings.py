@@ -33,6 +33,9 @@ class ServiceSettings(BaseSettings):
     )
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
+    max_request_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Larger request bodies get a 413 before parsing."
+    )
     log_level: str = "INFO"
     admin_jwks_url: str | None = Field(
         default=None, description="JWKS of the OpenID Connect issuer that signs admin tokens."
