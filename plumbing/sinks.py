@@ -68,6 +68,16 @@ class _MaildirHandler:
         self.sink.store(b"X-Envelope-To: " + recipients + b"\r\n" + envelope.content)
         return "250 Message accepted for delivery"
 
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        """Refuse the addresses a test marked, quoting them as real relays do."""
+        if address.lower() in self.sink.refused_recipients:
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
     ) -> list[str]:
@@ -83,6 +93,7 @@ class SmtpSink:
         mailbox.Maildir(maildir, create=True)  # tmp/, new/, cur/
         self.lock = threading.Lock()
         self.outage = Outage()
+        self.refused_recipients: set[str] = set()  # lower-case; answered 550 5.1.1 at RCPT
         self.port = 0
         self._controller: Any = None
         self._count = 0

@@ -44,3 +44,19 @@ async def test_an_outage_refuses_and_stores_nothing(sink: SmtpSink) -> None:
     await client.sendmail("a@b.example", ["c@d.example"], MESSAGE)
     await client.quit()
     assert len(read_maildir(sink.maildir)) == 1
+
+
+async def test_a_marked_recipient_is_refused_with_its_address_quoted(sink: SmtpSink) -> None:
+    """Like a real relay's 550 5.1.1, which quotes the address: what dispatch must not keep."""
+    sink.refused_recipients.add("inconnu@exemple.fr")
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=sink.port)
+    await client.connect()
+    await client.mail("a@b.example")
+    with pytest.raises(aiosmtplib.SMTPRecipientRefused) as refused:
+        await client.rcpt("Inconnu@exemple.fr")
+    assert refused.value.code == 550
+    assert "5.1.1 <Inconnu@exemple.fr>" in refused.value.message
+    await client.rset()
+    await client.sendmail("a@b.example", ["connu@exemple.fr"], MESSAGE)
+    await client.quit()
+    assert [m["X-Envelope-To"] for m in read_maildir(sink.maildir)] == ["connu@exemple.fr"]
