@@ -35,7 +35,8 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fastapi import HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from plumbing.settings import ServiceSettings
@@ -269,6 +270,26 @@ def _unauthorized(reason: str) -> HTTPException:
         detail=reason,
         headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{reason}"'},
     )
+
+
+def install_refusal_log(app: FastAPI) -> None:
+    """Log every refused request (401, 403) with its reason and route template: who probes the
+    admin API shows in the logs. Never the token, nor the path's values."""
+
+    @app.exception_handler(HTTPException)
+    async def refused(request: Request, error: HTTPException) -> Response:
+        if error.status_code in (401, 403):
+            route = request.scope.get("route")
+            log.warning(
+                "request refused",
+                extra={
+                    "status": error.status_code,
+                    "reason": str(error.detail)[:200],
+                    "method": request.method,
+                    "route": getattr(route, "path", "(no route)"),
+                },
+            )
+        return await http_exception_handler(request, error)
 
 
 def require_site(principal: Principal, *, site_id: str, network: str | None) -> None:

@@ -6,6 +6,8 @@ manages their network's rules and erasures; a site manager the rules of their ow
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -13,11 +15,17 @@ import asyncpg
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
+from contracts.envelope import CloudEvent, new_event_id, utc_now
+from contracts.events import UserErased
+from contracts.topics import SURVEY_INVITATION, USER_ERASED
 from plumbing.auth import NETWORK_ADMIN, AdminAuth, Principal, TokenVerifier, require_site
+from plumbing.outbox import enqueue
 from survey_dispatch import domain, repository
 from survey_dispatch.settings import DispatchSettings
 
 NETWORK_DEFAULTS = ""  # the site_id of a network's default rules
+SOURCE = "/survey-dispatch"
+log = logging.getLogger(__name__)
 
 
 class ErasureRequest(BaseModel):
@@ -69,11 +77,51 @@ def admin_router(pool: Callable[[], asyncpg.Pool], pseudonym: Callable[[str], st
         """Right to erasure: everything held about the user in this network goes. Their opt-out
         stays, as an HMAC only, so that erasing them never makes us contact them again."""
         _require_network_admin(caller, network)
+        user_pseudo_id = pseudonym(request.user_ref)
+        erasure = UserErased(
+            erasure_id=f"era-{uuid.uuid4().hex}", network=network,
+            user_pseudo_id=user_pseudo_id, requested_at=utc_now(),
+        )  # fmt: skip
         async with pool().acquire() as conn, conn.transaction():
             erased = await repository.erase_user(
-                conn, network=network, user_pseudo_id=pseudonym(request.user_ref)
+                conn, network=network, user_pseudo_id=user_pseudo_id
             )
-        return {"network": network, "invitations_erased": erased}
+            await repository.record_erasure(
+                conn, erasure_id=erasure.erasure_id, network=network,
+                requested_by=caller.subject, requested_at=erasure.requested_at,
+                invitations_erased=erased,
+            )  # fmt: skip
+            # responses and scoring erase that user's answers on receipt (same topic as the
+            # invitations they already consume, keyed by network: the user has no site).
+            await enqueue(
+                conn, topic=SURVEY_INVITATION.name, key=network,
+                event=CloudEvent[UserErased](
+                    id=new_event_id(), source=SOURCE, type=USER_ERASED.type,
+                    time=erasure.requested_at, subject=network, data=erasure,
+                ),
+            )  # fmt: skip
+        log.info(
+            "user erased",
+            extra={"erasure_id": erasure.erasure_id, "network": network,
+                   "requested_by": caller.subject, "invitations_erased": erased},
+        )  # fmt: skip
+        return {
+            "network": network, "erasure_id": erasure.erasure_id,
+            "invitations_erased": erased,
+        }  # fmt: skip
+
+    @router.get("/networks/{network}/erasures")
+    async def erasures(network: str, caller: Admin) -> dict[str, Any]:
+        """The erasure audit: who asked, when, how much went (never whom it was about)."""
+        _require_network_admin(caller, network)
+        async with pool().acquire() as conn:
+            rows = await repository.erasure_audit(conn, network=network)
+        return {
+            "network": network,
+            "erasures": [
+                {**dict(row), "requested_at": row["requested_at"].isoformat()} for row in rows
+            ],
+        }
 
     return router
 

@@ -6,16 +6,17 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from contracts.topics import CRM_CONTACT_CLOSED, SURVEY_RESPONSE
+from plumbing.auth import install_refusal_log
 from plumbing.runtime import Runtime, service_app
 from survey_dispatch import domain, repository
 from survey_dispatch.admin import admin_router, new_admin_auth
 from survey_dispatch.channels import MailComposer, SmsChannel, SmtpChannel
 from survey_dispatch.consumer import ContactClosedHandler, DecisionMetrics
 from survey_dispatch.housekeeping import Purge
+from survey_dispatch.optout import install_optout_routes
 from survey_dispatch.sender import Sender, SendMetrics, new_breakers
 from survey_dispatch.settings import DispatchSettings
 
@@ -59,7 +60,8 @@ def create_app(settings: DispatchSettings) -> FastAPI:
     handler = ContactClosedHandler(settings, DecisionMetrics(runtime.registry))
     app.state.admin_auth = new_admin_auth(settings)
     app.include_router(admin_router(lambda: runtime.db_pool, handler.pseudonym))
-    _install_optout_routes(app, runtime, handler, templates)
+    install_optout_routes(app, runtime, handler, templates, settings)
+    install_refusal_log(app)
     return app
 
 
@@ -71,30 +73,3 @@ async def _write_default_rules(runtime: Runtime, settings: DispatchSettings) -> 
         await repository.set_rules(
             conn, network="*", site_id="", rules=settings.default_rules, changed_by="settings"
         )
-
-
-def _install_optout_routes(
-    app: FastAPI, runtime: Runtime, handler: ContactClosedHandler, templates: Environment
-) -> None:
-    @app.get("/o/{token}", response_class=HTMLResponse, include_in_schema=False)
-    async def optout_page(token: str) -> HTMLResponse:
-        page = templates.get_template("optout.html")
-        return HTMLResponse(page.render(token=token, done=False))
-
-    @app.post("/o/{token}", response_class=HTMLResponse, include_in_schema=False)
-    async def optout(token: str) -> HTMLResponse:
-        """One click, effective at once (RFC 8058 one-click POST lands here too)."""
-        async with runtime.db_pool.acquire() as conn, conn.transaction():
-            row = await repository.invitation_by_token_digest(
-                conn, digest=domain.token_digest(token[:64])
-            )
-            if row is None:
-                return HTMLResponse(
-                    templates.get_template("optout.html").render(token=token, unknown=True),
-                    status_code=404,
-                )
-            subjects = [row["user_pseudo_id"]]
-            if row["address"]:
-                subjects.append(handler.pseudonym(row["address"]))
-            await repository.add_opt_outs(conn, network=row["network"], subjects=subjects)
-        return HTMLResponse(templates.get_template("optout.html").render(token=token, done=True))

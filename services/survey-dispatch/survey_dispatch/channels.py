@@ -20,6 +20,7 @@ import httpx
 from jinja2 import Environment
 from markupsafe import escape
 
+from survey_dispatch import domain
 from survey_dispatch.settings import DispatchSettings
 
 
@@ -351,7 +352,10 @@ class MailComposer:
     def survey_link(self, token: str) -> str:
         return f"{self.settings.public_survey_base_url.rstrip('/')}/s/{token}"
 
-    def optout_link(self, token: str) -> str:
+    def optout_link(self, invitation_id: str) -> str:
+        """The invitation's own opt-out link (never its survey token: see optout.py)."""
+        key = self.settings.pseudonym_key.get_secret_value().encode()
+        token = domain.optout_token(invitation_id, key)
         return f"{self.settings.public_optout_base_url.rstrip('/')}/o/{token}"
 
     def invitation(
@@ -361,7 +365,7 @@ class MailComposer:
         message_id = invitation_id + ("-rappel" if reminder else "")
         return render_mail(
             template, to=to, message_id=message_id_for(message_id, self.domain),
-            survey_link=self.survey_link(token), optout_link=self.optout_link(token),
+            survey_link=self.survey_link(token), optout_link=self.optout_link(invitation_id),
         )  # fmt: skip
 
     def _template(self, site_name: str, reminder: bool) -> MailTemplate:

@@ -17,11 +17,18 @@ from prometheus_client import CollectorRegistry, Counter
 from contracts.envelope import CloudEvent, new_event_id, utc_now
 from contracts.events import (
     ContactClosed,
+    ContactSeen,
     InvitationSuppressed,
     ResponseSubmitted,
     SuppressionReason,
 )
-from contracts.topics import INVITATION_SUPPRESSED, SURVEY_INVITATION, SURVEY_RESPONSE
+from contracts.topics import (
+    CONTACT_SEEN,
+    INVITATION_SUPPRESSED,
+    SURVEY_CONTACT,
+    SURVEY_INVITATION,
+    SURVEY_RESPONSE,
+)
 from plumbing.db import Connection
 from plumbing.outbox import enqueue_many
 from survey_dispatch import domain, repository
@@ -41,11 +48,18 @@ class DecisionMetrics:
         )
 
 
-def contact_points(contact: ContactClosed) -> list[str]:
-    """Normalised email and phone, so an opt-out matches however the CRM wrote them."""
+def contact_points(contact: ContactClosed, *, case_insensitive_local_part: bool) -> list[str]:
+    """Normalised email and phone, so an opt-out matches however the CRM wrote them.
+
+    An email comes in its opt-out form (`domain.optout_address`) and, when that differs, as it
+    is written: opt-outs recorded before local parts were matched case-insensitively still hold.
+    """
     found = []
     if contact.email and (email := domain.normalize_email(contact.email)):
-        found.append(email)
+        folded = domain.optout_address(
+            email, case_insensitive_local_part=case_insensitive_local_part
+        )
+        found += [folded] if folded == email else [folded, email]
     if contact.mobile_phone and (phone := domain.normalize_mobile(contact.mobile_phone)):
         found.append(phone)
     return found
@@ -81,9 +95,23 @@ class ContactClosedHandler:
 
     def subjects(self, contact: ContactClosed) -> list[str]:
         """The user reference first, then the contact points: what an opt-out can name."""
-        return [self.pseudonym(contact.user_ref)] + [
-            self.pseudonym(point) for point in contact_points(contact)
-        ]
+        points = contact_points(
+            contact,
+            case_insensitive_local_part=self.settings.optout_email_local_part_case_insensitive,
+        )
+        return [self.pseudonym(contact.user_ref)] + [self.pseudonym(point) for point in points]
+
+    def optout_subject(self, address: str) -> str:
+        """The opt-out subject of an invitation's address (an email or an E.164 phone)."""
+        return self.pseudonym(
+            domain.optout_address(
+                address,
+                case_insensitive_local_part=self.settings.optout_email_local_part_case_insensitive,
+            )
+        )
+
+    def optout_digest(self, invitation_id: str) -> str:
+        return domain.token_digest(domain.optout_token(invitation_id, self.key))
 
     async def __call__(self, conn: Connection, topic: str, events: list[CloudEvent[Any]]) -> None:
         if not events:
@@ -102,7 +130,11 @@ class ContactClosedHandler:
     async def _decide_batch(self, conn: Connection, contacts: list[ContactClosed]) -> None:
         subjects = {contact.contact_id: self.subjects(contact) for contact in contacts}
         users = sorted({subjects[contact.contact_id][0] for contact in contacts})
-        await repository.lock_users(conn, keys=users)
+        # Users and contact points: an opt-out (link or SMS STOP) takes the same locks, so a
+        # decision never schedules a send the opt-out committed meanwhile would not cancel.
+        await repository.lock_users(
+            conn, keys=sorted({s for found in subjects.values() for s in found})
+        )
         state = _BatchState(
             known=await repository.known_contacts(
                 conn, contact_ids=[contact.contact_id for contact in contacts]
@@ -145,6 +177,8 @@ class ContactClosedHandler:
             last_invited_at=state.last_invited.get((contact.network, user)),
             now=now,
         )  # fmt: skip
+        if decision.reason is not SuppressionReason.DUPLICATE_CONTACT:  # seen once per contact
+            state.events.append(_seen_event(contact, user, now))
         state.known.add(contact.contact_id)
         if decision.send and decision.point is not None:
             state.last_invited[(contact.network, user)] = now
@@ -165,11 +199,12 @@ class ContactClosedHandler:
         point: domain.ContactPoint, user: str, now: datetime,
     ) -> None:  # fmt: skip
         token = domain.new_token()
+        invitation_id = f"inv-{uuid.uuid4().hex[:20]}"
         state.contacts.append(
             (contact.contact_id, contact.network, contact.site_id, now, "invite", "")
         )
         state.invitations.append({
-            "invitation_id": f"inv-{uuid.uuid4().hex[:20]}",
+            "invitation_id": invitation_id,
             "contact_id": contact.contact_id,
             "network": contact.network,
             "site_id": contact.site_id,
@@ -187,6 +222,7 @@ class ContactClosedHandler:
             "closed_at": contact.closed_at,
             "send_at": domain.first_send_time(contact.closed_at, point.channel, rules),
             "created_at": now,
+            "optout_sha256": self.optout_digest(invitation_id),
         })  # fmt: skip
 
 
@@ -204,3 +240,20 @@ def _suppressed_event(
         subject=contact.site_id, data=suppressed,
     )  # fmt: skip
     return SURVEY_INVITATION.name, contact.site_id, event
+
+
+def _seen_event(
+    contact: ContactClosed, user_pseudo_id: str, now: datetime
+) -> tuple[str, str, CloudEvent[Any]]:
+    """Every valid contact, surveyed or not, without contact points: what scoring needs for
+    observed first-contact resolution, so that it never reads the CRM topic."""
+    seen = ContactSeen(
+        contact_id=contact.contact_id, site_id=contact.site_id, network=contact.network,
+        channel=contact.channel, motif=contact.motif, sub_motif=contact.sub_motif,
+        team=contact.team, user_pseudo_id=user_pseudo_id, closed_at=contact.closed_at,
+    )  # fmt: skip
+    event = CloudEvent[ContactSeen](
+        id=new_event_id(), source=SOURCE, type=CONTACT_SEEN.type, time=now,
+        subject=contact.site_id, data=seen,
+    )  # fmt: skip
+    return SURVEY_CONTACT.name, contact.site_id, event

@@ -10,6 +10,7 @@ downstream in `invitation suppressed` events.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -502,6 +503,46 @@ def new_token() -> str:
 def token_digest(token: str) -> str:
     """Only the digest is stored and published, so a leaked table or event opens no survey."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------- opt-out
+
+
+def optout_token(invitation_id: str, key: bytes) -> str:
+    """The invitation's own opt-out secret, never its survey token (a List-Unsubscribe link is
+    read by mail providers): an HMAC of the invitation id, 128 bits, URL-safe, 22 characters.
+
+    Derived rather than random so that only its digest needs storing: the sender recomputes it.
+    """
+    if not key:
+        raise ValueError("the opt-out key must not be empty")
+    mac = hmac.new(key, b"optout-link:" + invitation_id.encode("utf-8"), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()[:16]).decode("ascii").rstrip("=")
+
+
+def optout_address(address: str, *, case_insensitive_local_part: bool) -> str:
+    """The form of a contact point an opt-out is recorded and matched under.
+
+    The domain is always case-insensitive (already lower-cased by `normalize_email`); the local
+    part as the provider treats it: every major provider ignores its case. Phones are E.164.
+    """
+    if "@" not in address:
+        return address
+    local, _, domain_part = address.rpartition("@")
+    if case_insensitive_local_part:
+        local = local.lower()
+    return f"{local}@{domain_part.lower()}"
+
+
+_STOP_WORDS = frozenset({"stop", "stopsms", "arret", "arretsms", "desabonner", "desinscription"})
+
+
+def is_stop_reply(text: str) -> bool:
+    """An SMS reply asking to hear no more: STOP, « Stop », « s t o p », ARRÊT... (letters only:
+    case, accents, spaces and punctuation do not matter)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    letters = "".join(char for char in decomposed if char.isalnum()).casefold()
+    return letters in _STOP_WORDS
 
 
 # --------------------------------------------------------------------------- SMS text

@@ -230,6 +230,7 @@ INVITATION_COLUMNS = {  # column: type, for one INSERT ... SELECT FROM unnest pe
     "request_nature": "text", "user_pseudo_id": "text", "survey_channel": "text",
     "address": "text", "token": "text", "token_sha256": "text", "questionnaire_version": "text",
     "closed_at": "timestamptz", "send_at": "timestamptz", "created_at": "timestamptz",
+    "optout_sha256": "text",
 }  # fmt: skip
 _INSERT_INVITATIONS = (
     f"INSERT INTO invitations ({', '.join(INVITATION_COLUMNS)}) SELECT * FROM unnest("
@@ -314,6 +315,61 @@ async def erase_user(conn: Connection, *, network: str, user_pseudo_id: str) -> 
         [row["contact_id"] for row in contact_ids],
     )
     return len(contact_ids)
+
+
+# --------------------------------------------------------------------------- opt-out, erasure
+
+
+async def invitation_by_optout_digest(conn: Connection, *, digest: str) -> asyncpg.Record | None:
+    """The invitation an opt-out link names. Links sent before each invitation had its own
+    opt-out secret carried the survey token: those rows (no `optout_sha256`) still answer to it,
+    so that nobody loses the way out in the week their link stays valid."""
+    return await conn.fetchrow(
+        "(SELECT network, user_pseudo_id, address FROM invitations WHERE optout_sha256 = $1) "
+        "UNION ALL (SELECT network, user_pseudo_id, address FROM invitations "
+        "WHERE token_sha256 = $1 AND optout_sha256 IS NULL) LIMIT 1",
+        digest,
+    )
+
+
+async def cancel_pending(
+    conn: Connection, *, network: str, user_pseudo_id: str | None, address: str | None,
+    case_insensitive_local_part: bool,
+) -> int:  # fmt: skip
+    """An opt-out cancels at once what is pending for the user or the contact point: sends not
+    yet made (status 'cancelled', no address nor secret left) and reminders to come."""
+    result = await conn.execute(
+        "UPDATE invitations SET "
+        "status = CASE WHEN status = 'scheduled' THEN 'cancelled' ELSE status END, "
+        "token = CASE WHEN status = 'scheduled' THEN NULL ELSE token END, "
+        "address = NULL, remind_at = NULL "
+        "WHERE status IN ('scheduled', 'sent') AND ($1 = '*' OR network = $1) "
+        "AND address IS NOT NULL "
+        "AND (user_pseudo_id = $2 OR (lower(address) = lower($3) AND ($4 OR address = $3)))",
+        network, user_pseudo_id, address, case_insensitive_local_part,
+    )  # fmt: skip
+    return int(result.split()[-1])
+
+
+async def record_erasure(
+    conn: Connection, *, erasure_id: str, network: str, requested_by: str,
+    requested_at: datetime, invitations_erased: int,
+) -> None:  # fmt: skip
+    await conn.execute(
+        "INSERT INTO erasure_audit (erasure_id, network, requested_by, requested_at, "
+        "invitations_erased) VALUES ($1, $2, $3, $4, $5)",
+        erasure_id, network, requested_by, requested_at, invitations_erased,
+    )  # fmt: skip
+
+
+async def erasure_audit(
+    conn: Connection, *, network: str, limit: int = 100
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT erasure_id, network, requested_by, requested_at, invitations_erased "
+        "FROM erasure_audit WHERE network = $1 ORDER BY requested_at DESC LIMIT $2",
+        network, limit,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- admin

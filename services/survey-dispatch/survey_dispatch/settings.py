@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from plumbing.settings import ServiceSettings
+
+MIN_PRODUCTION_KEY_BYTES = 32
 
 
 class DispatchSettings(ServiceSettings):
@@ -19,6 +21,14 @@ class DispatchSettings(ServiceSettings):
     sms_api_token: SecretStr = SecretStr("dev-sms-token")
     sms_sender: str = Field(default="SERVICEPUB", max_length=11)
     pseudonym_key: SecretStr = SecretStr("dev-pseudonym-key-change-me")
+    sms_inbound_token: SecretStr = Field(
+        default=SecretStr("dev-sms-inbound-token"),
+        description="Shared secret the SMS provider sends (bearer) on POST /v1/sms/inbound.",
+    )
+    optout_email_local_part_case_insensitive: bool = Field(
+        default=True,
+        description="Opt-outs match e-mail local parts whatever their case, as providers do.",
+    )
     public_survey_base_url: str = "http://127.0.0.1:8002"
     public_optout_base_url: str = "http://127.0.0.1:8001"
     questionnaire_version: str = "urssaf-chaud-2024-v1"
@@ -58,3 +68,19 @@ class DispatchSettings(ServiceSettings):
         default=None,
         description="JSON rules written as the '*' network defaults at start (demo, tests).",
     )
+
+    @model_validator(mode="after")
+    def _strong_keys(self) -> DispatchSettings:
+        """An empty pseudonym key would fail every contact (and a short one is guessable):
+        refuse it at start, with the variable's name, rather than in the middle of the stream."""
+        keys = {"PSEUDONYM_KEY": self.pseudonym_key, "SMS_INBOUND_TOKEN": self.sms_inbound_token}
+        for name, secret in keys.items():
+            length = len(secret.get_secret_value().encode("utf-8"))
+            if length == 0:
+                raise ValueError(f"{name} must not be empty")
+            if self.environment == "production" and length < MIN_PRODUCTION_KEY_BYTES:
+                raise ValueError(
+                    f"{name} must be at least {MIN_PRODUCTION_KEY_BYTES} bytes in production "
+                    f"(it has {length}): generate one with `openssl rand -base64 48`"
+                )
+        return self

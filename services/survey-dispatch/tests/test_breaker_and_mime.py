@@ -73,16 +73,18 @@ def test_the_message_has_french_parts_and_one_click_unsubscribe_headers() -> Non
         assert message["Subject"] == (f"Rappel - {subject}" if reminder else subject)
         suffix = "-rappel" if reminder else ""
         assert message["Message-ID"] == f"<inv-1{suffix}@services-publics.example>"
-        assert message["List-Unsubscribe"] == f"<https://y?a=1&b=2/o/{token}>"
+        optout = mails.optout_link("inv-1")  # the invitation's own secret, not its survey token
+        assert optout.startswith("https://y?a=1&b=2/o/") and token not in optout
+        assert message["List-Unsubscribe"] == f"<{optout}>"
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert message["Date"] is not None
         text = message.get_body(preferencelist=("plain",)).get_content()
         html = message.get_body(preferencelist=("html",)).get_content()
         assert text.startswith("Bonjour")
-        assert f"https://x/s/{token}" in text and f"https://y?a=1&b=2/o/{token}" in text
+        assert f"https://x/s/{token}" in text and optout in text
         assert ("Petit rappel" in text) is reminder and ("Petit rappel" in html) is reminder
         assert f'<a href="https://x/s/{token}"' in html
-        assert f'<a href="https://y?a=1&amp;b=2/o/{token}"' in html  # escaped in HTML only
+        assert f'<a href="{optout.replace("&", "&amp;")}"' in html  # escaped in HTML only
         assert f"contacté {site}" in text and "\x00" not in text + html
 
 
