@@ -1,48 +1,77 @@
 """Managers' JSON views: figures per breakdown and the CNAV contact distributions.
 
-Manager views use the anonymity floor (settings.anonymity_floor, default 5 answers): a cell
-below it is listed without figures. Never any individual agent: the tallies have no agent.
+Manager views use the anonymity floor (settings.anonymity_floor, default 5 answers, through
+contracts.floors): a cell below it is listed without figures. Never any individual agent: the
+tallies have no agent.
+
+Every route needs an admin token (plumbing.auth): a site manager sees only their sites, a network
+administrator the sites of their network. A malformed site id is a 422, an unknown site a 404.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI must see the local `Admin` alias as an object.
 
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
 from contracts import questionnaire
 from contracts.envelope import utc_now
+from plumbing.auth import AdminAuth, Principal, require_site
+from plumbing.db import Connection
 from scoring import domain, repository
 from scoring.settings import ScoringSettings
 
 Dimension = Literal["channel", "motif", "nature", "profile"]
+SiteId = Annotated[
+    str,
+    Path(
+        min_length=1, max_length=120, pattern=r"^[A-Za-z0-9._:@/-]+$",
+        description="Identifiant du site (contracts.events.Identifier).",
+    ),
+]  # fmt: skip
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Jeton absent, invalide ou expiré."},
+    403: {"description": "Ce site n'est pas le vôtre."},
+    404: {"description": "Site inconnu."},
+}
 
 
-def manager_router(settings: ScoringSettings) -> APIRouter:
+async def authorize(conn: Connection, principal: Principal, site_id: str) -> None:
+    """404 for a site scoring has never heard of, 403 for a site that is not the caller's."""
+    network = await repository.site_network(conn, site_id=site_id)
+    if network is None:
+        raise HTTPException(404, "site inconnu")
+    require_site(principal, site_id=site_id, network=network)
+
+
+def manager_router(settings: ScoringSettings, auth: AdminAuth) -> APIRouter:
     router = APIRouter(prefix="/v1/sites", tags=["managers"])
     zone = ZoneInfo(settings.reporting_timezone)
+    Admin = Annotated[Principal, Depends(auth)]
 
     def period_named(name: str) -> domain.Period:
         for period in domain.periods(utc_now().astimezone(zone).date()):
             if period.id == name:
                 return period
-        raise HTTPException(422, f"unknown period {name!r}")
+        raise HTTPException(422, "période inconnue")
 
     def instants(period: domain.Period) -> tuple[datetime, datetime]:
         return _midnight(period.start, zone), _midnight(period.end + timedelta(days=1), zone)
 
-    @router.get("/{site_id}/breakdown")
+    @router.get("/{site_id}/breakdown", responses=ERRORS)
     async def breakdown(
         request: Request,
-        site_id: str,
+        site_id: SiteId,
         dimension: Dimension,
-        period: Annotated[str, Query()] = "rolling_90d",
+        principal: Admin,
+        period: Annotated[str, Query(max_length=40)] = "rolling_90d",
     ) -> dict[str, Any]:
         chosen = period_named(period)
         start, end = instants(chosen)
         async with request.app.state.runtime.db_pool.acquire() as conn:
+            await authorize(conn, principal, site_id)
             tallies = await repository.tally_by(
                 conn, site_id=site_id, start=chosen.start, end=chosen.end, dimension=dimension
             )
@@ -63,13 +92,17 @@ def manager_router(settings: ScoringSettings) -> APIRouter:
             "cells": [_cell_json(cell) for cell in cells],
         }  # fmt: skip
 
-    @router.get("/{site_id}/contacts")
+    @router.get("/{site_id}/contacts", responses=ERRORS)
     async def contacts(
-        request: Request, site_id: str, period: Annotated[str, Query()] = "rolling_90d"
+        request: Request,
+        site_id: SiteId,
+        principal: Admin,
+        period: Annotated[str, Query(max_length=40)] = "rolling_90d",
     ) -> dict[str, Any]:
         chosen = period_named(period)
         start, end = instants(chosen)
         async with request.app.state.runtime.db_pool.acquire() as conn:
+            await authorize(conn, principal, site_id)
             distributions = await repository.contact_distributions(
                 conn, site_id=site_id, start=start, end=end
             )

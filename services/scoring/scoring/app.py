@@ -4,20 +4,31 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from contracts.topics import CRM_CONTACT_CLOSED, SURVEY_INVITATION, SURVEY_RESPONSE
+from contracts.topics import SURVEY_CONTACT, SURVEY_INVITATION, SURVEY_RESPONSE
+from plumbing.auth import AdminAuth, TokenVerifier
 from plumbing.runtime import Runtime, service_app
+from scoring import repository
 from scoring.api import manager_router
 from scoring.consumer import ScoringHandler
 from scoring.publisher import IndicatorsPublisher
+from scoring.retention import Purger
 from scoring.settings import ScoringSettings
 
 SERVICE = "scoring"
+CONSUMED = (SURVEY_RESPONSE, SURVEY_INVITATION, SURVEY_CONTACT)
+"""Never crm.contact.closed.v1: only survey-dispatch reads contact points; scoring learns of
+contacts from its pseudonymous survey.contact.v1."""
 
 
 def create_app(settings: ScoringSettings) -> FastAPI:
     async def setup(runtime: Runtime, app: FastAPI) -> None:
+        # The reporting views read the floor from this row: one number for every output.
+        async with runtime.db_pool.acquire() as conn:
+            await repository.write_reporting_settings(
+                conn, anonymity_floor=settings.anonymity_floor
+            )
         runtime.consume(
-            [SURVEY_RESPONSE, SURVEY_INVITATION, CRM_CONTACT_CLOSED],
+            list(CONSUMED),
             batch_handler=ScoringHandler(settings),
             max_records=5000,  # bigger transactions: fewer commits per response
             concurrent_partitions=True,  # tallies are keyed by site, and so are the partitions
@@ -30,9 +41,13 @@ def create_app(settings: ScoringSettings) -> FastAPI:
             producer=runtime.kafka_producer,
         )  # fmt: skip
         runtime.spawn("publisher", publisher.run)
+        purger = Purger(
+            settings=settings, pool=runtime.db_pool, topics=CONSUMED, registry=runtime.registry
+        )
+        runtime.spawn("retention-purge", purger.run)
 
     app = service_app(
         settings=settings, service=SERVICE, schema="scoring", title="scoring", setup=setup
     )
-    app.include_router(manager_router(settings))
+    app.include_router(manager_router(settings, AdminAuth(TokenVerifier.from_settings(settings))))
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import uuid
 from collections import Counter
 from datetime import date, datetime
@@ -10,13 +10,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from contracts.envelope import CloudEvent, new_event_id
-from contracts.events import ContactClosed, DetractorAlert, ResponseSubmitted
+from contracts.events import ContactSeen, DetractorAlert, ResponseSubmitted, UserErased
 from contracts.topics import (
-    CONTACT_CLOSED,
+    CONTACT_SEEN,
     DETRACTOR_ALERT,
     INVITATION_SENT,
     RESPONSE_SUBMITTED,
     SCORING_ALERT,
+    USER_ERASED,
 )
 from plumbing.db import Connection
 from plumbing.outbox import enqueue_many
@@ -24,6 +25,7 @@ from scoring import domain, repository
 from scoring.settings import ScoringSettings
 
 SOURCE = "/scoring"
+log = logging.getLogger(__name__)
 
 
 class ScoringHandler:
@@ -33,10 +35,15 @@ class ScoringHandler:
         rule: domain.DetractorRule | None = None,
         *,
         raise_alerts: bool = True,
+        defer_erasures: bool = False,
     ) -> None:
         self.zone = ZoneInfo(settings.reporting_timezone)
         self.rule = rule or domain.DetractorRule()
         self.raise_alerts = raise_alerts  # a rebuild recounts; it must not call users back twice
+        # A rebuild reads the topics side by side, not in their live order: it applies the
+        # erasures once everything is folded (`erase_deferred`), as the live tables had them.
+        self.defer_erasures = defer_erasures
+        self.deferred_erasures: list[UserErased] = []
 
     def day_of(self, moment: datetime) -> date:
         return moment.astimezone(self.zone).date()
@@ -49,6 +56,7 @@ class ScoringHandler:
         pending_since: dict[str, datetime] = {}
         alerts: list[DetractorAlert] = []
         verbatims: list[tuple[Any, ...]] = []
+        erasures: list[UserErased] = []
         for event in events:
             data = event.data
             if event.type == RESPONSE_SUBMITTED.type:
@@ -65,9 +73,11 @@ class ScoringHandler:
                     (data.site_id, self.day_of(data.sent_at), data.channel.value, data.motif)
                 ] += 1
                 sites.add((data.site_id, data.network, data.site_name))
-            elif event.type == CONTACT_CLOSED.type:
-                contacts.append(self._contact_row(data))
-                sites.add((data.site_id, data.network, data.site_name))
+            elif event.type == CONTACT_SEEN.type:
+                contacts.append(_contact_row(data))
+                sites.add((data.site_id, data.network, None))
+            elif event.type == USER_ERASED.type:
+                erasures.append(data)
         await repository.add_tallies(conn, responses=responses)
         await self._raise_alerts(conn, alerts)
         await repository.add_invitations(conn, increments=dict(invitations))
@@ -76,6 +86,21 @@ class ScoringHandler:
         if verbatims:
             await repository.add_verbatims(conn, rows=verbatims)
         await repository.mark_sites_dirty(conn, sites=sites, pending_since=pending_since)
+        if self.defer_erasures:
+            self.deferred_erasures += erasures
+        else:
+            await self._erase(conn, erasures)
+
+    async def erase_deferred(self, conn: Connection) -> None:
+        await self._erase(conn, self.deferred_erasures)
+        self.deferred_erasures = []
+
+    async def _erase(self, conn: Connection, erasures: list[UserErased]) -> None:
+        """After the batch's own rows: an erasure also covers what came in the same batch."""
+        for erasure in erasures:
+            erased = await repository.erase_user(conn, user_pseudo_id=erasure.user_pseudo_id)
+            # Counts and the erasure id only: never the pseudonym.
+            log.info("user erased", extra={"erasure_id": erasure.erasure_id, **erased})
 
     def _verbatim_row(self, response: ResponseSubmitted, day: date) -> tuple[Any, ...] | None:
         text = str(response.answers.get("suggestion", "")).strip()
@@ -84,24 +109,22 @@ class ScoringHandler:
         scores = [response.answers.get(item) for item in ("satisfaction_globale", "recommandation")]
         return (response.response_id, response.site_id, day,
                 response.channel.value, response.motif, text,
-                *[score if isinstance(score, int) else None for score in scores])  # fmt: skip
-
-    @staticmethod
-    def _contact_row(contact: ContactClosed) -> tuple[Any, ...]:
-        # The CRM reference is already pseudonymous; hashing it again keeps it out of reports.
-        user_hash = hashlib.sha256(f"{contact.network}:{contact.user_ref}".encode()).hexdigest()
-        return (contact.contact_id, contact.site_id, contact.network, user_hash,
-                contact.channel.value, contact.motif, contact.closed_at)  # fmt: skip
+                *[score if isinstance(score, int) else None for score in scores],
+                response.contact_id)  # fmt: skip
 
     def _alert_for(self, response: ResponseSubmitted) -> DetractorAlert | None:
+        if not domain.consents_to_call_back(response.answers):
+            return None  # counted in every figure, but nobody calls them back
         reasons = domain.detractor_reasons(response.answers, self.rule)
         if not reasons:
             return None
-        # Every field comes from the validated response: no second validation per alert.
+        # Every field comes from the validated response, and the answers kept are ratings and
+        # choice codes (domain.alert_answers): no second validation per alert.
         return DetractorAlert.model_construct(
             alert_id=f"alr-{uuid.uuid4().hex[:20]}", invitation_id=response.invitation_id,
             contact_id=response.contact_id, site_id=response.site_id, network=response.network,
-            reasons=reasons, answers=dict(response.answers), raised_at=response.answered_at,
+            reasons=reasons, answers=domain.alert_answers(response.answers),
+            raised_at=response.answered_at,
         )  # fmt: skip
 
     async def _raise_alerts(self, conn: Connection, alerts: list[DetractorAlert]) -> None:
@@ -119,6 +142,12 @@ class ScoringHandler:
                 if alert.invitation_id in new
             ],
         )
+
+
+def _contact_row(contact: ContactSeen) -> tuple[Any, ...]:
+    # The keyed pseudonym survey-dispatch computed: the only user identifier scoring holds.
+    return (contact.contact_id, contact.site_id, contact.network, contact.user_pseudo_id,
+            contact.channel.value, contact.motif, contact.closed_at)  # fmt: skip
 
 
 def _tallied(response: ResponseSubmitted, day: date) -> repository.TalliedResponse:

@@ -18,6 +18,7 @@ Denominators count only those who answered the item.
 from __future__ import annotations
 
 import math
+import re
 from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -28,6 +29,7 @@ from statistics import NormalDist
 from typing import TypeAlias
 
 from contracts.events import DetractorReason, IndicatorFigure, Interval, PeriodFigures
+from contracts.floors import floored, may_show
 from contracts.questionnaire import Item, ItemKind, Questionnaire
 
 Tally: TypeAlias = Mapping[str, Mapping[str, int]]
@@ -633,6 +635,32 @@ def detractor_reasons(
     return reasons
 
 
+RECONTACT_ITEM = "recontact"
+RECONTACT_YES = "oui"
+CHOICE_CODE = re.compile(r"^[A-Za-z0-9._:@/-]{1,120}$")
+"""What a choice code looks like (contracts.events.Identifier); free text does not."""
+
+
+def consents_to_call_back(answers: Mapping[str, int | str]) -> bool:
+    """Only a user who answered « oui » to `recontact` may be called back: the others' answers
+    count in every figure, but raise no alert."""
+    return answers.get(RECONTACT_ITEM) == RECONTACT_YES
+
+
+def alert_answers(
+    answers: Mapping[str, int | str], *, free_text: Collection[str] = DEFAULT_FREE_TEXT_ITEMS
+) -> dict[str, int | str]:
+    """The answers an alert may carry: ratings and choice codes, never free text (the free-text
+    items are left out, and so is any string that is not a choice code)."""
+    kept: dict[str, int | str] = {}
+    for item_id, value in answers.items():
+        if item_id in free_text or isinstance(value, bool):
+            continue
+        if isinstance(value, int) or CHOICE_CODE.fullmatch(value):
+            kept[item_id] = value
+    return kept
+
+
 def _as_int(value: int | str | None) -> int | None:
     if value is None or isinstance(value, bool):
         return None
@@ -675,17 +703,11 @@ def breakdown_cells(
     for value in sorted(set(tallies) | set(invitations) | set(fcr)):
         tally = tallies.get(value, {})
         responses = response_count(tally)
-        if responses < floor:
+        if not may_show(responses, floor):
             cells.append(BreakdownCell(value, responses, None))
             continue
         shown = figures(tally, invitations=invitations.get(value, 0), questionnaire=questionnaire)
         if value in fcr:
             shown.append(observed_fcr(*fcr[value]))
-        cells.append(BreakdownCell(value, responses, [_floored(f, floor) for f in shown]))
+        cells.append(BreakdownCell(value, responses, [floored(f, floor) for f in shown]))
     return cells
-
-
-def _floored(figure: IndicatorFigure, floor: int) -> IndicatorFigure:
-    if figure.sample_size == 0 or figure.sample_size >= floor:
-        return figure
-    return figure.model_copy(update={"value": None, "interval": None, "counts": {}})

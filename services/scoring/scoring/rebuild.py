@@ -2,8 +2,9 @@
 incremental one.
 
 Source: the topics, replayed from the beginning, not the responses service's export. Why:
-- the tallies also count invitations (`survey.invitation.v1`) and closed contacts
-  (`crm.contact.closed.v1`); no export of the responses service holds those;
+- the tallies also count invitations (`survey.invitation.v1`) and closed contacts (the
+  pseudonymous `survey.contact.v1`, never the CRM's own topic with its contact points); no
+  export of the responses service holds those;
 - replaying the very events the incremental consumer read, through the very same handler
   (`ScoringHandler`) and the same inbox de-duplication, tests exactly what we claim: the
   incremental tallies equal a fold of the event log, whatever crashes and redeliveries happened;
@@ -16,7 +17,8 @@ How: a throw-away consumer with no group (assign + seek_to_beginning: no 5 s joi
 committed, the service's group untouched) folds the events into fresh tables in the schema
 `scoring_rebuild`, then each table is compared with `scoring` both ways (EXCEPT). Run it on a
 quiet system (or accept that events arriving meanwhile show up as differences). Detractor alerts
-are not raised again.
+are not raised again. Users' erasures (on `survey.invitation.v1`) are applied once every topic is
+folded: the topics are read side by side, so an erasure may come before the user's responses.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from contracts.envelope import CloudEvent, InvalidEvent
 from contracts.topics import (
-    CRM_CONTACT_CLOSED,
     RESPONSE_SUBMITTED,
+    SURVEY_CONTACT,
     SURVEY_INVITATION,
     SURVEY_RESPONSE,
     Topic,
@@ -46,9 +48,9 @@ from scoring.settings import ScoringSettings
 
 LIVE_SCHEMA = "scoring"
 REBUILD_SCHEMA = "scoring_rebuild"
-REPLAYED_TOPICS = (SURVEY_RESPONSE, SURVEY_INVITATION, CRM_CONTACT_CLOSED)
+REPLAYED_TOPICS = (SURVEY_RESPONSE, SURVEY_INVITATION, SURVEY_CONTACT)
 REBUILT_TABLES = ("tallies", "site_day_tallies", "invitation_tallies", "contacts", "verbatims")
-SCRATCH_TABLES = (*REBUILT_TABLES, "sites", "inbox")
+SCRATCH_TABLES = (*REBUILT_TABLES, "sites", "inbox", "alerts")  # alerts: written, not compared
 IDLE_POLLS_AT_END = 3
 
 
@@ -69,7 +71,10 @@ async def rebuild(settings: ScoringSettings) -> dict[str, Any]:
     try:
         await fresh_tables(connection)
         started = time.perf_counter()
-        counts = await replay(settings, connection, ScoringHandler(settings, raise_alerts=False))
+        handler = ScoringHandler(settings, raise_alerts=False, defer_erasures=True)
+        counts = await replay(settings, connection, handler)
+        async with connection.transaction():
+            await handler.erase_deferred(connection)
         seconds = time.perf_counter() - started
         tables = {name: await compare(connection, name) for name in REBUILT_TABLES}
     finally:

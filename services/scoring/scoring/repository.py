@@ -67,11 +67,86 @@ async def add_invitations(
 
 
 async def add_contacts(conn: Connection, *, rows: list[tuple[Any, ...]]) -> None:
+    """Store contacts (contact id, site, network, user pseudonym, channel, motif, closed at), and
+    give their pseudonym to the verbatims and alerts of those contacts that came first."""
     await conn.executemany(
-        "INSERT INTO contacts (contact_id, site_id, network, user_hash, channel, motif, closed_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (contact_id) DO NOTHING",
+        "INSERT INTO contacts (contact_id, site_id, network, user_pseudo_id, channel, motif, "
+        "closed_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (contact_id) DO NOTHING",
         rows,
     )
+    ids = sorted({row[0] for row in rows})
+    for table in ("verbatims", "alerts"):
+        await conn.execute(
+            f"UPDATE {table} t SET user_pseudo_id = c.user_pseudo_id FROM contacts c "
+            "WHERE t.user_pseudo_id IS NULL AND t.contact_id = c.contact_id "
+            "AND c.contact_id = ANY($1::text[])",
+            ids,
+        )
+
+
+async def erase_user(conn: Connection, *, user_pseudo_id: str) -> dict[str, int]:
+    """A user's erasure: their contacts and verbatims go; their alerts stay (anonymous counts)
+    but lose the contact id and the pseudonym that pointed at them. Tallies are anonymous."""
+    known = "SELECT contact_id FROM contacts WHERE user_pseudo_id = $1"
+    verbatims = await conn.fetchval(
+        "WITH gone AS (DELETE FROM verbatims WHERE user_pseudo_id = $1 "
+        f"OR contact_id IN ({known}) RETURNING 1) SELECT count(*) FROM gone",
+        user_pseudo_id,
+    )
+    alerts = await conn.fetchval(
+        "WITH unlinked AS (UPDATE alerts SET contact_id = NULL, user_pseudo_id = NULL "
+        f"WHERE user_pseudo_id = $1 OR contact_id IN ({known}) RETURNING 1) "
+        "SELECT count(*) FROM unlinked",
+        user_pseudo_id,
+    )
+    contacts = await conn.fetchval(
+        "WITH gone AS (DELETE FROM contacts WHERE user_pseudo_id = $1 RETURNING 1) "
+        "SELECT count(*) FROM gone",
+        user_pseudo_id,
+    )
+    return {"contacts": int(contacts), "verbatims": int(verbatims), "alerts": int(alerts)}
+
+
+async def purge(
+    conn: Connection, *, contacts_before: datetime, verbatims_before: date,
+    alerts_before: datetime, inbox_before: Mapping[str, datetime],
+) -> dict[str, int]:  # fmt: skip
+    """Delete what is past its retention; `inbox_before` is per topic (topic -> oldest kept)."""
+    deleted = {}
+    for table, condition, limit in (
+        ("contacts", "closed_at < $1", contacts_before),
+        ("verbatims", "day < $1", verbatims_before),
+        ("alerts", "raised_at < $1", alerts_before),
+    ):
+        deleted[table] = int(await conn.fetchval(
+            f"WITH gone AS (DELETE FROM {table} WHERE {condition} RETURNING 1) "
+            "SELECT count(*) FROM gone",
+            limit,
+        ))  # fmt: skip
+    topics = sorted(inbox_before)
+    deleted["inbox"] = int(await conn.fetchval(
+        "WITH gone AS (DELETE FROM inbox i USING unnest($1::text[], $2::timestamptz[]) "
+        "AS k(topic, oldest) WHERE i.topic = k.topic AND i.received_at < k.oldest RETURNING 1) "
+        "SELECT count(*) FROM gone",
+        topics, [inbox_before[topic] for topic in topics],
+    ))  # fmt: skip
+    return deleted
+
+
+async def write_reporting_settings(conn: Connection, *, anonymity_floor: int) -> None:
+    """The floor the reporting views read (reporting_anonymity_floor())."""
+    await conn.execute(
+        "INSERT INTO reporting_settings (id, anonymity_floor) VALUES (true, $1) "
+        "ON CONFLICT (id) DO UPDATE SET anonymity_floor = EXCLUDED.anonymity_floor, "
+        "updated_at = now() WHERE reporting_settings.anonymity_floor <> EXCLUDED.anonymity_floor",
+        anonymity_floor,
+    )
+
+
+async def site_network(conn: Connection, *, site_id: str) -> str | None:
+    """The site's network, None when scoring has never heard of the site."""
+    value = await conn.fetchval("SELECT network FROM sites WHERE site_id = $1", site_id)
+    return None if value is None else str(value)
 
 
 SITES_DIRTY_CHANNEL = "scoring_sites_dirty"
@@ -126,9 +201,10 @@ async def save_alerts(conn: Connection, *, alerts: Sequence[DetractorAlert]) -> 
     )  # fmt: skip
     stored = await conn.fetch(
         "INSERT INTO alerts (alert_id, invitation_id, contact_id, site_id, network, raised_at, "
-        "reasons, answers) "
+        "reasons, answers, user_pseudo_id) "
         "SELECT a->>0, a->>1, a->>2, a->>3, a->>4, (a->>5)::timestamptz, "
-        "ARRAY(SELECT jsonb_array_elements_text(a->6)), a->7 "
+        "ARRAY(SELECT jsonb_array_elements_text(a->6)), a->7, "
+        "(SELECT c.user_pseudo_id FROM contacts c WHERE c.contact_id = a->>2) "
         "FROM jsonb_array_elements($1::text::jsonb) AS a "
         "ON CONFLICT (invitation_id) DO NOTHING RETURNING invitation_id",
         document,
@@ -257,7 +333,8 @@ async def fcr_counts_for_periods(
         f"""
         WITH mine AS (
             SELECT c.closed_at, EXISTS (
-                SELECT 1 FROM contacts o WHERE o.user_hash = c.user_hash AND o.motif = c.motif
+                SELECT 1 FROM contacts o
+                WHERE o.user_pseudo_id = c.user_pseudo_id AND o.motif = c.motif
                 AND o.closed_at > c.closed_at
                 AND o.closed_at <= c.closed_at + make_interval(days => $2)
             ) AS repeated
@@ -287,7 +364,8 @@ async def fcr_counts(
         """
         WITH mine AS (
             SELECT c.contact_id, c.closed_at, EXISTS (
-                SELECT 1 FROM contacts o WHERE o.user_hash = c.user_hash AND o.motif = c.motif
+                SELECT 1 FROM contacts o
+                WHERE o.user_pseudo_id = c.user_pseudo_id AND o.motif = c.motif
                 AND o.closed_at > c.closed_at
                 AND o.closed_at <= c.closed_at + make_interval(days => $4)
             ) AS repeated
@@ -357,7 +435,8 @@ async def fcr_counts_by(
         f"""
         WITH mine AS (
             SELECT c.{dimension} AS cell, c.closed_at, EXISTS (
-                SELECT 1 FROM contacts o WHERE o.user_hash = c.user_hash AND o.motif = c.motif
+                SELECT 1 FROM contacts o
+                WHERE o.user_pseudo_id = c.user_pseudo_id AND o.motif = c.motif
                 AND o.closed_at > c.closed_at
                 AND o.closed_at <= c.closed_at + make_interval(days => $4)
             ) AS repeated
@@ -390,7 +469,7 @@ async def contact_distributions(
     )  # fmt: skip
     per_user = await conn.fetch(
         "SELECT CASE WHEN n >= 5 THEN '5+' ELSE n::text END AS bucket, count(*)::bigint AS users "
-        "FROM (SELECT user_hash, count(*) AS n FROM contacts "
+        "FROM (SELECT user_pseudo_id, count(*) AS n FROM contacts "
         "      WHERE site_id = $1 AND closed_at >= $2 AND closed_at < $3 GROUP BY 1) u "
         "GROUP BY 1",
         site_id, start, end,
@@ -418,9 +497,12 @@ async def contact_distributions(
 
 
 async def add_verbatims(conn: Connection, *, rows: list[tuple[Any, ...]]) -> None:
+    """Rows: response id, site, day, channel, motif, text, satisfaction, recommandation, contact
+    id; the user's pseudonym comes from the contact when it is known (else on its arrival)."""
     await conn.executemany(
         "INSERT INTO verbatims (response_id, site_id, day, channel, motif, text, satisfaction, "
-        "recommandation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+        "recommandation, contact_id, user_pseudo_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+        "(SELECT user_pseudo_id FROM contacts WHERE contact_id = $9)) "
         "ON CONFLICT (response_id) DO NOTHING",
         rows,
     )

@@ -19,8 +19,20 @@ class ScoringSettings(ServiceSettings):
         default=0.5, gt=0, description="Longest publisher sleep; commits and due times wake it."
     )
     anonymity_floor: int = Field(
-        default=5, ge=1, description="Manager breakdowns withhold cells with fewer answers."
+        default=5,
+        ge=1,
+        description="No manager output (API, weekly e-mail, Grafana views) shows a figure, a cell "
+        "or a verbatim of fewer answers (contracts.floors; written to reporting_settings).",
     )
+    contacts_retention_days: int = Field(
+        default=30, ge=1, description="Contacts are kept this long beyond the FCR window."
+    )
+    verbatims_retention_days: int = Field(default=90, ge=7)
+    alerts_retention_days: int = Field(default=90, ge=7)
+    inbox_margin_days: int = Field(
+        default=7, ge=1, description="Event ids are kept this long beyond their topic's retention."
+    )
+    purge_interval_seconds: float = Field(default=3600.0, gt=0)
     weekly_report_week: str | None = Field(
         default=None, description="ISO week of the weekly report, e.g. 2026-W47 (default: last)."
     )

@@ -7,14 +7,24 @@ the email, the screens and the boards agree.
 
 Verbatims: scoring keeps the week's free-text suggestions with their scores in its own
 `verbatims` table (internal, never published); the email lists them, least satisfied first.
+
+The anonymity floor (settings.anonymity_floor, contracts.floors) decides as everywhere else: a
+site-week with fewer responses shows no figure and no verbatim, a figure answered by fewer is
+blanked, and no contact id is ever printed beside free text (call-backs carry none).
+
+One site's failure (a bad name, a refused address) is logged without personal data and counted;
+the other sites are mailed all the same. Header values are checked, so none can add a header.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 from pathlib import Path
@@ -26,7 +36,7 @@ import aiosmtplib
 import asyncpg
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from contracts import questionnaire
+from contracts import floors, questionnaire
 from contracts.events import IndicatorFigure
 from plumbing import db
 from plumbing.db import Connection
@@ -34,7 +44,9 @@ from scoring import domain, repository
 from scoring.settings import ScoringSettings
 
 TEMPLATES = Path(__file__).parent / "templates"
-ANONYMITY_FLOOR = 5  # the managers' views: no breakdown below 5 answers
+ANONYMITY_FLOOR = floors.ANONYMITY_FLOOR  # the default; the settings' floor is the one used
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+log = logging.getLogger(__name__)
 THEMES_TO_IMPROVE = 3
 DEFAULT_BOARD_URL = "http://grafana.example/d/enquetes-site-weekly/"
 # The email's headline figures, in this order (scoring.domain indicator ids).
@@ -56,6 +68,7 @@ class FigureLine:
     low: float | None
     high: float | None
     previous: float | None
+    withheld: bool = False  # below the anonymity floor: value, interval and change not shown
 
     @property
     def change(self) -> float | None:
@@ -73,10 +86,11 @@ class Theme:
 
 @dataclass(frozen=True)
 class CallBack:
+    """A consenting detractor to call back: the contact id and why, never their free text."""
+
     raised_at: datetime
     contact_id: str
     reasons: list[str]
-    suggestion: str
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,20 @@ class WeeklyReport:
     call_backs: list[CallBack]
     board_url: str
     verbatims: list[Verbatim]
+    floor: int = ANONYMITY_FLOOR
+
+    @property
+    def below_floor(self) -> bool:
+        """Too few responses this week to show any figure or verbatim of the site."""
+        return not floors.may_show(self.responses, self.floor)
+
+
+@dataclass
+class SendResult:
+    """What a weekly run did: the reports mailed, and the sites that failed (ids only)."""
+
+    mailed: list[WeeklyReport]
+    failed: list[str]
 
 
 # --------------------------------------------------------------------------- weeks
@@ -122,21 +150,34 @@ def last_complete_week(today: date) -> str:
 
 
 def headline_figures(
-    current: Sequence[IndicatorFigure], previous: Sequence[IndicatorFigure]
-) -> list[FigureLine]:
-    before = {figure.indicator: figure.value for figure in previous}
+    current: Sequence[IndicatorFigure], previous: Sequence[IndicatorFigure],
+    floor: int = ANONYMITY_FLOOR,
+) -> list[FigureLine]:  # fmt: skip
+    """The headline figures, each through the anonymity floor (contracts.floors.floored); pass
+    the figures of a site-week below the floor as withheld by the caller (empty values)."""
+    before = {figure.indicator: floors.floored(figure, floor).value for figure in previous}
     by_id = {figure.indicator: figure for figure in current}
-    return [_line(by_id[indicator], before.get(indicator)) for indicator in HEADLINE
+    return [_line(by_id[indicator], before.get(indicator), floor) for indicator in HEADLINE
             if indicator in by_id]  # fmt: skip
 
 
-def _line(figure: IndicatorFigure, previous: float | None) -> FigureLine:
-    interval = figure.interval
+def _line(figure: IndicatorFigure, previous: float | None, floor: int) -> FigureLine:
+    shown = floors.floored(figure, floor)
+    interval = shown.interval
     return FigureLine(
-        indicator=figure.indicator, label=figure.label, value=figure.value, unit=figure.unit,
+        indicator=figure.indicator, label=figure.label, value=shown.value, unit=figure.unit,
         sample_size=figure.sample_size, low=interval.low if interval else None,
         high=interval.high if interval else None, previous=previous,
+        withheld=not floors.may_show(figure.sample_size, floor) and figure.sample_size > 0,
     )  # fmt: skip
+
+
+def withheld_week(figures: Sequence[IndicatorFigure]) -> list[IndicatorFigure]:
+    """A site-week below the floor: every figure withheld whatever its own sample size."""
+    return [
+        figure.model_copy(update={"value": None, "interval": None, "counts": {}})
+        for figure in figures
+    ]
 
 
 def themes_to_improve(
@@ -151,7 +192,7 @@ def themes_to_improve(
         for item in domain.theme_items(form)
         if (figure := by_id.get(item.id)) is not None
         and figure.value is not None
-        and figure.sample_size >= floor
+        and floors.may_show(figure.sample_size, floor)
     ]
     return sorted(themes, key=lambda theme: theme.mean)[:THEMES_TO_IMPROVE]
 
@@ -174,29 +215,43 @@ async def build_report(
     previous = domain.Period("previous_iso_week", start - timedelta(days=7), start - timedelta(1))
     as_of = now or datetime.now(zone)
     form = questionnaire.load()
+    floor = settings.anonymity_floor
     this_week = await _period_figures(conn, settings, site_id, current, form, as_of)
     last_week = await _period_figures(conn, settings, site_id, previous, form, as_of)
     site = await conn.fetchrow("SELECT network, site_name FROM sites WHERE site_id = $1", site_id)
     network = site["network"] if site else ""
     tally = await repository.tally_between(conn, site_id=site_id, start=current.start,
                                            end=current.end)  # fmt: skip
+    responses = domain.response_count(tally)
+    previous_responses = domain.response_count(await repository.tally_between(
+        conn, site_id=site_id, start=previous.start, end=previous.end))  # fmt: skip
+    shown = floors.may_show(responses, floor)
+    if not shown:
+        this_week = withheld_week(this_week)
+    if not floors.may_show(previous_responses, floor):
+        last_week = withheld_week(last_week)
+    verbatims = await repository.verbatims_between(
+        conn, site_id=site_id, start=current.start, end=current.end
+    ) if shown else []  # fmt: skip
     return WeeklyReport(
-        site_id=site_id, site_name=(site and site["site_name"]) or site_id, network=network,
-        week=week, start=current.start, end=current.end, responses=domain.response_count(tally),
-        figures=headline_figures(this_week, last_week),
-        themes_to_improve=themes_to_improve(
-            this_week, form, settings.anonymity_floor
-        ),
+        site_id=site_id, site_name=printable((site and site["site_name"]) or site_id),
+        network=network, week=week, start=current.start, end=current.end, responses=responses,
+        figures=headline_figures(this_week, last_week, floor),
+        themes_to_improve=themes_to_improve(this_week, form, floor),
         call_backs=await pending_call_backs(conn, site_id=site_id),
         board_url=board_link(board_url, network=network, site_id=site_id, week=week),
         verbatims=[
             Verbatim(row["day"], row["channel"], row["text"], row["satisfaction"],
                      row["recommandation"])
-            for row in await repository.verbatims_between(
-                conn, site_id=site_id, start=current.start, end=current.end
-            )
+            for row in verbatims
         ],
+        floor=floor,
     )  # fmt: skip
+
+
+def printable(text: str) -> str:
+    """A name as it may be shown and put in a header: control characters become a space."""
+    return CONTROL_CHARACTERS.sub(" ", text).strip() or "?"
 
 
 async def _period_figures(
@@ -221,9 +276,10 @@ async def _period_figures(
 
 
 async def pending_call_backs(conn: Connection, *, site_id: str) -> list[CallBack]:
+    # An erased user's alert has no contact id any more: nobody to call back.
     rows = await conn.fetch(
-        "SELECT raised_at, contact_id, reasons, answers ->> 'suggestion' AS suggestion "
-        "FROM alerts WHERE site_id = $1 AND handled_at IS NULL ORDER BY raised_at",
+        "SELECT raised_at, contact_id, reasons FROM alerts "
+        "WHERE site_id = $1 AND handled_at IS NULL AND contact_id IS NOT NULL ORDER BY raised_at",
         site_id,
     )
     return [
@@ -231,7 +287,6 @@ async def pending_call_backs(conn: Connection, *, site_id: str) -> list[CallBack
             raised_at=row["raised_at"],
             contact_id=row["contact_id"],
             reasons=[REASON_LABELS.get(reason, reason) for reason in row["reasons"]],
-            suggestion=(row["suggestion"] or "").strip(),
         )
         for row in rows
     ]
@@ -248,6 +303,8 @@ def _number(value: float | None, decimals: int = 1) -> str:
 
 
 def format_value(line: FigureLine) -> str:
+    if line.withheld:
+        return "non communiqué (trop peu de réponses)"
     if line.value is None:
         # Observed FCR waits for each contact's repeat window to pass before counting it.
         return "en cours de mesure" if line.indicator == "fcr_observed" else "pas de réponse"
@@ -299,16 +356,27 @@ def render(report: WeeklyReport) -> tuple[str, str, str]:
 
 
 def message(report: WeeklyReport, *, to: Sequence[str], mail_from: str) -> EmailMessage:
+    """The email; ValueError when an address is not one (a header could be smuggled in)."""
     subject, html, text = render(report)
     email = EmailMessage()
-    email["From"] = formataddr(("Enquêtes à chaud", mail_from))
-    email["To"] = ", ".join(to)
-    email["Subject"] = subject
+    email["From"] = formataddr(("Enquêtes à chaud", _address(mail_from)))
+    email["To"] = ", ".join(_address(address) for address in to)
+    email["Subject"] = printable(subject)
     email["Message-ID"] = make_msgid(domain=mail_from.rpartition("@")[2] or None)
     email["Auto-Submitted"] = "auto-generated"
     email.set_content(text)
     email.add_alternative(html, subtype="html")
     return email
+
+
+def _address(value: str) -> str:
+    """One plain address (local@domain), nothing else: no name, no second address, no line."""
+    if CONTROL_CHARACTERS.search(value) or "," in value:
+        raise ValueError("not a single e-mail address")
+    address = Address(addr_spec=value.strip())
+    if not address.username or not address.domain:
+        raise ValueError("not a single e-mail address")
+    return address.addr_spec
 
 
 # --------------------------------------------------------------------------- sending
@@ -318,27 +386,47 @@ async def send_weekly_reports(
     settings: ScoringSettings, pool: asyncpg.Pool, *, week: str, smtp_url: str,
     recipients: Mapping[str, Sequence[str]], board_url: str | None = None,
     mail_from: str | None = None,
-) -> list[WeeklyReport]:  # fmt: skip
+) -> SendResult:  # fmt: skip
     """One email per site in `recipients` (site id -> managers' addresses), one SMTP session.
 
     `board_url` and `mail_from` default to settings `weekly_report_board_url` and
-    `mail_from_address` when the settings have them (the same SMTP path as dispatch).
+    `mail_from_address` when the settings have them (the same SMTP path as dispatch). A site
+    whose report cannot be built or sent is logged (site id and error type only) and counted in
+    `failed`; the others are mailed.
     """
     board = board_url or settings.weekly_report_board_url
     sender = mail_from or settings.mail_from_address
-    reports = []
+    result = SendResult(mailed=[], failed=[])
+    ready: list[tuple[WeeklyReport, EmailMessage]] = []
     async with pool.acquire() as pooled:
         conn = cast(Connection, pooled)  # a pooled connection, as the publisher uses
-        for site_id in recipients:
-            reports.append(
-                await build_report(conn, settings, site_id=site_id, week=week, board_url=board)
-            )
+        for site_id, to in recipients.items():
+            try:
+                report = await build_report(
+                    conn, settings, site_id=site_id, week=week, board_url=board
+                )
+                if to:
+                    ready.append((report, message(report, to=list(to), mail_from=sender)))
+            except Exception as error:  # one site's failure must not stop the others
+                _failed(result, site_id, "build", error)
     async with _smtp(smtp_url) as client:
-        for report in reports:
-            to = list(recipients[report.site_id])
-            if to:
-                await client.send_message(message(report, to=to, mail_from=sender))
-    return reports
+        for report, email in ready:
+            try:
+                await client.send_message(email)
+            except aiosmtplib.SMTPException as error:
+                _failed(result, report.site_id, "send", error)
+            else:
+                result.mailed.append(report)
+    return result
+
+
+def _failed(result: SendResult, site_id: str, stage: str, error: Exception) -> None:
+    # The error's type only: its message could quote an address or a name.
+    log.error(
+        "weekly report failed for a site",
+        extra={"site_id": printable(site_id), "stage": stage, "error_type": type(error).__name__},
+    )
+    result.failed.append(site_id)
 
 
 def _smtp(smtp_url: str) -> aiosmtplib.SMTP:
@@ -364,13 +452,15 @@ def command(settings: ScoringSettings) -> None:
     week = settings.weekly_report_week or last_complete_week(datetime.now(zone).date())
     recipients: Mapping[str, Sequence[str]] = settings.weekly_report_recipients
     smtp_url = settings.smtp_url
-    reports = asyncio.run(_send_with_pool(settings, week, smtp_url, recipients))
-    print(f"weekly report {week}: {len(reports)} site(s) mailed")
+    result = asyncio.run(_send_with_pool(settings, week, smtp_url, recipients))
+    print(f"weekly report {week}: {len(result.mailed)} site(s) mailed, {len(result.failed)} failed")
+    if result.failed:
+        raise SystemExit(1)  # the cron job shows red; the other sites were mailed
 
 
 async def _send_with_pool(
     settings: ScoringSettings, week: str, smtp_url: str, recipients: Mapping[str, Sequence[str]]
-) -> list[WeeklyReport]:
+) -> SendResult:
     pool = await db.create_pool(settings.database_url, schema="scoring", max_size=2)
     try:
         return await send_weekly_reports(

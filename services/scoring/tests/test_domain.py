@@ -16,7 +16,9 @@ from scoring.domain import (
     DetractorRule,
     Period,
     Tally,
+    alert_answers,
     classify_contacts,
+    consents_to_call_back,
     contact_distributions,
     detractor_reasons,
     figures,
@@ -657,3 +659,21 @@ def test_detractor_rule_is_configurable() -> None:
         DetractorReason.LOW_RECOMMENDATION,
         DetractorReason.LOW_SATISFACTION,
     ]
+
+
+def test_only_a_user_who_said_oui_to_recontact_may_be_called_back() -> None:
+    low = {"recommandation": 0}
+    assert detractor_reasons(low)  # a detractor all the same ...
+    assert not consents_to_call_back(low)  # ... but nobody asked to be called back
+    assert not consents_to_call_back({**low, "recontact": "non"})
+    assert consents_to_call_back({**low, "recontact": "oui"})
+
+
+def test_an_alert_keeps_ratings_and_choice_codes_only() -> None:
+    answers: dict[str, int | str] = {
+        "recommandation": 2, "plusieurs_contacts": "oui", "recontact": "oui",
+        "suggestion": "code", "nature_demande": "texte libre égaré", "effort": 3,
+    }  # fmt: skip
+    assert alert_answers(answers) == {
+        "recommandation": 2, "plusieurs_contacts": "oui", "recontact": "oui", "effort": 3,
+    }  # fmt: skip

@@ -68,11 +68,12 @@ def test_an_alert_built_without_revalidation_encodes_as_a_validated_one() -> Non
         network="urssaf", channel="telephone", motif="declaration",
         questionnaire_version="urssaf-chaud-2024-v1", answered_at=NOW,
         answers={"recommandation": 2, "satisfaction_globale": 3, "plusieurs_contacts": "oui",
-                 "suggestion": "Rappelez-moi"},
+                 "recontact": "oui", "suggestion": "Rappelez-moi au 06 12 34 56 78"},
     )  # fmt: skip
     handler = ScoringHandler(ScoringSettings())
     alert = handler._alert_for(response)
     assert alert is not None
+    assert "suggestion" not in alert.answers  # free text never travels on scoring.alert.v1
     event = _alert_event(alert)
     decoded = decode(DETRACTOR_ALERT.envelope, encode(event))  # validated on the way back
     assert decoded.data.model_dump() == alert.model_dump()

@@ -23,12 +23,22 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 from scoring import domain, repository
+from scoring.retention import Purger
+from scoring.settings import ScoringSettings
 
 from contracts.envelope import CloudEvent, decode, new_event_id, utc_now
-from contracts.events import ContactClosed, InvitationSent, ResponseSubmitted
+from contracts.events import (
+    ContactClosed,
+    ContactSeen,
+    InvitationSent,
+    ResponseSubmitted,
+    UserErased,
+)
 from contracts.topics import (
     CONTACT_CLOSED,
+    CONTACT_SEEN,
     CRM_CONTACT_CLOSED,
     DETRACTOR_ALERT,
     INVITATION_SENT,
@@ -36,9 +46,13 @@ from contracts.topics import (
     SCORING_ALERT,
     SITE_INDICATORS,
     SITE_INDICATORS_UPDATED,
+    SURVEY_CONTACT,
     SURVEY_INVITATION,
     SURVEY_RESPONSE,
+    USER_ERASED,
 )
+from plumbing import db
+from plumbing.auth import NETWORK_ADMIN, SITE_MANAGER, LocalIssuer, bearer
 from plumbing.services import System, start_system
 from plumbing.testing import async_wait_for, produce, read_topic
 
@@ -55,15 +69,16 @@ MOTIFS = ("declaration", "paiement", "recouvrement")
 class ScoringProcess:
     """The module's scoring process, which the crash test may kill and restart."""
 
-    def __init__(self, stack: Any, log_dir: Path) -> None:
+    def __init__(self, stack: Any, log_dir: Path, jwks_url: str) -> None:
         self.stack = stack
         self.log_dir = log_dir
+        self.jwks_url = jwks_url
         self.system: System | None = None
 
     def start(self) -> None:
         self.system = start_system(
             self.stack.env(), self.log_dir, only=("scoring",),
-            extra_env={"PUBLISH_INTERVAL_SECONDS": "0.2"},
+            extra_env={"PUBLISH_INTERVAL_SECONDS": "0.2", "ADMIN_JWKS_URL": self.jwks_url},
         )  # fmt: skip
 
     @property
@@ -81,8 +96,22 @@ class ScoringProcess:
 
 
 @pytest.fixture(scope="module")
-def scoring(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScoringProcess]:
-    process = ScoringProcess(stack, tmp_path_factory.mktemp("scoring"))
+def issuer(tmp_path_factory: pytest.TempPathFactory) -> tuple[LocalIssuer, str]:
+    local = LocalIssuer(issuer="http://127.0.0.1/dev-issuer", audience="enquetes-admin")
+    return local, local.write_jwks(tmp_path_factory.mktemp("jwks") / "jwks.json")
+
+
+@pytest.fixture(scope="module")
+def network_admin(issuer: tuple[LocalIssuer, str]) -> dict[str, str]:
+    """Headers of a network administrator of the test events' network."""
+    return bearer(issuer[0].mint(subject="admin-urssaf", roles=[NETWORK_ADMIN], network="urssaf"))
+
+
+@pytest.fixture(scope="module")
+def scoring(
+    stack: Any, issuer: tuple[LocalIssuer, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ScoringProcess]:
+    process = ScoringProcess(stack, tmp_path_factory.mktemp("scoring"), issuer[1])
     process.start()
     try:
         yield process
@@ -96,13 +125,14 @@ def scoring(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sc
 def response(
     site_id: str, answers: dict[str, int | str], *, answered_at: datetime | None = None,
     invitation_id: str | None = None, channel: str = "telephone", motif: str = "declaration",
-    nature: str | None = None, profile: str | None = None,
+    nature: str | None = None, profile: str | None = None, contact_id: str | None = None,
 ) -> CloudEvent[ResponseSubmitted]:  # fmt: skip
     moment = answered_at or utc_now()
     data = ResponseSubmitted(
         response_id=f"rsp-{uuid.uuid4().hex[:12]}",
         invitation_id=invitation_id or f"inv-{uuid.uuid4().hex[:12]}",
-        contact_id=f"crm-{uuid.uuid4().hex[:12]}", site_id=site_id, network="urssaf",
+        contact_id=contact_id or f"crm-{uuid.uuid4().hex[:12]}", site_id=site_id,
+        network="urssaf",
         channel=channel, motif=motif, request_nature=nature, profile=profile,
         questionnaire_version="urssaf-chaud-2024-v1", answers=answers, answered_at=moment,
     )  # fmt: skip
@@ -126,16 +156,48 @@ def invitation(site_id: str, invitation_id: str) -> CloudEvent[InvitationSent]:
     )  # fmt: skip
 
 
+def pseudonym(user: str) -> str:
+    """A stand-in for survey-dispatch's keyed HMAC pseudonym (16 to 128 characters)."""
+    return f"pseudo_{user}".ljust(24, "0")
+
+
 def contact(
-    site_id: str, user_ref: str, motif: str, channel: str, closed_at: datetime
-) -> CloudEvent[ContactClosed]:
+    site_id: str, user: str, motif: str, channel: str, closed_at: datetime,
+    contact_id: str | None = None,
+) -> CloudEvent[ContactSeen]:  # fmt: skip
+    data = ContactSeen(
+        contact_id=contact_id or f"crm-{uuid.uuid4().hex[:12]}", closed_at=closed_at,
+        site_id=site_id, network="urssaf", channel=channel, motif=motif,
+        user_pseudo_id=pseudonym(user),
+    )  # fmt: skip
+    return CloudEvent[ContactSeen](
+        id=new_event_id(), source="/test", type=CONTACT_SEEN.type, time=closed_at,
+        subject=site_id, data=data,
+    )  # fmt: skip
+
+
+def crm_contact(site_id: str, user_ref: str, closed_at: datetime) -> CloudEvent[ContactClosed]:
+    """The CRM's own event, with its contact points: scoring must never read it."""
     data = ContactClosed(
         contact_id=f"crm-{uuid.uuid4().hex[:12]}", closed_at=closed_at, site_id=site_id,
-        network="urssaf", channel=channel, motif=motif, user_ref=user_ref,
+        network="urssaf", channel="telephone", motif="paiement", user_ref=user_ref,
+        email="usager@exemple.fr", mobile_phone="+33612345678",
     )  # fmt: skip
     return CloudEvent[ContactClosed](
         id=new_event_id(), source="/test", type=CONTACT_CLOSED.type, time=closed_at,
         subject=site_id, data=data,
+    )  # fmt: skip
+
+
+def erasure(user: str) -> CloudEvent[UserErased]:
+    now = utc_now()
+    data = UserErased(
+        erasure_id=f"era-{uuid.uuid4().hex[:12]}", network="urssaf",
+        user_pseudo_id=pseudonym(user), requested_at=now,
+    )  # fmt: skip
+    return CloudEvent[UserErased](
+        id=new_event_id(), source="/test", type=USER_ERASED.type, time=now, subject="urssaf",
+        data=data,
     )  # fmt: skip
 
 
@@ -278,7 +340,7 @@ async def test_late_and_out_of_order_events_land_in_their_own_day(stack, scoring
 async def test_a_detractor_raises_exactly_one_alert_without_contact_points(stack, scoring):
     site = "site-detractor"
     answers = {"recommandation": 3, "satisfaction_globale": 2, "plusieurs_contacts": "oui",
-               "suggestion": "Rappelez-moi, personne ne répond."}  # fmt: skip
+               "recontact": "oui", "suggestion": "Rappelez-moi, personne ne répond."}  # fmt: skip
     detractor = response(site, answers, invitation_id="inv-angry")
     resubmitted = detractor.model_copy(update={"id": new_event_id()})  # same invitation
     happy = response(site, {"recommandation": 10}, invitation_id="inv-happy")
@@ -308,6 +370,15 @@ async def test_a_detractor_raises_exactly_one_alert_without_contact_points(stack
     payload = json.loads(next(r.value for r in records if b"inv-angry" in r.value))
     assert not {"email", "mobile_phone", "phone", "user_ref"} & set(payload["data"])
     assert "@" not in json.dumps(payload["data"])
+    # Free text never travels to the call-back queue, nor stays in the alert's row.
+    assert payload["data"]["answers"] == {
+        "recommandation": 3, "satisfaction_globale": 2, "plusieurs_contacts": "oui",
+        "recontact": "oui",
+    }  # fmt: skip
+    stored = await fetch(
+        stack.database_url, "SELECT answers FROM scoring.alerts WHERE invitation_id = 'inv-angry'"
+    )
+    assert "suggestion" not in json.loads(stored[0]["answers"])
 
 
 async def test_the_indicators_event_carries_the_hand_computed_nps(stack, scoring):
@@ -335,7 +406,7 @@ async def test_the_indicators_event_carries_the_hand_computed_nps(stack, scoring
     assert sum_metric(metrics, "consumer_batch_size_records_count", SURVEY_RESPONSE.name) >= 1
 
 
-async def test_breakdown_withholds_cells_below_the_anonymity_floor(stack, scoring):
+async def test_breakdown_withholds_cells_below_the_anonymity_floor(stack, scoring, network_admin):
     site = "site-breakdown"
     events = [
         response(site, {"recommandation": 9, **({"effort": 7} if i < 2 else {})}) for i in range(6)
@@ -346,7 +417,7 @@ async def test_breakdown_withholds_cells_below_the_anonymity_floor(stack, scorin
         return await counted(stack.database_url, site) == 8
 
     await async_wait_for(all_counted, timeout=30)
-    async with httpx.AsyncClient(base_url=scoring.url) as client:
+    async with httpx.AsyncClient(base_url=scoring.url, headers=network_admin) as client:
         reply = await client.get(f"/v1/sites/{site}/breakdown", params={"dimension": "channel"})
         unknown = await client.get(f"/v1/sites/{site}/breakdown", params={"dimension": "agent"})
     assert reply.status_code == 200, reply.text
@@ -361,7 +432,7 @@ async def test_breakdown_withholds_cells_below_the_anonymity_floor(stack, scorin
     assert unknown.status_code == 422  # never an agent, never an arbitrary column
 
 
-async def test_contact_distributions_and_provisional_observed_fcr(stack, scoring):
+async def test_contact_distributions_and_provisional_observed_fcr(stack, scoring, network_admin):
     site = "site-cnav"
     now = utc_now()
     events = [
@@ -370,14 +441,14 @@ async def test_contact_distributions_and_provisional_observed_fcr(stack, scoring
         contact(site, "user-a", "paiement", "courriel", now - timedelta(hours=1)),
         contact(site, "user-b", "declaration", "courriel", now - timedelta(hours=1)),
     ]
-    await produce(stack.kafka_bootstrap_servers, CRM_CONTACT_CLOSED.name, events)
+    await produce(stack.kafka_bootstrap_servers, SURVEY_CONTACT.name, events)
     figures = await indicators_of(
         stack, site, lambda f: f["fcr_observed"]["counts"].get("pending", 0) == 2
     )
     fcr = figures["fcr_observed"]
     assert fcr["counts"] == {"resolved": 0, "repeated": 2, "pending": 2}
     assert fcr["provisional"] is True  # two windows still open: the figure may still fall
-    async with httpx.AsyncClient(base_url=scoring.url) as client:
+    async with httpx.AsyncClient(base_url=scoring.url, headers=network_admin) as client:
         reply = await client.get(f"/v1/sites/{site}/contacts", params={"period": "rolling_30d"})
     body = reply.json()
     assert body["by_motif"] == {"declaration": 1, "paiement": 3}
@@ -406,8 +477,9 @@ async def check_fcr_twins(connection: asyncpg.Connection, rng: random.Random) ->
     window = rng.choice([1, 7, 14])
     seen = generated_contacts(rng, as_of, window)
     await connection.executemany(
-        "INSERT INTO contacts (contact_id, site_id, network, user_hash, channel, motif, closed_at)"
-        " VALUES ($1, $2, 'n', $3, 'telephone', $4, $5) ON CONFLICT (contact_id) DO NOTHING",
+        "INSERT INTO contacts (contact_id, site_id, network, user_pseudo_id, channel, motif, "
+        "closed_at) VALUES ($1, $2, 'n', $3, 'telephone', $4, $5) "
+        "ON CONFLICT (contact_id) DO NOTHING",
         [(c.contact_id, site, c.user, c.motif, c.closed_at) for site, c in seen],
     )
     status = domain.classify_contacts([c for _, c in seen], window_days=window, as_of=as_of)
@@ -453,6 +525,243 @@ def generated_contacts(
         if rng.random() < 0.05:  # the CRM re-sent the contact: first occurrence wins
             seen.append((site, seen[-1][1]))
     return [(s, c) for s, c in seen if c.closed_at <= as_of]
+
+
+async def test_contacts_come_only_from_the_pseudonymous_stream(stack, scoring):
+    """Issue #12, 3: scoring never reads crm.contact.closed.v1 (e-mails, phones, raw user refs)
+    and stores survey-dispatch's keyed pseudonym as the only user identifier."""
+    site = "site-pseudo"
+    now = utc_now()
+    from_crm = crm_contact(site, "REF-CRM-000123", now - timedelta(hours=2))
+    seen = contact(site, "user-p", "paiement", "telephone", now - timedelta(hours=1))
+    await produce(stack.kafka_bootstrap_servers, CRM_CONTACT_CLOSED.name, [from_crm])
+    await produce(stack.kafka_bootstrap_servers, SURVEY_CONTACT.name, [seen])
+
+    async def stored() -> list[asyncpg.Record]:
+        return await fetch(
+            stack.database_url, "SELECT * FROM scoring.contacts WHERE site_id = $1", site
+        )
+
+    rows = await async_wait_for(stored, timeout=30)
+    await asyncio.sleep(2)  # time enough for a CRM record to be folded too, if it were read
+    rows = await stored()
+    assert [row["contact_id"] for row in rows] == [seen.data.contact_id]
+    assert rows[0]["user_pseudo_id"] == pseudonym("user-p")
+    assert "user_hash" not in dict(rows[0])
+    async with httpx.AsyncClient(base_url=scoring.url) as client:
+        metrics = (await client.get("/metrics")).text
+    assert CRM_CONTACT_CLOSED.name not in metrics
+
+
+async def test_only_consenting_detractors_raise_an_alert_and_all_count(stack, scoring):
+    site = "site-consent"
+    low = {"recommandation": 1, "satisfaction_globale": 1}
+    events = [
+        response(site, low, invitation_id="inv-consent-none"),
+        response(site, {**low, "recontact": "non"}, invitation_id="inv-consent-non"),
+        response(site, {**low, "recontact": "oui"}, invitation_id="inv-consent-oui"),
+    ]
+    await produce(stack.kafka_bootstrap_servers, SURVEY_RESPONSE.name, events)
+    await indicators_of(stack, site, lambda f: f["nps"]["sample_size"] == 3)  # all three count
+    rows = await fetch(
+        stack.database_url, "SELECT invitation_id FROM scoring.alerts WHERE site_id = $1", site
+    )
+    assert [row["invitation_id"] for row in rows] == ["inv-consent-oui"]
+    records = await read_topic(
+        stack.kafka_bootstrap_servers, SCORING_ALERT.name,
+        until=lambda rs: any(b"inv-consent-oui" in r.value for r in rs), timeout=30,
+    )  # fmt: skip
+    assert not any(b"inv-consent-no" in r.value for r in records)
+
+
+async def test_manager_routes_answer_only_the_sites_managers(stack, scoring, issuer):
+    """Issue #12, 8: a token on every manager route; a manager sees their sites only; a
+    malformed or unknown site id is a 4xx, never a 500."""
+    local, _ = issuer
+    site, other = "site-guarded", "site-guarded-other"
+    await produce(
+        stack.kafka_bootstrap_servers, SURVEY_RESPONSE.name,
+        [response(site, {"recommandation": 9}), response(other, {"recommandation": 9})],
+    )  # fmt: skip
+
+    async def known() -> bool:
+        return await counted(stack.database_url, site) == 1 and (
+            await counted(stack.database_url, other) == 1
+        )
+
+    await async_wait_for(known, timeout=30)
+    await async_wait_for(  # the sites row is written in the same transaction as the tallies
+        lambda: fetch(stack.database_url, "SELECT 1 FROM scoring.sites WHERE site_id = $1", site)
+    )
+    manager = bearer(local.mint(subject="m1", roles=[SITE_MANAGER], site_ids=[site]))
+    admin = bearer(local.mint(subject="a1", roles=[NETWORK_ADMIN], network="urssaf"))
+    stranger = bearer(local.mint(subject="a2", roles=[NETWORK_ADMIN], network="cnav"))
+    forged = bearer(
+        LocalIssuer(issuer=local.issuer, audience=local.audience).mint(
+            subject="m1", roles=[NETWORK_ADMIN], network="urssaf"
+        )
+    )
+    breakdown = {"dimension": "channel"}
+    async with httpx.AsyncClient(base_url=scoring.url) as client:
+
+        async def status(path: str, headers: dict[str, str] | None = None) -> int:
+            params = breakdown if path.endswith("/breakdown") else {}
+            return (await client.get(path, params=params, headers=headers)).status_code
+
+        for route in ("breakdown", "contacts"):
+            assert await status(f"/v1/sites/{site}/{route}") == 401
+            assert await status(f"/v1/sites/{site}/{route}", forged) == 401
+            assert await status(f"/v1/sites/{site}/{route}", manager) == 200
+            assert await status(f"/v1/sites/{other}/{route}", manager) == 403
+            assert await status(f"/v1/sites/{other}/{route}", admin) == 200
+            assert await status(f"/v1/sites/{site}/{route}", stranger) == 403
+            assert await status(f"/v1/sites/never-seen/{route}", admin) == 404
+            assert await status(f"/v1/sites/%00/{route}", admin) == 422
+            assert await status(f"/v1/sites/a%0d%0ab/{route}", admin) == 422
+            assert await status(f"/v1/sites/{'x' * 121}/{route}", admin) == 422
+            assert await status(f"/v1/sites/%00/{route}") == 401  # no token: nothing learnt
+        reply = await client.get(
+            f"/v1/sites/{site}/breakdown", params={"dimension": "channel", "period": "x" * 41},
+            headers=admin,
+        )  # fmt: skip
+        assert reply.status_code == 422
+
+
+async def test_a_users_erasure_removes_their_contacts_and_verbatims_and_unlinks_alerts(
+    stack, scoring
+):
+    """Issue #12, 13: on UserErased, the user's contacts and verbatims go and their alerts lose
+    the contact id; the tallies (anonymous counts) stay. The contact may come before or after
+    the response that carries the verbatim."""
+    site = "site-erasure"
+    now = utc_now()
+    before_response = contact(site, "user-x", "paiement", "telephone", now - timedelta(hours=3),
+                              contact_id="crm-erase-1")  # fmt: skip
+    after_response = contact(site, "user-x", "paiement", "telephone", now - timedelta(hours=2),
+                             contact_id="crm-erase-2")  # fmt: skip
+    kept = contact(site, "user-y", "paiement", "telephone", now - timedelta(hours=1),
+                   contact_id="crm-erase-3")  # fmt: skip
+    angry = {"recommandation": 1, "recontact": "oui", "suggestion": "Jamais de réponse."}
+    await produce(stack.kafka_bootstrap_servers, SURVEY_CONTACT.name, [before_response, kept])
+    await async_wait_for(lambda: contacts_of(stack, site, 2), timeout=30)
+    await produce(
+        stack.kafka_bootstrap_servers, SURVEY_RESPONSE.name,
+        [response(site, angry, contact_id="crm-erase-1", invitation_id="inv-erase-1"),
+         response(site, angry, contact_id="crm-erase-2", invitation_id="inv-erase-2"),
+         response(site, angry, contact_id="crm-erase-3", invitation_id="inv-erase-3")],
+    )  # fmt: skip
+    await async_wait_for(lambda: rows_of(stack, "verbatims", site, 3), timeout=30)
+    await produce(stack.kafka_bootstrap_servers, SURVEY_CONTACT.name, [after_response])
+    await async_wait_for(lambda: contacts_of(stack, site, 3), timeout=30)
+
+    await produce(stack.kafka_bootstrap_servers, SURVEY_INVITATION.name, [erasure("user-x")])
+
+    async def erased() -> bool:
+        return await contacts_of(stack, site, 1)
+
+    await async_wait_for(erased, timeout=30)
+    contacts = await fetch(
+        stack.database_url, "SELECT contact_id FROM scoring.contacts WHERE site_id = $1", site
+    )
+    assert [row["contact_id"] for row in contacts] == ["crm-erase-3"]
+    verbatims = await fetch(
+        stack.database_url, "SELECT contact_id FROM scoring.verbatims WHERE site_id = $1", site
+    )
+    assert [row["contact_id"] for row in verbatims] == ["crm-erase-3"]
+    alerts = await fetch(
+        stack.database_url,
+        "SELECT invitation_id, contact_id, user_pseudo_id FROM scoring.alerts "
+        "WHERE site_id = $1 ORDER BY invitation_id",
+        site,
+    )
+    assert [tuple(row.values()) for row in alerts] == [
+        ("inv-erase-1", None, None), ("inv-erase-2", None, None),
+        ("inv-erase-3", "crm-erase-3", pseudonym("user-y")),
+    ]  # fmt: skip
+    assert await counted(stack.database_url, site) == 3  # figures already tallied stay
+
+
+async def contacts_of(stack: Any, site: str, expected: int) -> bool:
+    return await rows_of(stack, "contacts", site, expected)
+
+
+async def rows_of(stack: Any, table: str, site: str, expected: int) -> bool:
+    rows = await fetch(
+        stack.database_url, f"SELECT count(*) AS n FROM scoring.{table} WHERE site_id = $1", site
+    )
+    return int(rows[0]["n"]) == expected
+
+
+async def test_rows_past_their_retention_are_purged(stack, scoring):
+    """Issue #12, 13: contacts beyond the FCR window plus their margin, old verbatims and
+    alerts, and inbox ids older than their topic's retention plus a margin are deleted; the
+    rest stays. On a copy of the tables, so the live ones stay as the rebuild expects."""
+    connection = await asyncpg.connect(stack.database_url)
+    try:
+        await connection.execute(
+            "DROP SCHEMA IF EXISTS purge_check CASCADE; CREATE SCHEMA purge_check"
+        )
+        for table in ("contacts", "verbatims", "alerts", "inbox"):
+            await connection.execute(
+                f"CREATE TABLE purge_check.{table} (LIKE scoring.{table} INCLUDING ALL)"
+            )
+    finally:
+        await connection.close()
+    now = utc_now()
+    settings = ScoringSettings(fcr_window_days=7, contacts_retention_days=30,
+                               verbatims_retention_days=90, alerts_retention_days=60,
+                               inbox_margin_days=7)  # fmt: skip
+    pool = await db.create_pool(stack.database_url, schema="purge_check")
+    try:
+        async with pool.acquire() as conn:
+            for name, age in (("old", 38), ("young", 36)):
+                await conn.execute(
+                    "INSERT INTO contacts VALUES ($1, 's', 'n', 'p', 'telephone', 'm', $2)",
+                    name, now - timedelta(days=age),
+                )  # fmt: skip
+            for name, age in (("old", 91), ("young", 89)):
+                await conn.execute(
+                    "INSERT INTO verbatims (response_id, site_id, day, channel, motif, text) "
+                    "VALUES ($1, 's', $2, 'telephone', 'm', 'texte')",
+                    name, (now - timedelta(days=age)).date(),
+                )  # fmt: skip
+                await conn.execute(
+                    "INSERT INTO alerts (alert_id, invitation_id, contact_id, site_id, network, "
+                    "reasons, answers, raised_at) VALUES ($1, $1, $1, 's', 'n', '{}', '{}', $2)",
+                    name, now - timedelta(days=age - 30),
+                )  # fmt: skip
+            inbox = [("invitation-old", SURVEY_INVITATION.name, 38),
+                     ("invitation-young", SURVEY_INVITATION.name, 36),
+                     ("response-kept", SURVEY_RESPONSE.name, 300)]  # fmt: skip
+            for event_id, topic, age in inbox:
+                await conn.execute(
+                    "INSERT INTO inbox VALUES ($1, $2, $3)", event_id, topic,
+                    now - timedelta(days=age),
+                )  # fmt: skip
+        purger = Purger(
+            settings=settings, pool=pool, registry=CollectorRegistry(),
+            topics=(SURVEY_RESPONSE, SURVEY_INVITATION, SURVEY_CONTACT),
+        )  # fmt: skip
+        deleted = await purger.purge_once(now)
+        assert deleted == {"contacts": 1, "verbatims": 1, "alerts": 1, "inbox": 1}
+        async with pool.acquire() as conn:
+            for table, key in (("contacts", "contact_id"), ("verbatims", "response_id"),
+                               ("alerts", "alert_id")):  # fmt: skip
+                rows = await conn.fetch(f"SELECT {key} FROM {table}")
+                assert [row[key] for row in rows] == ["young"], table
+            rows = await conn.fetch("SELECT event_id FROM inbox ORDER BY event_id")
+            assert [row["event_id"] for row in rows] == ["invitation-young", "response-kept"]
+    finally:
+        await pool.close()
+
+
+async def test_the_service_writes_its_anonymity_floor_for_the_reporting_views(stack, scoring):
+    rows = await fetch(
+        stack.database_url,
+        "SELECT anonymity_floor, scoring.reporting_anonymity_floor() AS used "
+        "FROM scoring.reporting_settings",
+    )
+    assert [tuple(row.values()) for row in rows] == [(5, 5)]
 
 
 def crash_stream(rng: random.Random, count: int) -> list[CloudEvent[ResponseSubmitted]]:

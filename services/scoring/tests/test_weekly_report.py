@@ -154,7 +154,7 @@ async def test_report_figures_are_scoring_domain_figures(stack, seeded, pool):
     assert [t.label for t in report.themes_to_improve] == [label for _, label in themes]
     assert [t.mean for t in report.themes_to_improve] == pytest.approx([m for m, _ in themes])
     assert [call.contact_id for call in report.call_backs] == ["a-1", "a-2"]
-    assert report.call_backs[0].suggestion == "Trop d'attente."
+    assert not hasattr(report.call_backs[0], "suggestion")  # no free text beside a contact id
 
 
 async def test_report_is_sent_accessible_and_readable_on_a_phone(
@@ -174,7 +174,8 @@ async def test_report_is_sent_accessible_and_readable_on_a_phone(
     text = mail.get_body(("plain",)).get_content()
     html = mail.get_body(("html",)).get_content()
     for part in (text, html):
-        assert "Taux de réponse" in part and "Trop d" in part
+        assert "Taux de réponse" in part and "Contact a-1" in part
+        assert "Trop d" not in part  # an old alert's free text, never beside its contact id
         assert "var-site=urssaf-idf-montreuil" in part and "var-week=2026-W47" in part
         assert "en hausse de" in part or "en baisse de" in part or "stable" in part
     (artifacts_dir / "weekly_report.html").write_text(html, encoding="utf-8")  # for a person
@@ -216,3 +217,150 @@ def test_smtp_credentials_in_the_url_are_decoded():
     client = weekly_report._smtp("smtps://rapports%40urssaf.fr:p%40ss%3Aw0rd@smtp.exemple.fr")
     assert (client.hostname, client.port, client.use_tls) == ("smtp.exemple.fr", 465, True)
     assert (client._login_username, client._login_password) == ("rapports@urssaf.fr", "p@ss:w0rd")
+
+
+# --------------------------------------------------------------------------- issue #12
+
+SMALL_ID, SMALL_NAME, _ = SITES[1]
+SMALL_VERBATIM = "Je suis la seule personne venue mardi à 9 h."
+
+
+@pytest.fixture(scope="module")
+async def small_site(stack, seeded):
+    """A site with 3 responses in the week (below the floor of 5), a verbatim and an alert
+    that still holds free text (stored before the fix)."""
+    conn = await db.connect(stack.database_url, schema="scoring")
+    try:
+        await conn.execute(
+            "INSERT INTO sites (site_id, network, site_name) VALUES ($1, $2, $3)",
+            SMALL_ID, NETWORK, SMALL_NAME,
+        )  # fmt: skip
+        monday = weekly_report.week_start(WEEK)
+        for item, value in (("__responses__", "1"), ("recommandation", "2"),
+                            ("satisfaction_globale", "3")):  # fmt: skip
+            await conn.execute(
+                "INSERT INTO tallies (site_id, day, channel, motif, item, value, count) "
+                "VALUES ($1, $2, 'telephone', 'declaration', $3, $4, 3)",
+                SMALL_ID, monday, item, value,
+            )  # fmt: skip
+        await conn.execute(
+            "INSERT INTO verbatims (response_id, site_id, day, channel, motif, text, "
+            "satisfaction, recommandation, contact_id) "
+            "VALUES ('r-small', $1, $2, 'telephone', 'declaration', $3, 3, 2, 'c-small')",
+            SMALL_ID, monday, SMALL_VERBATIM,
+        )  # fmt: skip
+        await conn.execute(
+            "INSERT INTO alerts (alert_id, invitation_id, contact_id, site_id, network, reasons, "
+            "answers, raised_at) VALUES ('a-small', 'a-small', 'c-small', $1, $2, "
+            "'{low_recommendation}', $3, $4)",
+            SMALL_ID, NETWORK, {"recommandation": 2, "suggestion": SMALL_VERBATIM}, NOW,
+        )  # fmt: skip
+    finally:
+        await conn.close()
+
+
+async def test_a_site_week_below_the_floor_shows_no_figure_nor_verbatim(pool, small_site):
+    """Issue #12, 7: below the anonymity floor the e-mail lists no verbatim and no figure, and a
+    contact id is never printed beside free text."""
+    async with pool.acquire() as conn:
+        report = await weekly_report.build_report(
+            conn, ScoringSettings(), site_id=SMALL_ID, week=WEEK, now=NOW
+        )
+    assert report.responses == 3 and report.below_floor
+    assert report.verbatims == [] and report.themes_to_improve == []
+    assert all(line.value is None and line.low is None for line in report.figures)
+    _, html, text = weekly_report.render(report)
+    for part in (html, text):
+        assert "seule personne" not in part
+        assert "Moins de 5 réponses cette semaine" in part
+        assert "Contact c-small" in part  # the consenting detractor is still called back
+        assert "Taux de réponse" not in part  # no figure table at all
+    assert "n = 3" not in text
+
+
+async def test_the_floor_is_the_settings_one(pool, seeded):
+    async with pool.acquire() as conn:
+        report = await weekly_report.build_report(
+            conn, ScoringSettings(anonymity_floor=50), site_id=SITE_ID, week=WEEK, now=NOW
+        )
+    assert report.responses == 45 and report.below_floor and report.verbatims == []
+
+
+async def test_one_bad_site_does_not_stop_the_weekly_report(stack, pool, seeded, small_site):
+    """Issue #12, 5: a site name with control characters cannot add a header, a recipient that
+    would is refused for its own site only, and the other sites are mailed."""
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE sites SET site_name = $2 WHERE site_id = $1",
+            SMALL_ID, "Marseille\r\nBcc: espion@exemple.fr",
+        )  # fmt: skip
+    try:
+        result = await weekly_report.send_weekly_reports(
+            settings(stack), pool, week=WEEK, smtp_url=stack.smtp_url,
+            recipients={
+                SITES[2][0]: ["chef.abymes@exemple.fr\r\nBcc: espion@exemple.fr"],
+                SMALL_ID: ["chef.marseille@exemple.fr"],
+                SITE_ID: ["chef.montreuil@exemple.fr"],
+            },
+        )  # fmt: skip
+    finally:
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE sites SET site_name = $2 WHERE site_id = $1", SMALL_ID, SMALL_NAME
+            )
+    assert result.failed == [SITES[2][0]]
+    assert sorted(report.site_id for report in result.mailed) == sorted([SMALL_ID, SITE_ID])
+
+    def delivered():
+        wanted = {"chef.marseille@exemple.fr", "chef.montreuil@exemple.fr"}
+        mails = [m for m in read_maildir(stack.maildir) if str(m["To"]) in wanted]
+        return mails if len(mails) == 2 else None
+
+    mails = await async_wait_for(delivered, timeout=10)
+    for mail in mails:  # the name stays inside the Subject: no header of its own, no recipient
+        assert "bcc" not in {name.lower() for name in mail.keys()}
+        assert "espion" not in str(mail["X-Envelope-To"])
+    marseille = next(m for m in mails if str(m["To"]) == "chef.marseille@exemple.fr")
+    assert "Marseille Bcc" in str(marseille["Subject"]).replace("\n", " ")
+
+
+async def test_reporting_views_apply_the_settings_floor(stack, seeded):
+    """Issue #12, 7: the Grafana views blank a figure of fewer answers than the floor, inside a
+    breakdown cell too, and read the floor the service wrote (not a constant)."""
+    site = "site-floor-views"
+    monday = weekly_report.week_start(WEEK)
+    conn = await db.connect(stack.database_url, schema="scoring")
+    try:
+        rows = [("__responses__", "1", 6), ("satisfaction_globale", "9", 6),
+                ("recommandation", "10", 3)]  # fmt: skip
+        for item, value, count in rows:
+            await conn.execute(
+                "INSERT INTO tallies (site_id, day, channel, motif, item, value, count) "
+                "VALUES ($1, $2, 'courriel', 'paiement', $3, $4, $5)",
+                site, monday, item, value, count,
+            )  # fmt: skip
+
+        async def as_grafana(sql: str) -> list:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL ROLE grafana_reader")
+                return await conn.fetch(sql, site)
+
+        indicators = "SELECT indicator, value, low FROM reporting_weekly_indicators " \
+            "WHERE site_id = $1"  # fmt: skip
+        breakdown = "SELECT dimension, key, nps, satisfaction FROM reporting_weekly_breakdown " \
+            "WHERE site_id = $1 ORDER BY dimension"  # fmt: skip
+        figures = {row["indicator"]: row for row in await as_grafana(indicators)}
+        assert figures["nps"]["value"] is None and figures["nps"]["low"] is None  # 3 answers
+        assert figures["satisfaction"]["value"] == 100  # 6 answers
+        cells = [tuple(row.values()) for row in await as_grafana(breakdown)]
+        assert cells == [("channel", "courriel", None, 100), ("motif", "paiement", None, 100)]
+
+        await conn.execute("UPDATE reporting_settings SET anonymity_floor = 7")
+        try:
+            figures = {row["indicator"]: row for row in await as_grafana(indicators)}
+            assert figures["satisfaction"]["value"] is None
+            assert await as_grafana(breakdown) == []
+        finally:
+            await conn.execute("UPDATE reporting_settings SET anonymity_floor = 5")
+    finally:
+        await conn.close()
