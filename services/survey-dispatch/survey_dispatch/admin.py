@@ -62,14 +62,14 @@ def admin_router(pool: Callable[[], asyncpg.Pool], pseudonym: Callable[[str], st
 
     @router.get("/networks/{network}/sites/{site_id}/rules")
     async def site_rules(network: str, site_id: str, caller: Admin) -> dict[str, Any]:
-        require_site(caller, site_id=site_id, network=network)
+        await _require_site_in_network(pool(), caller, network, site_id)
         return await _read_rules(pool(), network, site_id)
 
     @router.put("/networks/{network}/sites/{site_id}/rules")
     async def put_site_rules(
         network: str, site_id: str, caller: Admin, rules: Annotated[dict[str, Any], Body()]
     ) -> dict[str, Any]:
-        require_site(caller, site_id=site_id, network=network)
+        await _require_site_in_network(pool(), caller, network, site_id)
         return await _write_rules(pool(), network, site_id, rules, caller)
 
     @router.post("/networks/{network}/erasures")
@@ -131,6 +131,26 @@ def _require_network_admin(caller: Principal, network: str) -> None:
         raise HTTPException(403, "only this network's administrators may do this")
 
 
+async def _require_site_in_network(
+    pool: asyncpg.Pool, caller: Principal, network: str, site_id: str
+) -> None:
+    """A network administrator manages any site of their network. A site manager only their
+    own sites, and only under their network: the token's `network` when it names one, else
+    the network the site's contacts come from (a site seen in no network, or in another
+    one, is not theirs to configure here)."""
+    require_site(caller, site_id=site_id, network=network)
+    if NETWORK_ADMIN in caller.roles and caller.network == network:
+        return
+    if caller.network is not None:
+        if caller.network != network:
+            raise HTTPException(403, "this site is not yours to manage in this network")
+        return
+    async with pool.acquire() as conn:
+        networks = await repository.site_networks(conn, site_id=site_id)
+    if networks != {network}:
+        raise HTTPException(403, "this site is not yours to manage in this network")
+
+
 async def _read_rules(pool: asyncpg.Pool, network: str, site_id: str) -> dict[str, Any]:
     async with pool.acquire() as conn:
         row = await repository.rules_row(conn, network=network, site_id=site_id)
@@ -138,14 +158,21 @@ async def _read_rules(pool: asyncpg.Pool, network: str, site_id: str) -> dict[st
             conn, network=network, site_id=site_id
         )
         audit = await repository.rules_audit(conn, network=network, site_id=site_id)
-    effective = domain.Rules.from_mapping(network_rules, site_rules)
+    try:  # rules stored before combinations were checked may not combine: say so, no 500
+        effective: dict[str, Any] | None = _as_json(
+            domain.Rules.from_mapping(network_rules, site_rules)
+        )
+        problem = None
+    except (ValueError, TypeError) as error:
+        effective, problem = None, f"these rules do not combine: {error}"
     return {
         "network": network,
         "site_id": site_id or None,
         "rules": row["rules"] if row else {},
         "updated_at": row["updated_at"].isoformat() if row else None,
         "updated_by": row["updated_by"] if row else None,
-        "effective": _as_json(effective),
+        "effective": effective,
+        "problem": problem,
         "audit": [
             {**dict(entry), "changed_at": entry["changed_at"].isoformat()} for entry in audit
         ],
@@ -156,17 +183,13 @@ async def _write_rules(
     pool: asyncpg.Pool, network: str, site_id: str, rules: dict[str, Any], caller: Principal
 ) -> dict[str, Any]:
     async with pool.acquire() as conn, conn.transaction():
-        network_rules, site_rules = await repository.rules_for(
-            conn, network=network, site_id=site_id
+        await repository.lock_rules(conn)  # two valid changes must not make a bad pair
+        stored = await repository.all_rules(conn, network=network)
+        problem = domain.rules_problem(
+            {**stored, (network, site_id): rules}, changed=(network, site_id)
         )
-        if site_id:
-            site_rules = rules
-        else:
-            network_rules = {**network_rules, **rules}
-        try:  # refuse a rule that would fail later, in the middle of a send
-            domain.Rules.from_mapping(network_rules, site_rules)
-        except (ValueError, TypeError) as error:
-            raise HTTPException(422, f"invalid rules: {error}") from error
+        if problem is not None:  # refuse a rule that would fail later, in the middle of a send
+            raise HTTPException(422, f"invalid rules: {problem}")
         await repository.set_rules(
             conn, network=network, site_id=site_id, rules=rules, changed_by=caller.subject
         )

@@ -21,6 +21,7 @@ from jinja2 import Environment
 from markupsafe import escape
 
 from survey_dispatch import domain
+from survey_dispatch.domain import has_control_character, header_safe, scrubbed, smtp_reason
 from survey_dispatch.settings import DispatchSettings
 
 
@@ -127,13 +128,16 @@ UNANSWERED = _Unanswered()
 
 
 def _failure(code: int, message: str) -> Exception:
+    """The reply's codes only: a relay's text often quotes the recipient's address."""
     if 500 <= code < 600:
-        return PermanentFailure(f"SMTP {code} {message}")
-    return TemporaryFailure(f"SMTP {code} {message}")
+        return PermanentFailure(smtp_reason(code, message))
+    return TemporaryFailure(smtp_reason(code, message))
 
 
 def _temporary(error: BaseException | None) -> TemporaryFailure:
-    return TemporaryFailure(f"SMTP: {type(error).__name__} {error}")
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return TemporaryFailure(smtp_reason(error.code, error.message))
+    return TemporaryFailure(f"smtp: {type(error).__name__} {scrubbed(str(error), 200)}")
 
 
 class _Session:
@@ -167,6 +171,17 @@ class _Session:
                 outcomes[index] = None
             except aiosmtplib.SMTPResponseException as error:
                 outcomes[index] = _failure(error.code, error.message)
+            except aiosmtplib.SMTPRecipientsRefused as error:
+                # Without PIPELINING a refused RCPT comes as this (aiosmtplib has reset the
+                # envelope): that recipient's own failure, not the session's.
+                refused = error.recipients[0] if error.recipients else None
+                outcomes[index] = (
+                    _failure(refused.code, refused.message)
+                    if refused is not None
+                    else PermanentFailure("smtp: recipient refused")
+                )
+            except ValueError:  # an address aiosmtplib refuses to put in an envelope
+                outcomes[index] = PermanentFailure("smtp: unusable address")
             except aiosmtplib.SMTPServerDisconnected as error:
                 if index == 0:
                     raise _Unsent() from error
@@ -349,8 +364,14 @@ class MailComposer:
         self.domain = settings.mail_from_address.rsplit("@", 1)[-1]
         self._cache: dict[tuple[str, bool], MailTemplate] = {}
 
+    @property
+    def public_base_url(self) -> str:
+        """The responses service's public address: survey links, and the personal-data notice,
+        legal notice and accessibility statement the mails' footer links to."""
+        return self.settings.public_survey_base_url.rstrip("/")
+
     def survey_link(self, token: str) -> str:
-        return f"{self.settings.public_survey_base_url.rstrip('/')}/s/{token}"
+        return f"{self.public_base_url}/s/{token}"
 
     def optout_link(self, invitation_id: str) -> str:
         """The invitation's own opt-out link (never its survey token: see optout.py)."""
@@ -374,9 +395,10 @@ class MailComposer:
         if found is None:
             if len(self._cache) >= self.MAX_CACHED:
                 self._cache.clear()
+            site_name = header_safe(site_name) or "Service public"  # one line, in every part
             context = {
                 "site_name": site_name, "survey_link": SURVEY_LINK, "optout_link": OPTOUT_LINK,
-                "reminder": reminder,
+                "reminder": reminder, "public_base_url": self.public_base_url,
             }  # fmt: skip
             subject = f"{site_name} : votre avis en une minute"
             found = self._cache[key] = mail_template(
@@ -409,6 +431,11 @@ class MailTemplate:
 def mail_template(
     *, sender_name: str, from_address: str, subject: str, text: str, html: str
 ) -> MailTemplate:
+    """Header values are reduced to one line first (control characters become spaces), then
+    encoded: whatever a CRM put in a site name, it cannot add a header."""
+    sender_name, subject = header_safe(sender_name), header_safe(subject)
+    if has_control_character(from_address):
+        raise ValueError("control character in the From address")
     # Base64 never contains "=_", so a fixed boundary per template cannot occur in a part.
     boundary = "=_" + hashlib.sha256(f"{sender_name}\x00{subject}".encode()).hexdigest()[:24]
     headers = [
@@ -428,7 +455,10 @@ def mail_template(
 def render_mail(
     template: MailTemplate, *, to: str, message_id: str, survey_link: str, optout_link: str
 ) -> bytes:
-    """One message as bytes with CRLF line ends, ready for SMTP DATA."""
+    """One message as bytes with CRLF line ends, ready for SMTP DATA. A header value with a
+    control character is refused (ValueError) rather than sent."""
+    if any(map(has_control_character, (to, message_id, optout_link))):
+        raise ValueError("control character in a header value")
     text = template.text.replace(SURVEY_LINK, survey_link).replace(OPTOUT_LINK, optout_link)
     html = template.html.replace(SURVEY_LINK, str(escape(survey_link))).replace(
         OPTOUT_LINK, str(escape(optout_link))
@@ -485,8 +515,8 @@ class SmsChannel:
                 timeout=10.0,
             )
         except httpx.HTTPError as error:
-            raise TemporaryFailure(f"SMS provider: {type(error).__name__} {error}") from error
+            raise TemporaryFailure(f"SMS provider: {type(error).__name__}") from error
         if response.status_code >= 500 or response.status_code == 429:
             raise TemporaryFailure(f"SMS provider: {response.status_code}")
-        if response.status_code >= 400:
-            raise PermanentFailure(f"SMS provider: {response.status_code} {response.text[:200]}")
+        if response.status_code >= 400:  # the status only: the body may quote the number
+            raise PermanentFailure(f"SMS provider: {response.status_code}")

@@ -69,6 +69,38 @@ class Rules:
         return cls(**{key: _RULE_PARSERS[key](key, value) for key, value in merged.items()})
 
 
+RulesRows = Mapping[tuple[str, str], Any]  # (network, site_id) -> stored JSON; "*" and ""
+# stand for every network and for a network's defaults
+
+
+def rules_problem(rows: RulesRows, *, changed: tuple[str, str]) -> str | None:
+    """Why the stored rules, once `changed` is written, would not combine for some site, or
+    None. Every combination the change takes part in is checked: a site's own rules against
+    its network; a network's defaults against each of its sites; the defaults of every
+    network ("*") against everything. Each rule set may be valid alone and the pair not
+    (a site's `window_end_hour: 16` under a network's `window_start_hour: 17`)."""
+    network, site_id = changed
+    defaults = rows.get(("*", ""), {})
+    networks = sorted({net for net, _ in rows if net != "*"} | ({network} - {"*"}))
+    checks: list[tuple[str, str, str]] = []  # (network, site_id, how to name it)
+    if network == "*":
+        checks.append(("*", "", "the defaults of every network"))
+    for net in networks if network == "*" else [network]:
+        if network == "*" or not site_id:
+            checks.append((net, "", f"the defaults of network {net!r}"))
+            sites = sorted(site for n, site in rows if n == net and site)
+            checks += [(net, site, f"site {site!r}") for site in sites]
+        else:
+            checks.append((net, site_id, f"site {site_id!r}"))
+    for net, site, name in checks:
+        try:
+            base = {**defaults, **(rows.get((net, ""), {}) if net != "*" else {})}
+            Rules.from_mapping(base, rows.get((net, site)) if site else None)
+        except (ValueError, TypeError) as error:
+            return f"{name}: {error}"
+    return None
+
+
 def _check_rules(rules: Rules) -> None:
     if not 0.0 <= rules.sampling_rate <= 1.0:  # also refuses NaN
         raise ValueError("sampling_rate must be between 0 and 1")
@@ -618,3 +650,40 @@ def _shortened(name: str, budget: int) -> str:
         name = name[:-1]
     name = name.rstrip(" .,;:-'\"(")
     return f"{name}." if name else ""
+
+
+# --------------------------------------------------------------------------- failure reasons
+
+# A relay's refusal often quotes the recipient ("550 5.1.1 <jean.dupont@exemple.fr>: Recipient
+# address rejected"); an SMS provider's may quote the phone number. A failure reason travels in
+# `invitation failed` events and stays in `invitations.last_error`: it keeps the codes only.
+_ENHANCED_STATUS = re.compile(r"\s*([245]\.\d{1,3}\.\d{1,3})(?!\S)")
+_ADDRESS_LIKE = re.compile(r"<[^>]*>|\S*@\S*|\+?\d(?:[ .()/-]?\d){8,}")  # 9 digits or more
+
+
+def smtp_reason(code: int, text: str) -> str:
+    """ "smtp 550 5.1.1": the reply code and its enhanced status code (RFC 3463), nothing of
+    the server's free text."""
+    enhanced = _ENHANCED_STATUS.match(text)
+    return f"smtp {code} {enhanced.group(1)}" if enhanced else f"smtp {code}"
+
+
+def scrubbed(text: str, limit: int = 500) -> str:
+    """A failure text without anything shaped like an address or a phone number, on one line."""
+    return " ".join(_ADDRESS_LIKE.sub("[…]", header_safe(text)).split())[:limit]
+
+
+# --------------------------------------------------------------------------- mail headers
+
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: none may reach a
+# header, where a CR or LF would start a header of the sender's choosing.
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def header_safe(text: str) -> str:
+    """`text` on one line: every control character becomes a space, spaces are collapsed."""
+    return " ".join(_CONTROL_CHARACTERS.sub(" ", text).split())
+
+
+def has_control_character(text: str) -> bool:
+    return _CONTROL_CHARACTERS.search(text) is not None

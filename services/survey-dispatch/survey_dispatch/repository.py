@@ -294,14 +294,42 @@ async def postpone_reminder(
 
 
 async def purge_expired(conn: Connection, *, now: datetime) -> int:
-    """Erase the address and the link's secret of expired invitations."""
-    result = await conn.execute(
+    """Erase every personal field of expired invitations: the address, the link's secret and
+    the last error text. A sent invitation expires at `expires_at`; one never sent (still
+    scheduled, or failed before any send) at its creation plus the link's validity, the
+    `expiry_days` of its site's rules (7 days when none is stored). A scheduled row that
+    expires is never sent."""
+    sent = await conn.execute(
         "UPDATE invitations SET address = NULL, token = NULL, remind_at = NULL, "
-        "status = CASE WHEN status = 'sent' THEN 'expired' ELSE status END "
-        "WHERE expires_at <= $1 AND (address IS NOT NULL OR token IS NOT NULL)",
+        "last_error = NULL, status = CASE WHEN status = 'sent' THEN 'expired' ELSE status END "
+        "WHERE expires_at <= $1 "
+        "AND (address IS NOT NULL OR token IS NOT NULL OR last_error IS NOT NULL)",
         now,
     )
-    return int(result.split()[-1])
+    unsent = await conn.execute(_PURGE_UNSENT, now)
+    return int(sent.split()[-1]) + int(unsent.split()[-1])
+
+
+# A stored rules row's `expiry_days`, NULL when absent or not a number (bad rows must not stop
+# the purge), bounded like a valid rule.
+_EXPIRY_DAYS = (
+    "(SELECT least(greatest((r.rules ->> 'expiry_days')::numeric, 1), 3650)::int FROM rules AS r "
+    "WHERE r.network = {network} AND r.site_id = {site} "
+    "AND jsonb_typeof(r.rules -> 'expiry_days') = 'number')"
+)
+_SITE_EXPIRY = _EXPIRY_DAYS.format(network="i.network", site="i.site_id")
+_NETWORK_EXPIRY = _EXPIRY_DAYS.format(network="i.network", site="''")
+_DEFAULT_EXPIRY = _EXPIRY_DAYS.format(network="'*'", site="''")
+_PURGE_UNSENT = (
+    "UPDATE invitations AS i SET address = NULL, token = NULL, remind_at = NULL, "
+    "last_error = NULL, status = CASE WHEN i.status = 'scheduled' THEN 'expired' ELSE i.status END "
+    "WHERE i.expires_at IS NULL "
+    "AND (i.address IS NOT NULL OR i.token IS NOT NULL OR i.last_error IS NOT NULL) "
+    # expiry_days >= 1: the range of the index
+    "AND i.created_at <= $1::timestamptz - interval '1 day' "
+    "AND i.created_at + make_interval(days => COALESCE("
+    f"{_SITE_EXPIRY}, {_NETWORK_EXPIRY}, {_DEFAULT_EXPIRY}, 7)) <= $1"
+)
 
 
 async def erase_user(conn: Connection, *, network: str, user_pseudo_id: str) -> int:
@@ -373,6 +401,28 @@ async def erasure_audit(
 
 
 # --------------------------------------------------------------------------- admin
+
+
+async def lock_rules(conn: Connection) -> None:
+    """Serialise rules changes (rare): each is checked against the others' committed state."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('survey_dispatch.rules'))")
+
+
+async def all_rules(conn: Connection, *, network: str) -> dict[tuple[str, str], Any]:
+    """Every stored rules row a change in `network` combines with ('*': every row)."""
+    rows = await conn.fetch(
+        "SELECT network, site_id, rules FROM rules WHERE $1 = '*' OR network IN ($1, '*')",
+        network,
+    )
+    return {(row["network"], row["site_id"]): row["rules"] for row in rows}
+
+
+async def site_networks(conn: Connection, *, site_id: str) -> set[str]:
+    """The networks a site's contacts came from (normally one)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT network FROM contacts WHERE site_id = $1 LIMIT 2", site_id
+    )
+    return {row["network"] for row in rows}
 
 
 async def rules_row(conn: Connection, *, network: str, site_id: str) -> asyncpg.Record | None:

@@ -13,11 +13,13 @@ import contextlib
 import logging
 import random
 from collections import Counter as Tally
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from pydantic import ValidationError
 
 from contracts.envelope import CloudEvent, new_event_id, utc_now
 from contracts.events import (
@@ -192,6 +194,10 @@ class Sender:
         return done
 
     async def _send_batch(self, channels: list[str], limit: int) -> int:
+        """Everything a send needs (rules, message, event) is built and checked for each row
+        before anything is handed to a provider: a row that cannot be prepared fails alone,
+        and nothing that could fail is left for after a delivery, so a mail handed over is
+        recorded as sent once."""
         async with self.pool.acquire() as conn, conn.transaction():
             records = await repository.lock_due_invitations(
                 conn, now=utc_now(), channels=channels, limit=limit
@@ -199,12 +205,54 @@ class Sender:
             if not records:
                 return 0
             rows = [dict(record) for record in records]
-            outcomes = await self._deliver_by_channel(rows)
-            await self._record(conn, rows, outcomes)
+            rules: dict[tuple[str, str], domain.Rules | Exception] = {}
+            prepared = [await self._prepare(conn, row, rules) for row in rows]
+            ready = [i for i, item in enumerate(prepared) if isinstance(item, _Prepared)]
+            outcomes: list[Exception | None] = [
+                item if isinstance(item, Exception) else None for item in prepared
+            ]
+            delivered = await self._deliver_by_channel(
+                [rows[i] for i in ready], [cast(_Prepared, prepared[i]).message for i in ready]
+            )
+            for position, outcome in zip(ready, delivered, strict=True):
+                outcomes[position] = outcome
+            await self._record(conn, rows, outcomes, prepared)
         return len(rows)
 
+    async def _prepare(
+        self, conn: Connection, row: dict[str, Any],
+        rules_cache: dict[tuple[str, str], domain.Rules | Exception] | None, *,
+        reminder: bool = False,
+    ) -> _Prepared | Exception:  # fmt: skip
+        """The row's message and `invitation sent` event, or why it cannot go."""
+        if not row["address"] or not row["token"]:  # purged meanwhile: nobody to write to
+            return Unprepared("coordonnées effacées", retry=False)
+        rules = domain.Rules()
+        if rules_cache is not None:
+            found = await self._rules(conn, row, rules_cache)
+            if isinstance(found, Exception):  # stored rules that no longer combine
+                return Unprepared(f"règles invalides pour ce site : {found}", retry=True)
+            rules = found
+        try:
+            message = self._message(row, reminder=reminder)
+        except ValueError as error:  # a header that could not be made safe, a too long SMS
+            return Unprepared(f"message impossible à composer : {error}", retry=False)
+        if reminder:
+            return _Prepared(message, rules, None)
+        try:
+            event = self._sent_event(row, rules)
+        except ValidationError as error:
+            fields = ", ".join(sorted({str(e["loc"][0]) for e in error.errors() if e["loc"]}))
+            return Unprepared(f"invitation invalide ({fields})", retry=False)
+        return _Prepared(message, rules, event)
+
+    def _message(self, row: dict[str, Any], *, reminder: bool) -> bytes | str:
+        if row["survey_channel"] == SurveyChannel.SMS.value:
+            return self.sms_for(row)
+        return self.email_for(row, reminder=reminder)
+
     async def _deliver_by_channel(
-        self, rows: list[dict[str, Any]], *, reminder: bool = False
+        self, rows: list[dict[str, Any]], messages: list[bytes | str]
     ) -> list[Exception | None]:
         """Each channel's rows to its provider, the channels side by side; outcomes in the
         rows' order."""
@@ -212,7 +260,7 @@ class Sender:
         for position, row in enumerate(rows):
             positions.setdefault(row["survey_channel"], []).append(position)
         results = await asyncio.gather(*(
-            self._deliver(channel, [rows[i] for i in where], reminder=reminder)
+            self._deliver(channel, [rows[i] for i in where], [messages[i] for i in where])
             for channel, where in positions.items()
         ))  # fmt: skip
         outcomes: list[Exception | None] = [None] * len(rows)
@@ -223,22 +271,25 @@ class Sender:
         return outcomes
 
     async def _deliver(
-        self, channel: str, rows: list[dict[str, Any]], *, reminder: bool = False
+        self, channel: str, rows: list[dict[str, Any]], messages: list[bytes | str]
     ) -> list[Exception | None]:
-        """Hand the rows' messages to the channel's provider; None for each accepted one."""
+        """Hand the rows' prepared messages to the channel's provider; None for each accepted
+        one."""
         if channel == SurveyChannel.SMS.value:
-            return list(await asyncio.gather(*(self._deliver_sms(row) for row in rows)))
-        return await self.smtp.send_many(
-            [(row["address"], self.email_for(row, reminder=reminder)) for row in rows]
-        )
+            sends = [
+                self._deliver_sms(row["address"], str(text))
+                for row, text in zip(rows, messages, strict=True)
+            ]
+            return list(await asyncio.gather(*sends))
+        return await self.smtp.send_many([
+            (row["address"], cast(bytes, mail)) for row, mail in zip(rows, messages, strict=True)
+        ])  # fmt: skip
 
-    async def _deliver_sms(self, row: dict[str, Any]) -> Exception | None:
+    async def _deliver_sms(self, to: str, text: str) -> Exception | None:
         try:
-            await self.sms.send(to=row["address"], text=self.sms_for(row))
+            await self.sms.send(to=to, text=text)
         except (PermanentFailure, TemporaryFailure) as error:
             return error
-        except ValueError as error:  # e.g. a link too long for one SMS segment: never retried
-            return PermanentFailure(str(error))
         return None
 
     def _observe(self, channel: str, outcomes: list[Exception | None]) -> None:
@@ -255,75 +306,105 @@ class Sender:
         self.metrics.circuit.labels(channel).set(breaker.state.value)
 
     async def _record(
-        self, conn: Connection, rows: list[dict[str, Any]], outcomes: list[Exception | None]
-    ) -> None:
+        self, conn: Connection, rows: list[dict[str, Any]], outcomes: list[Exception | None],
+        prepared: list[_Prepared | Exception],
+    ) -> None:  # fmt: skip
+        """The sent rows first, with values computed from what was prepared (nothing there can
+        fail but the database); then each other row in a savepoint of its own, so that a
+        failure to record one of them never undoes the record of a mail handed over."""
         sent_at = utc_now()
         sent: list[tuple[str, datetime, datetime, datetime | None]] = []
         events: Outbox = []
-        rules: dict[tuple[str, str], domain.Rules] = {}
         results: Tally[tuple[str, str]] = Tally()
-        for row, outcome in zip(rows, outcomes, strict=True):
-            channel = row["survey_channel"]
-            if outcome is None:
-                row_rules = await self._rules(conn, row, rules)
-                sent.append(self._sent(row, row_rules, sent_at, events))
-                results[channel, "sent"] += 1
-            elif self._retryable(outcome, row["attempts"]):
-                await repository.mark_retry(
-                    conn, invitation_id=row["invitation_id"], error=str(outcome),
-                    send_at=utc_now() + backoff(row["attempts"], self.settings),
-                )  # fmt: skip
-                results[channel, "retry"] += 1
-            else:
-                await repository.mark_failed(
-                    conn, invitation_id=row["invitation_id"], error=str(outcome)
-                )
-                events.append(_failed_event(row, str(outcome)))
-                results[channel, "failed"] += 1
+        for row, outcome, item in zip(rows, outcomes, prepared, strict=True):
+            if outcome is None and isinstance(item, _Prepared):
+                sent.append(self._sent(row, item, sent_at, events))
+                results[row["survey_channel"], "sent"] += 1
         if sent:
             await repository.mark_sent(conn, sent=sent)
         await enqueue_many(conn, events)
+        for row, outcome in zip(rows, outcomes, strict=True):
+            if outcome is None:
+                continue
+            try:
+                async with conn.transaction():  # a savepoint
+                    results[
+                        row["survey_channel"], await self._record_failure(conn, row, outcome)
+                    ] += 1
+            except (asyncpg.PostgresError, ValueError, TypeError):
+                # Not delivered: the row stays due and is tried again; its address is not logged.
+                log.exception("could not record a failed send", extra={
+                    "invitation_id": row["invitation_id"]
+                })  # fmt: skip
         for (channel, result), count in results.items():
             self.metrics.sends.labels(channel, result).inc(count)
 
-    def _retryable(self, outcome: Exception, attempts: int) -> bool:
-        return (
-            isinstance(outcome, TemporaryFailure) and attempts + 1 < self.settings.max_send_attempts
-        )
+    async def _record_failure(
+        self, conn: Connection, row: dict[str, Any], outcome: Exception
+    ) -> str:
+        reason = failure_reason(outcome)
+        if self._retryable(outcome, row["attempts"]):
+            await repository.mark_retry(
+                conn, invitation_id=row["invitation_id"], error=reason,
+                send_at=utc_now() + backoff(row["attempts"], self.settings),
+            )  # fmt: skip
+            return "retry"
+        await repository.mark_failed(conn, invitation_id=row["invitation_id"], error=reason)
+        failed = _failed_event(row, reason)
+        if failed is not None:
+            await enqueue_many(conn, [failed])
+        return "failed"
 
-    def _sent(
-        self, row: dict[str, Any], rules: domain.Rules, sent_at: datetime, events: Outbox
-    ) -> tuple[str, datetime, datetime, datetime | None]:
-        channel = SurveyChannel(row["survey_channel"])
-        expires_at = domain.expiry_time(sent_at, rules)
-        self.metrics.closed_to_sent.labels(channel.value).observe(
-            (sent_at - row["closed_at"]).total_seconds()
+    def _retryable(self, outcome: Exception, attempts: int) -> bool:
+        retryable = isinstance(outcome, TemporaryFailure) or (
+            isinstance(outcome, Unprepared) and outcome.retry
         )
-        data = InvitationSent(
+        return retryable and attempts + 1 < self.settings.max_send_attempts
+
+    def _sent_event(self, row: dict[str, Any], rules: domain.Rules) -> InvitationSent:
+        """The event as it will be sent, validated now; only its times change at the send."""
+        provisional = utc_now()
+        return InvitationSent(
             invitation_id=row["invitation_id"], contact_id=row["contact_id"],
             site_id=row["site_id"], site_name=row["site_name"], network=row["network"],
             channel=Channel(row["channel"]), motif=row["motif"], profile=row["profile"],
-            request_nature=row["request_nature"], survey_channel=channel,
+            request_nature=row["request_nature"],
+            survey_channel=SurveyChannel(row["survey_channel"]),
             user_pseudo_id=row["user_pseudo_id"],
             questionnaire_version=row["questionnaire_version"], token_sha256=row["token_sha256"],
-            sent_at=sent_at, expires_at=expires_at,
+            sent_at=provisional, expires_at=domain.expiry_time(provisional, rules),
         )  # fmt: skip
+
+    def _sent(
+        self, row: dict[str, Any], item: _Prepared, sent_at: datetime, events: Outbox
+    ) -> tuple[str, datetime, datetime, datetime | None]:
+        assert item.event is not None
+        channel = item.event.survey_channel
+        expires_at = domain.expiry_time(sent_at, item.rules)
+        try:
+            remind_at = domain.reminder_time(sent_at, channel, item.rules)
+        except ValueError:  # never with checked rules; a reminder is a courtesy anyway
+            remind_at = None
+        self.metrics.closed_to_sent.labels(channel.value).observe(
+            (sent_at - row["closed_at"]).total_seconds()
+        )
+        data = item.event.model_copy(update={"sent_at": sent_at, "expires_at": expires_at})
         events.append(_event(INVITATION_SENT.type, data, row["site_id"], sent_at))
-        remind_at = domain.reminder_time(sent_at, channel, rules)
         return row["invitation_id"], sent_at, expires_at, remind_at
 
     async def _rules(
-        self,
-        conn: Connection,
-        row: dict[str, Any],
-        cache: dict[tuple[str, str], domain.Rules],
-    ) -> domain.Rules:
+        self, conn: Connection, row: dict[str, Any],
+        cache: dict[tuple[str, str], domain.Rules | Exception],
+    ) -> domain.Rules | Exception:  # fmt: skip
         key = (row["network"], row["site_id"])
         if key not in cache:
             network_rules, site_rules = await repository.rules_for(
                 conn, network=row["network"], site_id=row["site_id"]
             )
-            cache[key] = domain.Rules.from_mapping(network_rules, site_rules)
+            try:
+                cache[key] = domain.Rules.from_mapping(network_rules, site_rules)
+            except (ValueError, TypeError) as error:
+                cache[key] = error
         return cache[key]
 
     # ----------------------------------------------------------------------- reminders
@@ -342,8 +423,18 @@ class Sender:
                 conn, now=utc_now(), channel=channel, limit=limit
             )
             rows = [dict(record) for record in records]
-            outcomes = await self._deliver(channel, rows, reminder=True)
-            self._observe(channel, outcomes)
+            prepared = [await self._prepare(conn, row, None, reminder=True) for row in rows]
+            ready = [i for i, item in enumerate(prepared) if isinstance(item, _Prepared)]
+            outcomes: list[Exception | None] = [
+                item if isinstance(item, Exception) else None for item in prepared
+            ]
+            delivered = await self._deliver(
+                channel, [rows[i] for i in ready],
+                [cast(_Prepared, prepared[i]).message for i in ready],
+            )  # fmt: skip
+            self._observe(channel, delivered)
+            for position, outcome in zip(ready, delivered, strict=True):
+                outcomes[position] = outcome
             events: Outbox = []
             for row, outcome in zip(rows, outcomes, strict=True):
                 await self._record_reminder(conn, row, outcome, events)
@@ -370,8 +461,9 @@ class Sender:
             retry_at = now + backoff(row["reminder_attempts"], self.settings)
             retry_at = retry_at if retry_at < row["expires_at"] else None  # none after expiry
         await repository.postpone_reminder(
-            conn, invitation_id=row["invitation_id"], remind_at=retry_at, error=str(outcome)
-        )
+            conn, invitation_id=row["invitation_id"], remind_at=retry_at,
+            error=failure_reason(outcome),
+        )  # fmt: skip
         self.metrics.sends.labels(
             channel, "reminder_retry" if retry_at else "reminder_failed"
         ).inc()
@@ -393,13 +485,41 @@ class Sender:
         )  # fmt: skip
 
 
-def _failed_event(row: dict[str, Any], error: str) -> tuple[str, str, CloudEvent[Any]]:
+class Unprepared(Exception):
+    """A row that could not be made ready to send (its rules, its message, its event): it
+    fails alone, before any delivery. Rules may be repaired, so those are retried."""
+
+    def __init__(self, reason: str, *, retry: bool) -> None:
+        super().__init__(reason)
+        self.retry = retry
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    message: bytes | str  # the e-mail as bytes, the SMS text
+    rules: domain.Rules
+    event: InvitationSent | None  # None for a reminder
+
+
+def failure_reason(outcome: Exception) -> str:
+    """What is kept and published of a failure: codes and our own words, never an address."""
+    return domain.scrubbed(str(outcome)) or type(outcome).__name__
+
+
+def _failed_event(row: dict[str, Any], reason: str) -> tuple[str, str, CloudEvent[Any]] | None:
     failed_at = utc_now()
-    data = InvitationFailed(
-        invitation_id=row["invitation_id"], contact_id=row["contact_id"], site_id=row["site_id"],
-        network=row["network"], survey_channel=SurveyChannel(row["survey_channel"]),
-        reason=error[:500], failed_at=failed_at,
-    )  # fmt: skip
+    try:
+        data = InvitationFailed(
+            invitation_id=row["invitation_id"], contact_id=row["contact_id"],
+            site_id=row["site_id"], network=row["network"],
+            survey_channel=SurveyChannel(row["survey_channel"]), reason=reason[:500],
+            failed_at=failed_at,
+        )  # fmt: skip
+    except ValidationError:  # a row a contract now refuses: failed, without an event
+        log.warning(
+            "invitation failed event not valid", extra={"invitation_id": row["invitation_id"]}
+        )
+        return None
     return _event(INVITATION_FAILED.type, data, row["site_id"], failed_at)
 
 
