@@ -23,7 +23,10 @@ def run(
     app_factory: Callable[[Any], Any],
     argv: list[str] | None = None,
     extra_commands: dict[str, Callable[[Any], None]] | None = None,
+    proxy_headers: bool = True,
 ) -> None:
+    """`proxy_headers=False`: uvicorn leaves the peer address alone (the service decides which
+    proxies it trusts, e.g. responses' TRUSTED_PROXIES), instead of FORWARDED_ALLOW_IPS."""
     commands = {"serve", "migrate", *(extra_commands or {})}
     parser = argparse.ArgumentParser(prog=f"python -m {service.replace('-', '_')}")
     parser.add_argument("command", choices=sorted(commands))
@@ -41,6 +44,7 @@ def run(
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=10,
+            proxy_headers=proxy_headers,
         )
     elif extra_commands and args.command in extra_commands:
         extra_commands[args.command](settings)

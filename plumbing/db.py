@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,17 @@ async def claim_events(connection: Connection, *, topic: str, event_ids: Iterabl
         topic,
     )
     return {row["event_id"] for row in rows}
+
+
+async def prune_inbox(connection: Connection, *, older_than: timedelta) -> int:
+    """Forget the ids of events handled more than `older_than` ago; how many were forgotten.
+
+    Choose more than the topics' retention: a redelivered event older than that cannot come,
+    so the inbox needs no memory of it (handlers stay idempotent all the same)."""
+    status = await connection.execute(
+        "DELETE FROM inbox WHERE received_at < now() - $1::interval", older_than
+    )
+    return int(status.split()[-1])
 
 
 def record_to_dict(row: asyncpg.Record | None) -> dict[str, Any] | None:

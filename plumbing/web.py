@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 TOO_LARGE_MESSAGE = (
@@ -12,8 +13,14 @@ TOO_LARGE_MESSAGE = (
 )
 
 
-class BodyTooLarge(Exception):
-    """Raised from `receive` once a body passes the cap; BodyLimit turns it into a 413."""
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` once a body passes the cap; BodyLimit turns it into a 413. An
+    HTTPException, because FastAPI turns any other error raised while it reads a JSON body into
+    a 400 ("There was an error parsing the body"), and re-raises this one: a chunked body past
+    the cap gets its 413 from the app's exception handler then."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, TOO_LARGE_MESSAGE.format(limit=limit))
 
 
 class BodyLimit:
@@ -41,7 +48,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
         async def tracked_send(message: Message) -> None:

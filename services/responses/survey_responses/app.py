@@ -14,7 +14,7 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 from starlette.exceptions import HTTPException
 
 from contracts import questionnaire as questionnaires
@@ -22,11 +22,11 @@ from contracts.envelope import utc_now
 from contracts.topics import SURVEY_INVITATION
 from plumbing.assets import dsfr_dist_dir
 from plumbing.runtime import Runtime, service_app
-from survey_responses import domain, repository, security, submission
+from survey_responses import domain, repository, retention, security, submission
 from survey_responses.assets import CompressedStaticFiles
 from survey_responses.consumer import handle_invitation_event
 from survey_responses.pages import CLOSED_STATUS, STATIC, Page, Pages
-from survey_responses.ratelimit import RateLimiter
+from survey_responses.ratelimit import ClientAddress, RateLimiter
 from survey_responses.recent import RecentInvitations
 from survey_responses.settings import ResponsesSettings
 
@@ -38,12 +38,18 @@ MESSAGES = {
     domain.LinkState.EXPIRED: "Ce lien a expiré.",
     domain.LinkState.ANSWERED: "Vous avez déjà répondu à ce questionnaire. Merci !",
 }
+BAD_ANSWER_TYPE = (
+    "Une note est un nombre entier, une autre réponse un texte (ni true/false, ni nombre "
+    "décimal). / A rating is an integer, any other answer a string (no boolean, no decimal)."
+)
 TOO_MANY = "Trop de tentatives en peu de temps. Merci de patienter une minute, puis de réessayer."
 
 
 class AnswersIn(BaseModel):
-    answers: dict[str, int | str] = Field(
-        description="Answers by question id (see the questionnaire version of the invitation)."
+    # Strict: JSON `true` would otherwise pass as the rating 1, and `7.0` as 7.
+    answers: dict[str, StrictInt | str] = Field(
+        description="Answers by question id (see the questionnaire version of the invitation): "
+        "an integer for a rating (never a boolean nor a decimal), a string otherwise."
     )
     partial: bool = Field(default=False, description="Save without submitting (resume later).")
 
@@ -90,15 +96,18 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
     pages = Pages(
         results_base_url=settings.public_results_base_url,
         optout_base_url=settings.public_optout_base_url,
+        legal=settings.legal(),
     )
     csrf_key = settings.csrf_secret.get_secret_value().encode()
     by_ip = RateLimiter(rate_per_minute=settings.rate_limit_ip_per_minute,
                         burst=settings.rate_limit_ip_burst)  # fmt: skip
+    client_address = ClientAddress(settings.trusted_proxies)
     by_link = RateLimiter(rate_per_minute=settings.rate_limit_token_per_minute,
                           burst=settings.rate_limit_token_burst)  # fmt: skip
 
     async def setup(runtime: Runtime, app: FastAPI) -> None:
         runtime.consume([SURVEY_INVITATION], handler=handle_invitation_event)
+        runtime.spawn("retention", lambda: retention.run(runtime.db_pool, settings))
         # What is loaded by now (modules, models, templates) lives as long as the process: out
         # of the collector's sight, a full collection no longer walks it every few hundred
         # requests (it was ~10 % of the CPU under load, and tens of ms of pause each time).
@@ -132,7 +141,8 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
         only writes count for the link too: reloading a page is no abuse, and test harnesses
         poll it. The address is only a key in memory: it is never stored."""
         now = time.monotonic()
-        address = request.client.host if request.client else "unknown"
+        peer = request.client.host if request.client else None
+        address = client_address(peer, request.headers.getlist("x-forwarded-for"))
         wait = by_ip.retry_after(address, now)
         return wait or (by_link.retry_after(digest(token), now) if writes else 0.0)
 
@@ -175,12 +185,20 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, error: RequestValidationError) -> JSONResponse:
-        problems = {
-            ".".join(str(part) for part in problem["loc"])[:80]: str(problem["msg"])[:200]
-            for problem in error.errors()[:20]
-        }
+        problems: dict[str, str] = {}
+        answers: dict[str, str] = {}
+        for problem in error.errors()[:20]:
+            loc = problem["loc"]
+            if len(loc) >= 3 and loc[:2] == ("body", "answers") and isinstance(loc[2], str):
+                answers[domain.clean_text(loc[2])[:80]] = BAD_ANSWER_TYPE
+            else:
+                problems[".".join(str(part) for part in loc)[:80]] = str(problem["msg"])[:200]
+        if answers and not problems:  # well formed but for the type of some answers
+            body = {"error": "invalid_answers", "message": "Certaines réponses ne conviennent "
+                    "pas.", "problems": answers}  # fmt: skip
+            return JSONResponse(body, 422)
         body = {"error": "invalid_request", "message": "La requête n'a pas la forme attendue.",
-                "problems": problems}  # fmt: skip
+                "problems": problems | answers}  # fmt: skip
         return JSONResponse(body, 422)
 
     # The page and its form are plain Starlette routes: no FastAPI dependency solving on the two
@@ -254,6 +272,7 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
                     if (now := state_of(current)) is not domain.LinkState.OPEN:
                         return closed_page(now, current)
                 return survey_page(row, raw, problems.args[0], status=422)
+            answers = domain.redact_answers(form, answers)  # before it is stored or emitted
             if partial:
                 await submission.save_draft(conn, row, answers)
                 return pages.saved(site_name=row["site_name"], token=token)
@@ -263,6 +282,15 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
             return closed_page(domain.LinkState.ANSWERED, row)
         return pages.thanks(site_name=row["site_name"], site_id=row["site_id"], token=token)
 
+    def legal_route(name: str) -> Any:
+        async def show(request: Request) -> Page:
+            return pages.legal_page(name)
+
+        return show
+
+    for legal_name in ("donnees-personnelles", "mentions-legales", "accessibilite"):
+        app.add_route(f"/{legal_name}", legal_route(legal_name), methods=["GET"],
+                      include_in_schema=False)  # fmt: skip
     app.add_route("/s/{token}", show_survey, methods=["GET"], include_in_schema=False)
     app.add_route("/s/{token}", post_survey, methods=["POST"], include_in_schema=False)
 
@@ -299,6 +327,7 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
                 problem = {"error": "invalid_answers", "message": "Certaines réponses ne "
                            "conviennent pas.", "problems": problems.args[0]}  # fmt: skip
                 return JSONResponse(problem, 422)
+            answers = domain.redact_answers(form, answers)  # before it is stored or emitted
             if body.partial:
                 await submission.save_draft(conn, row, answers)
                 return JSONResponse({"status": "saved"}, 200)

@@ -1,4 +1,5 @@
-"""Learns of each sent invitation (by its token's hash), so its link can be answered."""
+"""Learns of each sent invitation (by its token's hash), so its link can be answered; and of
+each erasure request, to unlink the user from what they answered."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ from typing import Any
 
 from contracts import questionnaire as questionnaires
 from contracts.envelope import CloudEvent
-from contracts.events import InvitationSent
-from contracts.topics import INVITATION_SENT
+from contracts.events import InvitationSent, UserErased
+from contracts.topics import INVITATION_SENT, USER_ERASED
 from plumbing.db import Connection
-from survey_responses import repository
+from survey_responses import domain, repository
 
 
 async def handle_invitation_event(conn: Connection, topic: str, event: CloudEvent[Any]) -> None:
+    if event.type == USER_ERASED.type:
+        await erase_user(conn, event.data)
+        return
     if event.type != INVITATION_SENT.type:
         return  # suppressed, failed and reminded invitations change nothing here
     sent: InvitationSent = event.data
@@ -36,3 +40,19 @@ async def handle_invitation_event(conn: Connection, topic: str, event: CloudEven
         questionnaire_version=sent.questionnaire_version,
         expires_at=sent.expires_at,
     )
+
+
+async def erase_user(conn: Connection, erased: UserErased) -> None:
+    """The user's invitations lose their contact id and pseudonym and close; their drafts and
+    their answers' free text go. Ratings and choice codes stay, anonymous: the figures already
+    published (and scoring's tallies) stay right. Idempotent: a second time finds nothing."""
+    rows = await repository.erase_user(
+        conn, network=erased.network, user_pseudo_id=erased.user_pseudo_id
+    )
+    by_version: dict[str, list[str]] = {}
+    for row in rows:
+        by_version.setdefault(row["questionnaire_version"], []).append(row["invitation_id"])
+    for version, invitation_ids in by_version.items():
+        item_ids = domain.free_text_items(questionnaires.load(version))
+        if item_ids:
+            await repository.drop_free_text(conn, item_ids=item_ids, invitation_ids=invitation_ids)

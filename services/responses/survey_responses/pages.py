@@ -143,7 +143,10 @@ def french_spacing(text: str) -> str:
 
 
 class Pages:
-    def __init__(self, *, results_base_url: str, optout_base_url: str) -> None:
+    def __init__(
+        self, *, results_base_url: str, optout_base_url: str, legal: domain.Legal | None = None
+    ) -> None:
+        self.legal = legal or domain.Legal()
         self.results_base_url = results_base_url.rstrip("/")
         self.optout_base_url = optout_base_url.rstrip("/")
         self.env = Environment(
@@ -154,6 +157,7 @@ class Pages:
             lstrip_blocks=True,
         )
         self.env.filters["nbsp"] = french_spacing
+        self.env.globals["legal"] = self.legal
         self.env.globals["assets"] = {
             name: asset_version(name) for name in ("survey.css", "survey.js")
         }
@@ -216,6 +220,10 @@ class Pages:
             "site_name": site_name if known else None,
             "results_url": self.results_url(site_id) if known and site_id else None,
         })  # fmt: skip
+
+    def legal_page(self, name: str) -> Page:
+        """/donnees-personnelles, /mentions-legales, /accessibilite: the same for every user."""
+        return self.page(f"{name}.html", fixed={}, slots={"site_name": None})
 
     def error(self, status: int, title: str, message: str, *, retry_url: str | None = None,
               headers: dict[str, str] | None = None) -> Page:  # fmt: skip

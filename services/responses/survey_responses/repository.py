@@ -64,3 +64,52 @@ async def save_draft(conn: Connection, *, invitation_id: str, answers: dict[str,
         invitation_id,
         answers,
     )
+
+
+async def erase_user(
+    conn: Connection, *, network: str, user_pseudo_id: str
+) -> list[asyncpg.Record]:
+    """Unlink the user's invitations (contact id, pseudonym), close their links, drop their
+    drafts; the invitations erased (id, questionnaire version), for their answers' free text."""
+    rows = await conn.fetch(
+        "UPDATE invitations SET contact_id = NULL, user_pseudo_id = NULL, erased_at = now(),"
+        " expires_at = least(expires_at, now())"
+        " WHERE network = $1 AND user_pseudo_id = $2"
+        " RETURNING invitation_id, questionnaire_version",
+        network, user_pseudo_id,
+    )  # fmt: skip
+    if rows:
+        await conn.execute(
+            "DELETE FROM drafts WHERE invitation_id = ANY($1)",
+            [row["invitation_id"] for row in rows],
+        )
+    return list(rows)
+
+
+async def drop_free_text(
+    conn: Connection,
+    *,
+    item_ids: list[str],
+    invitation_ids: list[str] | None = None,
+    answered_before: datetime | None = None,
+) -> int:
+    """Remove these answer keys (free-text items) from the responses of these invitations, or
+    from those answered before a date. How many responses lost some text."""
+    status = await conn.execute(
+        "UPDATE responses SET answers = answers - $1::text[]"
+        " WHERE answers ?| $1::text[]"
+        " AND ($2::text[] IS NULL OR invitation_id = ANY($2))"
+        " AND ($3::timestamptz IS NULL OR answered_at < $3)",
+        item_ids, invitation_ids, answered_before,
+    )  # fmt: skip
+    return int(status.split()[-1])
+
+
+async def drop_expired_drafts(conn: Connection, *, now: datetime) -> int:
+    """Drafts of links that can no longer be answered: nobody will ever resume them."""
+    status = await conn.execute(
+        "DELETE FROM drafts d USING invitations i"
+        " WHERE d.invitation_id = i.invitation_id AND i.expires_at <= $1",
+        now,
+    )
+    return int(status.split()[-1])

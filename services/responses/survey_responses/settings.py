@@ -1,8 +1,18 @@
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from ipaddress import IPv4Network, IPv6Network
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 from plumbing.settings import ServiceSettings
+from survey_responses.domain import Legal
+
+LOOPBACK: tuple[IPv4Network | IPv6Network, ...] = (
+    IPv4Network("127.0.0.0/8"),
+    IPv6Network("::1/128"),
+)
 
 
 class ResponsesSettings(ServiceSettings):
@@ -19,8 +29,8 @@ class ResponsesSettings(ServiceSettings):
     csrf_secret: SecretStr = SecretStr("dev-csrf-secret-change-me")
     # Rate limits are in-process token buckets: behind N replicas the real limit is N times these.
     # A reception hall's wifi puts many honest users behind one address: keep the IP limit loose.
-    # Behind an ingress, the address is the user's only if uvicorn trusts the ingress's
-    # X-Forwarded-For (FORWARDED_ALLOW_IPS); otherwise every user shares the ingress's bucket.
+    # Behind an ingress, the address is the user's only if the ingress is trusted (see
+    # `trusted_proxies`); otherwise every user shares the ingress's bucket.
     rate_limit_ip_per_minute: int = Field(default=120, ge=0, description="0 disables it.")
     rate_limit_ip_burst: int = Field(default=60, ge=1)
     rate_limit_token_per_minute: int = Field(
@@ -30,3 +40,47 @@ class ResponsesSettings(ServiceSettings):
     hsts_always: bool = Field(
         default=False, description="Send HSTS on every response, not only behind TLS."
     )
+    trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=lambda: list(LOOPBACK),
+        description="TRUSTED_PROXIES: comma-separated networks (CIDR) whose X-Forwarded-For is "
+        "believed, e.g. the ingress controller's pods. Any other peer is the client itself.",
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    free_text_retention_days: int = Field(
+        default=180, ge=1, description="Free-text answers are dropped this long after answering."
+    )
+    inbox_retention_days: int = Field(
+        default=45, ge=1, description="Handled event ids kept (more than the topics' 30 days)."
+    )
+    retention_interval_seconds: float = Field(default=3600, gt=0)
+    # The pages a public-service form must link (/donnees-personnelles, /mentions-legales,
+    # /accessibilite): who is responsible, publishes, hosts, and answers for accessibility.
+    legal_controller: str = Legal.controller
+    legal_controller_address: str = Legal.controller_address
+    legal_publication_director: str = Legal.publication_director
+    legal_dpo_contact: str = Legal.dpo_contact
+    legal_host: str = Legal.host
+    legal_accessibility_contact: str = Legal.accessibility_contact
+    legal_accessibility_status: str = Field(
+        default=Legal.accessibility_status,
+        description="« partiellement conforme » until a full RGAA 4.1 audit says otherwise.",
+    )
+
+    def legal(self) -> Legal:
+        return Legal(
+            controller=self.legal_controller,
+            controller_address=self.legal_controller_address,
+            publication_director=self.legal_publication_director,
+            dpo_contact=self.legal_dpo_contact,
+            host=self.legal_host,
+            accessibility_contact=self.legal_accessibility_contact,
+            accessibility_status=self.legal_accessibility_status,
+            free_text_retention_days=self.free_text_retention_days,
+        )

@@ -39,8 +39,8 @@ def test_link_state(found, expires_at, answered, state):
 
 def test_steps_put_each_question_alone_and_the_themes_together():
     steps = domain.steps(QUESTIONNAIRE)
-    assert [len(step.items) for step in steps] == [1, 1, 1, 1, 1, 7, 1, 1, 1]
-    assert [step.number for step in steps] == list(range(1, 10))
+    assert [len(step.items) for step in steps] == [1, 1, 1, 1, 1, 7, 1, 1, 1, 1]
+    assert [step.number for step in steps] == list(range(1, 11))
     assert steps[5].group == "themes"
     assert [step.required for step in steps[:3]] == [True, True, False]
 
@@ -115,14 +115,18 @@ def test_every_radio_has_a_label_and_every_scale_a_legend():
         errors={},
     ).body.decode()
     radios = re.findall(r'<input[^>]*type="radio"[^>]*id="([^"]+)"', html)
-    assert len(radios) == 10 + 11 + 9 + 7 + 2 + 7 * 10 + 6 + 4  # every option of every item
+    assert len(radios) == 10 + 11 + 9 + 7 + 2 + 7 * 10 + 6 + 4 + 2  # every option of every item
     for radio_id in radios:
         assert f'for="{radio_id}"' in html
     assert (
-        html.count("<fieldset") == html.count("<legend") == 15
-    )  # 14 choice or scale items + the themes group
+        html.count("<fieldset") == html.count("<legend") == 16
+    )  # 15 choice or scale items + the themes group
     assert 'id="f-canal-sms" name="canal" value="sms" checked' in html
-    assert "Étape 9 sur 9" in html
+    assert "Étape 10 sur 10" in html
+    # The call-back consent: asked plainly, optional, Oui / Non.
+    assert "J&#39;accepte d&#39;être recontacté(e) par le service au sujet de mes réponses." in html
+    assert 'id="f-recontact-oui" name="recontact" value="oui">' in html
+    assert 'id="f-recontact-non" name="recontact" value="non">' in html
 
 
 def _sent(page, accept_encoding: bytes) -> tuple[dict[bytes, bytes], bytes]:
@@ -171,3 +175,105 @@ def test_long_values_span_several_stored_blocks():
     values = [b"x" * 70_000, "é".encode() * 40_000]
     assert zlib.decompress(segments.gzip(values), 16 + zlib.MAX_WBITS) == segments.plain(values)
     assert segments.plain(values) == b"<p>" + values[0] + b"</p><p>" + values[1] + b"</p>"
+
+
+PHONE, EMAIL, NIR, IBAN = "[téléphone]", "[courriel]", "[numéro de sécurité sociale]", "[IBAN]"
+REDACTED = [
+    ("Rappelez-moi au 06 12 34 56 78 svp", f"Rappelez-moi au {PHONE} svp"),
+    ("tel 0612345678", f"tel {PHONE}"),
+    ("06.12.34.56.78", PHONE),
+    ("06-12-34-56-78 le matin", f"{PHONE} le matin"),
+    ("fixe : 01 23 45 67 89", f"fixe : {PHONE}"),
+    ("+33 6 12 34 56 78", PHONE),
+    ("+33612345678", PHONE),
+    ("+33 (0)6 12 34 56 78", PHONE),
+    ("0033 6 12 34 56 78", PHONE),
+    ("portable 07\u00a012\u00a034\u00a056\u00a078.", f"portable {PHONE}."),
+    ("(06 1234 5678)", f"({PHONE})"),
+    ("tél:0987654321", f"tél:{PHONE}"),
+    ("écrivez à jean.dupont@example.fr merci", f"écrivez à {EMAIL} merci"),
+    ("Marie.Curie+urssaf@sub.domaine.gouv.fr", EMAIL),
+    ("mon mail : jdupont (at) gmail.com", f"mon mail : {EMAIL}"),
+    ("contact@urssaf.fr, 06 12 34 56 78", f"{EMAIL}, {PHONE}"),
+    ("NIR 1 85 05 78 006 084 36", f"NIR {NIR}"),
+    ("185057800608436", NIR),
+    ("2 99 12 2A 123 456 78", NIR),
+    ("n°2.85.05.78.006.084.36 !", f"n°{NIR} !"),
+    ("sécu 1-85-05-78-006-084-36", f"sécu {NIR}"),
+    ("mon numéro 1 85 05 78 006 084", f"mon numéro {NIR}"),
+    ("IBAN FR76 3000 6000 0112 3456 7890 189", f"IBAN {IBAN}"),
+    ("FR7630006000011234567890189", IBAN),
+    ("fr76 3000 6000 0112 3456 7890 189 pour le remboursement", f"{IBAN} pour le remboursement"),
+    ("BE68 5390 0754 7034", IBAN),
+]
+UNCHANGED = [
+    "Réponse en 3 jours, merci.",
+    "Rendez-vous le 12/05 à 14h30.",
+    "Je mets 10/10 !",
+    "Le 12/05/2024, puis le 03/06/2024.",
+    "J'ai appelé 3 fois en 2 semaines.",
+    "Montant de 1 250,00 € remboursé.",
+    "Dossier 123456789 toujours en attente.",
+    "Appelez le 3960 ou le 36 46.",
+    "Ouvert de 8h30 à 16h30, 5 jours sur 7.",
+    "Courtoisie : 8 sur 10 @ l'accueil.",
+    "Code postal 93100 Montreuil.",
+    "SIRET 123 456 789 00012",
+    "Article L. 243-7 du code.",
+    "ab12 cdef ghij klmn",
+    "Très bien, rien à signaler.",
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), REDACTED)
+def test_free_text_loses_phones_emails_nir_and_iban(text, expected):
+    assert domain.redact(text) == expected
+
+
+@pytest.mark.parametrize("text", UNCHANGED)
+def test_free_text_keeps_dates_scores_amounts_and_service_numbers(text):
+    assert domain.redact(text) == text
+
+
+def test_redaction_touches_only_free_text_and_stays_within_the_contract_length():
+    answers = {"recommandation": 3, "canal": "telephone", "suggestion": "Rappel au 0612345678"}
+    assert domain.redact_answers(QUESTIONNAIRE, answers) == {
+        "recommandation": 3, "canal": "telephone", "suggestion": f"Rappel au {PHONE}",
+    }  # fmt: skip
+    worst = " ".join(["a@b.fr"] * 143)[:1000]  # the shortest e-mails, the longest tag after them
+    assert len(domain.redact(worst)) <= 2000
+
+
+def test_erasure_keeps_ratings_and_choices_only():
+    answers = {"recommandation": 3, "recontact": "oui", "suggestion": "Merci"}
+    assert domain.without_free_text(QUESTIONNAIRE, answers) == {
+        "recommandation": 3, "recontact": "oui",
+    }  # fmt: skip
+
+
+def test_client_address_believes_trusted_proxies_only():
+    from ipaddress import ip_network
+
+    from survey_responses.ratelimit import ClientAddress
+
+    address = ClientAddress([ip_network("10.0.0.0/8"), ip_network("::1/128")])
+    # From the ingress: the right-most entry not written by one of our proxies.
+    assert address("10.1.2.3", ["203.0.113.9"]) == "203.0.113.9"
+    assert address("10.1.2.3", ["6.6.6.6, 203.0.113.9, 10.9.9.9"]) == "203.0.113.9"
+    assert address("10.1.2.3", ["6.6.6.6", "203.0.113.9:51234"]) == "203.0.113.9"
+    assert address("::1", ["[2001:db8::7]:443"]) == "2001:db8::7"
+    assert address("10.1.2.3", ["x" * 500]) == "x" * 64  # garbage is a key, a short one
+    assert address("10.1.2.3", []) == "10.1.2.3"
+    assert address("10.1.2.3", ["10.0.0.9"]) == "10.1.2.3"
+    # From anyone else: the header is the client's own word, and ignored.
+    assert address("198.51.100.4", ["203.0.113.9"]) == "198.51.100.4"
+    assert address(None, ["203.0.113.9"]) == "unknown"
+
+
+def test_trusted_proxies_come_from_a_comma_separated_setting(monkeypatch):
+    from survey_responses.settings import ResponsesSettings
+
+    monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.0/8, fd00::/8")
+    assert [str(n) for n in ResponsesSettings().trusted_proxies] == ["10.0.0.0/8", "fd00::/8"]
+    monkeypatch.delenv("TRUSTED_PROXIES")
+    assert [str(n) for n in ResponsesSettings().trusted_proxies] == ["127.0.0.0/8", "::1/128"]

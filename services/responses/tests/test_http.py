@@ -27,8 +27,8 @@ _addresses = itertools.count(1)
 
 
 def client(service, address: str | None = None) -> httpx.AsyncClient:
-    """Each test speaks from its own address (uvicorn trusts X-Forwarded-For from 127.0.0.1),
-    so the per-address limit of one test never throttles another."""
+    """Each test speaks from its own address (X-Forwarded-For is believed from 127.0.0.1, a
+    trusted proxy by default), so the per-address limit of one test never throttles another."""
     address = address or f"198.51.100.{next(_addresses)}"
     return httpx.AsyncClient(base_url=service.url, headers={"X-Forwarded-For": address})
 
@@ -388,3 +388,93 @@ async def test_a_form_posted_to_a_process_that_never_showed_the_page_is_stored(
     assert again.status_code == 409
     assert await stored(db, token) == {"responses": 1, "draft": None}
     assert len(await events_about(stack, "crm-other-replica")) == 1
+
+
+async def test_behind_a_trusted_proxy_the_right_most_forwarded_address_is_the_client(service):
+    """The ingress appends the address it saw; what the client wrote left of it is not believed."""
+    shared = "192.0.2.90"
+    statuses = []
+    async with httpx.AsyncClient(base_url=service.url) as http:
+        for n in range(80):  # default burst: 60 (and 2 a second come back meanwhile)
+            forged = f"203.0.113.{n}, {shared}"  # a new forged left part each time
+            answer = await http.get(f"/s/guess-{n}", headers={"X-Forwarded-For": forged})
+            statuses.append(answer.status_code)
+        neighbour = await http.get("/s/guess-0", headers={"X-Forwarded-For": "192.0.2.91"})
+    assert statuses[:60] == [404] * 60 and 429 in statuses[60:]
+    assert neighbour.status_code == 404  # another user behind the same ingress: not throttled
+
+
+@pytest.mark.parametrize("rating", [True, False, 7.0, 7.5])
+async def test_a_rating_must_be_a_json_integer_not_a_boolean_or_a_decimal(
+    service, invite, db, rating
+):
+    [token] = await invite()
+    async with client(service) as http:
+        answer = await http.post(
+            f"/v1/responses/{token}",
+            json={"answers": {"satisfaction_globale": rating, "recommandation": 9}},
+        )
+    assert answer.status_code == 422, answer.text
+    problem = answer.json()
+    assert problem["error"] == "invalid_answers"
+    assert list(problem["problems"]) == ["satisfaction_globale"]
+    assert "nombre entier" in problem["problems"]["satisfaction_globale"]
+    assert "integer" in problem["problems"]["satisfaction_globale"]
+    assert await stored(db, token) == {"responses": 0, "draft": None}
+
+
+SPILLED = "Rappelez-moi au 06 12 34 56 78 ou jean.dupont@example.fr, NIR 1 85 05 78 006 084 36"
+CLEAN = "Rappelez-moi au [téléphone] ou [courriel], NIR [numéro de sécurité sociale]"
+
+
+async def test_free_text_is_redacted_before_it_is_stored_or_emitted(service, invite, db, stack):
+    page_token, api_token, draft_token = await invite(3, contact_id="crm-redacted")
+    async with client(service) as http:
+        csrf = csrf_of(await http.get(f"/s/{page_token}"))
+        page = await http.post(
+            f"/s/{page_token}",
+            data={**REQUIRED, "suggestion": SPILLED, "csrf": csrf, "action": "submit"},
+        )
+        api = await http.post(
+            f"/v1/responses/{api_token}", json={"answers": {**REQUIRED, "suggestion": SPILLED}}
+        )
+        draft = await http.post(
+            f"/v1/responses/{draft_token}",
+            json={"answers": {"suggestion": SPILLED}, "partial": True},
+        )
+    assert page.status_code == 200 and api.status_code == 201 and draft.status_code == 200
+    digests = [hashlib.sha256(t.encode()).hexdigest() for t in (page_token, api_token)]
+    texts = await db.fetch(
+        "SELECT r.answers->>'suggestion' AS text FROM responses r JOIN invitations i"
+        " USING (invitation_id) WHERE i.token_sha256 = ANY($1)",
+        digests,
+    )
+    assert [row["text"] for row in texts] == [CLEAN, CLEAN]
+    assert json.loads((await stored(db, draft_token))["draft"]) == {"suggestion": CLEAN}
+    events = await events_about(stack, "crm-redacted")
+    assert [event["data"]["answers"]["suggestion"] for event in events] == [CLEAN, CLEAN]
+    assert "06 12" not in json.dumps(events) and "dupont" not in json.dumps(events)
+
+
+async def test_an_oversize_json_body_is_refused_before_it_is_parsed(service, invite, db):
+    [token] = await invite()
+    huge = {"answers": {**REQUIRED, "suggestion": "x" * 100_000}}  # the cap: 64 KiB
+
+    async def chunks():  # no Content-Length: only the bytes read can tell
+        yield b'{"answers": {"satisfaction_globale": 8, "recommandation": 9, "suggestion": "'
+        for _ in range(10):
+            yield b"x" * 10_000
+        yield b'"}}'
+
+    async with client(service) as http:
+        declared = await http.post(f"/v1/responses/{token}", json=huge)
+        chunked = await http.post(
+            f"/v1/responses/{token}",
+            content=chunks(),
+            headers={"Content-Type": "application/json"},
+        )
+        form = await http.post(f"/s/{token}", data={**REQUIRED, "suggestion": "x" * 100_000})
+    for answer in (declared, chunked, form):
+        assert answer.status_code == 413, answer.text[:300]
+    assert "trop" in declared.text and "trop" in chunked.text
+    assert await stored(db, token) == {"responses": 0, "draft": None}
