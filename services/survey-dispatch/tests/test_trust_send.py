@@ -264,6 +264,40 @@ async def test_a_site_whose_rules_no_longer_combine_fails_its_rows_and_never_res
     assert await metric(service, "background_task_restarts_total") == 0
 
 
+async def test_a_row_whose_sent_event_cannot_be_built_fails_before_any_mail_leaves(
+    stack: Any, service: Any, relay: Any, issuer: Any, db: asyncpg.Connection
+) -> None:
+    """What used to fail after the hand-over (here the `invitation sent` event, refused by the
+    contract for a site name stored with a line break) now fails the row before it."""
+    handler, _ = relay
+    path = f"/admin/v1/networks/{NETWORK}/sites/site-label/rules"
+    async with httpx.AsyncClient(base_url=service.url) as client:
+        later = {"delay_minutes": 600}
+        assert (
+            await client.put(path, json=later, headers=admin_of(issuer, NETWORK))
+        ).status_code == 200
+    broken = new_contact(user="label-broken", site="site-label")
+    fine = new_contact(user="label-fine", site="site-label")
+    await send_contacts(stack, broken, fine)
+    await rows_of(db, [broken, fine])
+    await db.execute(
+        "UPDATE invitations SET site_name = $2 WHERE contact_id = $1",
+        broken.contact_id, "Agence\r\nReply-To: phish@evil.example",
+    )  # fmt: skip
+    await db.execute(
+        "UPDATE invitations SET send_at = now() WHERE contact_id = ANY($1::text[])",
+        [broken.contact_id, fine.contact_id],
+    )
+
+    [failed] = await invitation_events(
+        stack, contact_ids={broken.contact_id}, type_suffix="invitation.failed"
+    )
+    assert failed["data"]["reason"] == "invitation invalide (site_name)"
+    await async_wait_for(lambda: handler.to(fine.email), timeout=30)
+    await asyncio.sleep(2)
+    assert handler.to(broken.email) == [] and len(handler.to(fine.email)) == 1
+
+
 # --------------------------------------------------------------------------- 4 + 14. refusals
 
 
@@ -463,3 +497,29 @@ def test_the_mail_promises_no_anonymity_and_links_the_legal_pages() -> None:
         assert "rappeler" in body
         for page in ("donnees-personnelles", "mentions-legales", "accessibilite"):
             assert f"https://avis.exemple.fr/{page}" in body
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def test_a_failure_reason_keeps_the_codes_and_nothing_personal() -> None:
+    from survey_dispatch.domain import scrubbed, smtp_reason
+
+    text = "5.1.1 <jean.dupont@exemple.fr>: Recipient address rejected"
+    assert smtp_reason(550, text) == "smtp 550 5.1.1"
+    assert smtp_reason(421, "Service not available") == "smtp 421"
+    leaked = "refused jean.dupont@exemple.fr <x> +33 6 12 34 56 78\r\nnext"
+    assert scrubbed(leaked) == "refused […] […] […] next"
+
+
+def test_rules_problem_names_the_site_a_network_change_would_break() -> None:
+    from survey_dispatch.domain import rules_problem
+
+    rows = {("*", ""): {}, ("n", ""): {"window_start_hour": 17}, ("n", "s1"): {}}
+    rows[("n", "s2")] = {"window_end_hour": 16}
+    assert "site 's2'" in (rules_problem(rows, changed=("n", "")) or "")
+    assert rules_problem(rows, changed=("n", "s1")) is None  # s1 alone is fine
+    assert "site 's2'" in (rules_problem(rows, changed=("*", "")) or "")
+    assert "network 'n'" in (
+        rules_problem({("n", ""): ["not", "a", "mapping"]}, changed=("n", "")) or ""
+    )
