@@ -318,7 +318,7 @@ async def test_one_bad_site_does_not_stop_the_weekly_report(stack, pool, seeded,
 
     mails = await async_wait_for(delivered, timeout=10)
     for mail in mails:  # the name stays inside the Subject: no header of its own, no recipient
-        assert "bcc" not in {name.lower() for name in mail.keys()}
+        assert "bcc" not in {name.lower() for name in mail}
         assert "espion" not in str(mail["X-Envelope-To"])
     marseille = next(m for m in mails if str(m["To"]) == "chef.marseille@exemple.fr")
     assert "Marseille Bcc" in str(marseille["Subject"]).replace("\n", " ")
