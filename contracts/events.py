@@ -88,12 +88,12 @@ class ContactClosed(_Payload):
     sub_motif: Identifier | None = Field(
         default=None, description=_doc("Sous-motif du contact", "Contact sub-reason")
     )
-    user_ref: Annotated[
-        str, Field(min_length=1, max_length=200, pattern=NO_CONTROL_CHARACTERS)
-    ] = Field(
-        description=_doc(
-            "Référence pseudonyme de l'usager dans le CRM (jamais un NIR)",
-            "Pseudonymous user reference in the CRM (never a national id)",
+    user_ref: Annotated[str, Field(min_length=1, max_length=200, pattern=NO_CONTROL_CHARACTERS)] = (
+        Field(
+            description=_doc(
+                "Référence pseudonyme de l'usager dans le CRM (jamais un NIR)",
+                "Pseudonymous user reference in the CRM (never a national id)",
+            )
         )
     )
     profile: Identifier | None = Field(
@@ -113,11 +113,14 @@ class ContactClosed(_Payload):
             "User's email, for the invitation only (checked by survey-dispatch)",
         ),
     )
-    mobile_phone: Annotated[str, Field(max_length=30, pattern=NO_CONTROL_CHARACTERS)] | None = Field(
-        default=None,
-        description=_doc(
-            "Téléphone mobile (E.164 ou format national)", "Mobile phone (E.164 or national format)"
-        ),
+    mobile_phone: Annotated[str, Field(max_length=30, pattern=NO_CONTROL_CHARACTERS)] | None = (
+        Field(
+            default=None,
+            description=_doc(
+                "Téléphone mobile (E.164 ou format national)",
+                "Mobile phone (E.164 or national format)",
+            ),
+        )
     )
     preferred_channel: SurveyChannel = Field(
         default=SurveyChannel.EMAIL,

@@ -33,8 +33,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from contracts.envelope import CloudEvent, InvalidEvent
 from contracts.topics import Topic
 from plumbing import failpoints
-from plumbing.dead_letters import dead_letter
 from plumbing.db import Connection, claim_events
+from plumbing.dead_letters import dead_letter
 from plumbing.kafka import decode_record
 from plumbing.settings import ServiceSettings
 

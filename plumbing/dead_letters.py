@@ -43,7 +43,8 @@ def dead_letter(
     redacted = _without_personal_fields(value, topic.personal_fields, binary_mode=binary_mode)
     if redacted is None:
         return DeadLetter(b"", detail, (("dlq-value-withheld", b"not a JSON object"),))
-    return DeadLetter(redacted, detail, (("dlq-redacted", ",".join(topic.personal_fields).encode()),))
+    fields = ",".join(topic.personal_fields).encode()
+    return DeadLetter(redacted, detail, (("dlq-redacted", fields),))
 
 
 def _without_personal_fields(

@@ -16,7 +16,7 @@ from contracts.events import (
     Interval,
     ResponseSubmitted,
 )
-from contracts.topics import CRM_CONTACT_CLOSED, SURVEY_CONTACT, TOPICS, DAY_MS
+from contracts.topics import CRM_CONTACT_CLOSED, DAY_MS, SURVEY_CONTACT, TOPICS
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 CONTACT = {
@@ -53,15 +53,23 @@ def test_control_characters_are_refused_in_every_label_and_identifier(field, val
 
 
 def test_plain_french_labels_are_still_accepted():
-    contact = ContactClosed.model_validate({**CONTACT, "site_name": "Accueil d'Évry – Courcouronnes"})
-    assert contact.site_name == "Accueil d'Évry – Courcouronnes"
+    name = "Accueil d'Évry – Courcouronnes"
+    contact = ContactClosed.model_validate({**CONTACT, "site_name": name})
+    assert contact.site_name == name
 
 
 def _response(answers):
     return {
-        "response_id": "r-1", "invitation_id": "i-1", "contact_id": "c-1", "site_id": "s-1",
-        "network": "urssaf", "channel": "telephone", "motif": "m", "questionnaire_version": "v1",
-        "answers": answers, "answered_at": NOW.isoformat(),
+        "response_id": "r-1",
+        "invitation_id": "i-1",
+        "contact_id": "c-1",
+        "site_id": "s-1",
+        "network": "urssaf",
+        "channel": "telephone",
+        "motif": "m",
+        "questionnaire_version": "v1",
+        "answers": answers,
+        "answered_at": NOW.isoformat(),
     }
 
 
@@ -87,8 +95,13 @@ def test_consent_item_asks_before_any_call_back():
 
 def test_free_text_never_travels_on_a_detractor_alert():
     alert = {
-        "alert_id": "a-1", "invitation_id": "i-1", "contact_id": "c-1", "site_id": "s-1",
-        "network": "urssaf", "reasons": ["low_recommendation"], "raised_at": NOW.isoformat(),
+        "alert_id": "a-1",
+        "invitation_id": "i-1",
+        "contact_id": "c-1",
+        "site_id": "s-1",
+        "network": "urssaf",
+        "reasons": ["low_recommendation"],
+        "raised_at": NOW.isoformat(),
     }
     DetractorAlert.model_validate({**alert, "answers": {"recommandation": 2, "canal": "sms"}})
     with pytest.raises(ValidationError):
@@ -117,8 +130,13 @@ def test_the_pseudonymous_contact_carries_no_contact_point():
 
 def _figure(n):
     return IndicatorFigure(
-        indicator="nps", label="NPS", value=40.0, unit="score", sample_size=n,
-        interval=Interval(low=10, high=60, method="adjusted_wald"), counts={"promoters": 3},
+        indicator="nps",
+        label="NPS",
+        value=40.0,
+        unit="score",
+        sample_size=n,
+        interval=Interval(low=10, high=60, method="adjusted_wald"),
+        counts={"promoters": 3},
     )
 
 
@@ -135,8 +153,11 @@ def test_floor_withholds_value_interval_and_counts_below_it():
 def test_decode_of_a_header_injection_names_the_field():
     raw = json.dumps(
         {
-            "specversion": "1.0", "id": "e-1", "source": "/crm",
-            "type": "fr.enquetes.contact.closed.v1", "time": NOW.isoformat(),
+            "specversion": "1.0",
+            "id": "e-1",
+            "source": "/crm",
+            "type": "fr.enquetes.contact.closed.v1",
+            "time": NOW.isoformat(),
             "data": {**CONTACT, "site_name": "A\r\nReply-To: x@evil.example"},
         }
     ).encode()

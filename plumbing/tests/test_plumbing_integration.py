@@ -11,7 +11,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from contracts.envelope import CloudEvent, encode
-from contracts.events import ContactClosed
 from contracts.topics import CRM_CONTACT_CLOSED
 from plumbing import db
 from plumbing.consumer import ConsumerMetrics, EventConsumer
