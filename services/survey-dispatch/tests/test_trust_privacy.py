@@ -230,6 +230,22 @@ async def test_the_optout_link_has_its_own_secret_not_the_survey_token(stack, se
     )
 
 
+async def test_a_link_sent_before_invitations_had_their_own_optout_secret_still_works(
+    stack, service, db
+):
+    contact = new_contact(user="legacy-link", site="site-legacy")
+    await send_contacts(stack, contact)
+    [mail] = await async_wait_for(lambda: mails_to(stack, "legacy-link@exemple.fr"), timeout=60)
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    survey_token = SURVEY_LINK.search(text).group(1)
+    await db.execute(  # as the rows created before migration 0004: no opt-out secret of their own
+        "UPDATE invitations SET optout_sha256 = NULL WHERE contact_id = $1", contact.contact_id
+    )
+    async with httpx.AsyncClient(base_url=service.url) as client:
+        assert (await client.post(f"/o/{survey_token}")).status_code == 200
+    assert await db.fetchval("SELECT 1 FROM opt_outs WHERE subject = $1", pseudonym("legacy-link"))
+
+
 async def test_an_optout_cancels_the_pending_reminder_at_once(stack, service, db):
     contact = new_contact(user="no-reminder", site="site-no-reminder")
     await send_contacts(stack, contact)
