@@ -49,7 +49,10 @@ def create_app(settings: PublicationSettings) -> FastAPI:
         settings=settings, pool=lambda: runtime.db_pool, zone=zone,
         metrics=FeedMetrics(runtime.registry),
     )  # fmt: skip
-    hub = SiteHub(max_clients=settings.sse_max_clients, metrics=live_metrics)
+    hub = SiteHub(
+        max_clients=settings.sse_max_clients,
+        max_per_address=settings.sse_max_clients_per_address, metrics=live_metrics,
+    )  # fmt: skip
     app.state.feeds, app.state.hub = feeds, hub
 
     # Feeds arrive pre-compressed (Content-Encoding set), which this middleware leaves alone;

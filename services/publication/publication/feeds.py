@@ -12,13 +12,14 @@ import csv
 import gzip
 import io
 import json
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
 
 import asyncpg
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from publication import domain, repository
 from publication.settings import PublicationSettings
@@ -60,21 +61,30 @@ def render_csv(rows: Iterable[dict[str, str]]) -> Rendered:
 
 
 class RenderedCache:
-    """Entries built on first use; concurrent misses share one build."""
+    """Entries built on first use; concurrent misses share one build. At most `max_entries` are
+    kept, the least recently used going first: keys come from requests, so memory must not
+    grow with what clients ask for."""
 
-    def __init__(self) -> None:
-        self._entries: dict[str, Rendered] = {}
+    def __init__(self, *, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, Rendered] = OrderedDict()
         self._versions: dict[str, int] = {}
         self._epoch = 0
         self._building: dict[str, asyncio.Task[Rendered | None]] = {}
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def peek(self, key: str) -> Rendered | None:
-        return self._entries.get(key)
+        hit = self._entries.get(key)
+        if hit is not None:
+            self._entries.move_to_end(key)
+        return hit
 
     async def get(
         self, key: str, build: Callable[[], Awaitable[Rendered | None]]
     ) -> Rendered | None:
-        hit = self._entries.get(key)
+        hit = self.peek(key)
         if hit is not None:
             return hit
         task = self._building.get(key)
@@ -92,12 +102,22 @@ class RenderedCache:
     def put(self, key: str, rendered: Rendered | None) -> None:
         self.invalidate(key)
         if rendered is not None:
-            self._entries[key] = rendered
+            self._store(key, rendered)
 
     def invalidate(self, key: str) -> None:
+        if len(self._versions) >= self.max_entries and key not in self._versions:
+            # A new epoch voids every build in flight, so the stamps can start afresh.
+            self._versions.clear()
+            self._epoch += 1
         self._versions[key] = self._versions.get(key, 0) + 1
         self._entries.pop(key, None)
         self._building.pop(key, None)
+
+    def _store(self, key: str, rendered: Rendered) -> None:
+        self._entries[key] = rendered
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
 
     def clear(self) -> None:
         self._epoch += 1
@@ -116,7 +136,16 @@ class RenderedCache:
             return
         rendered = task.result()
         if rendered is not None and stamp == self._stamp(key):
-            self._entries[key] = rendered
+            self._store(key, rendered)
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The sites that have figures and their networks: the only keys a public feed is built,
+    and cached, for. Anything else is answered 404 without a query."""
+
+    sites: frozenset[str]
+    networks: frozenset[str]
 
 
 class FeedMetrics:
@@ -124,6 +153,10 @@ class FeedMetrics:
         self.builds = Counter(
             "publication_feed_builds_total", "Feeds rendered from the database, by kind",
             ["kind"], registry=registry,
+        )  # fmt: skip
+        self.cached = Gauge(
+            "publication_feed_cache_entries", "Rendered feeds kept in memory, by cache",
+            ["cache"], registry=registry,
         )  # fmt: skip
 
 
@@ -138,31 +171,75 @@ class SiteFeeds:
         self.pool = pool
         self.zone = zone
         self.metrics = metrics
-        self._sites = RenderedCache()
-        self._bulk = RenderedCache()  # network feeds and CSV exports: any site change voids them
+        self._sites = RenderedCache(max_entries=settings.feed_cache_max_sites)
+        # Network feeds and CSV exports: any site change voids them.
+        self._bulk = RenderedCache(max_entries=settings.feed_cache_max_bulk)
+        self._catalogue: Catalogue | None = None
+        self._catalogue_build: asyncio.Task[Catalogue] | None = None
+        self._catalogue_epoch = 0
+        metrics.cached.labels("sites").set_function(lambda: len(self._sites))
+        metrics.cached.labels("bulk").set_function(lambda: len(self._bulk))
+
+    async def catalogue(self) -> Catalogue:
+        """Known sites and networks, read once after each change; concurrent misses share it."""
+        if self._catalogue is not None:
+            return self._catalogue
+        task = self._catalogue_build
+        if task is None:
+            epoch = self._catalogue_epoch
+            task = asyncio.ensure_future(self._build_catalogue())
+            self._catalogue_build = task
+
+            def settle(done: asyncio.Task[Catalogue]) -> None:
+                if self._catalogue_build is done:
+                    self._catalogue_build = None
+                if done.cancelled() or done.exception() is not None:
+                    return
+                if epoch == self._catalogue_epoch:
+                    self._catalogue = done.result()
+
+            task.add_done_callback(settle)
+        return await asyncio.shield(task)
 
     def cached_site(self, site_id: str) -> Rendered | None:
         return self._sites.peek(site_id)
 
     async def site(self, site_id: str) -> Rendered | None:
+        """The site's feed; None (nothing cached, no query) for a site without figures."""
+        hit = self._sites.peek(site_id)
+        if hit is not None:
+            return hit
+        if site_id not in (await self.catalogue()).sites:
+            return None
         return await self._sites.get(site_id, lambda: self._build_site(site_id))
 
     def cached_network(self, network: str) -> Rendered | None:
         return self._bulk.peek(f"json:{network}")
 
-    async def network(self, network: str) -> Rendered:
-        rendered = await self._bulk.get(f"json:{network}", lambda: self._build_network(network))
-        assert rendered is not None
-        return rendered
+    async def network(self, network: str) -> Rendered | None:
+        """The network's feed; None for a network without any site (nothing cached)."""
+        key = f"json:{network}"
+        hit = self._bulk.peek(key)
+        if hit is not None:
+            return hit
+        if network not in (await self.catalogue()).networks:
+            return None
+        return await self._bulk.get(key, lambda: self._build_network(network))
 
-    async def open_data(self, network: str | None) -> Rendered:
-        rendered = await self._bulk.get(f"csv:{network or '*'}", lambda: self._build_csv(network))
-        assert rendered is not None
-        return rendered
+    async def open_data(self, network: str | None) -> Rendered | None:
+        """The CSV of a network, or of all when `network` is None; None for an unknown network."""
+        key = f"csv:{network or '*'}"
+        hit = self._bulk.peek(key)
+        if hit is not None:
+            return hit
+        if network is not None and network not in (await self.catalogue()).networks:
+            return None
+        return await self._bulk.get(key, lambda: self._build_csv(network))
 
     async def reload(self, site_ids: list[str]) -> dict[str, Rendered | None]:
         """Rebuild the feeds of sites that changed, in one query; returns them for the screens."""
         self._bulk.clear()
+        self._forget_catalogue()
         for site_id in site_ids:
             self._sites.invalidate(site_id)
         async with self.pool().acquire(timeout=DB_TIMEOUT_SECONDS) as conn:
@@ -179,6 +256,21 @@ class SiteFeeds:
         """After missed notifications (listener reconnected), nothing cached can be trusted."""
         self._sites.clear()
         self._bulk.clear()
+        self._forget_catalogue()
+
+    def _forget_catalogue(self) -> None:
+        self._catalogue = None
+        self._catalogue_build = None
+        self._catalogue_epoch += 1
+
+    async def _build_catalogue(self) -> Catalogue:
+        async with self.pool().acquire(timeout=DB_TIMEOUT_SECONDS) as conn:
+            rows = await repository.site_catalogue(conn)
+        self.metrics.builds.labels("catalogue").inc()
+        return Catalogue(
+            sites=frozenset(row["site_id"] for row in rows),
+            networks=frozenset(row["network"] for row in rows),
+        )
 
     def view_of(self, row: asyncpg.Record) -> dict[str, Any]:
         snapshot = domain.Snapshot(

@@ -35,8 +35,9 @@ class LiveMetrics:
             "publication_sse_events_total", "Feeds pushed to screens", registry=registry
         )
         self.refused = Counter(
-            "publication_sse_refused_total", "Event streams refused (too many clients)",
-            registry=registry,
+            "publication_sse_refused_total",
+            "Event streams refused: `busy` (this process is full) or `per_address` (that client "
+            "address already holds its share)", ["reason"], registry=registry,
         )  # fmt: skip
         self.notifications = Counter(
             "publication_change_notifications_total", "Site changes notified by Postgres",
@@ -45,15 +46,20 @@ class LiveMetrics:
 
 
 class TooManyClients(Exception):
-    pass
+    """This process holds as many streams as it may (503: another replica may take it)."""
+
+
+class TooManyFromAddress(Exception):
+    """This client address holds its share of streams already (429)."""
 
 
 class Subscription:
     """One screen's mailbox: only the newest feed is kept."""
 
-    def __init__(self, hub: SiteHub, site_id: str) -> None:
+    def __init__(self, hub: SiteHub, site_id: str, address: str) -> None:
         self.hub = hub
         self.site_id = site_id
+        self.address = address
         self._latest: Rendered | None = None
         self._wake = asyncio.Event()
 
@@ -82,22 +88,31 @@ class Subscription:
 class SiteHub:
     """The screens connected to this process, by site."""
 
-    def __init__(self, *, max_clients: int, metrics: LiveMetrics) -> None:
+    def __init__(self, *, max_clients: int, max_per_address: int, metrics: LiveMetrics) -> None:
         self.max_clients = max_clients
+        self.max_per_address = max_per_address
         self.metrics = metrics
         self.draining = asyncio.Event()
         self._by_site: dict[str, set[Subscription]] = {}
+        self._by_address: dict[str, int] = {}  # no key without a stream: bounded by max_clients
         self._count = 0
 
     def full(self) -> bool:
         return self._count >= self.max_clients
 
-    def subscribe(self, site_id: str) -> Subscription:
+    def full_for(self, address: str) -> bool:
+        return self._by_address.get(address, 0) >= self.max_per_address
+
+    def subscribe(self, site_id: str, address: str) -> Subscription:
         if self.full():
-            self.metrics.refused.inc()
+            self.metrics.refused.labels("busy").inc()
             raise TooManyClients
-        subscription = Subscription(self, site_id)
+        if self.full_for(address):
+            self.metrics.refused.labels("per_address").inc()
+            raise TooManyFromAddress
+        subscription = Subscription(self, site_id, address)
         self._by_site.setdefault(site_id, set()).add(subscription)
+        self._by_address[address] = self._by_address.get(address, 0) + 1
         self._count += 1
         self.metrics.clients.set(self._count)
         return subscription
@@ -109,6 +124,9 @@ class SiteHub:
         members.discard(subscription)
         if not members:
             del self._by_site[subscription.site_id]
+        held = self._by_address.pop(subscription.address, 1) - 1
+        if held > 0:
+            self._by_address[subscription.address] = held
         self._count -= 1
         self.metrics.clients.set(self._count)
 
@@ -141,29 +159,45 @@ def end_streams_on_termination(hub: SiteHub) -> None:
         signal.signal(signum, handler)
 
 
+def busy_response() -> Response:
+    return JSONResponse({"error": "busy", "message": "Trop d'écrans connectés, réessayez."}, 503,
+                        headers={"Retry-After": "5"})  # fmt: skip
+
+
+def too_many_from_address_response() -> Response:
+    return JSONResponse(
+        {"error": "too_many_streams",
+         "message": "Trop de flux ouverts depuis cette adresse : fermez-en un, puis réessayez."},
+        429, headers={"Retry-After": "30", "Cache-Control": "no-store"},
+    )  # fmt: skip
+
+
 class EventStream(Response):
     """`text/event-stream` for one site: the current feed at once (unless the client already
     has it, per Last-Event-ID), then every change, and a `ping` event when nothing happens so
     the screen can tell a quiet stream from a dead one."""
 
     def __init__(
-        self, *, hub: SiteHub, feeds: SiteFeeds, site_id: str, last_event_id: str | None,
-        heartbeat_seconds: float, retry_ms: int,
+        self, *, hub: SiteHub, feeds: SiteFeeds, site_id: str, address: str,
+        last_event_id: str | None, heartbeat_seconds: float, retry_ms: int,
     ) -> None:  # fmt: skip
         super().__init__(media_type="text/event-stream")
         self.hub = hub
         self.feeds = feeds
         self.site_id = site_id
+        self.address = address
         self.last_sent = last_event_id
         self.heartbeat_seconds = heartbeat_seconds
         self.retry_ms = retry_ms
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            subscription = self.hub.subscribe(self.site_id)  # before reading: no change slips by
+        try:  # before reading: no change slips by
+            subscription = self.hub.subscribe(self.site_id, self.address)
         except TooManyClients:
-            busy = JSONResponse({"error": "busy"}, 503, headers={"Retry-After": "5"})
-            await busy(scope, receive, send)
+            await busy_response()(scope, receive, send)
+            return
+        except TooManyFromAddress:
+            await too_many_from_address_response()(scope, receive, send)
             return
         try:
             await send({"type": "http.response.start", "status": 200, "headers": [

@@ -13,7 +13,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from publication import domain
 from publication.feeds import Rendered, SiteFeeds
-from publication.live import EventStream, SiteHub
+from publication.live import (
+    EventStream,
+    SiteHub,
+    busy_response,
+    too_many_from_address_response,
+)
 from publication.settings import PublicationSettings
 
 ID_PATTERN = r"^[A-Za-z0-9._:@/-]+$"  # contracts.events.Identifier
@@ -26,6 +31,8 @@ Network = Annotated[
 ]
 
 UNKNOWN_SITE = {"error": "unknown_site", "message": "Site inconnu."}
+UNKNOWN_NETWORK = {"error": "unknown_network", "message": "Réseau inconnu."}
+NOT_FOUND_HEADERS = {"Cache-Control": "no-store"}
 FEED_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "Le flux public (ETag, gzip)."},
     304: {"description": "Inchangé depuis l'ETag envoyé dans If-None-Match."},
@@ -125,29 +132,36 @@ def feed_router(*, settings: PublicationSettings, feeds: SiteFeeds, hub: SiteHub
     async def site_indicators(site_id: SiteId, request: Request) -> Response:
         rendered = feeds.cached_site(site_id) or await feeds.site(site_id)
         if rendered is None:
-            return JSONResponse(UNKNOWN_SITE, 404, headers={"Cache-Control": "no-store"})
+            return JSONResponse(UNKNOWN_SITE, 404, headers=NOT_FOUND_HEADERS)
         return conditional(request, rendered, max_age=max_age)
 
     @router.api_route(
         "/v1/indicators",
         methods=list(READ_METHODS),
         summary="Tous les sites d'un réseau",
-        responses=FEED_RESPONSES,
+        responses={**FEED_RESPONSES, 404: {"description": "Réseau inconnu."}},
     )
     async def network_indicators(network: Network, request: Request) -> Response:
-        return conditional(request, await feeds.network(network), max_age=max_age)
+        rendered = await feeds.network(network)
+        if rendered is None:
+            return JSONResponse(UNKNOWN_NETWORK, 404, headers=NOT_FOUND_HEADERS)
+        return conditional(request, rendered, max_age=max_age)
 
     @router.api_route(
         "/v1/open-data/export-indicateurs.csv", methods=list(READ_METHODS),
         summary="Export open data (CSV, séparateur ;)",
-        responses={200: {"content": {"text/csv": {}}, "description": "Voir le README."}},
+        responses={200: {"content": {"text/csv": {}}, "description": "Voir le README."},
+                   404: {"description": "Réseau inconnu."}},
     )  # fmt: skip
     async def open_data(
         request: Request,
         network: Annotated[str | None, Query(min_length=1, max_length=120, pattern=ID_PATTERN,
                                              description="Réseau ; tous si absent")] = None,
     ) -> Response:  # fmt: skip
-        response = conditional(request, await feeds.open_data(network), max_age=max_age)
+        rendered = await feeds.open_data(network)
+        if rendered is None:
+            return JSONResponse(UNKNOWN_NETWORK, 404, headers=NOT_FOUND_HEADERS)
+        response = conditional(request, rendered, max_age=max_age)
         name = f"export-indicateurs-{network or 'tous'}.csv".replace('"', "")
         response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
@@ -157,18 +171,25 @@ def feed_router(*, settings: PublicationSettings, feeds: SiteFeeds, hub: SiteHub
         response_class=Response,
         responses={200: {"content": {"text/event-stream": {}},
                          "description": "`event: indicators` (le flux du site), `event: ping`."},
+                   429: {"description": "Trop de flux ouverts depuis cette adresse."},
                    503: {"description": "Trop d'écrans connectés à ce processus."}},
     )  # fmt: skip
     async def site_events(site_id: SiteId, request: Request) -> Any:
         # An unknown site streams too: a screen installed before its first figures comes alive
-        # when they arrive.
-        stream = EventStream(
-            hub=hub, feeds=feeds, site_id=site_id,
+        # when they arrive. What it costs is bounded: streams per client address and in all.
+        address = domain.client_address(
+            request.client.host if request.client else None,
+            request.headers.getlist("x-forwarded-for"), trusted=settings.trusted_proxies,
+        )  # fmt: skip
+        if hub.draining.is_set() or hub.full():
+            return busy_response()
+        if hub.full_for(address):
+            hub.metrics.refused.labels("per_address").inc()
+            return too_many_from_address_response()
+        return EventStream(
+            hub=hub, feeds=feeds, site_id=site_id, address=address,
             last_event_id=request.headers.get("last-event-id"),
             heartbeat_seconds=settings.sse_heartbeat_seconds, retry_ms=settings.sse_retry_ms,
         )  # fmt: skip
-        if hub.draining.is_set() or hub.full():
-            return JSONResponse({"error": "busy"}, 503, headers={"Retry-After": "5"})
-        return stream
 
     return router

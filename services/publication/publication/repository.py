@@ -57,6 +57,11 @@ async def network_snapshots(conn: Connection, *, network: str | None) -> list[as
     )
 
 
+async def site_catalogue(conn: Connection) -> list[asyncpg.Record]:
+    """Every site with figures and its network: what the public feeds may be asked about."""
+    return await conn.fetch("SELECT site_id, network FROM site_indicators")
+
+
 async def site_network(conn: Connection, *, site_id: str) -> str | None:
     value = await conn.fetchval("SELECT network FROM site_indicators WHERE site_id = $1", site_id)
     return str(value) if value is not None else None

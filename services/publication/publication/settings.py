@@ -1,6 +1,10 @@
 from __future__ import annotations
 
-from pydantic import Field
+from ipaddress import ip_network
+from typing import Annotated
+
+from pydantic import Field, IPvAnyNetwork, field_validator
+from pydantic_settings import NoDecode
 
 from plumbing.settings import ServiceSettings
 
@@ -24,7 +28,28 @@ class PublicationSettings(ServiceSettings):
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0, le=120)
     sse_retry_ms: int = Field(default=3000, ge=100, le=60_000)
     sse_max_clients: int = Field(default=5000, ge=1)
+    sse_max_clients_per_address: int = Field(
+        default=4, ge=1, description="Event streams one client address may hold (429 beyond)."
+    )
+    feed_cache_max_sites: int = Field(
+        default=20_000, ge=1, description="Site feeds kept in memory (least recently used out)."
+    )
+    feed_cache_max_bulk: int = Field(
+        default=512, ge=2, description="Network feeds and CSV exports kept in memory."
+    )
     results_site: str = "resultats-services-publics.fr"
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=lambda: [ip_network("127.0.0.0/8"), ip_network("::1/128")],
+        description="TRUSTED_PROXIES: comma-separated networks (CIDR) whose X-Forwarded-For is "
+        "believed, e.g. the ingress controller's pods. Any other peer is the client itself.",
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     def periods_of(self, network: str) -> tuple[str, str]:
         return self.network_periods.get(network, (self.current_period, self.previous_period))

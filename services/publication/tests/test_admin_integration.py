@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from urllib.parse import urlsplit
+
 import jwt
 import pytest
 from httpx import AsyncClient
@@ -152,6 +155,61 @@ async def test_a_network_admin_changes_every_site_of_the_network_and_no_other(si
             "site_ids": [],
             "network": "urssaf",
         }
+
+
+async def _raw_put(url: str, path: str, head: dict[str, str], body: bytes) -> tuple[int, bytes]:
+    """One HTTP/1.1 request over a plain socket, so the test chooses exactly what is sent: a
+    client library would stream a declared body whole, and a server that refuses it early
+    would reset the connection under it."""
+    host, port = urlsplit(url).hostname, urlsplit(url).port
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        lines = [f"PUT {path} HTTP/1.1", f"Host: {host}", "Connection: close"]
+        lines += [f"{name}: {value}" for name, value in head.items()]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        await writer.drain()
+        response = await asyncio.wait_for(reader.read(), timeout=10)
+    finally:
+        writer.close()
+    status = int(response.split(b" ", 2)[1])
+    return status, response.split(b"\r\n\r\n", 1)[1]
+
+
+async def test_a_huge_settings_body_is_refused_before_it_is_parsed(sites, issuer):
+    """An admin route read any body whole, then parsed it: now 413 past MAX_REQUEST_BODY_BYTES
+    (64 KiB by default), from the declared length without waiting for the bytes, or as soon as
+    a chunked body passes the cap."""
+    local, _ = issuer
+    admin = bearer(local.mint(subject="admin.urssaf", **_admin()))
+    put = "/admin/v1/sites/urssaf-lyon/settings"
+    json_head = {**admin, "Content-Type": "application/json"}
+    async with AsyncClient(base_url=sites.url) as client:
+        before = (await client.get(f"{put}/audit", headers=admin)).json()
+
+    # 36 MB announced, none sent: the answer comes without the service waiting for them.
+    status, body = await _raw_put(
+        sites.url, put, {**json_head, "Content-Length": str(36 * 1024 * 1024)}, b""
+    )
+    assert status == 413
+    assert "trop volumineuse" in body.decode()
+    status, _ = await _raw_put(
+        sites.url, put, {"Content-Type": "application/json", "Content-Length": "10000000"}, b""
+    )
+    assert status == 413  # before authentication too
+
+    # Chunked: 72 KiB in 8 KiB chunks, then the end.
+    piece = b"x" * 8192
+    chunked = b"".join(b"2000\r\n" + piece + b"\r\n" for _ in range(9)) + b"0\r\n\r\n"
+    status, _ = await _raw_put(
+        sites.url, put, {**json_head, "Transfer-Encoding": "chunked"}, chunked
+    )
+    assert status == 413
+
+    async with AsyncClient(base_url=sites.url) as client:
+        after = (await client.get(f"{put}/audit", headers=admin)).json()
+        fine = await client.put(put, json={"indicators": ["nps"]}, headers=admin)
+    assert after == before
+    assert fine.status_code == 200  # a normal body still goes through
 
 
 def _admin() -> dict[str, object]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import io
 import time
@@ -256,3 +258,77 @@ async def test_open_data_csv_neutralises_formulas_but_keeps_numbers(
             if column not in {"valeur", "ic95_borne_basse", "ic95_borne_haute"}:
                 assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (column, cell)
     assert by_site["@csv-arobase"]["id_structure"] == "'@csv-arobase"
+
+
+def _cache_entries(metrics: str) -> dict[str, float]:
+    found = {}
+    for line in metrics.splitlines():
+        if line.startswith("publication_feed_cache_entries{"):
+            labels, value = line.rsplit(" ", 1)
+            found[labels.split('cache="')[1].split('"')[0]] = float(value)
+    return found
+
+
+async def test_unknown_networks_are_refused_before_anything_is_cached(
+    publication, send, make_event, feed_when
+):
+    """`?network=<anything>` once kept a rendered feed per distinct value, without bound."""
+    await send(make_event("reseau-connu-site", {"nps": (20.0, 100)}, network="reseau-connu"))
+    await feed_when(publication.url, "reseau-connu-site", lambda body: True, timeout=60)
+    async with httpx.AsyncClient(base_url=publication.url) as client:
+        known = await client.get("/v1/indicators", params={"network": "reseau-connu"})
+        assert known.status_code == 200
+        before = _cache_entries((await client.get("/metrics")).text)
+        for n in range(300):
+            for path in ("/v1/indicators", "/v1/open-data/export-indicateurs.csv"):
+                response = await client.get(path, params={"network": f"inconnu-{n}"})
+                assert response.status_code == 404, (path, response.text)
+                assert response.json()["error"] == "unknown_network"
+                assert response.headers["cache-control"] == "no-store"
+        unknown_site = await client.get("/v1/sites/site-inconnu-1/indicators")
+        assert unknown_site.status_code == 404
+        after = _cache_entries((await client.get("/metrics")).text)
+    assert after["bulk"] <= before["bulk"] + 1, (before, after)
+    assert after["sites"] <= before["sites"] + 1, (before, after)
+
+
+async def test_one_client_address_holds_at_most_its_share_of_event_streams(publication):
+    """One client could hold every SSE slot of a process; now 4 per address (SSE_MAX_CLIENTS_PER
+    _ADDRESS), then 429 with Retry-After, while other addresses still connect."""
+    timeout = httpx.Timeout(10.0, read=None)
+    one = {"X-Forwarded-For": "203.0.113.7"}  # the peer, 127.0.0.1, is a trusted proxy
+    async with contextlib.AsyncExitStack() as stack:
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=publication.url, timeout=timeout)
+        )
+        for n in range(4):
+            stream = await stack.enter_async_context(
+                http.stream("GET", f"/v1/sites/ecran-{n}/events", headers=one)
+            )
+            assert stream.status_code == 200
+        refused = await http.get("/v1/sites/ecran-5/events", headers=one)
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) > 0
+        assert refused.json()["error"] == "too_many_streams"
+        # A client cannot dodge the cap by writing its own X-Forwarded-For on the left.
+        forged = {"X-Forwarded-For": "198.51.100.1, 203.0.113.7"}
+        assert (await http.get("/v1/sites/ecran-6/events", headers=forged)).status_code == 429
+        other = await stack.enter_async_context(
+            http.stream("GET", "/v1/sites/ecran-0/events",
+                        headers={"X-Forwarded-For": "203.0.113.8"})
+        )  # fmt: skip
+        assert other.status_code == 200
+    # Closed streams give the address its share back (once the server saw them go).
+    async with httpx.AsyncClient(base_url=publication.url, timeout=timeout) as http:
+        for _ in range(100):
+            async with http.stream("GET", "/v1/sites/ecran-7/events", headers=one) as again:
+                if again.status_code == 200:
+                    break
+            await asyncio.sleep(0.1)
+        assert again.status_code == 200
+
+
+async def test_no_documentation_page_loads_scripts_from_a_cdn(publication):
+    async with httpx.AsyncClient(base_url=publication.url) as client:
+        for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+            assert (await client.get(path)).status_code == 404, path
