@@ -8,6 +8,7 @@ which kubernetes-validate has no schema for, are checked against small schemas o
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import re
@@ -426,12 +427,14 @@ def test_only_responses_and_publication_are_exposed(
         assert ingress["spec"]["tls"][0]["secretName"]
         for path in ingress["spec"]["rules"][0]["http"]["paths"]:
             backends[(_component(ingress), path["path"])] = path["backend"]["service"]
-    assert backends == {
-        ("responses", "/"): {"name": f"{RELEASE}-responses", "port": {"name": "http"}},
-        # survey-dispatch serves the opt-out links, on the responses host.
-        ("responses", "/o"): {"name": f"{RELEASE}-survey-dispatch", "port": {"name": "http"}},
-        ("publication", "/"): {"name": f"{RELEASE}-publication", "port": {"name": "http"}},
-    }
+    dispatch_name = f"{RELEASE}-survey-dispatch"
+    assert {backend["port"]["name"] for backend in backends.values()} == {"http"}
+    for (component, _), backend in backends.items():
+        assert backend["name"] in {f"{RELEASE}-{component}", dispatch_name}
+    dispatch = {path for path, backend in backends.items() if backend["name"] == dispatch_name}
+    # survey-dispatch serves the opt-out links and the SMS webhook, on the responses host.
+    assert dispatch == {("responses", "/o"), ("responses", "/v1/sms/inbound")}
+    assert ("responses", "/") not in backends and ("publication", "/") not in backends
     for policy in _of_kind(production_resources, "NetworkPolicy"):
         peers = [peer for rule in policy["spec"]["ingress"] for peer in rule["from"]]
         from_ingress_controller = any(
@@ -455,6 +458,125 @@ def test_service_monitor_is_optional(
     service_labels = _of_kind(production_resources, "Service")[0]["metadata"]["labels"]
     for key, value in monitor["spec"]["selector"]["matchLabels"].items():
         assert service_labels[key] == value
+
+
+# --- what the Ingresses expose --------------------------------------------------------------------
+
+# Every route of the four apps that the public may reach; any other (metrics, readiness, OpenAPI,
+# admin, scoring's manager API) must stay inside the cluster.
+PUBLIC_ROUTES = {
+    "responses": {
+        "/s/{token}", "/v1/responses/{token}", "/static/app/{path}", "/static/dsfr/{path}",
+        "/donnees-personnelles", "/mentions-legales", "/accessibilite",
+    },
+    "publication": {
+        "/v1/sites/{site_id}/indicators", "/v1/sites/{site_id}/events", "/v1/indicators",
+        "/v1/open-data/export-indicateurs.csv", "/display/{site_id}", "/display/sw.js",
+        "/static/dsfr/{path}", "/static/publication/{path}",
+    },
+    "survey-dispatch": {"/o/{token}", "/o/static/optout.css", "/v1/sms/inbound"},
+    "scoring": set(),
+}  # fmt: skip
+NEVER_PUBLIC = {"/metrics", "/readyz", "/healthz", "/openapi.json", "/docs", "/redoc"}
+
+
+def _app_routes(service: str) -> set[str]:
+    """The route paths of a service's real FastAPI app (mounts as `<prefix>/{path}`)."""
+    modules = {
+        "responses": ("survey_responses.app", "survey_responses.settings", "ResponsesSettings"),
+        "publication": ("publication.app", "publication.settings", "PublicationSettings"),
+        "scoring": ("scoring.app", "scoring.settings", "ScoringSettings"),
+        "survey-dispatch": ("survey_dispatch.app", "survey_dispatch.settings", None),
+    }
+    app_module, settings_module, settings_name = modules[service]
+    settings_mod = importlib.import_module(settings_module)
+    if settings_name is None:
+        (settings_name,) = [
+            name
+            for name in vars(settings_mod)
+            if name.endswith("Settings") and name != "ServiceSettings"
+        ]
+    app = importlib.import_module(app_module).create_app(getattr(settings_mod, settings_name)())
+
+    def walk(routes: Any) -> set[str]:
+        found: set[str] = set()
+        for route in routes:
+            path = getattr(route, "path", None)
+            if path is not None:
+                found.add(f"{path}/{{path}}" if type(route).__name__ == "Mount" else path)
+            elif getattr(route, "original_router", None) is not None:  # FastAPI include_router
+                found |= walk(route.original_router.routes)
+        return found
+
+    return walk(app.routes)
+
+
+def _routed(path: str, rules: list[dict[str, Any]]) -> bool:
+    """Kubernetes Ingress matching: Exact is the whole path, Prefix whole path elements."""
+    for rule in rules:
+        if rule["pathType"] == "Exact" and path == rule["path"]:
+            return True
+        prefix = rule["path"].rstrip("/")
+        if rule["pathType"] == "Prefix" and (path == prefix or path.startswith(prefix + "/")):
+            return True
+    return False
+
+
+def test_public_ingresses_expose_exactly_the_public_routes_of_the_real_apps(
+    production_resources: list[dict[str, Any]],
+) -> None:
+    """`/` was routed, so /metrics, /docs, /openapi.json and the admin API were public."""
+    rules: dict[str, list[dict[str, Any]]] = {name: [] for name in PUBLIC_ROUTES}
+    for ingress in _of_kind(production_resources, "Ingress"):
+        for path in ingress["spec"]["rules"][0]["http"]["paths"]:
+            service = path["backend"]["service"]["name"].removeprefix(f"{RELEASE}-")
+            rules[service].append(path)
+    for service, public in PUBLIC_ROUTES.items():
+        routes = _app_routes(service)
+        assert public <= routes, f"{service} has no route {sorted(public - routes)}"
+        sample = {route: route.replace("{path}", "x/y.css") for route in routes}
+        sample = {
+            route: re.sub(r"\{[a-z_]+\}", "abc", concrete) for route, concrete in sample.items()
+        }
+        exposed = {route for route in routes if _routed(sample[route], rules[service])}
+        assert exposed == public, service
+        for private in NEVER_PUBLIC | {"/admin/v1/me", "/admin/v1/networks/x/rules"}:
+            assert not _routed(private, rules[service]), (service, private)
+        for rule in rules[service]:  # no path routed to nothing
+            assert any(_routed(sample[route], [rule]) for route in routes), (service, rule)
+
+
+def test_the_ingress_paths_cannot_be_set_to_a_private_route() -> None:
+    for path in ("/", "/metrics", "/admin", "/admin/v1", "/openapi.json", "/docs"):
+        values = {"ingress": {"publication": {"paths": [{"path": path, "pathType": "Prefix"}]}}}
+        with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmValuesError) as caught:
+            chart.validate_schema(chart.merge_values(values))
+        assert "/ingress/publication/paths/0/path" in str(caught.value), path
+
+
+def test_trusted_proxies_reach_responses_and_publication_as_their_settings_read_them(
+    production_resources: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    values = _production_values()["ingress"]["trustedProxies"]
+    for deployment in _of_kind(production_resources, "Deployment"):
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        env = _env(container)
+        if _component(deployment) not in {"responses", "publication"}:
+            assert "TRUSTED_PROXIES" not in env
+            continue
+        assert env["TRUSTED_PROXIES"]["value"] == ",".join(values)
+    monkeypatch.setenv("TRUSTED_PROXIES", ",".join(values))
+    assert [str(n) for n in PublicationSettings().trusted_proxies] == values
+
+
+def test_an_ingress_without_trusted_proxies_is_refused() -> None:
+    """Without them every user would share the ingress's address: one rate-limit bucket, and
+    four event streams for every screen of the country."""
+    values = _production_values()
+    values["ingress"]["trustedProxies"] = []
+    with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmError) as caught:
+        chart.render(values, name=RELEASE)
+    assert "ingress.trustedProxies is empty" in str(caught.value)
 
 
 # --- the chart and the code agree ---------------------------------------------------------------
@@ -693,12 +815,14 @@ def test_weekly_report_settings_are_what_scoring_reads(monkeypatch: pytest.Monke
     recipients = {"urssaf-idf-montreuil": ["accueil@example.org", "chef@example.org"]}
     resources = _render(
         {
+            # Production settings accept admin tokens only from an issuer named explicitly.
+            "admin": {"issuer": "https://auth.example.org/realms/agents"},
             "weeklyReport": {
                 "recipients": recipients,
                 "mailFrom": "resultats@example.org",
                 "boardUrl": "https://grafana.example.org/d/weekly/",
                 "env": {"WEEKLY_REPORT_WEEK": "2026-W47"},
-            }
+            },
         }
     )
     (container,) = _weekly_report(resources)["spec"]["jobTemplate"]["spec"]["template"]["spec"][

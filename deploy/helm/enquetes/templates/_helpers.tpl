@@ -125,6 +125,10 @@ app.kubernetes.io/component: {{ .name }}
 - name: ADMIN_AUDIENCE
   value: {{ . | quote }}
 {{- end }}
+{{- if and (has .name (list "responses" "publication")) $values.ingress.trustedProxies }}
+- name: TRUSTED_PROXIES
+  value: {{ join "," $values.ingress.trustedProxies | quote }}
+{{- end }}
 {{- range $key, $value := .service.env }}
 - name: {{ $key }}
   value: {{ $value | toString | quote }}
