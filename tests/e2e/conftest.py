@@ -1,0 +1,43 @@
+"""A whole system whose admin routes trust a test issuer, for the end-to-end trust tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from plumbing import devstack
+from plumbing.auth import LocalIssuer
+from plumbing.services import System, start_system
+
+
+@pytest.fixture(scope="module")
+def issuer(tmp_path_factory: pytest.TempPathFactory) -> tuple[LocalIssuer, str]:
+    local = LocalIssuer(issuer="http://127.0.0.1/e2e-issuer", audience="enquetes-admin")
+    return local, local.write_jwks(tmp_path_factory.mktemp("jwks") / "jwks.json")
+
+
+@pytest.fixture(scope="module")
+def admin_system(
+    stack: devstack.DevStack,
+    issuer: tuple[LocalIssuer, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[System]:
+    """The four services sending at once and publishing from the first answer, like `system`,
+    with admin tokens of `issuer` accepted by every service."""
+    local, jwks_url = issuer
+    running = start_system(
+        stack.env(),
+        tmp_path_factory.mktemp("logs"),
+        extra_env={
+            "PUBLIC_FLOOR": "1",
+            "SENDER_POLL_SECONDS": "0.05",
+            "DEFAULT_RULES": '{"delay_minutes": 0, "email_uses_sms_window": false}',
+            "ADMIN_JWKS_URL": jwks_url,
+            "ADMIN_ISSUER": local.issuer,
+        },
+    )
+    try:
+        yield running
+    finally:
+        running.stop()
