@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.topics import Topic
 from plumbing import db
+from plumbing.auth import install_refusal_log
 from plumbing.consumer import ConsumerMetrics, EventConsumer
 from plumbing.kafka import ensure_topics, new_producer
 from plumbing.outbox import OutboxMetrics, OutboxRelay
@@ -250,4 +251,5 @@ def service_app(
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(HttpMetrics, registry=runtime.registry)
     install_ops_routes(app, lambda: runtime if app.state.started else None, runtime.registry)
+    install_refusal_log(app)
     return app

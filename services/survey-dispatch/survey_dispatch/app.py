@@ -9,7 +9,6 @@ from fastapi import FastAPI
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from contracts.topics import CRM_CONTACT_CLOSED, SURVEY_RESPONSE
-from plumbing.auth import install_refusal_log
 from plumbing.runtime import Runtime, service_app
 from survey_dispatch import domain, repository
 from survey_dispatch.admin import admin_router, new_admin_auth
@@ -61,7 +60,6 @@ def create_app(settings: DispatchSettings) -> FastAPI:
     app.state.admin_auth = new_admin_auth(settings)
     app.include_router(admin_router(lambda: runtime.db_pool, handler.pseudonym))
     install_optout_routes(app, runtime, handler, templates, settings)
-    install_refusal_log(app)
     return app
 
 
