@@ -12,6 +12,7 @@ def main() -> None:
         migrations_dir=Path(__file__).parent / "migrations",
         settings_factory=PublicationSettings,
         app_factory=create_app,
+        proxy_headers=False,  # the app trusts TRUSTED_PROXIES only (domain.client_address)
     )
 
 
