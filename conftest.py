@@ -22,23 +22,31 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.DevStac
         running.stop()
 
 
-@pytest.fixture(scope="module")
-def system(stack: devstack.DevStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    """All four services on the module's stack, sending at once (no delay, no quiet hours) and
-    publishing from the first response, so a test follows one survey end to end quickly."""
+def quick_system(
+    stack: devstack.DevStack, log_dir: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[System]:
+    """All four services on `stack`, sending at once (no delay, no quiet hours) and publishing
+    from the first response, so a test follows one survey end to end quickly."""
     running = start_system(
         stack.env(),
-        tmp_path_factory.mktemp("logs"),
+        log_dir,
         extra_env={
             "PUBLIC_FLOOR": "1",
             "SENDER_POLL_SECONDS": "0.05",
             "DEFAULT_RULES": '{"delay_minutes": 0, "email_uses_sms_window": false}',
+            **(extra_env or {}),
         },
     )
     try:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="module")
+def system(stack: devstack.DevStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """The whole system on the module's stack (see `quick_system`)."""
+    yield from quick_system(stack, tmp_path_factory.mktemp("logs"))
 
 
 @pytest.fixture

@@ -6,9 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from conftest import quick_system
 from plumbing import devstack
 from plumbing.auth import LocalIssuer
-from plumbing.services import System, start_system
+from plumbing.services import System
 
 
 @pytest.fixture(scope="module")
@@ -23,21 +24,10 @@ def admin_system(
     issuer: tuple[LocalIssuer, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[System]:
-    """The four services sending at once and publishing from the first answer, like `system`,
-    with admin tokens of `issuer` accepted by every service."""
+    """Like `system`, with admin tokens of `issuer` accepted by every service."""
     local, jwks_url = issuer
-    running = start_system(
-        stack.env(),
+    yield from quick_system(
+        stack,
         tmp_path_factory.mktemp("logs"),
-        extra_env={
-            "PUBLIC_FLOOR": "1",
-            "SENDER_POLL_SECONDS": "0.05",
-            "DEFAULT_RULES": '{"delay_minutes": 0, "email_uses_sms_window": false}',
-            "ADMIN_JWKS_URL": jwks_url,
-            "ADMIN_ISSUER": local.issuer,
-        },
+        {"ADMIN_JWKS_URL": jwks_url, "ADMIN_ISSUER": local.issuer},
     )
-    try:
-        yield running
-    finally:
-        running.stop()
