@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -61,20 +63,7 @@ async def test_consumer_dedupes_dead_letters_a_failing_record_and_goes_on(stack,
     await ensure_topics(settings)
     simulator = CrmSimulator(seed=3)
     first, poison, last = (simulator.event(simulator.contact()) for _ in range(3))
-    pool = await db.create_pool(stack.database_url, schema=name)
-    producer = new_producer(settings, client_id="test")
-    await producer.start()
-    consumer = EventConsumer(
-        settings=settings,
-        group_id=f"g-{name}",
-        topics=[CRM_CONTACT_CLOSED],
-        pool=pool,
-        producer=producer,
-        handler=Recorder(poison.data.contact_id),
-        metrics=ConsumerMetrics(CollectorRegistry()),
-    )
-    task = asyncio.create_task(consumer.run())
-    try:
+    async with _consuming(settings, stack, name, Recorder(poison.data.contact_id)) as pool:
         await produce(
             stack.kafka_bootstrap_servers,
             CRM_CONTACT_CLOSED.name,
@@ -99,6 +88,26 @@ async def test_consumer_dedupes_dead_letters_a_failing_record_and_goes_on(stack,
         kept = json.loads(poisoned[0].value)
         assert kept["id"] == poison.id
         assert kept["data"]["contact_id"] == poison.data.contact_id
+
+
+@contextlib.asynccontextmanager
+async def _consuming(settings, stack, schema_name, handler) -> AsyncIterator[Any]:
+    """An EventConsumer on the CRM topic running `handler` in `schema_name`; yields its pool."""
+    pool = await db.create_pool(stack.database_url, schema=schema_name)
+    producer = new_producer(settings, client_id="test")
+    await producer.start()
+    consumer = EventConsumer(
+        settings=settings,
+        group_id=f"g-{schema_name}",
+        topics=[CRM_CONTACT_CLOSED],
+        pool=pool,
+        producer=producer,
+        handler=handler,
+        metrics=ConsumerMetrics(CollectorRegistry()),
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        yield pool
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -223,24 +232,9 @@ async def test_dead_letters_of_the_crm_topic_keep_no_contact_point_and_come_once
         mobile_phone="+33612345678",
         user_ref=f"usager-{marker}",
     )
-    pool = await db.create_pool(stack.database_url, schema=name)
-    producer = new_producer(settings, client_id="test")
-    await producer.start()
-    consumer = EventConsumer(
-        settings=settings,
-        group_id=f"g-{name}",
-        topics=[CRM_CONTACT_CLOSED],
-        pool=pool,
-        producer=producer,
-        handler=Recorder(poison="none"),
-        metrics=ConsumerMetrics(CollectorRegistry()),
-    )
-    task = asyncio.create_task(consumer.run())
-    try:
-        await producer.send_and_wait(
-            CRM_CONTACT_CLOSED.name, json.dumps(bad).encode(), key=b"site"
-        )
-        await produce(stack.kafka_bootstrap_servers, CRM_CONTACT_CLOSED.name, [good])
+    async with _consuming(settings, stack, name, Recorder(poison="none")) as pool:
+        bad_record = json.dumps(bad).encode()
+        await produce(stack.kafka_bootstrap_servers, CRM_CONTACT_CLOSED.name, [bad_record, good])
 
         async def seen() -> set[str]:
             rows = await pool.fetch("SELECT contact_id FROM seen")
@@ -264,8 +258,3 @@ async def test_dead_letters_of_the_crm_topic_keep_no_contact_point_and_come_once
         kept = json.loads(record.value)
         assert kept["data"]["contact_id"] == bad["data"]["contact_id"]
         assert not {"email", "mobile_phone", "user_ref"} & set(kept["data"])
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await producer.stop()
-        await pool.close()
