@@ -16,6 +16,8 @@ from plumbing.db import Connection
 
 log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "outbox"
+# One relay at a time per schema (advisory locks are per database, hence the schema in the key).
+RELAY_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('outbox-relay:' || current_schema()))"
 
 
 async def enqueue(connection: Connection, *, topic: str, key: str, event: CloudEvent[Any]) -> None:
@@ -68,7 +70,10 @@ class OutboxMetrics:
 class OutboxRelay:
     """Moves outbox rows to Kafka; rows are deleted only after the broker acknowledged them.
 
-    Rows are locked with SKIP LOCKED so several replicas can relay side by side.
+    One relay of a schema sends at a time: a round runs under a transaction-level advisory lock
+    (RELAY_LOCK), so two replicas never send rows of one key side by side, which could reorder
+    them. The other replicas' relays try at each wake-up and stay standby; the lock ends with
+    the holder's transaction, so a holder that dies (its connection gone) frees it at once.
     A crash after sending but before deleting re-sends: consumers dedupe by event id.
     """
 
@@ -97,6 +102,8 @@ class OutboxRelay:
         await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
         try:
             while True:
+                # Cleared before the round: a NOTIFY that comes during it calls for another.
+                self._wake.clear()
                 try:
                     moved = await self.relay_once()
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
@@ -105,7 +112,6 @@ class OutboxRelay:
                     await asyncio.sleep(1.0)
                     continue
                 if moved < self.batch_size:
-                    self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.idle_poll_seconds)
                     if self.linger_seconds and self._wake.is_set():
@@ -120,18 +126,20 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         async with self.pool.acquire() as connection, connection.transaction():
+            state = await connection.fetchrow(
+                f"SELECT ({RELAY_LOCK}) AS sending, (SELECT extract(epoch FROM now() - created_at)"
+                " FROM outbox ORDER BY id LIMIT 1) AS oldest"
+            )
+            assert state is not None
+            self.metrics.oldest_age.set(float(state["oldest"] or 0))
+            if not state["sending"]:
+                return 0  # another replica's relay is sending
             rows = await connection.fetch(
-                "SELECT id, topic, key, value, created_at FROM outbox ORDER BY id "
-                "LIMIT $1 FOR UPDATE SKIP LOCKED",
+                "SELECT id, topic, key, value FROM outbox ORDER BY id LIMIT $1 FOR UPDATE",
                 self.batch_size,
             )
             if not rows:
-                self.metrics.oldest_age.set(0)
                 return 0
-            oldest = await connection.fetchval(
-                "SELECT extract(epoch FROM now() - $1::timestamptz)", rows[0]["created_at"]
-            )
-            self.metrics.oldest_age.set(float(oldest))
             pending = [
                 await self.producer.send(row["topic"], row["value"], key=row["key"]) for row in rows
             ]
