@@ -12,6 +12,7 @@ import importlib.util
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -38,6 +39,10 @@ class DevStack:
     sms_gateway: SmsGateway | None = None
     _children: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _postgres_data: Path | None = None
+    _postgres: subprocess.Popen[bytes] | None = None
+    _postgres_argv: list[str] = field(default_factory=list)
+    _postgres_user: str | None = None
+    _postgres_port: int = 0
 
     def env(self) -> dict[str, str]:
         return {
@@ -50,6 +55,32 @@ class DevStack:
     @property
     def maildir(self) -> Path:
         return self.workdir / "maildir"
+
+    def kill_postgres(self) -> None:
+        """SIGKILL the embedded PostgreSQL, its server processes included: a crash, no shutdown.
+        Connections drop at once; the data directory stays, for `restart_postgres`."""
+        child = self._postgres
+        if child is None:
+            raise RuntimeError("PostgreSQL is not embedded here (DATABASE_URL was given)")
+        if child.poll() is not None:
+            return
+        backends = _children_of(child.pid)
+        for pid in (child.pid, *backends):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        child.wait(10)
+        self._children.remove(child)
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in backends) and time.monotonic() < deadline:
+            time.sleep(0.02)  # a new postmaster refuses to start beside an old backend
+
+    def restart_postgres(self) -> None:
+        """Start PostgreSQL again on the same data directory and port (it recovers from its WAL)."""
+        if not self._postgres_argv:
+            raise RuntimeError("PostgreSQL is not embedded here (DATABASE_URL was given)")
+        if self._postgres is not None and self._postgres.poll() is None:
+            raise RuntimeError("PostgreSQL is still running")
+        self._postgres = _spawn_postgres(self)
 
     def stop(self) -> None:
         if self.smtp_sink:
@@ -149,35 +180,61 @@ def _start_postgres(stack: DevStack) -> str:
         if initdb.returncode:
             raise RuntimeError(f"initdb failed: {initdb.stderr.strip()}")
     port = processes.free_port()
+    stack._postgres_user, stack._postgres_port = user, port
+    stack._postgres_argv = [
+        str(bin_dir / "postgres"),
+        "-D",
+        str(data),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-k",
+        str(socket_dir),
+        # fsync=off: a crash of the machine may lose data, a crash of PostgreSQL may not (WAL is
+        # written to the OS at each commit). Never synchronous_commit=off: a commit acknowledged
+        # (a 201) would be lost by a kill -9 of the server.
+        "-c",
+        "fsync=off",
+        "-c",
+        "full_page_writes=off",
+        "-c",
+        "max_connections=300",
+        "-c",
+        "shared_buffers=256MB",
+    ]
+    stack._postgres = _spawn_postgres(stack)
+    return f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+
+def _spawn_postgres(stack: DevStack) -> subprocess.Popen[bytes]:
     child = processes.spawn(
-        [
-            str(bin_dir / "postgres"),
-            "-D",
-            str(data),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-k",
-            str(socket_dir),
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-            "-c",
-            "max_connections=300",
-            "-c",
-            "shared_buffers=256MB",
-        ],
-        log_path=stack.workdir / "postgres.log",
-        user=user,
+        stack._postgres_argv, log_path=stack.workdir / "postgres.log", user=stack._postgres_user
     )
     stack._children.append(child)
-    processes.wait_for_port(port, process=child)
-    _wait_until_accepting(bin_dir, port, child)
-    return f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    processes.wait_for_port(stack._postgres_port, process=child)
+    _wait_until_accepting(_postgres_bin(), stack._postgres_port, child)
+    return child
+
+
+def _children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie, dead but not reaped, counts as gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"
 
 
 def _wait_until_accepting(bin_dir: Path, port: int, child: subprocess.Popen[bytes]) -> None:

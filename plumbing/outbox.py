@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from contracts.envelope import CloudEvent, encode
 from plumbing.db import Connection
+from plumbing.listener import Listener
 
 log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "outbox"
@@ -96,10 +97,14 @@ class OutboxRelay:
         # transactions, one relay round (and one produce request) per batch, not per row.
         self.linger_seconds = linger_seconds
         self._wake = asyncio.Event()
+        # Re-opened by itself after a database restart; on each (re)open a relay round catches
+        # up with the rows whose NOTIFY was missed meanwhile.
+        self.listener = Listener(
+            pool, {NOTIFY_CHANNEL: self._on_notify}, name="outbox", on_listening=self._wake.set
+        )
 
     async def run(self) -> None:
-        listener = await self.pool.acquire()
-        await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        listening = asyncio.create_task(self.listener.run(), name="outbox-listener")
         try:
             while True:
                 # Cleared before the round: a NOTIFY that comes during it calls for another.
@@ -117,9 +122,9 @@ class OutboxRelay:
                     if self.linger_seconds and self._wake.is_set():
                         await asyncio.sleep(self.linger_seconds)
         finally:
-            with contextlib.suppress(Exception):
-                await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-            await self.pool.release(listener)
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await listening
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()

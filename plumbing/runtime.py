@@ -14,12 +14,14 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka import errors as kafka_errors
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -33,6 +35,7 @@ from plumbing import db
 from plumbing.auth import install_refusal_log
 from plumbing.consumer import ConsumerMetrics, EventConsumer
 from plumbing.kafka import ensure_topics, new_producer
+from plumbing.listener import Listener, NotifyCallback
 from plumbing.outbox import OutboxMetrics, OutboxRelay
 from plumbing.settings import ServiceSettings
 from plumbing.web import BodyLimit
@@ -51,10 +54,17 @@ class Runtime:
         self.producer: AIOKafkaProducer | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._joined: dict[str, asyncio.Event] = {}
+        self._listeners: dict[str, Listener] = {}
         self.task_restarts = Counter(
             "background_task_restarts_total",
             "Background tasks restarted after a crash",
             ["task"],
+            registry=self.registry,
+        )
+        self.listener_up = Gauge(
+            "database_listener_up",
+            "1 while a LISTEN connection is open and listening, 0 while it is being re-opened",
+            ["listener"],
             registry=self.registry,
         )
 
@@ -74,8 +84,29 @@ class Runtime:
             producer=self.kafka_producer,
             metrics=OutboxMetrics(self.registry),
             linger_seconds=self.settings.outbox_linger_seconds,
+            idle_poll_seconds=self.settings.outbox_poll_seconds,
         )
+        self.watch_listener(relay.listener)
         self.spawn("outbox-relay", relay.run)
+
+    def watch_listener(self, listener: Listener) -> None:
+        """Report `listener` in `/readyz` (not ready while it is down) and in a gauge."""
+        self._listeners[listener.name] = listener
+        self.listener_up.labels(listener.name).set_function(lambda: float(listener.up.is_set()))
+
+    def listen(
+        self,
+        name: str,
+        channels: dict[str, NotifyCallback],
+        *,
+        on_listening: Callable[[], None] | None = None,
+    ) -> Listener:
+        """LISTEN on `channels` from a dedicated pooled connection that re-opens itself after a
+        database restart (`on_listening` runs at each open: catch up with missed notifications)."""
+        listener = Listener(self.db_pool, channels, name=name, on_listening=on_listening)
+        self.watch_listener(listener)
+        self.spawn(name, listener.run)
+        return listener
 
     @property
     def db_pool(self) -> asyncpg.Pool:
@@ -145,6 +176,9 @@ class Runtime:
             for name, joined in self._joined.items()
             if not joined.is_set()
         ]
+        problems += [
+            problem for listener in self._listeners.values() if (problem := listener.problem())
+        ]
         try:
             async with self.db_pool.acquire(timeout=2) as connection:
                 await connection.fetchval("SELECT 1")
@@ -192,6 +226,95 @@ class HttpMetrics:
             template = getattr(route, "path", "unmatched")
             self.requests.labels(template, scope["method"], str(status)).inc()
             self.duration.labels(template).observe(time.perf_counter() - started)
+
+
+RETRY_AFTER_SECONDS = 5
+# A dependency that is away (PostgreSQL, the broker): the request may succeed in a moment.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, unreachable; TimeoutError too (a pool acquire that timed out)
+    asyncpg.PostgresConnectionError,  # ConnectionDoesNotExistError included
+    asyncpg.CannotConnectNowError,  # starting up, shutting down, recovering
+    asyncpg.TooManyConnectionsError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    kafka_errors.KafkaConnectionError,
+    kafka_errors.KafkaTimeoutError,
+    kafka_errors.NoBrokersAvailable,
+    kafka_errors.NodeNotReadyError,
+)
+UNAVAILABLE_MESSAGE = "Le service est momentanément indisponible. Réessayez dans un moment."
+UNAVAILABLE_PAGE = (
+    '<!doctype html><html lang="fr"><head><meta charset="utf-8">'
+    '<meta name="viewport" content="width=device-width, initial-scale=1">'
+    "<title>Service momentanément indisponible</title></head><body><main>"
+    f"<h1>Service momentanément indisponible</h1><p>{UNAVAILABLE_MESSAGE}</p></main></body></html>"
+)
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether `error` says a dependency is away (answer 503), not that the code is wrong."""
+    if isinstance(error, BaseExceptionGroup):
+        return all(is_unavailable(inner) for inner in error.exceptions)
+    if isinstance(error, asyncpg.InterfaceError):
+        # Only a connection closed under us; other interface errors are misuse: a bug, a 500.
+        text = str(error)
+        return "closed" in text or "closing" in text
+    return isinstance(error, UNAVAILABLE_ERRORS)
+
+
+class Unavailable:
+    """Pure ASGI middleware: a request that failed because PostgreSQL or the broker is away is
+    answered 503 with Retry-After (JSON for the API, a short French page for a browser), never
+    500, whatever route or middleware below raised it. Installed once by `service_app`."""
+
+    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
+        self.app = app
+        self.answered = Counter(
+            "http_dependency_unavailable_total",
+            "Requests answered 503 because a dependency was away, by error type",
+            ["error"],
+            registry=registry,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as error:
+            if started or not is_unavailable(error):
+                raise
+            kind = type(error).__name__
+            self.answered.labels(kind).inc()
+            # The type only: a driver's message may quote a query's parameters.
+            log.warning("dependency unavailable, answered 503", extra={"error_type": kind})
+            await self.response(scope)(scope, receive, send)
+
+    @staticmethod
+    def response(scope: Scope) -> Response:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
+        path: str = scope.get("path", "")
+        accept = next(
+            (
+                value.decode("latin-1")
+                for name, value in scope.get("headers", ())
+                if name == b"accept"
+            ),
+            "",
+        )
+        if "text/html" in accept and not path.startswith("/v1/"):
+            return HTMLResponse(UNAVAILABLE_PAGE, status_code=503, headers=headers)
+        body = {"error": "unavailable", "message": UNAVAILABLE_MESSAGE}
+        return JSONResponse(body, status_code=503, headers=headers)
 
 
 def install_ops_routes(
@@ -248,6 +371,7 @@ def service_app(
     app = FastAPI(title=title, lifespan=lifespan, **fastapi_options)
     app.state.runtime = runtime
     app.state.started = False
+    app.add_middleware(Unavailable, registry=runtime.registry)  # inside the metrics: a 503 counted
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(HttpMetrics, registry=runtime.registry)
     install_ops_routes(app, lambda: runtime if app.state.started else None, runtime.registry)

@@ -23,6 +23,9 @@ class ServiceSettings(BaseSettings):
     outbox_linger_seconds: float = Field(
         default=0.0, ge=0, le=5, description="Wait for more outbox rows after a NOTIFY."
     )
+    outbox_poll_seconds: float = Field(
+        default=1.0, gt=0, le=300, description="Fallback poll of the outbox; a NOTIFY wakes it."
+    )
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
