@@ -925,3 +925,25 @@ def test_docs_say_publication_needs_a_session_mode_connection() -> None:
         assert (
             "PgBouncer in transaction mode" in text or "PgBouncer in **transaction** mode" in text
         )
+
+
+def test_survey_dispatch_reads_its_sms_inbound_token_from_a_secret(rendered):
+    """Production refuses the development SMS_INBOUND_TOKEN: the chart must pass a real one."""
+    (deployment,) = [
+        resource
+        for resource in _of_kind(rendered, "Deployment")
+        if _component(resource) == "survey-dispatch"
+    ]
+    env = {
+        item["name"]: item
+        for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["SMS_INBOUND_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "sms-inbound-token"
+    assert env["ADMIN_ISSUER"]["value"]
+
+
+def test_production_without_an_admin_issuer_is_refused_at_render():
+    values = _production_values()
+    values["admin"]["issuer"] = ""
+    with pytest.raises(Exception, match=r"admin\.issuer is required"):
+        _render(values)

@@ -117,6 +117,9 @@ app.kubernetes.io/component: {{ .name }}
 - name: ADMIN_JWKS_URL
   value: {{ . | quote }}
 {{- end }}
+{{- if and (eq $values.environment "production") (not $values.admin.issuer) }}
+{{- fail "admin.issuer is required when environment is production: the services refuse to start without the identity provider's issuer" }}
+{{- end }}
 {{- with $values.admin.issuer }}
 - name: ADMIN_ISSUER
   value: {{ . | quote }}
