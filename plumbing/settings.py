@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from ipaddress import IPv4Network, IPv6Network
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_SECRET_PREFIX = "dev-"
 DEV_ADMIN_ISSUER = "http://127.0.0.1/dev-issuer"
+LOOPBACK: tuple[IPv4Network | IPv6Network, ...] = (
+    IPv4Network("127.0.0.0/8"),
+    IPv6Network("::1/128"),
+)
 
 
 class ServiceSettings(BaseSettings):
@@ -36,6 +41,11 @@ class ServiceSettings(BaseSettings):
     )
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
+    trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=lambda: list(LOOPBACK),
+        description="TRUSTED_PROXIES: comma-separated networks (CIDR) whose X-Forwarded-For is "
+        "believed, e.g. the ingress controller's pods. Any other peer is the client itself.",
+    )
     max_request_body_bytes: int = Field(
         default=64 * 1024, ge=1024, description="Larger request bodies get a 413 before parsing."
     )
@@ -45,6 +55,13 @@ class ServiceSettings(BaseSettings):
     )
     admin_issuer: str = DEV_ADMIN_ISSUER
     admin_audience: str = "enquetes-admin"
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_outside_dev(self) -> ServiceSettings:

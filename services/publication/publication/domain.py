@@ -8,7 +8,6 @@ leak through one of them.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -349,48 +348,3 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
         except ValueError:
             return False
     return False
-
-
-# --------------------------------------------------------------------------- client address
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-MAX_ADDRESS_LENGTH = 64  # a key in memory: a forged header must not make it big
-
-
-def client_address(
-    peer: str | None, forwarded_for: Iterable[str], *, trusted: Sequence[Network]
-) -> str:
-    """Who a request comes from, believing X-Forwarded-For only from a trusted proxy.
-
-    The TCP peer, unless it is in `trusted` (the ingress controller): then the right-most
-    X-Forwarded-For entry that is not itself trusted. Entries left of it were written by the
-    client and can be anything; the right-most untrusted one was written by our proxy. An
-    untrusted peer's header is ignored, so nobody picks another address by forging it.
-    """
-    if peer is None:
-        return "unknown"
-    if not _is_trusted(peer, trusted):
-        return peer
-    entries = [entry.strip() for header in forwarded_for for entry in header.split(",")]
-    for entry in reversed(entries):
-        host = _host_of(entry)
-        if host and not _is_trusted(host, trusted):
-            return host[:MAX_ADDRESS_LENGTH]
-    return peer  # only proxies on the way, or no header: the peer is all we know
-
-
-def _is_trusted(host: str, trusted: Sequence[Network]) -> bool:
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return any(address in network for network in trusted)
-
-
-def _host_of(entry: str) -> str:
-    """`1.2.3.4`, `1.2.3.4:5678`, `[2001:db8::1]:443` or `2001:db8::1`, without the port."""
-    if entry.startswith("["):
-        return entry[1 : entry.find("]")] if "]" in entry else entry
-    if entry.count(":") == 1:
-        return entry.split(":", 1)[0]
-    return entry

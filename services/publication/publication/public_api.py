@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from plumbing.web import client_address
 from publication import domain
 from publication.feeds import Rendered, SiteFeeds
 from publication.live import (
@@ -177,7 +178,7 @@ def feed_router(*, settings: PublicationSettings, feeds: SiteFeeds, hub: SiteHub
     async def site_events(site_id: SiteId, request: Request) -> Any:
         # An unknown site streams too: a screen installed before its first figures comes alive
         # when they arrive. What it costs is bounded: streams per client address and in all.
-        address = domain.client_address(
+        address = client_address(
             request.client.host if request.client else None,
             request.headers.getlist("x-forwarded-for"), trusted=settings.trusted_proxies,
         )  # fmt: skip

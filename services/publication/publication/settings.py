@@ -1,10 +1,6 @@
 from __future__ import annotations
 
-from ipaddress import ip_network
-from typing import Annotated
-
-from pydantic import Field, IPvAnyNetwork, field_validator
-from pydantic_settings import NoDecode
+from pydantic import Field
 
 from plumbing.settings import ServiceSettings
 
@@ -38,18 +34,6 @@ class PublicationSettings(ServiceSettings):
         default=512, ge=2, description="Network feeds and CSV exports kept in memory."
     )
     results_site: str = "resultats-services-publics.fr"
-    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
-        default_factory=lambda: [ip_network("127.0.0.0/8"), ip_network("::1/128")],
-        description="TRUSTED_PROXIES: comma-separated networks (CIDR) whose X-Forwarded-For is "
-        "believed, e.g. the ingress controller's pods. Any other peer is the client itself.",
-    )
-
-    @field_validator("trusted_proxies", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
     def periods_of(self, network: str) -> tuple[str, str]:
         return self.network_periods.get(network, (self.current_period, self.previous_period))

@@ -22,11 +22,12 @@ from contracts.envelope import utc_now
 from contracts.topics import SURVEY_INVITATION
 from plumbing.assets import dsfr_dist_dir
 from plumbing.runtime import Runtime, service_app
+from plumbing.web import client_address
 from survey_responses import domain, repository, retention, security, submission
 from survey_responses.assets import CompressedStaticFiles
 from survey_responses.consumer import handle_invitation_event
 from survey_responses.pages import CLOSED_STATUS, STATIC, Page, Pages
-from survey_responses.ratelimit import ClientAddress, RateLimiter
+from survey_responses.ratelimit import RateLimiter
 from survey_responses.recent import RecentInvitations
 from survey_responses.settings import ResponsesSettings
 
@@ -101,7 +102,6 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
     csrf_key = settings.csrf_secret.get_secret_value().encode()
     by_ip = RateLimiter(rate_per_minute=settings.rate_limit_ip_per_minute,
                         burst=settings.rate_limit_ip_burst)  # fmt: skip
-    client_address = ClientAddress(settings.trusted_proxies)
     by_link = RateLimiter(rate_per_minute=settings.rate_limit_token_per_minute,
                           burst=settings.rate_limit_token_burst)  # fmt: skip
 
@@ -142,7 +142,9 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
         poll it. The address is only a key in memory: it is never stored."""
         now = time.monotonic()
         peer = request.client.host if request.client else None
-        address = client_address(peer, request.headers.getlist("x-forwarded-for"))
+        address = client_address(
+            peer, request.headers.getlist("x-forwarded-for"), trusted=settings.trusted_proxies
+        )
         wait = by_ip.retry_after(address, now)
         return wait or (by_link.retry_after(digest(token), now) if writes else 0.0)
 

@@ -7,13 +7,8 @@ address; a shared limit (Redis, the ingress) is the tool if that ever stops bein
 
 from __future__ import annotations
 
-import ipaddress
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-MAX_ADDRESS_LENGTH = 64  # a key in memory: a forged header must not make it big
 
 
 @dataclass
@@ -49,44 +44,3 @@ class RateLimiter:
             bucket.tokens -= 1
             return 0.0
         return (1 - bucket.tokens) / self.rate
-
-
-class ClientAddress:
-    """Who a request comes from, for the per-address limit, behind trusted proxies only.
-
-    The TCP peer, unless it is a trusted proxy (an ingress): then the right-most entry of
-    X-Forwarded-For that is not itself a trusted proxy. Entries left of it were written by the
-    client and can be anything; the right-most untrusted one was written by our own proxy.
-    An untrusted peer's header is ignored, so nobody picks their own bucket by forging it.
-    """
-
-    def __init__(self, trusted: Sequence[Network]) -> None:
-        self.trusted = tuple(trusted)
-
-    def is_trusted(self, host: str) -> bool:
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        return any(address in network for network in self.trusted)
-
-    def __call__(self, peer: str | None, forwarded_for: Iterable[str]) -> str:
-        if peer is None:
-            return "unknown"
-        if not self.is_trusted(peer):
-            return peer
-        entries = [entry.strip() for header in forwarded_for for entry in header.split(",")]
-        for entry in reversed(entries):
-            host = _host_of(entry)
-            if host and not self.is_trusted(host):
-                return host[:MAX_ADDRESS_LENGTH]
-        return peer  # only proxies on the way (or no header): the peer is all we know
-
-
-def _host_of(entry: str) -> str:
-    """`1.2.3.4`, `1.2.3.4:5678`, `[2001:db8::1]:443` or `2001:db8::1` without the port."""
-    if entry.startswith("["):
-        return entry[1 : entry.find("]")] if "]" in entry else entry
-    if entry.count(":") == 1:
-        return entry.split(":", 1)[0]
-    return entry

@@ -1,18 +1,9 @@
 from __future__ import annotations
 
-from ipaddress import IPv4Network, IPv6Network
-from typing import Annotated
-
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import NoDecode
+from pydantic import Field, SecretStr
 
 from plumbing.settings import ServiceSettings
 from survey_responses.domain import Legal
-
-LOOPBACK: tuple[IPv4Network | IPv6Network, ...] = (
-    IPv4Network("127.0.0.0/8"),
-    IPv6Network("::1/128"),
-)
 
 
 class ResponsesSettings(ServiceSettings):
@@ -40,18 +31,6 @@ class ResponsesSettings(ServiceSettings):
     hsts_always: bool = Field(
         default=False, description="Send HSTS on every response, not only behind TLS."
     )
-    trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
-        default_factory=lambda: list(LOOPBACK),
-        description="TRUSTED_PROXIES: comma-separated networks (CIDR) whose X-Forwarded-For is "
-        "believed, e.g. the ingress controller's pods. Any other peer is the client itself.",
-    )
-
-    @field_validator("trusted_proxies", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
     free_text_retention_days: int = Field(
         default=180, ge=1, description="Free-text answers are dropped this long after answering."
