@@ -1,5 +1,6 @@
 """HTTP guards every service shares: a body is refused before it is parsed when it is too big,
-and a client's address is believed from X-Forwarded-For only when a trusted proxy wrote it."""
+a client's address is believed from X-Forwarded-For only when a trusted proxy wrote it, and the
+pages people open (survey, opt-out, legal pages) carry one set of security headers."""
 
 from __future__ import annotations
 
@@ -136,3 +137,67 @@ def _host_of(entry: str) -> str:
     if entry.count(":") == 1:
         return entry.split(":", 1)[0]
     return entry
+
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; font-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+PAGE_SECURITY_HEADERS = {
+    "content-security-policy": CONTENT_SECURITY_POLICY,
+    # A link's secret is in its path: no page may tell another site where the user came from.
+    "referrer-policy": "no-referrer",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-resource-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+    "cache-control": "no-store",
+}
+HSTS = "max-age=63072000; includeSubDomains"
+_RAW_PAGE_HEADERS = [
+    (name.encode(), value.encode()) for name, value in PAGE_SECURITY_HEADERS.items()
+]
+_HSTS = (b"strict-transport-security", HSTS.encode())
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware adding PAGE_SECURITY_HEADERS where a response has not set them
+    (a static asset sets its own cache-control); HSTS only behind TLS, where browsers honour it."""
+
+    def __init__(self, app: ASGIApp, *, hsts_always: bool = False) -> None:
+        self.app = app
+        self.hsts_always = hsts_always
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        over_tls = self.hsts_always or behind_tls(scope)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers += [header for header in _RAW_PAGE_HEADERS if header[0] not in present]
+                if over_tls:
+                    headers = [h for h in headers if h[0].lower() != _HSTS[0]]
+                    headers.append(_HSTS)
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def behind_tls(scope: Scope) -> bool:
+    """TLS ended here (`https`) or at the ingress, which says so in `X-Forwarded-Proto`.
+
+    Trusting the header from anyone is harmless: a browser ignores HSTS received over plain HTTP.
+    """
+    if scope.get("scheme") == "https":
+        return True
+    for name, value in scope.get("headers", ()):
+        if name == b"x-forwarded-proto":
+            return bool(value.split(b",")[0].strip().lower() == b"https")
+    return False

@@ -22,7 +22,7 @@ from contracts.envelope import utc_now
 from contracts.topics import SURVEY_INVITATION
 from plumbing.assets import dsfr_dist_dir
 from plumbing.runtime import Runtime, service_app
-from plumbing.web import client_address
+from plumbing.web import PAGE_SECURITY_HEADERS, SecurityHeaders, client_address
 from survey_responses import domain, repository, retention, security, submission
 from survey_responses.assets import CompressedStaticFiles
 from survey_responses.consumer import handle_invitation_event
@@ -125,7 +125,7 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
     )  # fmt: skip
     # No gzip middleware: pages come gzip'd from `Pages` (compressed once, see pages.py) and
     # static files from `CompressedStaticFiles`; the JSON answers are a few dozen bytes.
-    app.add_middleware(security.SecurityHeaders, hsts_always=settings.hsts_always)
+    app.add_middleware(SecurityHeaders, hsts_always=settings.hsts_always)
     # As `plumbing.assets.mount_dsfr`, but compressed once (see assets.py).
     app.mount("/static/dsfr", CompressedStaticFiles(directory=dsfr_dist_dir()), name="dsfr")
     app.mount("/static/app", CompressedStaticFiles(directory=STATIC), name="app-static")
@@ -178,7 +178,7 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
     async def unexpected(request: Request, error: Exception) -> Response:
         log.exception("unexpected error")
         # Answered outside the other middlewares: the security headers are added here.
-        headers = {**security.HEADERS, "cache-control": "no-store"}
+        headers = dict(PAGE_SECURITY_HEADERS)
         if request.url.path.startswith("/v1/"):
             body = {"error": "internal", "message": "Une erreur est survenue. Réessayez plus tard."}
             return JSONResponse(body, 500, headers=headers)

@@ -15,6 +15,7 @@ from survey_responses.pages import Pages, Segments, french_spacing, slot
 from survey_responses.ratelimit import RateLimiter
 
 from contracts.questionnaire import load
+from plumbing.web import behind_tls
 
 pytestmark = pytest.mark.unit
 
@@ -96,9 +97,9 @@ def test_cross_site_posts_and_tls_detection():
     assert security.cross_site({"sec-fetch-site": "cross-site"})
     assert not security.cross_site({"sec-fetch-site": "same-origin"})
     assert not security.cross_site({})  # old browsers and API clients send nothing
-    assert security.behind_tls({"scheme": "https", "headers": []})
-    assert security.behind_tls({"scheme": "http", "headers": [(b"x-forwarded-proto", b"https")]})
-    assert not security.behind_tls({"scheme": "http", "headers": []})
+    assert behind_tls({"scheme": "https", "headers": []})
+    assert behind_tls({"scheme": "http", "headers": [(b"x-forwarded-proto", b"https")]})
+    assert not behind_tls({"scheme": "http", "headers": []})
 
 
 def test_french_spacing_never_leaves_a_mark_alone_on_a_line():

@@ -233,9 +233,13 @@ async def test_one_link_is_rate_limited_with_a_french_message(service, invite):
 
 async def test_one_address_is_rate_limited_across_links(service):
     async with client(service, "192.0.2.66") as http:
-        pages = [await http.get(f"/s/guess-{n}") for n in range(61)]  # default burst: 60
+        # Default burst 60, refilled at 2 a second: on a busy machine the 61st request may come
+        # after a refill, so a few more are allowed before the 429, never fewer than the burst.
+        pages = [await http.get(f"/s/guess-{n}") for n in range(70)]
         api = await http.post("/v1/responses/guess-x", json={"answers": REQUIRED})
-    assert [page.status_code for page in pages] == [404] * 60 + [429]
+    statuses = [page.status_code for page in pages]
+    assert statuses[:60] == [404] * 60
+    assert 429 in statuses
     assert api.status_code == 429 and api.json()["error"] == "too_many_requests"
     async with client(service, "192.0.2.67") as neighbour:  # another address is not affected
         assert (await neighbour.get("/s/guess-0")).status_code == 404

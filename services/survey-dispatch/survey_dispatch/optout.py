@@ -22,28 +22,13 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ConfigDict, Field
 
 from plumbing.runtime import Runtime
+from plumbing.web import PAGE_SECURITY_HEADERS
 from survey_dispatch import domain, repository
 from survey_dispatch.consumer import ContactClosedHandler
 from survey_dispatch.settings import DispatchSettings
 
 log = logging.getLogger(__name__)
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; font-src 'self'; "
-    "img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
-    "frame-ancestors 'none'"
-)
-SECURITY_HEADERS = {
-    "content-security-policy": CONTENT_SECURITY_POLICY,
-    # The opt-out secret is in the path: no page may tell another site where the user came from.
-    "referrer-policy": "no-referrer",
-    "x-content-type-options": "nosniff",
-    "x-frame-options": "DENY",
-    "cross-origin-opener-policy": "same-origin",
-    "cross-origin-resource-policy": "same-origin",
-    "permissions-policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
-    "cache-control": "no-store",
-}
 STYLESHEET = Path(__file__).parent / "templates" / "optout.css"
 STYLESHEET_PATH = "/o/static/optout.css"
 MAX_TOKEN_LENGTH = 64
@@ -80,11 +65,11 @@ def install_optout_routes(
 
     def page(status: int = 200, **context: object) -> HTMLResponse:
         body = templates.get_template("optout.html").render(stylesheet=STYLESHEET_PATH, **context)
-        return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
+        return HTMLResponse(body, status_code=status, headers=PAGE_SECURITY_HEADERS)
 
     @app.get(STYLESHEET_PATH, include_in_schema=False)
     async def optout_stylesheet() -> Response:
-        headers = {**SECURITY_HEADERS, "cache-control": "public, max-age=86400"}
+        headers = {**PAGE_SECURITY_HEADERS, "cache-control": "public, max-age=86400"}
         return Response(STYLESHEET.read_bytes(), media_type="text/css", headers=headers)
 
     @app.get("/o/{token}", response_class=HTMLResponse, include_in_schema=False)
