@@ -47,6 +47,7 @@ TOUCH_ANSWERS: dict[str, int | str] = {
     "theme_courtoisie": 10,
     "profil": "particulier",
     "nature_demande": "suivi_dossier",
+    "recontact": "oui",
     "suggestion": "Plus de créneaux le samedi, merci.",
 }
 
@@ -392,3 +393,61 @@ async def test_save_resume_and_error_pages_are_accessible(browser, service, invi
     await page.screenshot(path=shots / "trop-de-tentatives.png", full_page=True)
     await no_axe_violations(page)
     await context.close()
+
+
+LEGAL_PAGES = {
+    "Données personnelles": (
+        "/donnees-personnelles",
+        ["Responsable du traitement", "mission d'intérêt public", "180 jours", "CNIL",
+         "d'accès, de rectification, d'effacement, d'opposition et de limitation"],
+    ),
+    "Mentions légales": (
+        "/mentions-legales", ["Éditeur", "Directeur de la publication", "Hébergeur"]
+    ),
+    "Accessibilité : partiellement conforme": (
+        "/accessibilite", ["RGAA), version 4.1", "partiellement conforme", "Voies de recours",
+                           "Défenseur des droits"],
+    ),
+}  # fmt: skip
+
+
+async def test_survey_and_thanks_pages_link_the_legal_pages_and_say_what_happens_to_answers(
+    browser, service, invite, shots
+):
+    [token] = await invite()
+    context = await phone(browser)
+    page = await context.new_page()
+    problems = watch_console(page)
+    await page.goto(f"{service.url}/s/{token}")
+    survey_text = await page.locator("main").inner_text()
+    assert "satisfaction anonyme" not in (await page.content()).lower()  # they are not
+    assert "ne sont pas anonymes pour le service" in survey_text
+    assert "ne servent jamais à évaluer un agent" in survey_text
+    assert "sans votre accord, personne ne vous rappellera" in survey_text
+    for name, (path, facts) in LEGAL_PAGES.items():
+        await page.goto(f"{service.url}/s/{token}")
+        footer = page.locator("footer")
+        await footer.get_by_role("link", name=name).click()
+        await page.wait_for_url(f"{service.url}{path}")
+        text = await page.locator("main").inner_text()
+        for fact in facts:
+            assert fact in text, (path, fact)
+        await page.screenshot(path=shots / f"{path.strip('/')}.png", full_page=True)
+        await no_axe_violations(page)
+
+    assert not problems
+    await context.close()
+
+    context = await phone(browser, javascript=False)  # every step on one page
+    page = await context.new_page()
+    await page.goto(f"{service.url}/s/{token}")
+    for label in ("f-satisfaction_globale-2", "f-recommandation-1", "f-recontact-oui"):
+        await page.locator(f"label[for='{label}']").tap()
+    await page.get_by_role("button", name="Envoyer mes réponses").tap()
+    await page.get_by_text(THANKS).wait_for()
+    thanks = await page.locator("main").inner_text()
+    assert "un agent du service pourra vous rappeler" in thanks
+    for name in LEGAL_PAGES:
+        assert await page.locator("footer").get_by_role("link", name=name).count() == 1
+    assert "anonyme" not in thanks.lower()
+    await context.close()  # (axe needs JavaScript: the thanks page is checked in the touch test)
