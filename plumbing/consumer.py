@@ -28,6 +28,7 @@ from aiokafka import (
     ConsumerRecord,
     TopicPartition,
 )
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from contracts.envelope import CloudEvent, InvalidEvent
@@ -178,7 +179,7 @@ class EventConsumer:
                                 self._process_with_retry(partition, records, commit=False)
                             )
                     # Every transaction has committed: all the offsets in one request.
-                    await self.consumer.commit(
+                    await self._commit(
                         {partition: records[-1].offset + 1 for partition, records in batch.items()}
                     )
                 else:
@@ -187,6 +188,28 @@ class EventConsumer:
                 await self._update_lag()
         finally:
             await self.consumer.stop()
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit the offsets of the partitions still assigned to this member. A rebalance during
+        a batch may have given its partition to another member: this member cannot commit it
+        any more, and need not; the new owner reads again from the last committed offset and
+        its inbox drops what this batch's committed transaction already did."""
+        assert self.consumer is not None
+        owned = self.consumer.assignment()
+        still_ours = {
+            partition: offset for partition, offset in offsets.items() if partition in owned
+        }
+        try:
+            if still_ours:
+                await self.consumer.commit(still_ours)
+        except (CommitFailedError, IllegalStateError) as error:  # a rebalance in between
+            still_ours = {}
+            log.warning("offsets not committed: the group rebalanced", extra={"error": repr(error)})
+        for partition in offsets.keys() - still_ours.keys():
+            log.info(
+                "partition moved to another member during its batch; offset left to the new owner",
+                extra={"topic": partition.topic, "partition": partition.partition},
+            )
 
     async def _update_lag(self) -> None:
         # Lag from highwater(), which Tansu reports correctly (its end offsets can be wrong).
@@ -215,7 +238,7 @@ class EventConsumer:
                 await self._process(partition, records)
                 failpoints.hit("consumer.after_db_commit")
                 if commit:
-                    await self.consumer.commit({partition: records[-1].offset + 1})
+                    await self._commit({partition: records[-1].offset + 1})
                 self.metrics.handle_seconds.labels(partition.topic).observe(
                     time.perf_counter() - started
                 )

@@ -221,6 +221,18 @@ async def test_a_row_committed_during_a_round_is_relayed_without_waiting_for_the
         await pool.close()
 
 
+async def handled(pool: asyncpg.Pool, events: list[CloudEvent[Any]]) -> list[Any]:
+    """The handler calls recorded for these events (the topic holds other tests' events too)."""
+    return await pool.fetch(
+        "SELECT event_id, member FROM handled WHERE event_id = ANY($1::text[])",
+        [event.id for event in events],
+    )
+
+
+async def handled_all(pool: asyncpg.Pool, events: list[CloudEvent[Any]]) -> bool:
+    return len({row["event_id"] for row in await handled(pool, events)}) == len(events)
+
+
 class Member:
     """A handler that records which group member handled each event."""
 
@@ -266,18 +278,79 @@ async def test_two_consumers_of_a_group_split_the_partitions_and_handle_each_eve
 
         await async_wait_for(split, timeout=30, interval=0.1)
         await produce(stack.kafka_bootstrap_servers, CRM_CONTACT_CLOSED.name, events[120:])
-        await async_wait_for(
-            lambda: pool.fetchval("SELECT count(DISTINCT event_id) >= 240 FROM handled"),
-            timeout=30,
-        )
+        await async_wait_for(lambda: handled_all(pool, events), timeout=30)
         await asyncio.sleep(1.0)  # a double would come now
         assert all(not task.done() for task in tasks), "a consumer stopped"
         owned = [c.consumer.assignment() for c in consumers if c.consumer]
         assert len(owned[0] | owned[1]) == CRM_CONTACT_CLOSED.partitions
-        rows = await pool.fetch("SELECT event_id, member FROM handled")
+        rows = await handled(pool, events)
         assert sorted(row["event_id"] for row in rows) == sorted(event.id for event in events)
         assert {row["member"] for row in rows} == {"a", "b"}
     finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await producer.stop()
+        await pool.close()
+
+
+class HeldMember(Member):
+    """Holds its first batch's transaction open until told, as a slow batch would."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.holding = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def __call__(self, conn: Any, topic: str, event: CloudEvent[Any]) -> None:
+        if not self.holding.is_set():
+            self.holding.set()
+            await self.release.wait()
+        await super().__call__(conn, topic, event)
+
+
+async def test_a_member_whose_partitions_moved_during_its_batch_goes_on_and_nothing_is_doubled(
+    stack, schema
+):
+    """A batch that ends after a rebalance took its partition away cannot commit its offset: the
+    member goes on (its transaction is done; the new owner's inbox drops the repeat)."""
+    settings = ServiceSettings(kafka_bootstrap_servers=stack.kafka_bootstrap_servers)
+    await ensure_topics(settings)
+    pool = await db.create_pool(stack.database_url, schema=schema)
+    producer = new_producer(settings, client_id="rebalance-test")
+    await producer.start()
+    simulator = CrmSimulator(seed=19)
+    sites = [(f"site-moved-{n}", f"Accueil {n}", "urssaf") for n in range(24)]
+    events = [simulator.event(simulator.contact(site=sites[n % len(sites)])) for n in range(120)]
+    held = HeldMember("a")
+    consumers = [
+        EventConsumer(
+            settings=settings,
+            group_id=f"g-{schema}",
+            topics=[CRM_CONTACT_CLOSED],
+            pool=pool,
+            producer=producer,
+            handler=handler,
+            metrics=ConsumerMetrics(CollectorRegistry()),
+        )
+        for handler in (held, Member("b"))
+    ]
+    tasks = [asyncio.create_task(consumers[0].run())]
+    try:
+        await consumers[0].joined.wait()
+        await produce(stack.kafka_bootstrap_servers, CRM_CONTACT_CLOSED.name, events[:60])
+        await asyncio.wait_for(held.holding.wait(), 20)
+        tasks.append(asyncio.create_task(consumers[1].run()))
+        await asyncio.wait_for(consumers[1].joined.wait(), 30)
+        held.release.set()
+        await produce(stack.kafka_bootstrap_servers, CRM_CONTACT_CLOSED.name, events[60:])
+        await async_wait_for(lambda: handled_all(pool, events), timeout=30)
+        await asyncio.sleep(1.0)  # a double would come now
+        assert all(not task.done() for task in tasks), [t.exception() for t in tasks if t.done()]
+        rows = await handled(pool, events)
+        assert sorted(row["event_id"] for row in rows) == sorted(event.id for event in events)
+    finally:
+        held.release.set()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
