@@ -116,4 +116,6 @@ class CrmSimulator:
                     "Difficile de vous joindre par téléphone.",
                 ]
             )
+        if self.random.random() < 0.6:  # the consent item: only those who say oui are called back
+            answers["recontact"] = "oui" if self.random.random() < 0.7 else "non"
         return answers
