@@ -16,7 +16,7 @@ from survey_dispatch.channels import MailComposer, SmsChannel, SmtpChannel
 from survey_dispatch.consumer import ContactClosedHandler, DecisionMetrics
 from survey_dispatch.housekeeping import Purge
 from survey_dispatch.optout import install_optout_routes
-from survey_dispatch.sender import Sender, SendMetrics, new_breakers
+from survey_dispatch.sender import DUE_CHANNEL, Sender, SendMetrics, new_breakers
 from survey_dispatch.settings import DispatchSettings
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -40,7 +40,8 @@ def create_app(settings: DispatchSettings) -> FastAPI:
             composer=MailComposer(settings, templates), metrics=SendMetrics(runtime.registry),
             breakers=new_breakers(settings),
         )  # fmt: skip
-        runtime.spawn("sender-wake", sender.listen)
+        # Its own connection, re-opened after a database restart; on each open a loop catches up.
+        runtime.listen("sender-wake", {DUE_CHANNEL: sender.on_due}, on_listening=sender.on_due)
         for worker in range(settings.send_workers):  # SKIP LOCKED keeps the workers apart
             runtime.spawn(f"sender-{worker}", sender.run)
         runtime.spawn("reminders", sender.run_reminders)

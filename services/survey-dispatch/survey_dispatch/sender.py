@@ -145,18 +145,9 @@ class Sender:
         else:
             self._missed = True
 
-    async def listen(self) -> None:
-        """Wake a sender loop when a decision made invitations due (any replica)."""
-        connection = await self.pool.acquire()
-        try:
-            await connection.add_listener(DUE_CHANNEL, self._on_due)
-            await asyncio.Event().wait()  # until cancelled
-        finally:
-            with contextlib.suppress(Exception):
-                await connection.remove_listener(DUE_CHANNEL, self._on_due)
-            await self.pool.release(connection)
-
-    def _on_due(self, *_: object) -> None:
+    def on_due(self, *_: object) -> None:
+        """A decision made invitations due (any replica; `DUE_CHANNEL`, through the runtime's
+        re-opening listener), or that listener just (re)opened: wake a sender loop."""
         self._wake_one()
 
     async def run_reminders(self) -> None:
