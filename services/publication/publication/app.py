@@ -33,6 +33,7 @@ def create_app(settings: PublicationSettings) -> FastAPI:
             dsn=settings.database_url, feeds=feeds, hub=hub, metrics=live_metrics
         )
         app.state.change_listener = listener
+        runtime.watch_listener(listener.listener)
         runtime.spawn("change-listener", listener.run)
         runtime.consume(
             [SITE_INDICATORS], handler=handle_site_indicators,

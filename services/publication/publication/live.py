@@ -15,11 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
-import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from plumbing.listener import Listener
 from publication.feeds import Rendered, SiteFeeds
 from publication.repository import SITE_CHANGED_CHANNEL
 
@@ -261,34 +261,37 @@ class ChangeListener:
         self.metrics = metrics
         self._pending: set[str] = set()
         self._wake = asyncio.Event()
-        self.listening = asyncio.Event()
+        # Its own connection, re-opened by itself after a database restart (`/readyz` says
+        # "listener publication-changes down" meanwhile); each open starts afresh.
+        self.listener = Listener(
+            dsn, {SITE_CHANGED_CHANNEL: self._on_notification}, name="publication-changes",
+            on_listening=self._start_afresh,
+        )  # fmt: skip
+
+    @property
+    def listening(self) -> asyncio.Event:
+        return self.listener.up
 
     async def run(self) -> None:
-        """Runs under `Runtime.spawn`: a lost connection raises, and the runtime reconnects."""
-        connection = await asyncpg.connect(self.dsn)
-        lost = asyncio.Event()
-        connection.add_termination_listener(lambda _: lost.set())
+        """Listens and rebuilds until cancelled; runs under `Runtime.spawn`."""
+        tasks = {
+            asyncio.ensure_future(self.listener.run()),
+            asyncio.ensure_future(self._rebuild_forever()),
+        }
         try:
-            await connection.add_listener(SITE_CHANGED_CHANNEL, self._on_notification)
-            # Changes made while we were not listening were missed: start afresh.
-            self.feeds.forget_all()
-            self._pending.update(self.hub.sites())
-            self._wake.set()
-            self.listening.set()
-            worker = asyncio.ensure_future(self._rebuild_forever())
-            watcher = asyncio.ensure_future(lost.wait())
-            try:
-                await asyncio.wait({worker, watcher}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                worker.cancel()
-                watcher.cancel()
-            if worker.done() and not worker.cancelled() and worker.exception() is not None:
-                raise worker.exception()  # type: ignore[misc]
-            raise ConnectionError("notification connection lost")
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # raises what ended it
         finally:
-            self.listening.clear()
-            if not connection.is_closed():
-                await connection.close()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _start_afresh(self) -> None:
+        """Changes made while we were not listening were missed: rebuild every site shown."""
+        self.feeds.forget_all()
+        self._pending.update(self.hub.sites())
+        self._wake.set()
 
     def _on_notification(self, _conn: Any, _pid: int, _channel: str, site_id: object) -> None:
         self.metrics.notifications.inc()

@@ -40,6 +40,7 @@ def create_app(settings: ScoringSettings) -> FastAPI:
             settings=settings, pool=runtime.db_pool, registry=runtime.registry,
             producer=runtime.kafka_producer,
         )  # fmt: skip
+        runtime.watch_listener(publisher.listener)
         runtime.spawn("publisher", publisher.run)
         purger = Purger(
             settings=settings, pool=runtime.db_pool, topics=CONSUMED, registry=runtime.registry

@@ -35,6 +35,7 @@ from contracts.envelope import CloudEvent, new_event_id, utc_now
 from contracts.events import PeriodFigures, SiteIndicatorsUpdated
 from contracts.topics import SITE_INDICATORS, SITE_INDICATORS_UPDATED
 from plumbing.db import Connection
+from plumbing.listener import Listener
 from plumbing.outbox import enqueue
 from scoring import domain, repository
 from scoring.settings import ScoringSettings
@@ -59,6 +60,12 @@ class IndicatorsPublisher:
         self.zone = ZoneInfo(settings.reporting_timezone)
         self.interval = timedelta(seconds=settings.publish_interval_seconds)
         self._wake = asyncio.Event()
+        # Re-opened by itself after a database restart; each (re)open wakes a round that
+        # publishes what was marked dirty while the NOTIFY could not arrive.
+        self.listener = Listener(
+            pool, {repository.SITES_DIRTY_CHANNEL: self._on_notify}, name="scoring-publisher",
+            on_listening=self._wake.set,
+        )  # fmt: skip
         self._figures: dict[tuple[str, str], tuple[Hashable, PeriodFigures]] = {}
         self.published = Counter(
             "scoring_indicator_events_total", "Site indicators events emitted", registry=registry
@@ -74,8 +81,7 @@ class IndicatorsPublisher:
         )
 
     async def run(self) -> None:
-        listener = await self.pool.acquire()
-        await listener.add_listener(repository.SITES_DIRTY_CHANNEL, self._on_notify)
+        listening = asyncio.create_task(self.listener.run(), name="publisher-listener")
         try:
             while True:
                 self._wake.clear()  # before reading: a commit from now on wakes the next wait
@@ -88,9 +94,9 @@ class IndicatorsPublisher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
         finally:
-            with contextlib.suppress(Exception):
-                await listener.remove_listener(repository.SITES_DIRTY_CHANNEL, self._on_notify)
-            await self.pool.release(listener)
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await listening
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
