@@ -1,4 +1,5 @@
-"""Runs the four services as real processes (demo, e2e tests, benchmarks)."""
+"""Runs the four services as real processes (demo, e2e tests, benchmarks), one or more replicas
+of each (each replica its own port and log, all on the same database, broker and group)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,14 @@ class ServiceProcess:
             time.sleep(0.2)
         raise TimeoutError(f"{self.name} not ready after {timeout}s; see {self.log_path}")
 
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM, as Kubernetes stops a pod: the service drains (in-flight requests finish,
+        consumers commit and leave their group) and exits. Returns the exit code."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, no last commit; the harshest crash we can cause."""
         if self.process and self.process.poll() is None:
@@ -69,13 +78,20 @@ class ServiceProcess:
 
 @dataclass
 class System:
+    """`services` holds the first replica of each service (`system["responses"]`); `replicas`
+    holds them all, in order."""
+
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+    replicas: dict[str, list[ServiceProcess]] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> ServiceProcess:
         return self.services[name]
 
+    def all(self) -> list[ServiceProcess]:
+        return [replica for group in self.replicas.values() for replica in group]
+
     def stop(self) -> None:
-        for service in self.services.values():
+        for service in self.all() or self.services.values():
             service.stop()
 
 
@@ -100,22 +116,31 @@ def start_system(
     *,
     extra_env: dict[str, str] | None = None,
     only: tuple[str, ...] = tuple(SERVICES),
+    replicas: int = 1,
 ) -> System:
+    """Start `replicas` processes of each service in `only`. The public base URLs in the mails
+    name the first replica of each (there is no load balancer here)."""
+    if replicas < 1:
+        raise ValueError("replicas must be at least 1")
     ports = {name: processes.free_port() for name in SERVICES}
     env = system_env(stack_env, ports, extra_env)
     system = System()
     try:
         for name in only:
-            service = ServiceProcess(
-                name,
-                SERVICES[name],
-                ports[name],
-                {**env, "HTTP_PORT": str(ports[name])},
-                log_dir / f"{name}.log",
-            )
-            system.services[name] = service
-            service.start()
-        for service in system.services.values():
+            for n in range(replicas):
+                port = ports[name] if n == 0 else processes.free_port()
+                service = ServiceProcess(
+                    name if n == 0 else f"{name}-{n}",
+                    SERVICES[name],
+                    port,
+                    {**env, "HTTP_PORT": str(port)},
+                    log_dir / (f"{name}.log" if n == 0 else f"{name}-{n}.log"),
+                )
+                if n == 0:
+                    system.services[name] = service
+                system.replicas.setdefault(name, []).append(service)
+                service.start()
+        for service in system.all():
             service.wait_ready()
     except BaseException:
         system.stop()

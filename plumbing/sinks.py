@@ -3,7 +3,8 @@
 The SMTP sink is a real SMTP server (aiosmtpd) writing a maildir a person can open.
 The SMS gateway speaks the provider API the SMS adapter uses:
 `POST /v1/messages` with `Authorization: Bearer <token>` and JSON `{to, sender, text}`,
-answering `201 {"id": ...}`. Both can be told to refuse for a while, to test retries.
+answering `201 {"id": ...}`. Both can be told to refuse for a while, to test retries, and the
+SMTP sink to freeze (`SmtpSink.freeze`): a relay that accepts connections and then hangs.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class SmtpSink:
         self.outage = Outage()
         self.refused_recipients: set[str] = set()  # lower-case; answered 550 5.1.1 at RCPT
         self.port = 0
+        self.frozen_until = 0.0  # monotonic clock; see `freeze`
         self._controller: Any = None
         self._count = 0
         self._suffix = f".P{os.getpid()}.{socket.gethostname().replace('/', '_')}"
@@ -116,6 +118,23 @@ class SmtpSink:
         finally:
             os.close(descriptor)
         os.rename(temporary, os.path.join(self.maildir, "new", name))
+
+    def freeze(self, seconds: float) -> None:
+        """Hang for `seconds`, as a stuck relay does: connections are still accepted, but no
+        reply leaves (not the greeting, not the answer to a command already read, a DATA
+        already stored included) until the freeze ends; then every session goes on. A client
+        that gave up meanwhile has its message stored all the same, so it may send it again."""
+        self.frozen_until = time.monotonic() + seconds
+
+    @property
+    def frozen(self) -> bool:
+        return time.monotonic() < self.frozen_until
+
+    @property
+    def stored(self) -> int:
+        """How many messages were stored since the start."""
+        with self.lock:
+            return self._count
 
     def start(self) -> None:
         self.port = processes.free_port()
@@ -167,6 +186,9 @@ def _controller(handler: _MaildirHandler, port: int) -> Any:
             return f"{plain['local']}@{plain['domain']}", plain["rest"]
 
         async def push(self, status: str | bytes) -> None:
+            sink = self.event_handler.sink
+            if (left := sink.frozen_until - time.monotonic()) > 0:  # SmtpSink.freeze
+                await asyncio.sleep(left)
             if isinstance(status, str):
                 status = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
             self._replies.append(status + b"\r\n")

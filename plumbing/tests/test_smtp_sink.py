@@ -3,6 +3,8 @@ aiosmtpd parses them (its shortcut for plain addresses changes nothing), a clean
 
 from __future__ import annotations
 
+import asyncio
+
 import aiosmtplib
 import pytest
 
@@ -60,3 +62,32 @@ async def test_a_marked_recipient_is_refused_with_its_address_quoted(sink: SmtpS
     await client.sendmail("a@b.example", ["connu@exemple.fr"], MESSAGE)
     await client.quit()
     assert [m["X-Envelope-To"] for m in read_maildir(sink.maildir)] == ["connu@exemple.fr"]
+
+
+async def test_a_frozen_sink_accepts_connections_then_hangs_until_the_freeze_ends(
+    sink: SmtpSink,
+) -> None:
+    """The chaos run's hung relay: the TCP connection opens, no greeting comes (a client with a
+    short timeout gives up); a message whose DATA was read while frozen is stored, its reply
+    withheld (that client would send it again); once the freeze ends, sessions go on."""
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=sink.port, timeout=10)
+    await client.connect()
+    await client.mail("a@b.example")
+    await client.rcpt("pendant@exemple.fr")
+    sink.freeze(1.5)
+    assert sink.frozen
+    impatient = aiosmtplib.SMTP(hostname="127.0.0.1", port=sink.port, timeout=0.5)
+    with pytest.raises(aiosmtplib.SMTPTimeoutError):
+        await impatient.connect()  # accepted by the kernel, but no 220 comes
+    started = asyncio.get_running_loop().time()
+    code, _ = await client.data(MESSAGE)  # read and stored at once, answered after the freeze
+    assert code == 250
+    assert asyncio.get_running_loop().time() - started > 0.5
+    assert not sink.frozen
+    assert sink.stored == 1
+    await client.sendmail("a@b.example", ["apres@exemple.fr"], MESSAGE)
+    await client.quit()
+    assert [m["X-Envelope-To"] for m in read_maildir(sink.maildir)] == [
+        "pendant@exemple.fr",
+        "apres@exemple.fr",
+    ]
