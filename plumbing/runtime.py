@@ -125,20 +125,31 @@ class Runtime:
             delay = 1.0
             while True:
                 started = time.monotonic()
+                cap = 30.0
                 try:
                     await run()
                     return
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    log.exception(
-                        "background task crashed", extra={"task": name, "retry_in": delay}
-                    )
+                except Exception as error:
+                    if is_unavailable(error):
+                        # The database or broker is away: try again soon, so the task works
+                        # again within seconds of its return, not after a long backoff.
+                        cap = DEPENDENCY_RETRY_MAX_SECONDS
+                        log.warning(
+                            "background task lost a dependency, restarting",
+                            extra={"task": name, "error_type": type(error).__name__,
+                                   "retry_in": min(delay, cap)},
+                        )  # fmt: skip
+                    else:
+                        log.exception(
+                            "background task crashed", extra={"task": name, "retry_in": delay}
+                        )
                     self.task_restarts.labels(name).inc()
                 if time.monotonic() - started > 60:
                     delay = 1.0
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                await asyncio.sleep(min(delay, cap))
+                delay = min(delay * 2, cap)
 
         self._tasks[name] = asyncio.create_task(supervised(), name=name)
 
@@ -229,6 +240,7 @@ class HttpMetrics:
 
 
 RETRY_AFTER_SECONDS = 5
+DEPENDENCY_RETRY_MAX_SECONDS = 1.0  # a background task that lost the database or the broker
 # A dependency that is away (PostgreSQL, the broker): the request may succeed in a moment.
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     OSError,  # refused, reset, unreachable; TimeoutError too (a pool acquire that timed out)

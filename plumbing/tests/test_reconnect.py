@@ -8,6 +8,7 @@ troubles no other test module.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from pathlib import Path
@@ -25,7 +26,7 @@ from plumbing.crm_simulator import CrmSimulator
 from plumbing.kafka import ensure_topics, new_producer
 from plumbing.listener import Listener
 from plumbing.outbox import OutboxMetrics, OutboxRelay, enqueue
-from plumbing.runtime import RETRY_AFTER_SECONDS, Unavailable
+from plumbing.runtime import RETRY_AFTER_SECONDS, Runtime, Unavailable
 from plumbing.settings import ServiceSettings
 from plumbing.testing import async_wait_for
 
@@ -218,3 +219,37 @@ async def test_a_commit_acknowledged_just_before_postgres_is_killed_survives_it(
         assert await connection.fetchval("SELECT count(*) FROM acknowledged") == 200
     finally:
         await connection.close()
+
+
+async def test_a_background_task_that_lost_the_database_restarts_within_a_second():
+    """Before: the runtime restarted it after 1, 2, 4, 8, 16, then 30 s, so after an outage
+    of a minute a sender or a publisher could stay asleep for 30 s after the database's return.
+    A lost dependency now retries every second at most; a bug keeps the long backoff."""
+    runtime = Runtime(ServiceSettings(), service="reconnect-test", schema="public")
+    failures = 5
+    attempts: list[float] = []
+    done = asyncio.Event()
+
+    async def flaky() -> None:
+        attempts.append(time.monotonic())
+        if len(attempts) <= failures:
+            raise ConnectionRefusedError("the database is away")
+        done.set()
+
+    runtime.spawn("flaky", flaky)
+    try:
+        await asyncio.wait_for(done.wait(), 15)
+    finally:
+        await runtime.stop()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(attempts)]
+    assert max(gaps) < 1.5, gaps
+    assert registry_value(runtime.registry, "background_task_restarts_total") == failures
+
+
+def registry_value(registry: CollectorRegistry, name: str) -> float:
+    return sum(
+        sample.value
+        for metric in registry.collect()
+        for sample in metric.samples
+        if sample.name == name
+    )

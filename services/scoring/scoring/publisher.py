@@ -35,12 +35,13 @@ from contracts.envelope import CloudEvent, new_event_id, utc_now
 from contracts.events import PeriodFigures, SiteIndicatorsUpdated
 from contracts.topics import SITE_INDICATORS, SITE_INDICATORS_UPDATED
 from plumbing.db import Connection
-from plumbing.listener import Listener
+from plumbing.listener import CONNECTION_ERRORS, Listener
 from plumbing.outbox import enqueue
 from scoring import domain, repository
 from scoring.settings import ScoringSettings
 
 SOURCE = "/scoring"
+RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 0.2, 2.0  # the database away
 SITES_SIDE_BY_SIDE = 4  # the database computes one site's sums while Python formats another's
 log = logging.getLogger(__name__)
 
@@ -82,10 +83,23 @@ class IndicatorsPublisher:
 
     async def run(self) -> None:
         listening = asyncio.create_task(self.listener.run(), name="publisher-listener")
+        retry = RETRY_FIRST_SECONDS
         try:
             while True:
                 self._wake.clear()  # before reading: a commit from now on wakes the next wait
-                published, next_due = await self.publish_due()
+                try:
+                    published, next_due = await self.publish_due()
+                except CONNECTION_ERRORS as error:
+                    # The database is away: retry here, briefly, rather than crash into the
+                    # runtime's restart backoff (up to 30 s) and publish late once it is back.
+                    log.warning(
+                        "publisher cannot reach the database, retrying",
+                        extra={"error_type": type(error).__name__, "retry_in": retry},
+                    )
+                    await asyncio.sleep(retry)
+                    retry = min(retry * 2, RETRY_MAX_SECONDS)
+                    continue
+                retry = RETRY_FIRST_SECONDS
                 if published:
                     continue
                 wait = self.settings.publisher_poll_seconds  # a safety net, e.g. a lost NOTIFY
