@@ -82,6 +82,8 @@ class Listener:
                     extra={"listener": self.name, "error_type": type(error).__name__,
                            "retry_in": delay},
                 )  # fmt: skip
+            except Exception:  # never die: whoever it wakes would fall back to its slow poll
+                log.exception("listen connection failed, re-opening", extra={"listener": self.name})
             finally:
                 self.up.clear()
             if self.opened != opened:
@@ -107,7 +109,10 @@ class Listener:
                 self.reconnects += 1
                 log.info("listen connection re-opened", extra={"listener": self.name})
             if self.on_listening is not None:
-                self.on_listening()
+                try:
+                    self.on_listening()
+                except Exception:
+                    log.exception("catch-up after listening failed", extra={"listener": self.name})
             while not connection.is_closed():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(lost.wait(), self.ping_seconds)
