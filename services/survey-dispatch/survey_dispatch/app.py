@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -49,6 +50,7 @@ def create_app(settings: DispatchSettings) -> FastAPI:
         purge = Purge(
             pool=runtime.db_pool, every_seconds=settings.housekeeping_seconds,
             registry=runtime.registry,
+            inbox_retention=timedelta(days=settings.inbox_retention_days),
         )  # fmt: skip
         runtime.spawn("purge", purge.run)
 

@@ -64,6 +64,11 @@ class DispatchSettings(ServiceSettings):
     housekeeping_seconds: float = Field(
         default=60.0, gt=0, description="How often expired personal data is purged."
     )
+    inbox_retention_days: int = Field(
+        default=35, ge=1,
+        description="Handled event ids kept: more than the CRM topic's 3 days; a repeated "
+        "response event older than that only marks an answered invitation answered again.",
+    )  # fmt: skip
     default_rules: dict[str, Any] | None = Field(
         default=None,
         description="JSON rules written as the '*' network defaults at start (demo, tests).",

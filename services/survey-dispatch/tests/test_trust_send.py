@@ -523,3 +523,19 @@ def test_rules_problem_names_the_site_a_network_change_would_break() -> None:
     assert "network 'n'" in (
         rules_problem({("n", ""): ["not", "a", "mapping"]}, changed=("n", "")) or ""
     )
+
+
+async def test_the_purge_forgets_inbox_ids_past_their_retention(
+    service: Any, db: asyncpg.Connection
+) -> None:
+    """The inbox grew forever (issue #12, item 13): ids older than INBOX_RETENTION_DAYS go."""
+    await db.execute(
+        "INSERT INTO inbox (event_id, topic, received_at) VALUES "
+        "('old-inbox-id', 't', now() - interval '40 days'), ('new-inbox-id', 't', now())"
+    )
+
+    async def old_forgotten() -> bool:
+        return not await db.fetchval("SELECT count(*) FROM inbox WHERE event_id = 'old-inbox-id'")
+
+    await async_wait_for(old_forgotten, timeout=10)
+    assert await db.fetchval("SELECT count(*) FROM inbox WHERE event_id = 'new-inbox-id'") == 1
