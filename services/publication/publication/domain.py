@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, tzinfo
 from typing import Any, Literal, get_args
+
+from contracts import figures as told
 
 WITHHELD_REASON = "résultats en cours de collecte"
 FRENCH_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
@@ -106,6 +108,7 @@ class PublicFigure:
     method: str | None = None
     provisional: bool = False
     withheld_reason: str | None = None
+    change: told.Change | None = None  # from the previous period, both periods published
 
     def as_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -123,6 +126,9 @@ class PublicFigure:
                 "sample": sample_sentence(self.sample_size, self.start, self.end),
                 "interval": format_interval(self.interval, self.unit),
             }
+            if self.change is not None:
+                body["change"] = self.change.as_json()
+                body["text"]["change"] = self.change.text
         else:
             body["withheld_reason"] = self.withheld_reason
             body["text"] = {"status": (self.withheld_reason or WITHHELD_REASON).capitalize()}
@@ -167,6 +173,29 @@ def public_figures(
     return result
 
 
+def with_changes(
+    current: Sequence[PublicFigure],
+    previous: Sequence[PublicFigure],
+    current_period: Mapping[str, Any] | None,
+    previous_period: Mapping[str, Any] | None,
+) -> list[PublicFigure]:
+    """Each current figure with its change from the previous period (contracts.figures.compare:
+    « stable (écart dans la marge d'incertitude) » or « en hausse de 5 points »), when both
+    periods are published; the counts it needs stay here, only the verdict is public."""
+    if current_period is None or previous_period is None:
+        return list(current)
+    published_before = {figure.indicator for figure in previous if figure.published}
+    raw_now = {f["indicator"]: f for f in current_period.get("figures", [])}
+    raw_before = {f["indicator"]: f for f in previous_period.get("figures", [])}
+    result = []
+    for figure in current:
+        change = None
+        if figure.published and figure.indicator in published_before:
+            change = told.compare(raw_now[figure.indicator], raw_before[figure.indicator])
+        result.append(figure if change is None else replace(figure, change=change))
+    return result
+
+
 def site_feed(
     snapshot: Snapshot, choice: SiteChoice, *, floor: int, periods: tuple[str, str], zone: tzinfo
 ) -> dict[str, Any]:
@@ -181,9 +210,17 @@ def site_feed(
         "public_floor": floor,
         "display": choice.display.as_json(),
     }
+    shown: dict[str, list[PublicFigure]] = {}
     for key, period_id in zip(("current", "previous"), periods, strict=True):
         period = snapshot.period(period_id)
-        figures = public_figures(period, choice.indicators, floor) if period else []
+        shown[key] = public_figures(period, choice.indicators, floor) if period else []
+    shown["current"] = with_changes(
+        shown["current"], shown["previous"], snapshot.period(periods[0]),
+        snapshot.period(periods[1]),
+    )  # fmt: skip
+    for key, period_id in zip(("current", "previous"), periods, strict=True):
+        period = snapshot.period(period_id)
+        figures = shown[key]
         view[key] = {
             "period": period_id,
             "start": period["start"] if period else None,
@@ -197,7 +234,8 @@ def site_feed(
 
 
 def french_number(value: float, decimals: int = 0) -> str:
-    return f"{value:.{decimals}f}".replace(".", ",").replace("-", "−")
+    """Rounded half away from zero, as everywhere a person reads a figure (contracts.figures)."""
+    return told.french_number(value, decimals)
 
 
 def format_value(value: float, unit: str | None) -> str:
@@ -205,8 +243,7 @@ def format_value(value: float, unit: str | None) -> str:
     if unit == "percent":
         return f"{french_number(value)}{NBSP}%"
     if unit == "score":
-        rounded = round(value)
-        return f"+{rounded}" if rounded > 0 else french_number(rounded)
+        return told.french_number(value, signed=True)
     if unit and (scale := re.fullmatch(r"mean_(\d+)_(\d+)", unit)):
         return f"{french_number(value, 1)}{NBSP}/{NBSP}{scale.group(2)}"
     return french_number(value, 1)
@@ -305,7 +342,10 @@ def _open_data_cells(feed: Mapping[str, Any], figure: Mapping[str, Any]) -> dict
 
 def _number(value: float | None) -> str:
     """Dot decimal, at most two decimals, no trailing zeros: what spreadsheets and tools read."""
-    return "" if value is None else f"{value:.2f}".rstrip("0").rstrip(".")
+    if value is None:
+        return ""
+    text = f"{told.round_half_away(value, 2):f}"  # the one rounding, halves away from zero
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 # --------------------------------------------------------------------------- HTTP caching

@@ -33,8 +33,18 @@ LABELS = {
 def figure(indicator: str, value: float | None, n: int) -> IndicatorFigure:
     label, unit, method = LABELS[indicator]
     interval = None if value is None else Interval(low=value - 2.5, high=value + 2.5, method=method)
+    counts = {}
+    if unit == "score" and value is not None:  # as scoring sends them: the change rule reads them
+        promoters = round(n * (100 + value) / 200)
+        counts = {"promoters": promoters, "passives": 0, "detractors": n - promoters}
     return IndicatorFigure(
-        indicator=indicator, label=label, value=value, unit=unit, sample_size=n, interval=interval
+        indicator=indicator,
+        label=label,
+        value=value,
+        unit=unit,
+        sample_size=n,
+        interval=interval,
+        counts=counts,
     )
 
 

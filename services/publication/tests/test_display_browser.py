@@ -88,6 +88,27 @@ async def test_the_screen_in_both_orientations_is_accessible(
         assert "Sur 412 réponses, du " in text
         assert "Mis à jour à " in text
         assert "Résultats en cours de collecte" in text  # ces, n = 12
+        # issue #18: the interval in plain French (39.5 to 44.5, halves away from zero), and
+        # a change from the previous period that is within the noise says so
+        nps_card = await page.inner_text("[data-indicator=nps]")
+        assert "Marge d'incertitude : entre +40 et +45" in nps_card
+        assert "Période précédente : +38 · stable (écart dans la marge d'incertitude)" in nps_card
+        interval_px = await page.eval_on_selector(
+            ".figure__interval", "e => parseFloat(getComputedStyle(e).fontSize)"
+        )
+        assert interval_px >= 0.024 * min(SIZES[orientation]) - 0.5  # ~26 px: read from 3 m
+        clipped = await page.eval_on_selector_all(
+            ".figure", "cards => cards.filter(c => c.scrollHeight > c.clientHeight + 1).length"
+        )
+        assert clipped == 0, "every line of every card is on screen"
+        below = await page.evaluate(
+            """() => {
+                const footer = document.querySelector('.screen__footer').getBoundingClientRect();
+                return [...document.querySelectorAll('.figure p')]
+                    .filter(p => p.getBoundingClientRect().bottom > footer.top + 1).length;
+            }"""
+        )
+        assert below == 0, "no line of a card hides behind the footer"
         assert "NOUS NOUS ENGAGEONS POUR AMÉLIORER LES SERVICES PUBLICS" in text
         # large enough to read from 5 metres: the figures are over a tenth of the short side
         value_px = await page.eval_on_selector(
@@ -136,6 +157,10 @@ async def test_the_screen_updates_without_reload_and_survives_a_network_cut(
         await send(make_event(SITE, {"satisfaction": (85.0, 430), "nps": (47.0, 431)}))
         await expect(page.locator(nps)).to_have_text("+47", timeout=10_000)
         assert await page.evaluate("window.loadedOnce === true"), "the page reloaded"
+        # the live render tells the interval too (44.5 to 49.5, halves away from zero)
+        await expect(page.locator("[data-indicator=nps] .figure__interval")).to_have_text(
+            "Marge d'incertitude : entre +45 et +50"
+        )
         await page.screenshot(path=publication_artifacts / "display-apres-mise-a-jour.png")
 
         screen_site.stop()  # the network cut, as the screen sees it

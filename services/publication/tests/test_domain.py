@@ -115,7 +115,7 @@ def test_a_missing_period_gives_an_empty_list_not_an_error():
         (-12.4, "score", "−12"),
         (0.2, "score", "0"),
         (8.14, "mean_1_10", f"8,1{NBSP}/{NBSP}10"),
-        (5.55, "mean_1_7", f"5,5{NBSP}/{NBSP}7"),
+        (5.55, "mean_1_7", f"5,6{NBSP}/{NBSP}7"),  # half away from zero (issue #18)
     ],
 )
 def test_values_read_the_french_way(value, unit, text):
@@ -236,3 +236,62 @@ def test_if_none_match_uses_weak_comparison(header, matches):
 )
 def test_accept_encoding_is_read_with_its_quality(header, gzip):
     assert domain.accepts_gzip(header) is gzip
+
+
+# --------------------------------------------------------------------------- issue #18
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "text"),
+    [
+        (42.5, "score", "+43"),  # was « +42 » (half to even)
+        (47.5, "score", "+48"),
+        (-42.5, "score", "−43"),
+        (17 / 40 * 100, "score", "+43"),  # computes as 42.49999999999999
+        (62.5, "percent", f"63{NBSP}%"),  # was « 62 % »
+        (8.25, "mean_1_10", f"8,3{NBSP}/{NBSP}10"),  # was « 8,2 »
+    ],
+)
+def test_figures_round_half_away_from_zero_as_french_readers_expect(value, unit, text):
+    assert domain.format_value(value, unit) == text
+
+
+def test_the_nps_interval_reads_in_plain_french_with_signs():
+    assert domain.format_interval({"low": 34.5, "high": 48.5}, "score") == "entre +35 et +49"
+
+
+def test_open_data_numbers_round_half_away_too():
+    assert domain._number(2.675) == "2.68"
+    assert domain._number(-20.5) == "-20.5"
+    assert domain._number(40.0) == "40"
+
+
+def share(indicator, k, n):
+    return figure(indicator, k / n * 100, n)
+
+
+def test_a_change_within_the_noise_reads_stable_on_the_screen_and_in_the_feed():
+    # 60/90 then 64/90: « en baisse de 4 points » would be noise (Newcombe interval spans 0).
+    view = feed([share("satisfaction", 60, 90)], previous=[share("satisfaction", 64, 90)],
+                chosen=("satisfaction",))  # fmt: skip
+    current = view["current"]["indicators"][0]
+    assert current["change"]["distinguishable"] is False
+    assert current["change"]["direction"] == "stable"
+    assert current["text"]["change"] == "stable (écart dans la marge d'incertitude)"
+    assert current["change"]["interval"]["low"] < 0 < current["change"]["interval"]["high"]
+    assert "counts" not in current
+
+
+def test_a_real_change_says_its_direction_and_points():
+    view = feed([share("satisfaction", 400, 1000)], previous=[share("satisfaction", 475, 1000)],
+                chosen=("satisfaction",))  # fmt: skip
+    current = view["current"]["indicators"][0]
+    assert current["text"]["change"] == "en baisse de 8 points"  # −7.5, half away from zero
+    assert current["change"]["distinguishable"] is True
+
+
+def test_no_change_is_told_against_a_withheld_previous_period():
+    view = feed([share("satisfaction", 60, 90)], previous=[share("satisfaction", 20, 25)],
+                chosen=("satisfaction",))  # fmt: skip
+    current = view["current"]["indicators"][0]
+    assert "change" not in current and "change" not in current["text"]

@@ -45,6 +45,11 @@ async def test_a_new_indicators_event_changes_the_feed_and_the_stream(
     assert nps["text"]["sample"].startswith("Sur 412 réponses, du ")
     previous = {f["id"]: f for f in feed["previous"]["indicators"]}
     assert previous["nps"]["value"] == 38.0
+    # issue #18: +4 on about 400 answers each is within the noise, and the feed says so
+    assert nps["text"]["interval"] == "entre +40 et +45"
+    assert nps["change"]["distinguishable"] is False
+    assert nps["change"]["interval"]["method"] == "adjusted_wald_difference"
+    assert nps["text"]["change"] == "stable (écart dans la marge d'incertitude)"
 
     async with sse(publication.url, site) as stream:
         assert await stream.next_event("indicators") == feed  # the current feed at once

@@ -67,8 +67,13 @@
     if (figure.published) {
       item.appendChild(paragraph("figure__value", figure.text.value));
       item.appendChild(paragraph("figure__sample", figure.text.sample));
+      if (figure.text.interval) {
+        item.appendChild(paragraph("figure__interval", "Marge d'incertitude : " + figure.text.interval));
+      }
       if (showPrevious && previous) {
-        item.appendChild(paragraph("figure__previous", "Période précédente : " + previous.text.value));
+        // The change says whether it is more than noise (contracts.figures, in the feed).
+        var change = figure.text.change ? " · " + figure.text.change : "";
+        item.appendChild(paragraph("figure__previous", "Période précédente : " + previous.text.value + change));
       }
     } else {
       item.appendChild(paragraph("figure__value figure__value--withheld", figure.text.status));
