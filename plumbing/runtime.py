@@ -6,7 +6,9 @@ Every service's `app.py` builds one in its FastAPI lifespan, so wiring lives in 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -247,7 +249,9 @@ RETRY_AFTER_SECONDS = 5
 DEPENDENCY_RETRY_MAX_SECONDS = 1.0  # a background task that lost the database or the broker
 # A dependency that is away (PostgreSQL, the broker): the request may succeed in a moment.
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,  # refused, reset, unreachable; TimeoutError too (a pool acquire that timed out)
+    ConnectionError,  # refused, reset, aborted, broken pipe
+    TimeoutError,  # a connect or a pool acquire that timed out (asyncio's too)
+    socket.gaierror,  # the database's or broker's host name does not resolve (yet)
     asyncpg.PostgresConnectionError,  # ConnectionDoesNotExistError included
     asyncpg.CannotConnectNowError,  # starting up, shutting down, recovering
     asyncpg.TooManyConnectionsError,
@@ -257,6 +261,9 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     kafka_errors.KafkaTimeoutError,
     kafka_errors.NoBrokersAvailable,
     kafka_errors.NodeNotReadyError,
+)
+NETWORK_ERRNOS = frozenset(
+    {errno.ENETDOWN, errno.ENETUNREACH, errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ETIMEDOUT}
 )
 UNAVAILABLE_MESSAGE = "Le service est momentanément indisponible. Réessayez dans un moment."
 UNAVAILABLE_PAGE = (
@@ -275,7 +282,13 @@ def is_unavailable(error: BaseException) -> bool:
         # Only a connection closed under us; other interface errors are misuse: a bug, a 500.
         text = str(error)
         return "closed" in text or "closing" in text
-    return isinstance(error, UNAVAILABLE_ERRORS)
+    if isinstance(error, UNAVAILABLE_ERRORS):
+        return True
+    # Other OSErrors only when they are about the network (a missing file is a bug, a 500);
+    # asyncio's "Multiple exceptions" when every address of a host refused has no errno.
+    return isinstance(error, OSError) and (
+        error.errno in NETWORK_ERRNOS or str(error).startswith("Multiple exceptions")
+    )
 
 
 class Unavailable:

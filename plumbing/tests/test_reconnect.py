@@ -160,6 +160,10 @@ def _app_on(database_url: str) -> tuple[FastAPI, CollectorRegistry]:
     async def misuse() -> None:
         raise asyncpg.InterfaceError("cannot perform operation: another operation is in progress")
 
+    @app.get("/missing-file")
+    async def missing_file() -> None:
+        (Path(__file__).parent / "no-such-file").read_text()
+
     app.state.pool = state
     return app, registry
 
@@ -187,6 +191,7 @@ async def test_routes_answer_503_with_retry_after_while_postgres_is_away(stack, 
         # Back: the same pool serves again; a bug stays a 500 (not hidden as "unavailable").
         await async_wait_for(lambda: _status(client, "/v1/count", 200), timeout=BACK_WITHIN_SECONDS)
         assert (await client.get("/misuse")).status_code == 500
+        assert (await client.get("/missing-file")).status_code == 500  # an OSError, not the network
     assert (
         sum(
             sample.value
