@@ -134,6 +134,12 @@ class Runtime:
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:
+                    current = asyncio.current_task()
+                    if current is not None and current.cancelling():
+                        # Stopping: a cancellation that surfaced as another error (asyncpg,
+                        # cancelled mid-query, may raise InternalClientError) still ends the
+                        # task, or a SIGTERM never finishes draining.
+                        raise asyncio.CancelledError from error
                     if is_unavailable(error):
                         # The database or broker is away: try again soon, so the task works
                         # again within seconds of its return, not after a long backoff.
