@@ -12,6 +12,21 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 DataT = TypeVar("DataT", bound=BaseModel)
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+SCHEMA_ID_PREFIX = "urn:enquetes:schema:"
+"""`$id` of an event type's JSON Schema is this prefix and the type (see contracts.generate)."""
+OUR_TYPE_PREFIX = "fr.enquetes."
+
+
+def schema_id(event_type: str) -> str:
+    return f"{SCHEMA_ID_PREFIX}{event_type}"
+
+
+def _default_dataschema(attributes: dict[str, Any]) -> str | None:
+    """Our event types point at their JSON Schema; any other type is left without one."""
+    event_type = attributes.get("type")
+    if isinstance(event_type, str) and event_type.startswith(OUR_TYPE_PREFIX):
+        return schema_id(event_type)
+    return None
 
 
 class CloudEvent(BaseModel, Generic[DataT]):
@@ -28,7 +43,10 @@ class CloudEvent(BaseModel, Generic[DataT]):
     time: AwareDatetime = Field(description="When the fact happened (event time, with offset).")
     subject: str | None = Field(default=None, description="The site the event is about.")
     datacontenttype: Literal["application/json"] = "application/json"
-    dataschema: str | None = None
+    dataschema: str | None = Field(
+        default_factory=_default_dataschema,
+        description="The event's JSON Schema `$id` (urn:enquetes:schema:<type>), set by default.",
+    )
     data: DataT
 
 

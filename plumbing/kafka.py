@@ -11,16 +11,51 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from contracts.envelope import CloudEvent, InvalidEvent, decode
+from contracts.envelope import STRUCTURED_CONTENT_TYPE, CloudEvent, InvalidEvent, decode
 from contracts.topics import TOPICS, Topic
 from plumbing.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
 
+Headers = list[tuple[str, bytes]]
+CONTENT_TYPE_HEADER = ("content-type", STRUCTURED_CONTENT_TYPE.encode())
+
+
+def cloudevents_headers(topic: str, headers: Headers | None) -> Headers | None:
+    """The Kafka protocol binding's `content-type` header for a structured-mode event.
+
+    Left as they are: records that already name their content type or are in binary mode
+    (`ce_specversion`), and dead letters, which keep the failed record's own headers.
+    """
+    if topic.endswith(".dlq"):
+        return headers
+    present = {name.lower() for name, _ in headers or ()}
+    if "content-type" in present or "ce_specversion" in present:
+        return headers
+    return [CONTENT_TYPE_HEADER, *(headers or ())]
+
+
+class CloudEventsProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is untyped
+    """Every record it sends carries `content-type: application/cloudevents+json`."""
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: Headers | None = None,
+    ) -> Any:
+        return await super().send(
+            topic, value, key, partition, timestamp_ms, cloudevents_headers(topic, headers)
+        )
+
+
 def new_producer(settings: ServiceSettings, *, client_id: str) -> AIOKafkaProducer:
     # Tansu has no idempotent producer: at-least-once plus the consumers' inbox instead.
-    return AIOKafkaProducer(
+    return CloudEventsProducer(
         client_id=client_id,
         acks="all",
         linger_ms=5,
