@@ -11,8 +11,14 @@ Definitions (DESIGN.md, "Domain facts to honour"):
 - FCR observed (réitération, CNAV practice): share of closed contacts not followed by another
   contact of the same user on the same motif within N days.
 - Satisfaction: share rating `satisfaction_globale` >= 8/10, and the mean; the same per theme.
-- Response rate: responses / invitations sent.
+- Response rate: responses / invitations sent. By cohort (`cohort_response_rate`): the
+  invitations sent in a period, and the answers to those invitations whenever they came; the
+  figure is provisional while a link of the cohort has not expired (answers may still come).
 Denominators count only those who answered the item.
+
+A figure inside its own interval (`manager_value`): at very small n the adjusted-Wald interval of
+an NPS can exclude the NPS itself (one promoter: +100, interval -48.5 to 98.5); a view that shows
+a figure with its interval shows the interval's centre then, and says so.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from statistics import NormalDist
 from typing import TypeAlias
 
 from contracts.events import DetractorReason, IndicatorFigure, Interval, PeriodFigures
+from contracts.figures import centre, inside_interval
 from contracts.floors import floored, may_show
 from contracts.questionnaire import Item, ItemKind, Questionnaire
 
@@ -471,6 +478,52 @@ def _response_rate(responses: int, invitations: int) -> IndicatorFigure:
         n,
         counts={"responses": responses, "invitations": invitations},
     )
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """The invitations sent in a period and what became of them.
+
+    `answered` counts the answers to those invitations, whenever they came (not the answers
+    received during the period, some of which answer older invitations); `open_until` is when
+    the cohort's last link expires (None: no invitation).
+    """
+
+    invited: int
+    answered: int
+    open_until: datetime | None = None
+
+    def still_open(self, now: datetime) -> bool:
+        """True while a link of the cohort can still be answered: the rate may still go up."""
+        return self.open_until is not None and now < self.open_until
+
+
+def cohort_response_rate(cohort: Cohort, *, now: datetime) -> IndicatorFigure:
+    """The response rate of a cohort of invitations: answers to them / invitations, Wilson
+    interval, provisional while the cohort is open. No `max(invitations, responses)`: an answer
+    is counted with its own invitation, so the rate never exceeds 100 % and is not biased low
+    in the current week. An answer without its invitation in the cohort is a caller's error."""
+    if cohort.answered > cohort.invited or cohort.answered < 0:
+        raise ValueError("a cohort's answers are answers to its own invitations")
+    figure = _share_figure(
+        "response_rate",
+        "Taux de réponse",
+        cohort.answered,
+        cohort.invited,
+        counts={"responses": cohort.answered, "invitations": cohort.invited},
+    )
+    return figure.model_copy(update={"provisional": cohort.still_open(now)})
+
+
+def manager_value(figure: IndicatorFigure) -> tuple[float | None, bool]:
+    """The value a view shows beside the figure's interval, and whether it was adjusted: the
+    figure itself, or the interval's centre when the figure lies outside its own interval."""
+    interval = figure.interval
+    if figure.value is None or interval is None:
+        return figure.value, False
+    if inside_interval(figure.value, interval.low, interval.high):
+        return figure.value, False
+    return centre(interval.low, interval.high), True
 
 
 def _share_figure(
