@@ -20,7 +20,7 @@ def dsfr_dist_dir() -> Path:
         candidate = base / DSFR_RELATIVE
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError("DSFR assets missing: run `make assets` (npm ci) first")
+    raise FileNotFoundError("DSFR assets missing: run `make setup` (npm ci) first")
 
 
 class CachedStaticFiles(StaticFiles):
