@@ -36,6 +36,7 @@ import aiosmtplib
 import asyncpg
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from contracts import figures as told
 from contracts import floors, questionnaire
 from contracts.events import IndicatorFigure
 from plumbing import db
@@ -69,6 +70,8 @@ class FigureLine:
     high: float | None
     previous: float | None
     withheld: bool = False  # below the anonymity floor: value, interval and change not shown
+    comparison: told.Change | None = None  # with the previous week, both shown (contracts.figures)
+    adjusted: bool = False  # `value` is its interval's centre: the figure itself lay outside it
 
     @property
     def change(self) -> float | None:
@@ -155,20 +158,27 @@ def headline_figures(
 ) -> list[FigureLine]:  # fmt: skip
     """The headline figures, each through the anonymity floor (contracts.floors.floored); pass
     the figures of a site-week below the floor as withheld by the caller (empty values)."""
-    before = {figure.indicator: floors.floored(figure, floor).value for figure in previous}
+    before = {figure.indicator: floors.floored(figure, floor) for figure in previous}
     by_id = {figure.indicator: figure for figure in current}
     return [_line(by_id[indicator], before.get(indicator), floor) for indicator in HEADLINE
             if indicator in by_id]  # fmt: skip
 
 
-def _line(figure: IndicatorFigure, previous: float | None, floor: int) -> FigureLine:
+def _line(figure: IndicatorFigure, previous: IndicatorFigure | None, floor: int) -> FigureLine:
     shown = floors.floored(figure, floor)
     interval = shown.interval
+    # Beside its interval, a figure is never outside it (issue #18): the centre, flagged.
+    value, adjusted = domain.manager_value(shown)
+    comparison = None
+    if previous is not None and shown.value is not None and previous.value is not None:
+        comparison = told.compare(shown.model_dump(), previous.model_dump())
     return FigureLine(
-        indicator=figure.indicator, label=figure.label, value=shown.value, unit=figure.unit,
+        indicator=figure.indicator, label=figure.label, value=value, unit=figure.unit,
         sample_size=figure.sample_size, low=interval.low if interval else None,
-        high=interval.high if interval else None, previous=previous,
+        high=interval.high if interval else None,
+        previous=previous.value if previous is not None else None,
         withheld=not floors.may_show(figure.sample_size, floor) and figure.sample_size > 0,
+        comparison=comparison, adjusted=adjusted,
     )  # fmt: skip
 
 
@@ -296,10 +306,11 @@ async def pending_call_backs(conn: Connection, *, site_id: str) -> list[CallBack
 
 
 def _number(value: float | None, decimals: int = 1) -> str:
-    """French formatting: decimal comma, thin no-break space before units."""
+    """French formatting: decimal comma, the minus sign, rounded half away from zero (the one
+    rounding of every output, contracts.figures)."""
     if value is None:
         return "—"
-    return f"{value:.{decimals}f}".replace(".", ",").replace("-", "−")
+    return told.french_number(value, decimals)
 
 
 def format_value(line: FigureLine) -> str:
@@ -308,23 +319,21 @@ def format_value(line: FigureLine) -> str:
     if line.value is None:
         # Observed FCR waits for each contact's repeat window to pass before counting it.
         return "en cours de mesure" if line.indicator == "fcr_observed" else "pas de réponse"
+    note = " (centre de l'intervalle : trop peu de réponses)" if line.adjusted else ""
     if line.unit == "percent":
-        return f"{_number(line.value)}\u202f%"
+        return f"{_number(line.value)}\u202f%{note}"
     if line.unit == "score":
-        return _number(line.value, 0)
-    return _number(line.value)
+        return told.french_number(line.value, 0, signed=True) + note  # « +20 », as on screens
+    return _number(line.value) + note
 
 
 def format_change(line: FigureLine) -> str:
-    """Words, not only a sign or a colour: screen readers and colour-blind readers get it."""
-    change = line.change
-    if change is None:
+    """Words, not only a sign or a colour: screen readers and colour-blind readers get it. A
+    change the 95 % interval of the difference cannot tell from noise reads « stable (écart
+    dans la marge d'incertitude) » (contracts.figures.compare), whatever its size."""
+    if line.change is None or line.comparison is None:
         return "pas de comparaison"
-    points = "point" if abs(change) < 2 else "points"
-    if abs(change) < 0.05:
-        return "stable"
-    direction = "en hausse" if change > 0 else "en baisse"
-    return f"{direction} de {_number(abs(change))} {points}"
+    return line.comparison.text
 
 
 def format_interval(line: FigureLine) -> str:

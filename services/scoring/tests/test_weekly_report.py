@@ -364,3 +364,57 @@ async def test_reporting_views_apply_the_settings_floor(stack, seeded):
             await conn.execute("UPDATE reporting_settings SET anonymity_floor = 5")
     finally:
         await conn.close()
+
+
+# --------------------------------------------------------------------------- issue #18
+
+
+def _week(satisfied: int, unsatisfied: int, promoters: int = 0, detractors: int = 0):
+    tally = {
+        domain.RESPONSES_ITEM: {"1": satisfied + unsatisfied},
+        "satisfaction_globale": {"9": satisfied, "5": unsatisfied},
+    }
+    if promoters or detractors:
+        tally["recommandation"] = {"10": promoters, "3": detractors}
+    return domain.figures(tally, invitations=0, questionnaire=questionnaire.load())
+
+
+def _headline(current, previous, floor=weekly_report.ANONYMITY_FLOOR):
+    lines = weekly_report.headline_figures(current, previous, floor)
+    return {line.indicator: line for line in lines}
+
+
+def test_a_change_within_the_noise_reads_stable_not_as_a_trend():
+    # The issue's case: about 45 answers, a drop of 4.4 points that the e-mail called a drop.
+    lines = _headline(_week(30, 15), _week(32, 13))
+    satisfaction = lines["satisfaction"]
+    assert satisfaction.change == pytest.approx(30 / 45 * 100 - 32 / 45 * 100)
+    assert weekly_report.format_change(satisfaction) == (
+        "stable (écart dans la marge d'incertitude)"
+    )
+
+
+def test_a_real_change_says_its_direction_and_size():
+    lines = _headline(_week(45, 5), _week(20, 30))
+    assert weekly_report.format_change(lines["satisfaction"]) == "en hausse de 50 points"
+
+
+def test_no_change_against_a_withheld_week():
+    lines = _headline(_week(30, 15), weekly_report.withheld_week(_week(3, 1)))
+    assert weekly_report.format_change(lines["satisfaction"]) == "pas de comparaison"
+
+
+def test_email_figures_round_half_away_from_zero():
+    assert weekly_report._number(8.25) == "8,3"  # half to even on the binary float gave 8,2
+    assert weekly_report._number(-42.5, 0) == "\u221243"
+    assert weekly_report._number(62.5, 0) == "63"
+
+
+def test_a_figure_is_never_shown_outside_its_own_interval():
+    # One promoter, on a manager's view with a floor of 1: NPS +100, interval -48.5 to 98.5.
+    line = _headline(_week(1, 0, promoters=1), [], floor=1)["nps"]
+    assert line.adjusted is True and line.value == pytest.approx(25.0)
+    assert line.low is not None and line.high is not None
+    assert line.low <= line.value <= line.high
+    assert weekly_report.format_value(line) == "+25 (centre de l'intervalle : trop peu de réponses)"
+    assert weekly_report.format_interval(line) == "\u221248,5 à 98,5"
