@@ -6,7 +6,11 @@ audience. Its claims give the principal:
 
 - `roles` (or Keycloak's `realm_access.roles`): `site_manager` and/or `network_admin`;
 - `site_ids`: the sites a site manager looks after;
-- `network`: the network a network administrator looks after.
+- `network`: the network a network administrator looks after (or a CRM sends contacts of).
+
+A CRM calling the ingest API holds a client-credentials token with the `crm_ingest` role and its
+`network`: such a verifier is built with `roles=CRM_ROLES` (and its own audience), and admin
+verifiers never see that role, nor an ingest verifier the admin ones.
 
 A site manager may change only the sites listed in their token; a network administrator every
 site of their network. Services ask `Principal.may_manage(site_id=..., network=...)`.
@@ -46,6 +50,8 @@ log = logging.getLogger(__name__)
 SITE_MANAGER = "site_manager"
 NETWORK_ADMIN = "network_admin"
 ADMIN_ROLES = frozenset({SITE_MANAGER, NETWORK_ADMIN})
+CRM_INGEST = "crm_ingest"
+CRM_ROLES = frozenset({CRM_INGEST})
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384")
 CLOCK_LEEWAY_SECONDS = 30
 
@@ -87,8 +93,11 @@ class Principal:
         }
 
 
-def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
-    """The principal of verified claims; malformed role claims count as no role at all."""
+def principal_from_claims(
+    claims: Mapping[str, Any], *, accepted_roles: frozenset[str] = ADMIN_ROLES
+) -> Principal:
+    """The principal of verified claims, with only the `accepted_roles` it holds; malformed
+    role claims count as no role at all."""
     realm_access = claims.get("realm_access")
     roles = claims.get("roles")
     if roles is None and isinstance(realm_access, Mapping):
@@ -99,7 +108,7 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
     return Principal(
         subject=subject,
         name=str(claims.get("preferred_username") or claims.get("email") or subject),
-        roles=frozenset(_strings(roles)) & ADMIN_ROLES,
+        roles=frozenset(_strings(roles)) & accepted_roles,
         site_ids=frozenset(_strings(site_ids)),
         network=network if isinstance(network, str) and network else None,
     )
@@ -190,16 +199,25 @@ class TokenVerifier:
     issuer: str
     audience: str
     leeway_seconds: int = CLOCK_LEEWAY_SECONDS
+    roles: frozenset[str] = ADMIN_ROLES
+    """The roles this verifier accepts; a token with none of them is refused (401)."""
 
     @classmethod
-    def from_settings(cls, settings: ServiceSettings) -> TokenVerifier:
+    def from_settings(
+        cls,
+        settings: ServiceSettings,
+        *,
+        audience: str | None = None,
+        roles: frozenset[str] = ADMIN_ROLES,
+    ) -> TokenVerifier:
         url = settings.admin_jwks_url
         if url and settings.environment == "production" and urlparse(url).scheme == "http":
             raise ValueError("ADMIN_JWKS_URL must be https:// (or a mounted file://) in production")
         return cls(
             jwks=JwksSource(url) if url else None,
             issuer=settings.admin_issuer,
-            audience=settings.admin_audience,
+            audience=audience or settings.admin_audience,
+            roles=roles,
         )
 
     async def verify(self, token: str) -> Principal:
@@ -232,9 +250,10 @@ class TokenVerifier:
             raise AuthError("wrong audience") from error
         except jwt.PyJWTError as error:
             raise AuthError("invalid token") from error
-        principal = principal_from_claims(claims)
+        principal = principal_from_claims(claims, accepted_roles=self.roles)
         if not principal.roles:
-            raise AuthError("no admin role in the token")
+            kind = "admin" if self.roles == ADMIN_ROLES else "accepted"
+            raise AuthError(f"no {kind} role in the token")
         return principal
 
 
@@ -391,14 +410,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("command", choices=["mint"])
     parser.add_argument("--key-dir", type=Path, default=Path(".devstack/admin"))
     parser.add_argument("--subject", default="dev-admin")
-    parser.add_argument("--role", action="append", choices=sorted(ADMIN_ROLES), required=True)
+    parser.add_argument(
+        "--role", action="append", choices=sorted(ADMIN_ROLES | CRM_ROLES), required=True
+    )
     parser.add_argument("--site", action="append", default=[], help="a site id (site_manager)")
-    parser.add_argument("--network", help="the network (network_admin)")
+    parser.add_argument("--network", help="the network (network_admin, crm_ingest)")
+    parser.add_argument("--audience", help="the token's audience (default: ADMIN_AUDIENCE)")
     parser.add_argument("--expires-in", type=int, default=8 * 3600)
     args = parser.parse_args(argv)
     settings = ServiceSettings()
     local = LocalIssuer.load_or_create(
-        args.key_dir, issuer=settings.admin_issuer, audience=settings.admin_audience
+        args.key_dir,
+        issuer=settings.admin_issuer,
+        audience=args.audience or settings.admin_audience,
     )
     token = local.mint(
         subject=args.subject, roles=args.role, site_ids=args.site, network=args.network,

@@ -16,6 +16,7 @@ from survey_dispatch.admin import admin_router, new_admin_auth
 from survey_dispatch.channels import MailComposer, SmsChannel, SmtpChannel
 from survey_dispatch.consumer import ContactClosedHandler, DecisionMetrics
 from survey_dispatch.housekeeping import Purge
+from survey_dispatch.ingest import install_ingest_routes
 from survey_dispatch.optout import install_optout_routes
 from survey_dispatch.sender import DUE_CHANNEL, Sender, SendMetrics, new_breakers
 from survey_dispatch.settings import DispatchSettings
@@ -63,6 +64,7 @@ def create_app(settings: DispatchSettings) -> FastAPI:
     app.state.admin_auth = new_admin_auth(settings)
     app.include_router(admin_router(lambda: runtime.db_pool, handler.pseudonym))
     install_optout_routes(app, runtime, handler, templates, settings)
+    install_ingest_routes(app, runtime, settings)
     return app
 
 

@@ -41,5 +41,6 @@ class Purge:
         async with self.pool.acquire() as conn, conn.transaction():
             count = await repository.purge_expired(conn, now=utc_now())
             await prune_inbox(conn, older_than=self.inbox_retention)
+            await repository.prune_ingested(conn, older_than=self.inbox_retention)
         self.purged.inc(count)
         return count

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -440,3 +440,39 @@ async def rules_audit(
         "WHERE network = $1 AND site_id = $2 ORDER BY id DESC LIMIT $3",
         network, site_id, limit,
     )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- HTTP ingest
+
+
+async def claim_ingested(conn: Connection, *, rows: list[tuple[str, str, str]]) -> set[str]:
+    """Record (event_id, network, digest) rows; the ids that were not there before. In id
+    order, so two requests sharing ids wait for each other rather than deadlock."""
+    ordered = sorted(rows)
+    inserted = await conn.fetch(
+        "INSERT INTO ingested_events (event_id, network, digest) "
+        "SELECT event_id, network, digest FROM unnest($1::text[], $2::text[], $3::text[]) "
+        "WITH ORDINALITY AS r (event_id, network, digest, n) ORDER BY n "
+        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+        [row[0] for row in ordered],
+        [row[1] for row in ordered],
+        [row[2] for row in ordered],
+    )
+    return {row["event_id"] for row in inserted}
+
+
+async def ingested_digests(conn: Connection, *, event_ids: list[str]) -> dict[str, str]:
+    if not event_ids:
+        return {}
+    rows = await conn.fetch(
+        "SELECT event_id, digest FROM ingested_events WHERE event_id = ANY($1::text[])", event_ids
+    )
+    return {row["event_id"]: row["digest"] for row in rows}
+
+
+async def prune_ingested(conn: Connection, *, older_than: timedelta) -> int:
+    """Forget ingested event ids received more than `older_than` ago."""
+    status = await conn.execute(
+        "DELETE FROM ingested_events WHERE received_at < now() - $1::interval", older_than
+    )
+    return int(status.split()[-1])

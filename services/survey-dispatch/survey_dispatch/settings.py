@@ -69,6 +69,11 @@ class DispatchSettings(ServiceSettings):
         description="Handled event ids kept: more than the CRM topic's 3 days; a repeated "
         "response event older than that only marks an answered invitation answered again.",
     )  # fmt: skip
+    ingest_audience: str = Field(
+        default="enquetes-ingest",
+        description="Audience of the CRMs' client-credentials tokens on POST /v1/contacts "
+        "(same issuer and JWKS as admin tokens; role crm_ingest, claim network).",
+    )
     default_rules: dict[str, Any] | None = Field(
         default=None,
         description="JSON rules written as the '*' network defaults at start (demo, tests).",
