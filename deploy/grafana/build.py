@@ -87,10 +87,13 @@ def stat(title: str, sql: str, *, unit: str, description: str = "") -> Panel:
             ],
         },
         options={
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            # All fields, text too: the change is told in words (« stable (écart dans la marge
+            # d'incertitude) »), never as a bare number or an arrow on noise.
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "/.*/", "values": False},
             "textMode": "value_and_name",
             "colorMode": "none",
             "graphMode": "none",
+            "showPercentChange": False,
         },
     )
 
@@ -246,15 +249,15 @@ INDICATORS = [
 
 
 def indicator_stat(indicator: str, title: str, unit: str) -> Panel:
-    sql = f"""SELECT value AS "Semaine", change AS "Évolution", sample_size AS "n",
+    sql = f"""SELECT value AS "Semaine", change_text AS "Évolution", sample_size AS "n",
         low AS "IC 95 % bas", high AS "IC 95 % haut"
-        FROM scoring.reporting_weekly_site WHERE {SITE_WEEK} AND indicator = '{indicator}'"""
+        FROM scoring.reporting_weekly_changes WHERE {SITE_WEEK} AND indicator = '{indicator}'"""
     return stat(
         title,
         sql,
         unit=unit,
-        description="Valeur, évolution sur la semaine précédente, effectif n et "
-        "intervalle de confiance à 95 %.",
+        description="Valeur, évolution sur la semaine précédente (« stable » quand l'écart "
+        "reste dans la marge d'incertitude à 95 %), effectif n et intervalle de confiance à 95 %.",
     )
 
 
@@ -266,9 +269,12 @@ def site_board() -> dict[str, Any]:
             f"""
             SELECT label AS "Indicateur", value AS "Valeur", sample_size AS "n",
                 low AS "IC 95 % bas", high AS "IC 95 % haut",
-                previous_value AS "Semaine précédente", change AS "Évolution"
-            FROM scoring.reporting_weekly_site WHERE {SITE_WEEK} ORDER BY indicator""",
+                previous_value AS "Semaine précédente", change_text AS "Évolution",
+                CASE WHEN distinguishable THEN change END AS "Écart (points)"
+            FROM scoring.reporting_weekly_changes WHERE {SITE_WEEK} ORDER BY indicator""",
             w=24,
+            description="L'écart n'est chiffré que s'il sort de la marge d'incertitude à 95 % "
+            "(intervalle de la différence : Newcombe pour les parts, Wald ajusté pour le NPS).",
         ),
         bar_chart(
             "Thèmes : points forts et axes de progrès",

@@ -22,7 +22,7 @@ import asyncpg
 import pytest
 from scoring import domain, repository
 
-from contracts import questionnaire
+from contracts import figures, questionnaire
 from contracts.events import SiteIndicatorsUpdated
 from plumbing import db
 from plumbing.crm_simulator import SITES, CrmSimulator
@@ -299,3 +299,88 @@ async def test_breakdowns_below_the_anonymity_floor_are_not_shown(reporting_db):
     }
     assert "telephone" in keys and "declaration" in keys
     assert "courriel" not in keys and "rare" not in keys
+
+
+# --------------------------------------------------------------------------- issue #18
+
+
+def test_no_panel_shows_a_change_as_a_bare_number_or_an_arrow():
+    """A change is told in words with its verdict; its number only when it is not noise; no
+    stat panel draws a percent-change arrow or a sparkline."""
+    build = load_build()
+    for name, make in build.DASHBOARDS.items():
+        for panel in make()["panels"]:
+            if panel["type"] == "stat":
+                assert panel["options"]["showPercentChange"] is False, panel["title"]
+                assert panel["options"]["graphMode"] == "none", panel["title"]
+            for target in panel["targets"]:
+                sql = " ".join(target.get("rawSql", "").split())
+                bare = re.sub(r"CASE WHEN distinguishable THEN change END", "", sql)
+                assert not re.search(r"\bchange\b(?! ?_)", bare), (name, panel["title"])
+
+
+async def sql_value(connection: asyncpg.Connection, sql: str, *args: Any) -> Any:
+    async with connection.transaction():
+        await connection.execute("SET LOCAL search_path TO scoring")
+        return await connection.fetchval(sql, *args)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "counts", [(56, 70, 48, 80), (9, 10, 3, 10), (6, 7, 2, 7), (5, 56, 0, 29), (0, 10, 0, 20)]
+)
+async def test_the_boards_newcombe_interval_is_contracts_figures(reporting_db, counts):
+    k1, n1, k2, n2 = counts
+    (l1, u1), (l2, u2) = figures.wilson(k1, n1), figures.wilson(k2, n2)
+    expected = figures.newcombe_difference(k1, n1, k2, n2)
+    for side, bound in ((-1, expected[0]), (1, expected[1])):
+        got = await sql_value(
+            reporting_db, "SELECT reporting_newcombe_bound($1, $2, $3, $4, $5, $6, $7)",
+            100 * k1 / n1, 100 * l1, 100 * u1, 100 * k2 / n2, 100 * l2, 100 * u2, side,
+        )  # fmt: skip
+        assert got == pytest.approx(100 * bound, abs=1e-9)
+
+
+@pytest.mark.integration
+async def test_the_boards_nps_difference_and_words_are_contracts_figures(reporting_db):
+    low, high = figures.nps_difference(40, 10, 80, 30, 20, 80)
+    for side, bound in ((-1, low), (1, high)):
+        got = await sql_value(
+            reporting_db, "SELECT reporting_nps_difference_bound(40, 10, 80, 30, 20, 80, $1)", side
+        )
+        assert got == pytest.approx(100 * bound, abs=1e-9)
+    for difference, low, high in ((25.0, 1.6, 46.6), (-7.5, -11.8, -3.2), (-4.4, -24.0, 15.0),
+                                  (0.3, 0.1, 0.5), (1.5, 0.2, 2.8)):  # fmt: skip
+        change = figures.Change(difference, low, high, "percent", figures.NEWCOMBE)
+        text = await sql_value(
+            reporting_db, "SELECT reporting_change_text($1, $2, $3)", difference, low, high
+        )
+        assert text == change.text, difference
+
+
+@pytest.mark.integration
+async def test_the_weekly_boards_verdict_is_the_e_mails(reporting_db):
+    """Each change on the site board has the verdict contracts.figures.compare gives the same
+    two weeks' figures (as scoring.domain computes them)."""
+    form = questionnaire.load()
+    invitations = 2 * RESPONSES_PER_SITE_WEEK
+    weeks = {}
+    for week, monday in WEEKS.items():
+        tally = await scoring_tally(reporting_db, SITE_ID, monday, monday + timedelta(days=6))
+        computed = domain.figures(tally, invitations=invitations, questionnaire=form)
+        weeks[week] = {figure.indicator: figure.model_dump() for figure in computed}
+    rows = await as_grafana(
+        reporting_db,
+        substitute("SELECT * FROM scoring.reporting_weekly_changes WHERE site_id = '${site}' "
+                   "AND week = '${week}'"),
+    )  # fmt: skip
+    by_indicator = {row["indicator"]: row for row in rows}
+    for indicator in ("nps", "ces", "fcr_declared", "satisfaction", "response_rate"):
+        row = by_indicator[indicator]
+        change = figures.compare(weeks["2026-W47"][indicator], weeks["2026-W46"][indicator])
+        assert change is not None, indicator
+        assert row["change_low"] == pytest.approx(change.low, abs=1e-9), indicator
+        assert row["change_high"] == pytest.approx(change.high, abs=1e-9), indicator
+        assert row["distinguishable"] is change.distinguishable, indicator
+        assert row["change_text"] == change.text, indicator
+    assert by_indicator["satisfaction_mean"]["change_text"] is None  # no rule for the mean here
