@@ -39,6 +39,7 @@ from plumbing.consumer import ConsumerMetrics, EventConsumer
 from plumbing.kafka import ensure_topics, new_producer
 from plumbing.listener import Listener, NotifyCallback
 from plumbing.outbox import OutboxMetrics, OutboxRelay
+from plumbing.problems import install_problems
 from plumbing.settings import ServiceSettings
 from plumbing.web import BodyLimit
 
@@ -411,4 +412,5 @@ def service_app(
     app.add_middleware(HttpMetrics, registry=runtime.registry)
     install_ops_routes(app, lambda: runtime if app.state.started else None, runtime.registry)
     install_refusal_log(app)
+    install_problems(app)  # last: outermost, every JSON error becomes a Problem Details
     return app

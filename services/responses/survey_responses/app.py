@@ -21,6 +21,7 @@ from contracts import questionnaire as questionnaires
 from contracts.envelope import utc_now
 from contracts.topics import SURVEY_INVITATION
 from plumbing.assets import dsfr_dist_dir
+from plumbing.problems import INTERNAL_MESSAGE, problem_response
 from plumbing.runtime import Runtime, service_app
 from plumbing.web import PAGE_SECURITY_HEADERS, SecurityHeaders, client_address
 from survey_responses import domain, repository, retention, security, submission
@@ -179,9 +180,9 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
         log.exception("unexpected error")
         # Answered outside the other middlewares: the security headers are added here.
         headers = dict(PAGE_SECURITY_HEADERS)
-        if request.url.path.startswith("/v1/"):
-            body = {"error": "internal", "message": "Une erreur est survenue. Réessayez plus tard."}
-            return JSONResponse(body, 500, headers=headers)
+        if request.url.path.startswith("/v1/"):  # outside the Problem Details middleware
+            return problem_response(500, INTERNAL_MESSAGE, request=request, headers=headers,
+                                    error="internal", message=INTERNAL_MESSAGE)  # fmt: skip
         message = "Nous n'avons pas pu traiter votre demande. Réessayez dans un moment."
         return pages.error(500, "Une erreur est survenue", message, headers=headers)
 

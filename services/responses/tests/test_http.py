@@ -94,7 +94,16 @@ async def test_expired_link_is_410_and_changes_nothing(service, invite, db, stac
     assert page.status_code == form.status_code == draft.status_code == 410
     assert "Ce lien a expiré." in page.text and "Montreuil" in page.text
     assert api.status_code == api_draft.status_code == 410
-    assert api.json() == {"error": "expired", "message": "Ce lien a expiré."}
+    assert api.headers["content-type"] == "application/problem+json"  # RFC 9457 (issue #16)
+    assert api.json() == {
+        "type": "urn:fr-enquetes:problem:expired",
+        "title": "Gone",
+        "status": 410,
+        "detail": "Ce lien a expiré.",
+        "instance": f"/v1/responses/{token}",
+        "error": "expired",
+        "message": "Ce lien a expiré.",
+    }
     assert await stored(db, token) == {"responses": 0, "draft": None}
     assert await events_about(stack, "crm-expired") == []
 
@@ -187,6 +196,7 @@ async def test_invalid_answers_get_french_messages_and_store_nothing(service, in
     assert "attend une note de 1 à 10" in page.text
     assert "Merci de répondre à « Recommanderiez-vous ce service à un proche ? »" in page.text
     assert api.status_code == 422 and api.json()["problems"] == {"age": "Question inconnue : age."}
+    assert api.json()["errors"] == [{"name": "age", "detail": "Question inconnue : age."}]
     assert malformed.status_code == 422 and malformed.json()["error"] == "invalid_request"
     assert await stored(db, token) == {"responses": 0, "draft": None}
 
