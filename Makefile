@@ -22,6 +22,7 @@ demo: setup ## Run the whole system on embedded defaults until Ctrl-C
 .PHONY: test
 test: setup ## Run the whole test suite against the real broker, database, SMTP and browser
 	$(UV) run python -m contracts.generate --check
+	$(UV) run python -m plumbing.openapi --check
 	$(UV) run pytest $(PYTEST_ARGS)
 
 .PHONY: lint
@@ -34,6 +35,10 @@ lint: setup ## ruff, mypy (strict on contracts, plumbing and every domain.py), i
 .PHONY: contracts
 contracts: ## Regenerate JSON Schemas and the AsyncAPI document from the models
 	$(UV) run python -m contracts.generate
+
+.PHONY: openapi
+openapi: ## Regenerate each service's OpenAPI document (services/<service>/openapi.json)
+	$(UV) run python -m plumbing.openapi
 
 .PHONY: bench
 bench: setup ## Run the benchmark scenarios and write a dated results file in loadtests/results/
