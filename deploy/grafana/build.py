@@ -248,9 +248,16 @@ INDICATORS = [
 ]
 
 
+def shown(expression: str) -> str:
+    """A figure as a person reads it: rounded to one decimal, halves away from zero, on its
+    decimal writing (numeric round(), as contracts.figures.round_half_away) before Grafana,
+    whose JavaScript rounding works on the binary float (2.675 -> 2.67)."""
+    return f"round(({expression})::numeric, 1)"
+
+
 def indicator_stat(indicator: str, title: str, unit: str) -> Panel:
-    sql = f"""SELECT value AS "Semaine", change_text AS "Évolution", sample_size AS "n",
-        low AS "IC 95 % bas", high AS "IC 95 % haut"
+    sql = f"""SELECT {shown("value")} AS "Semaine", change_text AS "Évolution",
+        sample_size AS "n", {shown("low")} AS "IC 95 % bas", {shown("high")} AS "IC 95 % haut"
         FROM scoring.reporting_weekly_changes WHERE {SITE_WEEK} AND indicator = '{indicator}'"""
     return stat(
         title,
@@ -267,10 +274,10 @@ def site_board() -> dict[str, Any]:
         table(
             "Indicateurs de la semaine",
             f"""
-            SELECT label AS "Indicateur", value AS "Valeur", sample_size AS "n",
-                low AS "IC 95 % bas", high AS "IC 95 % haut",
-                previous_value AS "Semaine précédente", change_text AS "Évolution",
-                CASE WHEN distinguishable THEN change END AS "Écart (points)"
+            SELECT label AS "Indicateur", {shown("value")} AS "Valeur", sample_size AS "n",
+                {shown("low")} AS "IC 95 % bas", {shown("high")} AS "IC 95 % haut",
+                {shown("previous_value")} AS "Semaine précédente", change_text AS "Évolution",
+                {shown("CASE WHEN distinguishable THEN change END")} AS "Écart (points)"
             FROM scoring.reporting_weekly_changes WHERE {SITE_WEEK} ORDER BY indicator""",
             w=24,
             description="L'écart n'est chiffré que s'il sort de la marge d'incertitude à 95 % "
@@ -279,7 +286,7 @@ def site_board() -> dict[str, Any]:
         bar_chart(
             "Thèmes : points forts et axes de progrès",
             f"""
-            SELECT label AS "Thème", mean AS "Moyenne sur 10", sample_size AS "n"
+            SELECT label AS "Thème", {shown("mean")} AS "Moyenne sur 10", sample_size AS "n"
             FROM scoring.reporting_weekly_themes WHERE {SITE_WEEK} ORDER BY mean DESC""",
             unit="none",
             description="Masqué sous 5 réponses (seuil d'anonymat).",
@@ -287,8 +294,9 @@ def site_board() -> dict[str, Any]:
         table(
             "Par canal",
             f"""
-            SELECT key AS "Canal", responses AS "Réponses", satisfaction AS "Satisfaction %",
-                nps AS "NPS" FROM scoring.reporting_weekly_breakdown
+            SELECT key AS "Canal", responses AS "Réponses",
+                {shown("satisfaction")} AS "Satisfaction %", {shown("nps")} AS "NPS"
+            FROM scoring.reporting_weekly_breakdown
             WHERE {SITE_WEEK} AND dimension = 'channel' ORDER BY responses DESC""",
             w=6,
             description="Aucune ligne sous 5 réponses (seuil d'anonymat).",
@@ -296,8 +304,9 @@ def site_board() -> dict[str, Any]:
         table(
             "Par motif",
             f"""
-            SELECT key AS "Motif", responses AS "Réponses", satisfaction AS "Satisfaction %",
-                nps AS "NPS" FROM scoring.reporting_weekly_breakdown
+            SELECT key AS "Motif", responses AS "Réponses",
+                {shown("satisfaction")} AS "Satisfaction %", {shown("nps")} AS "NPS"
+            FROM scoring.reporting_weekly_breakdown
             WHERE {SITE_WEEK} AND dimension = 'motif' ORDER BY responses DESC""",
             w=6,
             description="Aucune ligne sous 5 réponses (seuil d'anonymat).",
@@ -384,8 +393,9 @@ def network_board() -> dict[str, Any]:
                            AND sample_size > 0),
                  network AS (SELECT sum(value * sample_size) / nullif(sum(sample_size), 0) AS value
                              FROM sites)
-            SELECT s.site_name AS "Site", s.value AS "Valeur", s.sample_size AS "n",
-                s.low AS "IC 95 % bas", s.high AS "IC 95 % haut", n.value AS "Réseau",
+            SELECT s.site_name AS "Site", {shown("s.value")} AS "Valeur", s.sample_size AS "n",
+                {shown("s.low")} AS "IC 95 % bas", {shown("s.high")} AS "IC 95 % haut",
+                {shown("n.value")} AS "Réseau",
                 CASE WHEN s.low > n.value THEN 'au-dessus du réseau'
                      WHEN s.high < n.value THEN 'en dessous du réseau'
                      ELSE 'non distinguable du réseau' END AS "Comparaison"

@@ -384,3 +384,27 @@ async def test_the_weekly_boards_verdict_is_the_e_mails(reporting_db):
         assert row["distinguishable"] is change.distinguishable, indicator
         assert row["change_text"] == change.text, indicator
     assert by_indicator["satisfaction_mean"]["change_text"] is None  # no rule for the mean here
+
+
+def test_every_figure_column_of_the_site_board_is_rounded_half_away_before_grafana():
+    build = load_build()
+    for panel in build.site_board()["panels"]:
+        sql = " ".join("".join(t.get("rawSql", "") for t in panel["targets"]).split())
+        for column in ("value", "low", "high", "previous_value", "mean", "satisfaction", "nps"):
+            for match in re.finditer(rf"(?<![\w.(]){column} AS", sql):
+                raise AssertionError(f"{panel['title']}: {column} shown unrounded at {match}")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("expression", "value", "decimals", "expected"),
+    [("2.675", 2.675, 2, "2.68"), ("42.5", 42.5, 0, "43"), ("-42.5", -42.5, 0, "-43"),
+     ("62.5", 62.5, 0, "63"), ("17.0 / 40 * 100", 17 / 40 * 100, 0, "43"),
+     ("8.25", 8.25, 1, "8.3")],
+)  # fmt: skip
+async def test_the_boards_rounding_is_contracts_figures(
+    reporting_db, expression, value, decimals, expected
+):
+    got = await reporting_db.fetchval(f"SELECT round(({expression})::float8::numeric, {decimals})")
+    assert str(got) == expected
+    assert str(figures.round_half_away(value, decimals)) == expected
