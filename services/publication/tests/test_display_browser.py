@@ -154,12 +154,17 @@ async def test_the_screen_updates_without_reload_and_survives_a_network_cut(
         await page.evaluate("window.loadedOnce = true")
         await page.wait_for_selector("body[data-offline-ready=true]", timeout=10_000)
         await page.wait_for_timeout(500)  # the stream is open
-        await send(make_event(SITE, {"satisfaction": (85.0, 430), "nps": (47.0, 431)}))
+        await send(make_event(SITE, {"satisfaction": (85.0, 430), "nps": (47.0, 431)},
+                              previous={"nps": (38.0, 377)}))  # fmt: skip
         await expect(page.locator(nps)).to_have_text("+47", timeout=10_000)
         assert await page.evaluate("window.loadedOnce === true"), "the page reloaded"
         # the live render tells the interval too (44.5 to 49.5, halves away from zero)
         await expect(page.locator("[data-indicator=nps] .figure__interval")).to_have_text(
             "Marge d'incertitude : entre +45 et +50"
+        )
+        # +9 on about 400 answers each: within the noise, and the live screen says so
+        await expect(page.locator("[data-indicator=nps] .figure__previous")).to_have_text(
+            "Période précédente : +38 · stable (écart dans la marge d'incertitude)"
         )
         await page.screenshot(path=publication_artifacts / "display-apres-mise-a-jour.png")
 
