@@ -126,7 +126,126 @@ SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
         },
     },
 }
-CUSTOM_SCHEMAS = {"KafkaTopic": KAFKA_TOPIC_SCHEMA, "ServiceMonitor": SERVICE_MONITOR_SCHEMA}
+PROMETHEUS_RULE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "PrometheusRule"},
+        "metadata": {"type": "object", "required": ["name"]},
+        "spec": {
+            "type": "object",
+            "required": ["groups"],
+            "additionalProperties": False,
+            "properties": {
+                "groups": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "rules"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "name": {"type": "string"},
+                            "interval": {"type": "string"},
+                            "rules": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "required": ["expr"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "alert": {"type": "string"},
+                                        "record": {"type": "string"},
+                                        "expr": {"type": "string"},
+                                        "for": {"type": "string"},
+                                        "labels": {"type": "object"},
+                                        "annotations": {"type": "object"},
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+KAFKA_USER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"enum": ["kafka.strimzi.io/v1beta2", "kafka.strimzi.io/v1"]},
+        "kind": {"const": "KafkaUser"},
+        "metadata": {
+            "type": "object",
+            "required": ["name", "labels"],
+            "properties": {
+                "name": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"},
+                "labels": {"type": "object", "required": ["strimzi.io/cluster"]},
+            },
+        },
+        "spec": {
+            "type": "object",
+            "required": ["authentication", "authorization"],
+            "additionalProperties": False,
+            "properties": {
+                "authentication": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"type": {"enum": ["scram-sha-512", "tls", "tls-external"]}},
+                },
+                "authorization": {
+                    "type": "object",
+                    "required": ["type", "acls"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "type": {"const": "simple"},
+                        "acls": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {
+                                "type": "object",
+                                "required": ["resource", "operations"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "resource": {
+                                        "type": "object",
+                                        "required": ["type", "name", "patternType"],
+                                        "additionalProperties": False,
+                                        "properties": {
+                                            "type": {"enum": ["topic", "group", "cluster"]},
+                                            "name": {"type": "string"},
+                                            "patternType": {"enum": ["literal", "prefix"]},
+                                        },
+                                    },
+                                    "operations": {
+                                        "type": "array",
+                                        "minItems": 1,
+                                        "items": {
+                                            "enum": ["Read", "Write", "Create", "Delete",
+                                                     "Alter", "Describe", "DescribeConfigs",
+                                                     "AlterConfigs", "IdempotentWrite", "All"]
+                                        },
+                                    },
+                                    "host": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}  # fmt: skip
+CUSTOM_SCHEMAS = {
+    "KafkaTopic": KAFKA_TOPIC_SCHEMA,
+    "ServiceMonitor": SERVICE_MONITOR_SCHEMA,
+    "PrometheusRule": PROMETHEUS_RULE_SCHEMA,
+    "KafkaUser": KAFKA_USER_SCHEMA,
+}
 
 
 def _load_script(name: str) -> ModuleType:
@@ -947,3 +1066,201 @@ def test_production_without_an_admin_issuer_is_refused_at_render():
     values["admin"]["issuer"] = ""
     with pytest.raises(Exception, match=r"admin\.issuer is required"):
         _render(values)
+
+
+# --- alert rules, Kafka users and `helm test` (issue #16) ---------------------------------------
+
+RULES = REPO / "deploy" / "prometheus" / "rules.yml"
+SERVICE_PACKAGES = {
+    "survey-dispatch": "survey_dispatch",
+    "responses": "survey_responses",
+    "scoring": "scoring",
+    "publication": "publication",
+}
+
+
+def test_operation_files_are_generated_from_the_registry_and_the_rules() -> None:
+    generate_operations = _load_script("generate_operations")
+    assert generate_operations.main(["--check"]) == 0, "run deploy/helm/generate_operations.py"
+
+
+def test_the_alert_rules_ship_as_a_prometheus_rule(
+    production_resources: list[dict[str, Any]], default_resources: list[dict[str, Any]]
+) -> None:
+    assert _of_kind(default_resources, "PrometheusRule") == []
+    (rule,) = _of_kind(production_resources, "PrometheusRule")
+    assert rule["spec"]["groups"] == yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    (monitor,) = _of_kind(production_resources, "ServiceMonitor")
+    assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/component"  # the rules' `job`
+
+
+def _acls(user: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    found: dict[tuple[str, str], set[str]] = {}
+    for acl in user["spec"]["authorization"]["acls"]:
+        key = (acl["resource"]["type"], acl["resource"]["name"])
+        found.setdefault(key, set()).update(acl["operations"])
+    return found
+
+
+def _expected_access(service: str) -> dict[tuple[str, str], set[str]]:
+    """What the registry (plus the generator's named extras) grants a service, and nothing else."""
+    extras = _load_script("generate_operations").EXTRA_ACCESS
+    expected: dict[tuple[str, str], set[str]] = {}
+
+    def grant(kind: str, name: str, operation: str) -> None:
+        expected.setdefault((kind, name), set()).update({"Describe", operation})
+
+    reads = {t.name for t in TOPICS if service in t.consumers}
+    reads |= {topic for who, topic, mode, _ in extras if who == service and mode == "read"}
+    writes = {t.name for t in TOPICS if t.owner == service}
+    writes |= {topic for who, topic, mode, _ in extras if who == service and mode == "write"}
+    for name in reads:
+        grant("topic", name, "Read")
+        grant("topic", f"{name}.dlq", "Write")
+    for name in writes:
+        grant("topic", name, "Write")
+    if reads:
+        grant("group", service, "Read")
+    return expected
+
+
+def test_each_service_signs_in_as_its_own_kafka_user_with_acls_from_the_registry(
+    production_resources: list[dict[str, Any]],
+    default_resources: list[dict[str, Any]],
+    chart_values: dict[str, Any],
+) -> None:
+    assert _of_kind(default_resources, "KafkaUser") == []
+    users = {_component(user): user for user in _of_kind(production_resources, "KafkaUser")}
+    assert set(users) == set(chart_values["services"])
+    deployments = {_component(d): d for d in _of_kind(production_resources, "Deployment")}
+    for service, user in users.items():
+        assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == "enquetes"
+        assert user["metadata"]["namespace"] == NAMESPACE  # where the services read the Secret
+        assert _acls(user) == _expected_access(service), service
+        name = user["metadata"]["name"]
+        assert name == f"{RELEASE}-{service}"
+        (container,) = deployments[service]["spec"]["template"]["spec"]["containers"]
+        env = _env(container)
+        assert env["KAFKA_SASL_USERNAME"]["value"] == name
+        assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": name,
+            "key": "password",
+        }
+    report = _weekly_report(production_resources)["spec"]["jobTemplate"]["spec"]["template"]
+    (container,) = report["spec"]["containers"]
+    assert _env(container)["KAFKA_SASL_USERNAME"]["value"] == f"{RELEASE}-scoring"
+
+
+def _consumed_topics(service: str) -> set[str]:
+    """The topics a service's code passes to `runtime.consume(...)`, read from its source."""
+    import ast
+
+    import contracts.topics as registry
+
+    package = SERVICE_PACKAGES[service]
+    folder = REPO / "services" / service / package
+    found: set[str] = set()
+    for path in folder.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "consume"
+                and node.args
+            ):
+                continue
+            argument = node.args[0]
+            if isinstance(argument, ast.List):
+                for element in argument.elts:
+                    assert isinstance(element, ast.Name), ast.dump(element)
+                    found.add(getattr(registry, element.id).name)
+            else:  # list(CONSUMED): a constant of the module
+                assert isinstance(argument, ast.Call) and isinstance(argument.args[0], ast.Name)
+                module = importlib.import_module(f"{package}.{path.stem}")
+                found |= {topic.name for topic in getattr(module, argument.args[0].id)}
+    return found
+
+
+@pytest.mark.parametrize("service", sorted(SERVICE_PACKAGES))
+def test_a_services_kafka_user_may_read_every_topic_its_code_consumes(
+    production_resources: list[dict[str, Any]], service: str
+) -> None:
+    consumed = _consumed_topics(service)
+    assert consumed, f"{service} consumes nothing?"
+    (user,) = [u for u in _of_kind(production_resources, "KafkaUser") if _component(u) == service]
+    acls = _acls(user)
+    for topic in consumed:
+        assert "Read" in acls.get(("topic", topic), set()), f"{service} reads {topic}"
+        assert "Write" in acls.get(("topic", f"{topic}.dlq"), set()), f"{service} DLQ {topic}"
+
+
+def test_kafka_users_need_scram() -> None:
+    values = {"kafkaUsers": {"enabled": True}}
+    with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmError) as caught:
+        chart.render(values, name=RELEASE)
+    assert "kafkaUsers.enabled needs kafka.sasl.mechanism SCRAM-SHA-512" in str(caught.value)
+
+
+def _test_pod(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    (pod,) = [r for r in _of_kind(resources, "Pod") if r["_source"].endswith("tests/ready.yaml")]
+    return pod
+
+
+def test_helm_test_asks_every_enabled_service_whether_it_is_ready(
+    rendered: list[dict[str, Any]], chart_values: dict[str, Any]
+) -> None:
+    pod = _test_pod(rendered)
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    (container,) = pod["spec"]["containers"]
+    urls = container["command"][3:]
+    assert urls == [
+        f"http://{RELEASE}-{service}.{NAMESPACE}.svc/readyz"
+        for service in sorted(chart_values["services"])
+    ]
+    scoring = _scoring_deployment(rendered)["spec"]["template"]["spec"]
+    assert container["image"] == scoring["containers"][0]["image"]
+    assert container["securityContext"] == scoring["containers"][0]["securityContext"]
+    assert pod["spec"]["restartPolicy"] == "Never"
+    for policy in _of_kind(rendered, "NetworkPolicy"):  # the test Pod may reach every service
+        if policy["_source"] != "enquetes/templates/services.yaml":
+            continue
+        peers = [peer for rule in policy["spec"]["ingress"] for peer in rule["from"]]
+        assert any(
+            peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
+            == "helm-test"
+            for peer in peers
+        ), _component(policy)
+
+
+def test_helm_test_script_runs_and_fails_on_a_service_not_ready(
+    default_resources: list[dict[str, Any]],
+) -> None:
+    """The Pod's own Python, against a local answer: 200 passes, 503 fails."""
+    import subprocess
+    import sys
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Ready(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/ok/readyz" else 503)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Ready)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    script = _test_pod(default_resources)["spec"]["containers"][0]["command"][2]
+    try:
+        ok = subprocess.run([sys.executable, "-c", script, f"{base}/ok/readyz"], timeout=30)
+        down = subprocess.run(
+            [sys.executable, "-c", script, f"{base}/ok/readyz", f"{base}/down/readyz"], timeout=30
+        )
+    finally:
+        server.shutdown()
+    assert (ok.returncode, down.returncode) == (0, 1)

@@ -98,9 +98,21 @@ app.kubernetes.io/component: {{ .name }}
   value: {{ required "kafka.bootstrapServers is required" $values.kafka.bootstrapServers | quote }}
 - name: KAFKA_SECURITY_PROTOCOL
   value: {{ $values.kafka.securityProtocol | quote }}
+{{- $serviceName := default .name .kafkaUser -}}
 {{- with $values.kafka.sasl.mechanism }}
 - name: KAFKA_SASL_MECHANISM
   value: {{ . | quote }}
+{{- if $values.kafkaUsers.enabled }}
+{{- /* The service's own KafkaUser; Strimzi's User Operator writes its password Secret. */}}
+{{- $user := include "enquetes.serviceName" (dict "root" $root "name" $serviceName) }}
+- name: KAFKA_SASL_USERNAME
+  value: {{ $user | quote }}
+- name: KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $user | quote }}
+      key: password
+{{- else }}
 - name: KAFKA_SASL_USERNAME
   value: {{ required "kafka.sasl.username is required when kafka.sasl.mechanism is set" $values.kafka.sasl.username | quote }}
 - name: KAFKA_SASL_PASSWORD
@@ -108,6 +120,7 @@ app.kubernetes.io/component: {{ .name }}
     secretKeyRef:
       name: {{ required "kafka.sasl.passwordSecret.name is required when kafka.sasl.mechanism is set" $values.kafka.sasl.passwordSecret.name | quote }}
       key: {{ $values.kafka.sasl.passwordSecret.key | quote }}
+{{- end }}
 {{- end }}
 {{- if $values.kafka.tls.caSecret.name }}
 - name: SSL_CERT_FILE
