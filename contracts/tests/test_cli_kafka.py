@@ -431,3 +431,20 @@ async def test_dlq_redrive_as_is_refuses_a_record_still_invalid_and_resends_a_va
         dict(redriven[0].headers)["dlq-redriven-from"]
         == f"{SCORING_ALERT.dlq_name}:0:{first.offset}".encode()
     )
+
+
+def test_the_content_type_header_leaves_binary_mode_named_types_and_dead_letters_alone():
+    from plumbing.kafka import cloudevents_headers
+
+    structured = cloudevents_headers(SCORING_ALERT.name, None)
+    assert structured == [("content-type", CONTENT_TYPE)]
+    assert cloudevents_headers(SCORING_ALERT.name, [("trace", b"1")]) == [
+        ("content-type", CONTENT_TYPE),
+        ("trace", b"1"),
+    ]
+    binary = [("ce_specversion", b"1.0"), ("ce_type", DETRACTOR_ALERT.type.encode())]
+    assert cloudevents_headers(SCORING_ALERT.name, binary) == binary
+    named = [("Content-Type", b"application/json")]
+    assert cloudevents_headers(SCORING_ALERT.name, named) == named
+    letter = [("dlq-reason", b"invalid_event")]
+    assert cloudevents_headers(SCORING_ALERT.dlq_name, letter) == letter
