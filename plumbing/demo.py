@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
+import shutil
 import signal
+import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from contracts.topics import CRM_CONTACT_CLOSED
-from plumbing import devstack
+from plumbing import devstack, processes
 from plumbing.auth import LocalIssuer
 from plumbing.crm_simulator import SITES, CrmSimulator
 from plumbing.services import System, start_system
@@ -24,9 +29,75 @@ from plumbing.testing import produce, survey_tokens
 
 DEMO_DIR = Path(".devstack")
 DEMO_RULES = '{"delay_minutes": 0, "email_uses_sms_window": false, "fatigue_days": 0}'
+ALERT_RULES = Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "rules.yml"
+PROMETHEUS_HINT = (
+    "Debian's prometheus is missing (make setup installs it: apt-get install prometheus)"
+)
 
 
-def banner(system: System, stack: devstack.DevStack, link: str) -> str:
+@dataclass
+class Prometheus:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+
+def prometheus_config(system: System, rules: Path = ALERT_RULES) -> dict[str, Any]:
+    """Every replica of every service scraped every 5 s, job = the service's name (what the
+    alert rules and the boards group by), with the project's alert rules."""
+    return {
+        "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
+        "rule_files": [str(rules)],
+        "scrape_configs": [
+            {
+                "job_name": name,
+                "static_configs": [
+                    {"targets": [f"127.0.0.1:{replica.port}" for replica in replicas]}
+                ],
+            }
+            for name, replicas in system.replicas.items()
+        ],
+    }
+
+
+def start_prometheus(system: System, workdir: Path, *, timeout: float = 30) -> Prometheus | None:
+    """Debian's Prometheus on a free local port, or None (and why) when it is not installed."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        print(f"  {PROMETHEUS_HINT}: the demo runs without it.", flush=True)
+        return None
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "prometheus.yml"
+    config.write_text(
+        json.dumps(prometheus_config(system), indent=2), encoding="utf-8"
+    )  # JSON is YAML
+    port = processes.free_port()
+    log = workdir / "prometheus.log"
+    process = processes.spawn(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        log_path=log,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"prometheus exited with {process.returncode}; see {log}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                return Prometheus(process, url, log)
+        time.sleep(0.2)
+    processes.stop(process)
+    raise TimeoutError(f"prometheus not ready after {timeout} s; see {log}")
+
+
+def banner(
+    system: System, stack: devstack.DevStack, link: str, prometheus: Prometheus | None = None
+) -> str:
     site = SITES[0][0]
     lines = [
         "",
@@ -39,6 +110,11 @@ def banner(system: System, stack: devstack.DevStack, link: str) -> str:
     lines += [
         f"  Metrics of {name + ':':<17}{s.url}/metrics" for name, s in system.services.items()
     ]
+    if prometheus is not None:
+        lines += [
+            f"  Prometheus (4 services scraped): {prometheus.url}",
+            f"  Alert rules and their state:     {prometheus.url}/alerts",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -73,6 +149,7 @@ async def main() -> None:
     DEMO_DIR.mkdir(exist_ok=True)
     stack = devstack.start(DEMO_DIR.resolve() / f"run-{int(time.time())}")
     system: System | None = None
+    prometheus: Prometheus | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -92,6 +169,7 @@ async def main() -> None:
             stack.workdir,
             extra_env={"DEFAULT_RULES": DEMO_RULES, "PUBLIC_FLOOR": "5", **admin_env},
         )
+        prometheus = await asyncio.to_thread(start_prometheus, system, stack.workdir / "prometheus")
         reserved: set[str] = set()
         simulation = asyncio.create_task(simulate(stack, system, stop, reserved))
         link = await _first_link(stack, system, stop, reserved)
@@ -99,7 +177,7 @@ async def main() -> None:
             token = issuer.mint(
                 subject="demo-admin", roles=["network_admin"], network="urssaf", expires_in=8 * 3600
             )
-            print(banner(system, stack, link), flush=True)
+            print(banner(system, stack, link, prometheus), flush=True)
             print(f"  Admin token (network_admin, urssaf, 8 h): {token}\n", flush=True)
         await stop.wait()
         simulation.cancel()
@@ -107,6 +185,8 @@ async def main() -> None:
             await simulation
     finally:
         print("Stopping...")
+        if prometheus:
+            processes.stop(prometheus.process)
         if system:
             system.stop()
         stack.stop()
