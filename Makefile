@@ -43,3 +43,7 @@ openapi: ## Regenerate each service's OpenAPI document (services/<service>/opena
 .PHONY: bench
 bench: setup ## Run the benchmark scenarios and write a dated results file in loadtests/results/
 	$(UV) run python -m loadtests.bench
+
+.PHONY: chaos
+chaos: setup ## Chaos run: 2 replicas of everything, 50,000 contacts, kills, a database restart, a hung SMTP relay
+	$(UV) run python -m loadtests.bench chaos

@@ -3,7 +3,10 @@ fresh devstack and writes a dated results file with the machine's description.
 
 A scenario is a module with `NAME`, `DESCRIPTION` and `async def run(ctx: BenchContext) -> dict`
 returning figures (numbers, with the unit in the key, e.g. `p95_ms`, `per_second`).
-`python -m loadtests.bench [scenario ...]` runs only the named ones.
+`python -m loadtests.bench [scenario ...]` runs only the named ones. A scenario with
+`DEFAULT_RUN = False` (the minutes-long chaos run) runs only when named (`make chaos`).
+A scenario whose figures hold a non-empty `violations` list makes the run exit with 1, after the
+results file is written.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ def available() -> dict[str, Any]:
 
 async def run_all(names: list[str]) -> dict[str, Any]:
     modules = available()
-    chosen = names or sorted(modules)
+    chosen = names or sorted(n for n, m in modules.items() if getattr(m, "DEFAULT_RUN", True))
     results: dict[str, Any] = {}
     for name in chosen:
         module = modules[name]
@@ -101,6 +104,9 @@ def main(argv: list[str]) -> None:
         encoding="utf-8",
     )
     print(f"[bench] results written to {path}")
+    failed = [name for name, result in results.items() if result["figures"].get("violations")]
+    if failed:
+        sys.exit(f"[bench] violations in {', '.join(failed)}: see {path}")
 
 
 if __name__ == "__main__":

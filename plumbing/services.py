@@ -117,6 +117,7 @@ def start_system(
     extra_env: dict[str, str] | None = None,
     only: tuple[str, ...] = tuple(SERVICES),
     replicas: int = 1,
+    ready_timeout: float = 60.0,
 ) -> System:
     """Start `replicas` processes of each service in `only`. The public base URLs in the mails
     name the first replica of each (there is no load balancer here)."""
@@ -141,7 +142,7 @@ def start_system(
                 system.replicas.setdefault(name, []).append(service)
                 service.start()
         for service in system.all():
-            service.wait_ready()
+            service.wait_ready(ready_timeout)
     except BaseException:
         system.stop()
         raise
