@@ -448,3 +448,23 @@ def test_the_content_type_header_leaves_binary_mode_named_types_and_dead_letters
     assert cloudevents_headers(SCORING_ALERT.name, named) == named
     letter = [("dlq-reason", b"invalid_event")]
     assert cloudevents_headers(SCORING_ALERT.dlq_name, letter) == letter
+
+
+async def test_tail_without_from_beginning_follows_only_new_events(topics):
+    run = uuid.uuid4().hex[:8]
+    old, new = _alert(f"old-{run}"), _alert(f"new-{run}")
+    await produce(topics, SCORING_ALERT.name, [old])
+    follower = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "contracts.cli", "tail", SCORING_ALERT.name, "--bootstrap", topics,
+        "--max", "1", stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        await asyncio.sleep(4)  # the follower has started and sought to the end
+        await produce(topics, SCORING_ALERT.name, [new])
+        out, err = await asyncio.wait_for(follower.communicate(), timeout=60)
+    finally:
+        if follower.returncode is None:
+            follower.kill()
+    assert follower.returncode == 0, err
+    (event,) = [json.loads(line) for line in out.decode().splitlines()]
+    assert event["id"] == new.id and event["data"]["alert_id"] == new.data.alert_id
