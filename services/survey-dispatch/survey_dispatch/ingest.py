@@ -34,6 +34,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -60,8 +61,18 @@ INGEST_PATH = "/v1/contacts"
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 JSON = "application/json"
+MAX_BATCH_EVENTS = 1000
 Mode = Literal["structured", "binary", "batch"]
 Result = Literal["queued", "duplicate", "rejected"]
+
+# CloudEvents 1.0: attribute names are lower-case letters and digits; extension values are
+# scalars (string, integer, boolean). No object or array may ride along the envelope.
+_ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+_CONTEXT_ATTRIBUTES = frozenset(
+    {"specversion", "id", "source", "type", "time", "subject", "datacontenttype", "dataschema"}
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+MAX_EXTENSION_LENGTH = 1000
 
 # French words for pydantic's error types; anything else is « valeur non valide ».
 _FRENCH: dict[str, str] = {
@@ -132,6 +143,12 @@ def candidates(
             )
         if not parsed:
             raise _request_error(400, "empty batch", "lot vide : aucun événement")
+        if len(parsed) > MAX_BATCH_EVENTS:
+            raise _request_error(
+                413,
+                f"at most {MAX_BATCH_EVENTS} events in a batch",
+                f"au plus {MAX_BATCH_EVENTS} événements par lot",
+            )
         return "batch", list(parsed)
     if media_type == STRUCTURED:
         return "structured", [_json(body)]
@@ -162,6 +179,10 @@ def _json(body: bytes) -> object:
         return json.loads(body)
     except UnicodeDecodeError as error:
         raise _request_error(400, "body is not UTF-8", "le corps n'est pas en UTF-8") from error
+    except RecursionError as error:
+        raise _request_error(
+            400, "body is nested too deeply", "le corps est imbriqué trop profondément"
+        ) from error
     except json.JSONDecodeError as error:
         raise _request_error(
             400,
@@ -181,6 +202,9 @@ def validate(candidate: object, *, network: str) -> CloudEvent[ContactClosed] | 
             f"type: expected {CONTACT_CLOSED.type}",
             f"type : {CONTACT_CLOSED.type} attendu",
         )
+    refusal = _envelope_refusal(candidate)
+    if refusal is not None:
+        return refusal
     try:
         event: CloudEvent[ContactClosed] = CONTACT_CLOSED.envelope.model_validate(candidate)
     except ValidationError as error:
@@ -192,6 +216,35 @@ def validate(candidate: object, *, network: str) -> CloudEvent[ContactClosed] | 
             f"data.network : ce client ne peut envoyer que des contacts du réseau {network}",
         )
     return event
+
+
+def _envelope_refusal(candidate: dict[str, Any]) -> Refusal | None:
+    """What the envelope model lets through but an HTTP ingest must not queue: an id the inbox
+    could not store, extension attributes that are not CloudEvents attributes."""
+    event_id = candidate.get("id")
+    if isinstance(event_id, str) and _CONTROL.search(event_id):
+        return Refusal(
+            422, "id: control characters are not allowed", "id : caractères de contrôle refusés"
+        )
+    for name, value in candidate.items():
+        if name == "data" or name in _CONTEXT_ATTRIBUTES:
+            continue
+        if not isinstance(name, str) or not _ATTRIBUTE_NAME.match(name):
+            return Refusal(
+                422,
+                "extension attribute names are 1 to 20 lower-case letters or digits",
+                "les noms d'attributs d'extension ont 1 à 20 lettres minuscules ou chiffres",
+            )
+        scalar = isinstance(value, (str, bool, int)) and not isinstance(value, float)
+        if not scalar or (isinstance(value, str) and len(value) > MAX_EXTENSION_LENGTH):
+            return Refusal(
+                422,
+                f"{name}: an extension attribute is a string (at most {MAX_EXTENSION_LENGTH} "
+                "characters), an integer or a boolean",
+                f"{name} : un attribut d'extension est un texte (au plus {MAX_EXTENSION_LENGTH} "
+                "caractères), un entier ou un booléen",
+            )
+    return None
 
 
 def _invalid(error: ValidationError) -> Refusal:

@@ -15,7 +15,10 @@ from urllib.parse import quote
 import asyncpg
 import httpx
 import pytest
-from survey_dispatch.ingest import BATCH, STRUCTURED, candidates, validate
+from fastapi import HTTPException
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from survey_dispatch.ingest import BATCH, STRUCTURED, Refusal, candidates, validate
 
 from contracts.envelope import CloudEvent, encode
 from contracts.events import ContactClosed, SurveyChannel
@@ -355,6 +358,66 @@ async def test_no_contact_point_reaches_the_service_log(stack, service, client, 
     assert contact.user_ref not in text
 
 
+# --------------------------------------------------------------------------- never a 5xx
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+HEADER_TEXT = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=40)
+
+
+def mutated_events() -> st.SearchStrategy[Any]:
+    """A valid event with one attribute or data field replaced by anything."""
+    fields = ["id", "source", "type", "time", "specversion", "subject", "traceparent", "x"]
+    data_fields = ["contact_id", "closed_at", "site_id", "network", "channel", "email", "user_ref"]
+
+    def build(where: str, name: str, value: Any) -> Any:
+        document = structured(new_contact("ingest-fuzz"))
+        (document if where == "envelope" else document["data"])[name] = value
+        return document
+
+    return st.one_of(
+        st.builds(build, st.just("envelope"), st.sampled_from(fields), JSON_VALUES),
+        st.builds(build, st.just("data"), st.sampled_from(data_fields), JSON_VALUES),
+    )
+
+
+def test_no_generated_request_makes_the_ingest_fail(service, crm):
+    """Random modes, headers and bodies with a valid CRM token: a 2xx or a 4xx, never a 5xx."""
+    bodies = st.one_of(
+        st.binary(max_size=200),
+        JSON_VALUES.map(lambda value: json.dumps(value).encode()),
+        mutated_events().map(lambda event: json.dumps(event).encode()),
+        st.lists(mutated_events(), max_size=3).map(lambda events: json.dumps(events).encode()),
+        st.integers(1, 20_000).map(lambda depth: b"[" * depth + b"]" * depth),
+    )
+    content_types = st.sampled_from(
+        [STRUCTURED, BATCH, "application/json", "text/plain", "", f"{STRUCTURED}; charset=x"]
+    )
+    ce_headers = st.dictionaries(
+        st.sampled_from(["ce-specversion", "ce-id", "ce-type", "ce-time", "ce-source", "ce-x-y"]),
+        HEADER_TEXT,
+        max_size=5,
+    )
+
+    with httpx.Client(base_url=service.url, timeout=30) as http:
+
+        @given(body=bodies, content_type=content_types, extra=ce_headers)
+        @settings(max_examples=150, deadline=None, database=None,
+                  suppress_health_check=list(HealthCheck))  # fmt: skip
+        def check(body: bytes, content_type: str, extra: dict[str, str]) -> None:
+            headers = {"Content-Type": content_type, **extra, **crm}
+            answer = http.post("/v1/contacts", content=body, headers=headers)
+            assert answer.status_code < 500, answer.text
+
+        check()
+
+
 # --------------------------------------------------------------------------- units
 
 
@@ -392,3 +455,20 @@ async def test_an_ingest_verifier_refuses_admin_roles_and_an_admin_verifier_crm_
         await ingest.verify(admin_token)
     with pytest.raises(AuthError, match="no admin role"):
         await admin.verify(local.mint(subject="crm", roles=[CRM_INGEST], network=NETWORK))
+
+
+def test_deep_nesting_is_a_400_and_envelope_riders_are_refused():
+    with pytest.raises(HTTPException) as deep:
+        candidates(STRUCTURED, {}, b"[" * 50_000 + b"]" * 50_000)
+    assert deep.value.status_code == 400
+    with pytest.raises(HTTPException) as too_many:
+        candidates(BATCH, {}, json.dumps([{}] * 1001).encode())
+    assert too_many.value.status_code == 413
+    document = structured(new_contact("unit"))
+    for name, value in [("traceparent", {"a": [1]}), ("data_base64", "eA=="), ("Big", "x")]:
+        refused = validate(document | {name: value}, network=NETWORK)
+        assert isinstance(refused, Refusal) and refused.status == 422, name
+    assert isinstance(validate(document | {"id": "a\x00b"}, network=NETWORK), Refusal)
+    assert isinstance(
+        validate(document | {"traceparent": "00-ab-cd-01"}, network=NETWORK), CloudEvent
+    )
