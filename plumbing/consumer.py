@@ -41,6 +41,10 @@ from plumbing.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
+# A batch that met a database or broker outage is retried at most this long after the last try:
+# once the dependency is back the service catches up within seconds, and a retry costs little.
+MAX_RETRY_DELAY_SECONDS = 2.0
+
 Handler = Callable[[Connection, str, CloudEvent[Any]], Awaitable[None]]
 BatchHandler = Callable[[Connection, str, list[CloudEvent[Any]]], Awaitable[None]]
 INFRASTRUCTURE_ERRORS = (
@@ -249,7 +253,7 @@ class EventConsumer:
                     extra={"topic": partition.topic, "error": repr(error), "retry_in": delay},
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                delay = min(delay * 2, MAX_RETRY_DELAY_SECONDS)
 
     async def _process(
         self, partition: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
