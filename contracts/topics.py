@@ -82,9 +82,7 @@ SITE_INDICATORS_UPDATED = _type(
 CONTACT_SEEN = _type(
     "contact.seen", events.ContactSeen, "A contact closed, pseudonymised (no contact point)."
 )
-USER_ERASED = _type(
-    "user.erased", events.UserErased, "A user's data is to be erased everywhere."
-)
+USER_ERASED = _type("user.erased", events.UserErased, "A user's data is to be erased everywhere.")
 DETRACTOR_ALERT = _type(
     "detractor.alert", events.DetractorAlert, "A dissatisfied user to call back."
 )

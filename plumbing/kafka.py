@@ -93,9 +93,7 @@ async def ensure_topics(settings: ServiceSettings, topics: tuple[Topic, ...] = T
                     NewTopic(topic.name, topic.partitions, 1, topic_configs=_topic_config(topic))
                 )
             if topic.dlq and topic.dlq_name not in existing:
-                wanted.append(
-                    NewTopic(topic.dlq_name, 1, 1, topic_configs=_dlq_config(topic))
-                )
+                wanted.append(NewTopic(topic.dlq_name, 1, 1, topic_configs=_dlq_config(topic)))
         for new_topic in wanted:
             with contextlib.suppress(TopicAlreadyExistsError):  # another service won the race
                 await admin.create_topics([new_topic])
