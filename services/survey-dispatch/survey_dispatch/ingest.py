@@ -327,7 +327,10 @@ class Ingest:
             "rejected": counts["rejected"],
             "events": [outcome.as_json() for outcome in ordered],
         }
-        return answer_status(ordered), body_out
+        status = answer_status(ordered)
+        if status != 202:  # nothing queued: a Problem Details answer (the middleware adds type...)
+            body_out |= _problem(status, mode, ordered)
+        return status, body_out
 
     async def _queue(
         self, conn: Connection, network: str, valid: list[tuple[int, CloudEvent[ContactClosed]]]
@@ -357,6 +360,27 @@ class Ingest:
         return outcomes
 
 
+_PROBLEM_CODES = {403: "wrong_network", 409: "event_id_reused", 422: "invalid_events"}
+
+
+def _problem(status: int, mode: Mode, outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    count = len(outcomes)
+    return {
+        "error": _PROBLEM_CODES.get(status, "invalid_events"),
+        "message": f"Aucun événement accepté : {count} refusé{'s' if count > 1 else ''}.",
+        "detail": f"Aucun événement accepté : {count} refusé{'s' if count > 1 else ''}. / "
+        f"No event accepted: {count} rejected.",
+        "errors": [
+            {
+                "detail": outcome.refusal.reason,
+                "pointer": f"#/{outcome.index}" if mode == "batch" else "#",
+            }
+            for outcome in outcomes
+            if outcome.refusal is not None
+        ],
+    }
+
+
 _CONFLICT = Refusal(
     409,
     "id: already used for an event with other data (a new event needs a new id)",
@@ -368,6 +392,68 @@ _CONFLICT = Refusal(
 def _id_of(candidate: object) -> str | None:
     found = candidate.get("id") if isinstance(candidate, dict) else None
     return found[:200] if isinstance(found, str) else None
+
+
+_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": f"A CloudEvents 1.0 envelope of type {CONTACT_CLOSED.type} whose `data` is "
+    "a ContactClosed (contracts/schemas/).",
+    "required": ["specversion", "id", "source", "type", "time", "data"],
+    "properties": {
+        "specversion": {"const": "1.0"},
+        "id": {"type": "string", "minLength": 1, "maxLength": 200},
+        "source": {"type": "string", "minLength": 1},
+        "type": {"const": CONTACT_CLOSED.type},
+        "time": {"type": "string", "format": "date-time"},
+        "subject": {"type": "string"},
+        "data": {"type": "object"},
+    },
+}
+_OUTCOME_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["index", "id", "result"],
+    "properties": {
+        "index": {"type": "integer"},
+        "id": {"type": ["string", "null"]},
+        "result": {"enum": ["queued", "duplicate", "rejected"]},
+        "status": {"type": "integer", "description": "rejected: 422, 403 or 409"},
+        "reason": {"type": "string", "description": "rejected: why, in English"},
+        "message": {"type": "string", "description": "rejected: why, in French"},
+    },
+}
+_ANSWER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["accepted", "duplicates", "rejected", "events"],
+    "properties": {
+        "accepted": {"type": "integer"},
+        "duplicates": {"type": "integer"},
+        "rejected": {"type": "integer"},
+        "events": {"type": "array", "items": _OUTCOME_SCHEMA},
+    },
+}
+_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "Structured mode (one event), batch mode (an array of events), or binary "
+        "mode (the event's `data` as application/json, its attributes in ce-* headers).",
+        "content": {
+            STRUCTURED: {"schema": _EVENT_SCHEMA},
+            BATCH: {"schema": {"type": "array", "minItems": 1, "items": _EVENT_SCHEMA}},
+            JSON: {"schema": {"type": "object", "description": "binary mode: the ContactClosed"}},
+        },
+    },
+    "responses": {
+        "202": {
+            "description": "At least one event queued or duplicate; rejected ones are listed.",
+            "content": {JSON: {"schema": _ANSWER_SCHEMA}},
+        },
+        "403": {"description": "Every event of another network, or a token without network."},
+        "409": {"description": "Every event's id already used for other data."},
+        "422": {"description": "No event accepted; each one's reason in `events`."},
+        "413": {"description": "Body above MAX_REQUEST_BODY_BYTES, or above 1000 events."},
+        "415": {"description": "Not one of the three CloudEvents content modes."},
+    },
+}
 
 
 def new_ingest_auth(settings: DispatchSettings) -> AdminAuth:
@@ -391,6 +477,10 @@ def install_ingest_routes(app: FastAPI, runtime: Runtime, settings: DispatchSett
         INGEST_PATH,
         status_code=202,
         summary="Closed contacts from a CRM (CloudEvents HTTP binding: structured, binary, batch)",
+        description="See services/survey-dispatch/README.md. Bearer token: client credentials "
+        "with the crm_ingest role and the CRM's network claim.",
+        openapi_extra=_OPENAPI,
+        response_class=JSONResponse,
     )
     async def post_contacts(
         request: Request, principal: Annotated[Principal, Depends(_crm)]

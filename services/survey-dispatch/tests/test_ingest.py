@@ -245,6 +245,7 @@ async def test_a_token_of_another_network_is_403_and_nothing_is_queued(
     answer = await post_structured(client, document, cnav)
 
     assert answer.status_code == 403
+    assert answer.json()["type"] == "urn:fr-enquetes:problem:wrong_network"
     assert answer.json()["events"][0]["reason"].startswith("data.network:")
     assert await db.fetchval(
         "SELECT count(*) FROM ingested_events WHERE event_id = $1", document["id"]
@@ -312,7 +313,11 @@ async def test_a_batch_with_no_good_event_is_422(service, client, crm):
         "/v1/contacts", content=json.dumps([bad]).encode(), headers={"Content-Type": BATCH, **crm}
     )
     assert answer.status_code == 422
-    assert answer.json()["events"][0]["message"] == "data.channel : valeur hors de la liste prévue"
+    assert answer.headers["content-type"] == "application/problem+json"
+    problem = answer.json()
+    assert problem["type"] == "urn:fr-enquetes:problem:invalid_events"
+    assert problem["errors"] == [{"detail": problem["events"][0]["reason"], "pointer": "#/0"}]
+    assert problem["events"][0]["message"] == "data.channel : valeur hors de la liste prévue"
 
 
 @pytest.mark.parametrize(
