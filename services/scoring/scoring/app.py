@@ -9,6 +9,7 @@ from plumbing.auth import AdminAuth, TokenVerifier
 from plumbing.runtime import Runtime, service_app
 from scoring import repository
 from scoring.api import manager_router
+from scoring.collector import tune_collector
 from scoring.consumer import ScoringHandler
 from scoring.publisher import IndicatorsPublisher
 from scoring.retention import Purger
@@ -46,6 +47,7 @@ def create_app(settings: ScoringSettings) -> FastAPI:
             settings=settings, pool=runtime.db_pool, topics=CONSUMED, registry=runtime.registry
         )
         runtime.spawn("retention-purge", purger.run)
+        tune_collector()
 
     app = service_app(
         settings=settings, service=SERVICE, schema="scoring", title="scoring", setup=setup

@@ -43,6 +43,7 @@ from contracts.topics import (
 from plumbing import db
 from plumbing.db import Connection
 from plumbing.kafka import decode_record
+from scoring.collector import tune_collector
 from scoring.consumer import ScoringHandler
 from scoring.settings import ScoringSettings
 
@@ -69,6 +70,7 @@ class ReplayCounts:
 async def rebuild(settings: ScoringSettings) -> dict[str, Any]:
     connection = await db.connect(settings.database_url, schema=REBUILD_SCHEMA)
     try:
+        tune_collector()
         await fresh_tables(connection)
         started = time.perf_counter()
         handler = ScoringHandler(settings, raise_alerts=False, defer_erasures=True)
