@@ -40,6 +40,8 @@ class Topic:
     compacted: bool = False
     description: str = ""
     dlq: bool = field(default=True)
+    also_written_by: tuple[str, ...] = ()
+    """Services that write the topic beside its owner, e.g. through an HTTP ingest."""
     personal_fields: tuple[str, ...] = ()
     """Fields of `data` holding e-mails, phones or raw user references: no DLQ record keeps them."""
     dlq_retention_ms: int | None = 30 * DAY_MS
@@ -92,6 +94,7 @@ CRM_CONTACT_CLOSED = Topic(
     key="site_id",
     owner="operator CRMs",
     consumers=("survey-dispatch",),
+    also_written_by=("survey-dispatch",),  # POST /v1/contacts, for CRMs without Kafka
     event_types=(CONTACT_CLOSED,),
     retention_ms=3 * DAY_MS,
     dlq_retention_ms=3 * DAY_MS,
@@ -130,7 +133,7 @@ SURVEY_RESPONSE = Topic(
     name="survey.response.v1",
     key="site_id",
     owner="responses",
-    consumers=("scoring",),
+    consumers=("scoring", "survey-dispatch"),  # dispatch: no reminder once answered
     event_types=(RESPONSE_SUBMITTED,),
     retention_ms=400 * DAY_MS,
     description="Submitted answers; free text is internal and never published.",

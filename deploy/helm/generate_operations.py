@@ -6,8 +6,8 @@
 - `enquetes/files/kafka-users.json`: one entry per service with the ACLs its Strimzi KafkaUser
   gets, derived from `contracts.topics.TOPICS`: a topic's owner may write it (and describe it);
   a consumer may read it (describe, read), read its consumer group (the service's name), and
-  write the topic's dead-letter topic `<topic>.dlq`. `EXTRA_ACCESS` below adds, by name and with
-  its reason, what the code does that the registry does not say yet.
+  write the topic's dead-letter topic `<topic>.dlq`; a topic's writers are its owner and
+  `also_written_by`.
 - `enquetes/files/prometheus-rules.yml`: a copy of `deploy/prometheus/rules.yml` (the rules
   promtool checks and unit-tests), which the chart ships as a PrometheusRule: Helm can only read
   files inside the chart.
@@ -30,23 +30,6 @@ RULES_SOURCE = HELM_DIR.parent / "prometheus" / "rules.yml"
 RULES_FILE = FILES / "prometheus-rules.yml"
 SERVICES = ("survey-dispatch", "responses", "scoring", "publication")
 
-# (service, topic, "read" | "write", why): access the code needs beyond the registry's
-# owner/consumers. Each one is a registry entry to correct in contracts/topics.py.
-EXTRA_ACCESS: tuple[tuple[str, str, str, str], ...] = (
-    (
-        "survey-dispatch",
-        "survey.response.v1",
-        "read",
-        "survey_dispatch.app consumes it (an answered invitation is not reminded)",
-    ),
-    (
-        "survey-dispatch",
-        "crm.contact.closed.v1",
-        "write",
-        "POST /v1/contacts (HTTP ingest) queues CRM events to this topic through its outbox",
-    ),
-)
-
 
 def _acl(kind: str, name: str, *operations: str) -> dict[str, Any]:
     return {
@@ -62,13 +45,12 @@ def access() -> dict[str, dict[str, set[str]]]:
         service: {"read": set(), "write": set()} for service in SERVICES
     }
     for topic in TOPICS:
-        if topic.owner in needs:
-            needs[topic.owner]["write"].add(topic.name)
+        for writer in (topic.owner, *topic.also_written_by):
+            if writer in needs:
+                needs[writer]["write"].add(topic.name)
         for consumer in topic.consumers:
             if consumer in needs:
                 needs[consumer]["read"].add(topic.name)
-    for service, topic_name, mode, _why in EXTRA_ACCESS:
-        needs[service][mode].add(topic_name)
     return needs
 
 

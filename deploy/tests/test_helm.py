@@ -1104,17 +1104,14 @@ def _acls(user: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
 
 
 def _expected_access(service: str) -> dict[tuple[str, str], set[str]]:
-    """What the registry (plus the generator's named extras) grants a service, and nothing else."""
-    extras = _load_script("generate_operations").EXTRA_ACCESS
+    """What the registry grants a service, and nothing else."""
     expected: dict[tuple[str, str], set[str]] = {}
 
     def grant(kind: str, name: str, operation: str) -> None:
         expected.setdefault((kind, name), set()).update({"Describe", operation})
 
     reads = {t.name for t in TOPICS if service in t.consumers}
-    reads |= {topic for who, topic, mode, _ in extras if who == service and mode == "read"}
-    writes = {t.name for t in TOPICS if t.owner == service}
-    writes |= {topic for who, topic, mode, _ in extras if who == service and mode == "write"}
+    writes = {t.name for t in TOPICS if service in (t.owner, *t.also_written_by)}
     for name in reads:
         grant("topic", name, "Read")
         grant("topic", f"{name}.dlq", "Write")
