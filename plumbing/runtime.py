@@ -289,6 +289,10 @@ def is_unavailable(error: BaseException) -> bool:
         # Only a connection closed under us; other interface errors are misuse: a bug, a 500.
         text = str(error)
         return "closed" in text or "closing" in text
+    if isinstance(error, asyncpg.InternalClientError):
+        # A pooled connection whose server died during a query (PostgreSQL killed): the next
+        # query on it finds the protocol mid-operation. The database went away; not a bug.
+        return "cannot switch to state" in str(error)
     if isinstance(error, UNAVAILABLE_ERRORS):
         return True
     # Other OSErrors only when they are about the network (a missing file is a bug, a 500);

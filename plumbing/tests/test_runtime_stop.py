@@ -1,4 +1,6 @@
-"""Runtime.stop ends every background task, even one whose cancellation surfaced as another
+"""What the chaos run (issue #13) found in the runtime.
+
+Runtime.stop ends every background task, even one whose cancellation surfaced as another
 error: asyncpg, cancelled in the middle of a query on a connection a PostgreSQL restart had
 troubled, raised `InternalClientError: cannot switch to state 15` instead of CancelledError, the
 supervisor took it for a crash and restarted the task, and a SIGTERM never finished draining
@@ -8,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 
-from plumbing.runtime import Runtime
+import asyncpg
+
+from plumbing.runtime import Runtime, is_unavailable
 from plumbing.settings import ServiceSettings
 
 
@@ -34,3 +38,15 @@ async def test_stop_ends_a_task_whose_cancellation_became_another_error() -> Non
     await asyncio.wait_for(started.wait(), 5)
     await asyncio.wait_for(runtime.stop(), 10)
     assert runs == 1, "the task was restarted while the runtime was stopping"
+
+
+def test_a_connection_left_mid_operation_by_a_postgres_crash_means_unavailable() -> None:
+    """The chaos run's PostgreSQL kill -9: a pooled connection whose server died during a query
+    made the next query raise asyncpg's InternalClientError "cannot switch to state 12; another
+    operation (2) is in progress". That is the database going away (503 with Retry-After, and
+    a background task retried soon), not a bug (500)."""
+    left_mid_operation = asyncpg.InternalClientError(
+        "cannot switch to state 12; another operation (2) is in progress"
+    )
+    assert is_unavailable(left_mid_operation)
+    assert not is_unavailable(asyncpg.InternalClientError("unexpected attribute"))
