@@ -79,8 +79,14 @@ async def decision_to_sent_seconds(stack: Any, user: str) -> float:
         stack.database_url, server_settings={"search_path": "survey_dispatch"}
     )
     try:
-        row = await connection.fetchrow(
-            "SELECT created_at, sent_at FROM invitations WHERE contact_id = $1", contact.contact_id
+        # The sink stores the mail before dispatch records it sent: wait for the record too.
+        row = await async_wait_for(
+            lambda: connection.fetchrow(
+                "SELECT created_at, sent_at FROM invitations "
+                "WHERE contact_id = $1 AND sent_at IS NOT NULL",
+                contact.contact_id,
+            ),
+            timeout=10,
         )
     finally:
         await connection.close()
