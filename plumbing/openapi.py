@@ -47,6 +47,26 @@ def document(service: ServiceApi) -> dict[str, Any]:
     with warnings.catch_warnings():  # FastAPI warns of GET+HEAD routes sharing an operation id
         warnings.simplefilter("ignore", UserWarning)
         openapi: dict[str, Any] = app.openapi()
+    return _stable(openapi)
+
+
+_METHOD_ORDER = ("get", "head", "post", "put", "patch", "delete", "options")
+
+
+def _stable(openapi: dict[str, Any]) -> dict[str, Any]:
+    """A route serving GET and HEAD keeps its methods in a set: FastAPI lists them, and names
+    their operation ids, in that set's order, which changes from one process to the next. Fixed
+    here: methods in a set order, each operation id ending with its own method."""
+    for path, item in openapi.get("paths", {}).items():
+        ordered = {m: item[m] for m in _METHOD_ORDER if m in item}
+        ordered |= {key: value for key, value in item.items() if key not in ordered}
+        for method in _METHOD_ORDER:
+            operation = ordered.get(method)
+            if isinstance(operation, dict) and "operationId" in operation:
+                base, _, suffix = operation["operationId"].rpartition("_")
+                if suffix in _METHOD_ORDER and suffix != method:
+                    operation["operationId"] = f"{base}_{method}"
+        openapi["paths"][path] = ordered
     return openapi
 
 
