@@ -34,7 +34,6 @@ from plumbing.auth import (
     bearer,
 )
 from plumbing.crm_simulator import CrmSimulator
-from plumbing.services import start_system
 from plumbing.sinks import read_maildir
 from plumbing.testing import async_wait_for, read_topic
 
@@ -52,19 +51,9 @@ def issuer(tmp_path_factory: pytest.TempPathFactory) -> tuple[LocalIssuer, str]:
 
 
 @pytest.fixture(scope="module")
-def service(stack: Any, issuer: tuple[LocalIssuer, str], tmp_path_factory: pytest.TempPathFactory):
-    system = start_system(
-        stack.env(),
-        tmp_path_factory.mktemp("logs"),
-        only=("survey-dispatch",),
-        extra_env={
-            "DEFAULT_RULES": json.dumps({"delay_minutes": 0, "email_uses_sms_window": False}),
-            "SENDER_POLL_SECONDS": "0.05",
-            "ADMIN_JWKS_URL": issuer[1],
-            "ADMIN_ISSUER": ISSUER,
-        },
-    )
-    yield system["survey-dispatch"]
+def service(start_dispatch: Any):
+    system, service = start_dispatch(ADMIN_ISSUER=ISSUER)
+    yield service
     system.stop()
 
 

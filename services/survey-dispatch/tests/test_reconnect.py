@@ -8,7 +8,6 @@ can make an invitation go out within a second of its decision.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from typing import Any
@@ -19,9 +18,8 @@ import pytest
 
 from contracts.events import ContactClosed, SurveyChannel
 from contracts.topics import CRM_CONTACT_CLOSED
-from plumbing.auth import NETWORK_ADMIN, LocalIssuer, bearer
+from plumbing.auth import NETWORK_ADMIN, bearer
 from plumbing.crm_simulator import CrmSimulator
-from plumbing.services import start_system
 from plumbing.sinks import read_maildir
 from plumbing.testing import async_wait_for, produce
 
@@ -33,25 +31,10 @@ PROMPT_SECONDS = 0.5  # well under the 1 s default poll; the poll is 30 s here
 
 
 @pytest.fixture(scope="module")
-def issuer(tmp_path_factory: pytest.TempPathFactory) -> tuple[LocalIssuer, str]:
-    local = LocalIssuer(issuer="http://127.0.0.1/dev-issuer", audience="enquetes-admin")
-    return local, local.write_jwks(tmp_path_factory.mktemp("jwks") / "jwks.json")
-
-
-@pytest.fixture(scope="module")
-def service(stack: Any, issuer: tuple[LocalIssuer, str], tmp_path_factory: pytest.TempPathFactory):
-    system = start_system(
-        stack.env(),
-        tmp_path_factory.mktemp("logs"),
-        only=("survey-dispatch",),
-        extra_env={
-            "DEFAULT_RULES": json.dumps({"delay_minutes": 0, "email_uses_sms_window": False}),
-            "SENDER_POLL_SECONDS": "30",
-            "OUTBOX_POLL_SECONDS": "30",
-            "ADMIN_JWKS_URL": issuer[1],
-        },
-    )
-    yield system["survey-dispatch"]
+def service(start_dispatch: Any):
+    # Fallback polls of 30 s: only a NOTIFY can wake the senders and the relay promptly.
+    system, service = start_dispatch(SENDER_POLL_SECONDS=30, OUTBOX_POLL_SECONDS=30)
+    yield service
     system.stop()
 
 

@@ -36,7 +36,6 @@ from contracts.events import ContactClosed, SurveyChannel
 from contracts.topics import CRM_CONTACT_CLOSED, SURVEY_CONTACT, SURVEY_INVITATION
 from plumbing.auth import NETWORK_ADMIN, SITE_MANAGER, LocalIssuer, bearer
 from plumbing.crm_simulator import CrmSimulator
-from plumbing.services import start_system
 from plumbing.sinks import read_maildir, read_sms_log
 from plumbing.testing import async_wait_for, produce, read_topic
 
@@ -66,26 +65,9 @@ SURVEY_PAGE_HEADERS = {
 
 
 @pytest.fixture(scope="module")
-def issuer(tmp_path_factory: pytest.TempPathFactory) -> tuple[LocalIssuer, str]:
-    local = LocalIssuer(issuer="http://127.0.0.1/dev-issuer", audience="enquetes-admin")
-    return local, local.write_jwks(tmp_path_factory.mktemp("jwks") / "jwks.json")
-
-
-@pytest.fixture(scope="module")
-def service(stack: Any, issuer: tuple[LocalIssuer, str], tmp_path_factory: pytest.TempPathFactory):
-    system = start_system(
-        stack.env(),
-        tmp_path_factory.mktemp("logs"),
-        only=("survey-dispatch",),
-        extra_env={
-            "DEFAULT_RULES": json.dumps({"delay_minutes": 0, "email_uses_sms_window": False}),
-            "SENDER_POLL_SECONDS": "0.05",
-            "ADMIN_JWKS_URL": issuer[1],
-            "PSEUDONYM_KEY": PSEUDONYM_KEY,
-            "SMS_INBOUND_TOKEN": INBOUND_TOKEN,
-        },
-    )
-    yield system["survey-dispatch"]
+def service(start_dispatch: Any):
+    system, service = start_dispatch(PSEUDONYM_KEY=PSEUDONYM_KEY, SMS_INBOUND_TOKEN=INBOUND_TOKEN)
+    yield service
     system.stop()
 
 
