@@ -6,9 +6,10 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
 
 from contracts.envelope import CloudEvent
+from contracts.sites import check_timezone
 
 # No control character (C0, DEL, C1) nor line/paragraph separator may reach a label: a CR/LF in a
 # site name would otherwise become a mail header, a log line or a CSV row of its own.
@@ -17,6 +18,16 @@ NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
 Identifier = Annotated[str, Field(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9._:@/-]+$")]
 Label = Annotated[str, Field(min_length=1, max_length=200, pattern=NO_CONTROL_CHARACTERS)]
 PseudonymousId = Annotated[str, Field(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+TimeZoneName = Annotated[
+    str,
+    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*$"),
+    AfterValidator(check_timezone),
+]
+"""An IANA time zone (America/Guadeloupe). Absent: contracts.sites.site_clock's default."""
+SITE_TIMEZONE_DOC = (
+    "Fuseau horaire IANA du site (ex. America/Guadeloupe) ; absent : défaut de contracts.sites / "
+    "The site's IANA time zone; absent: the contracts.sites default"
+)
 
 
 def _doc(french: str, english: str) -> str:
@@ -158,6 +169,7 @@ class InvitationSent(_Payload):
     )
     sent_at: AwareDatetime
     expires_at: AwareDatetime
+    site_timezone: TimeZoneName | None = Field(default=None, description=SITE_TIMEZONE_DOC)
 
 
 class SuppressionReason(StrEnum):
@@ -225,6 +237,12 @@ class ResponseSubmitted(_Payload):
         description="Answers by question id; skipped items are absent."
     )
     answered_at: AwareDatetime
+    site_timezone: TimeZoneName | None = Field(default=None, description=SITE_TIMEZONE_DOC)
+    invited_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the invitation answered was sent (InvitationSent.sent_at): scoring "
+        "counts the answer with its invitation's cohort. Absent in older events.",
+    )
 
 
 class Interval(_Payload):
@@ -262,6 +280,7 @@ class SiteIndicatorsUpdated(_Payload):
     network: Identifier
     computed_at: AwareDatetime
     periods: list[PeriodFigures]
+    site_timezone: TimeZoneName | None = Field(default=None, description=SITE_TIMEZONE_DOC)
 
 
 class DetractorReason(StrEnum):
@@ -303,6 +322,7 @@ class ContactSeen(_Payload):
         description="HMAC of the CRM user reference, keyed by survey-dispatch's secret."
     )
     closed_at: AwareDatetime
+    site_timezone: TimeZoneName | None = Field(default=None, description=SITE_TIMEZONE_DOC)
 
 
 class UserErased(_Payload):
