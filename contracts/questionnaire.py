@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
@@ -11,6 +12,23 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 QUESTIONNAIRE_DIR = Path(__file__).parent / "questionnaires"
 DEFAULT_VERSION = "urssaf-chaud-2024-v1"
+SMS_SHORT_VERSION = "sms-court-2026-v1"
+
+KNOWN_VERSIONS: tuple[str, ...] = (DEFAULT_VERSION, SMS_SHORT_VERSION)
+"""The registry: every version a network may choose, one file each in `questionnaires/`.
+
+A version is added here with its file and never removed (responses carry it for years). Two
+versions that share an item id ask the same question on the same scale (`incompatibilities`),
+so an indicator's formula applies to every version that has its items."""
+
+
+def is_known(version: str) -> bool:
+    return version in KNOWN_VERSIONS
+
+
+def unknown_version_message(version: object) -> str:
+    known = ", ".join(KNOWN_VERSIONS)
+    return f"unknown questionnaire version {str(version)[:80]!r} (known: {known})"
 
 
 class ItemKind(StrEnum):
@@ -115,11 +133,40 @@ class Questionnaire(BaseModel):
         return answers
 
 
+def incompatibilities(questionnaires: Iterable[Questionnaire]) -> list[str]:
+    """Why these versions could not be scored together: an item id that two versions give
+    another kind, scale or set of answers. Empty when they agree wherever they overlap."""
+    seen: dict[str, tuple[str, Item]] = {}
+    problems = []
+    for form in questionnaires:
+        for item in form.items:
+            if item.id not in seen:
+                seen[item.id] = (form.version, item)
+                continue
+            version, first = seen[item.id]
+            if _answer_shape(item) != _answer_shape(first):
+                problems.append(f"{item.id}: {form.version} does not answer it as {version}")
+    return problems
+
+
+def _answer_shape(item: Item) -> tuple[object, ...]:
+    values = tuple(sorted(option.value for option in item.options))
+    return (item.kind, item.scale_min, item.scale_max, values)
+
+
 @cache
 def load(version: str = DEFAULT_VERSION) -> Questionnaire:
-    if not version.replace("-", "").replace("_", "").isalnum():
+    if not is_known(version):
         raise KeyError(version)
     path = QUESTIONNAIRE_DIR / f"{version}.json"
     if not path.is_file():
         raise KeyError(version)
-    return Questionnaire.model_validate_json(path.read_text(encoding="utf-8"))
+    form = Questionnaire.model_validate_json(path.read_text(encoding="utf-8"))
+    if form.version != version:
+        raise ValueError(f"{path.name} says it is version {form.version!r}")
+    return form
+
+
+def load_all() -> dict[str, Questionnaire]:
+    """Every known version, by version (each file read once per process)."""
+    return {version: load(version) for version in KNOWN_VERSIONS}
