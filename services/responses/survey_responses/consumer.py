@@ -39,6 +39,7 @@ async def handle_invitation_event(conn: Connection, topic: str, event: CloudEven
         user_pseudo_id=sent.user_pseudo_id,
         questionnaire_version=sent.questionnaire_version,
         expires_at=sent.expires_at,
+        sent_at=sent.sent_at,  # told to scoring with the response: its cohort
     )
 
 

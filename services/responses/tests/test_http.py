@@ -9,7 +9,7 @@ import itertools
 import json
 import re
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -492,3 +492,19 @@ async def test_an_oversize_json_body_is_refused_before_it_is_parsed(service, inv
         assert answer.status_code == 413, answer.text[:300]
     assert "trop" in declared.text and "trop" in chunked.text
     assert await stored(db, token) == {"responses": 0, "draft": None}
+
+
+async def test_a_response_says_when_its_invitation_was_sent(service, invite, stack):
+    """Issue #18: scoring counts an answer with its invitation's cohort (the week it was sent
+    in), so the response event carries the invitation's sent_at as `invited_at`."""
+    sent_at = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
+    [token] = await invite(contact_id="crm-cohort", sent_at=sent_at)
+    async with client(service) as http:
+        answer = await http.post(f"/v1/responses/{token}", json={"answers": {**REQUIRED}})
+    assert answer.status_code in (200, 201), answer.text[:300]
+    records = await read_topic(
+        stack.kafka_bootstrap_servers, SURVEY_RESPONSE.name,
+        until=lambda rs: any(b"crm-cohort" in r.value for r in rs), timeout=30,
+    )  # fmt: skip
+    [event] = [json.loads(r.value) for r in records if b"crm-cohort" in r.value]
+    assert datetime.fromisoformat(event["data"]["invited_at"]) == sent_at
