@@ -304,6 +304,56 @@ class DetractorAlert(_Payload):
     raised_at: AwareDatetime
 
 
+class CallbackOutcome(StrEnum):
+    """How a call-back ended (French labels: CALLBACK_OUTCOME_LABELS)."""
+
+    RAPPELE_RESOLU = "rappele_resolu"
+    RAPPELE_SANS_SOLUTION = "rappele_sans_solution"
+    INJOIGNABLE = "injoignable"
+    REFUS = "refus"
+
+
+CALLBACK_OUTCOME_LABELS: dict[str, str] = {
+    CallbackOutcome.RAPPELE_RESOLU: "rappelé et résolu",
+    CallbackOutcome.RAPPELE_SANS_SOLUTION: "rappelé sans solution",
+    CallbackOutcome.INJOIGNABLE: "injoignable",
+    CallbackOutcome.REFUS: "refus",
+}
+
+
+class CallbackCompleted(_Payload):
+    """A CRM reports a detractor alert's call-back done. No agent: a team at most."""
+
+    callback_id: Identifier = Field(
+        description=_doc(
+            "Identifiant unique du rappel dans le CRM (clé d'idempotence)",
+            "Unique call-back id in the CRM (idempotence key)",
+        )
+    )
+    alert_id: Identifier = Field(
+        description=_doc("Alerte rappelée (scoring.alert.v1)", "Alert called back")
+    )
+    site_id: Identifier = Field(description=_doc("Site de l'alerte", "The alert's site"))
+    network: Identifier = Field(description=_doc("Réseau de l'alerte", "The alert's network"))
+    outcome: CallbackOutcome = Field(
+        description=_doc(
+            "Issue : « rappelé et résolu », « rappelé sans solution », « injoignable », « refus »",
+            "Outcome: called back and resolved, called back without a solution, unreachable, "
+            "refused",
+        )
+    )
+    completed_at: AwareDatetime = Field(
+        description=_doc(
+            "Fin du rappel, avec décalage horaire (ISO 8601)",
+            "When the call-back ended, with offset",
+        )
+    )
+    team: Identifier | None = Field(
+        default=None,
+        description=_doc("Équipe (jamais un agent individuel)", "Team (never an individual agent)"),
+    )
+
+
 class ContactSeen(_Payload):
     """A closed contact, pseudonymised by survey-dispatch: the only way others learn of contacts.
 
@@ -344,3 +394,4 @@ InvitationRemindedEvent = CloudEvent[InvitationReminded]
 ResponseSubmittedEvent = CloudEvent[ResponseSubmitted]
 SiteIndicatorsUpdatedEvent = CloudEvent[SiteIndicatorsUpdated]
 DetractorAlertEvent = CloudEvent[DetractorAlert]
+CallbackCompletedEvent = CloudEvent[CallbackCompleted]

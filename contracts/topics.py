@@ -88,6 +88,9 @@ USER_ERASED = _type("user.erased", events.UserErased, "A user's data is to be er
 DETRACTOR_ALERT = _type(
     "detractor.alert", events.DetractorAlert, "A dissatisfied user to call back."
 )
+CALLBACK_COMPLETED = _type(
+    "callback.completed", events.CallbackCompleted, "A detractor alert was called back."
+)
 
 CRM_CONTACT_CLOSED = Topic(
     name="crm.contact.closed.v1",
@@ -157,6 +160,18 @@ SCORING_ALERT = Topic(
     description="Detractor alerts for the CRMs' call-back queues.",
 )
 
+CRM_CALLBACK_COMPLETED = Topic(
+    name="crm.callback.completed.v1",
+    key="site_id",
+    owner="operator CRMs",
+    consumers=("scoring",),
+    event_types=(CALLBACK_COMPLETED,),
+    description=(
+        "The CRMs report each detractor alert's call-back done, with its outcome (no agent "
+        "name); scoring counts the alert handled."
+    ),
+)
+
 TOPICS: tuple[Topic, ...] = (
     CRM_CONTACT_CLOSED,
     SURVEY_CONTACT,
@@ -164,6 +179,7 @@ TOPICS: tuple[Topic, ...] = (
     SURVEY_RESPONSE,
     SITE_INDICATORS,
     SCORING_ALERT,
+    CRM_CALLBACK_COMPLETED,
 )
 
 
