@@ -38,9 +38,9 @@ _OVERSEAS: tuple[tuple[tuple[str, ...], str, SiteClock], ...] = (
     (("mayotte",), "976", SiteClock("Indian/Mayotte", "YT")),
 )
 _WORD = re.compile(r"[a-z0-9]+")
-# A department code (971) or a postal code (97110) at the start of a word: "971-abymes",
-# "urssaf-97110", "caf971". Never inside a longer number ("19710" is not Guadeloupe).
-_DEPARTMENT = re.compile(r"^(97[12346])(?:\d{2})?(?!\d)")
+# A department code (971) or a postal code (97110) as a number of its own: "971-abymes",
+# "urssaf-97110", "caf971". Never inside a longer number ("19710", "9711" are not Guadeloupe).
+_DEPARTMENT = re.compile(r"(?<!\d)(97[12346])(?:\d{2})?(?!\d)")
 
 
 def site_clock(site_id: str, network: str = "", site_name: str | None = None) -> SiteClock:
@@ -62,8 +62,8 @@ def _overseas_clock(text: str) -> SiteClock | None:
     words = _WORD.findall(_plain(text))
     for names, department, clock in _OVERSEAS:
         for word in words:
-            match = _DEPARTMENT.match(word)
-            if (match and match.group(1) == department) or any(n in word for n in names):
+            codes = {match.group(1) for match in _DEPARTMENT.finditer(word)}
+            if department in codes or any(name in word for name in names):
                 return clock
     return None
 
