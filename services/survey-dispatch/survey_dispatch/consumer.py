@@ -218,7 +218,9 @@ class ContactClosedHandler:
             "address": point.address,
             "token": token,
             "token_sha256": domain.token_digest(token),
-            "questionnaire_version": self.settings.questionnaire_version,
+            "questionnaire_version": domain.questionnaire_version(
+                rules, contact.motif, default=self.settings.questionnaire_version
+            ),
             "closed_at": contact.closed_at,
             "send_at": domain.first_send_time(contact.closed_at, point.channel, rules),
             "created_at": now,

@@ -17,7 +17,7 @@ import re
 import secrets
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import Any
@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 import phonenumbers
 
+from contracts import questionnaire
 from contracts.events import Channel, ContactClosed, SuppressionReason, SurveyChannel
 
 # --------------------------------------------------------------------------- rules
@@ -55,6 +56,9 @@ class Rules:
     window_start_hour: int = 8
     window_end_hour: int = 20  # sends allowed in [start, end) local time, Monday to Saturday
     sampling_salt: str = ""
+    questionnaire_version: str | None = None  # None = the service's default version
+    # motif -> version, over `questionnaire_version` for that motif's contacts
+    motif_questionnaires: dict[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         _check_rules(self)
@@ -117,6 +121,9 @@ def _check_rules(rules: Rules) -> None:
     _check_known("reminder channels", rules.reminder_channels, _SURVEY_CHANNELS)
     _zone(rules.timezone)
     _holiday_calendar(rules.holiday_subdivision)
+    for version in [rules.questionnaire_version, *rules.motif_questionnaires.values()]:
+        if version is not None and not questionnaire.is_known(version):
+            raise ValueError(questionnaire.unknown_version_message(version))
 
 
 _CONTACT_CHANNELS = frozenset(channel.value for channel in Channel)
@@ -170,6 +177,12 @@ def _as_optional_set(key: str, value: Any) -> frozenset[str] | None:
     return None if value is None else _as_set(key, value)
 
 
+def _as_str_map(key: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{key} must be an object of strings")
+    return {_as_str(key, name): _as_str(key, item) for name, item in value.items()}
+
+
 _RULE_PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "sampling_rate": _as_float,
     "surveyed_channels": _as_optional_set,
@@ -187,10 +200,17 @@ _RULE_PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "window_start_hour": _as_int,
     "window_end_hour": _as_int,
     "sampling_salt": _as_str,
+    "questionnaire_version": _as_optional_str,
+    "motif_questionnaires": _as_str_map,
 }
 
 
 # --------------------------------------------------------------------------- eligibility
+
+
+def questionnaire_version(rules: Rules, motif: str, *, default: str) -> str:
+    """The version an invitation asks: the motif's own, else the rules', else the default."""
+    return rules.motif_questionnaires.get(motif) or rules.questionnaire_version or default
 
 
 def is_sampled(contact_id: str, rate: float, salt: str = "") -> bool:

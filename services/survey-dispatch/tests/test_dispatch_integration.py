@@ -383,3 +383,37 @@ async def test_an_smtp_outage_of_a_minute_ends_with_every_invitation_sent_once(s
         count=10,
     )  # fmt: skip
     assert len(sent) == 10
+
+
+async def test_the_network_questionnaire_chosen_through_the_admin_api_is_on_each_invitation(
+    stack, service, issuer
+):
+    local, _ = issuer
+    admin = bearer(local.mint(subject="carole", roles=[NETWORK_ADMIN], network="msa"))
+    path = "/admin/v1/networks/msa/rules"
+    async with httpx.AsyncClient(base_url=service.url) as client:
+        unknown = await client.put(path, json={"questionnaire_version": "msa-v9"}, headers=admin)
+        assert unknown.status_code == 422
+        assert "unknown questionnaire version 'msa-v9'" in unknown.json()["detail"]
+        assert "sms-court-2026-v1" in unknown.json()["detail"]
+        rules = {
+            "questionnaire_version": "sms-court-2026-v1",
+            "motif_questionnaires": {"reclamation-longue": "urssaf-chaud-2024-v1"},
+        }
+        changed = await client.put(path, json=rules, headers=admin)
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["effective"]["questionnaire_version"] == "sms-court-2026-v1"
+        assert changed.json()["audit"][0]["after"] == rules
+
+    short = new_contact(user="msa-court", site="site-msa", network="msa", motif="retraite")
+    long = new_contact(user="msa-long", site="site-msa", network="msa", motif="reclamation-longue")
+    await send_contacts(stack, short, long)
+    sent = await invitation_events(
+        stack, contact_ids={short.contact_id, long.contact_id}, type_suffix="invitation.sent",
+        count=2,
+    )  # fmt: skip
+    versions = {e["data"]["contact_id"]: e["data"]["questionnaire_version"] for e in sent}
+    assert versions == {
+        short.contact_id: "sms-court-2026-v1",
+        long.contact_id: "urssaf-chaud-2024-v1",
+    }

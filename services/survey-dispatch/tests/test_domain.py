@@ -810,3 +810,43 @@ def test_sms_text_always_fits_one_segment(site_name: str, token: str, base: str)
     assert gsm7_length(text) <= SMS_SEGMENT_SEPTETS
     assert f"{link} " in text
     assert "STOP" in text
+
+
+# --------------------------------------------------------------------------- questionnaires
+
+
+def test_a_network_chooses_its_questionnaire_and_a_motif_may_override_it() -> None:
+    from survey_dispatch.domain import questionnaire_version
+
+    network = {
+        "questionnaire_version": "sms-court-2026-v1",
+        "motif_questionnaires": {"retraite": "urssaf-chaud-2024-v1"},
+    }
+    rules = Rules.from_mapping(network, None)
+    default = "urssaf-chaud-2024-v1"
+    assert questionnaire_version(rules, "declaration", default=default) == "sms-court-2026-v1"
+    assert questionnaire_version(rules, "retraite", default=default) == "urssaf-chaud-2024-v1"
+    assert questionnaire_version(Rules(), "declaration", default=default) == default
+    site = Rules.from_mapping(network, {"questionnaire_version": None})
+    assert questionnaire_version(site, "declaration", default=default) == default
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"questionnaire_version": "inconnu-v9"},
+        {"questionnaire_version": 3},
+        {"motif_questionnaires": {"retraite": "inconnu-v9"}},
+        {"motif_questionnaires": ["retraite"]},
+        {"motif_questionnaires": {"retraite": 1}},
+    ],
+)
+def test_an_unknown_questionnaire_version_is_refused_naming_the_known_ones(
+    bad: dict[str, Any],
+) -> None:
+    with pytest.raises(ValueError) as refused:
+        Rules.from_mapping({}, bad)
+    message = str(refused.value)
+    assert "questionnaire" in message or "motif_questionnaires" in message
+    if "inconnu-v9" in str(bad):
+        assert "sms-court-2026-v1" in message and "urssaf-chaud-2024-v1" in message
