@@ -160,7 +160,7 @@ async def _read_rules(pool: asyncpg.Pool, network: str, site_id: str) -> dict[st
         audit = await repository.rules_audit(conn, network=network, site_id=site_id)
     try:  # rules stored before combinations were checked may not combine: say so, no 500
         effective: dict[str, Any] | None = _as_json(
-            domain.Rules.from_mapping(network_rules, site_rules)
+            domain.effective_rules(network_rules, site_rules, network=network, site_id=site_id)
         )
         problem = None
     except (ValueError, TypeError) as error:

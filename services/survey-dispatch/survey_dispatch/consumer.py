@@ -162,7 +162,9 @@ class ContactClosedHandler:
             network_rules, site_rules = await repository.rules_for(
                 conn, network=contact.network, site_id=contact.site_id
             )
-            state.rules[key] = domain.Rules.from_mapping(network_rules, site_rules)
+            state.rules[key] = domain.effective_rules(
+                network_rules, site_rules, network=contact.network, site_id=contact.site_id
+            )
         return state.rules[key]
 
     def _decide_one(
@@ -178,7 +180,7 @@ class ContactClosedHandler:
             now=now,
         )  # fmt: skip
         if decision.reason is not SuppressionReason.DUPLICATE_CONTACT:  # seen once per contact
-            state.events.append(_seen_event(contact, user, now))
+            state.events.append(_seen_event(contact, user, now, rules.timezone))
         state.known.add(contact.contact_id)
         if decision.send and decision.point is not None:
             state.last_invited[(contact.network, user)] = now
@@ -245,7 +247,7 @@ def _suppressed_event(
 
 
 def _seen_event(
-    contact: ContactClosed, user_pseudo_id: str, now: datetime
+    contact: ContactClosed, user_pseudo_id: str, now: datetime, site_timezone: str
 ) -> tuple[str, str, CloudEvent[Any]]:
     """Every valid contact, surveyed or not, without contact points: what scoring needs for
     observed first-contact resolution, so that it never reads the CRM topic."""
@@ -253,6 +255,7 @@ def _seen_event(
         contact_id=contact.contact_id, site_id=contact.site_id, network=contact.network,
         channel=contact.channel, motif=contact.motif, sub_motif=contact.sub_motif,
         team=contact.team, user_pseudo_id=user_pseudo_id, closed_at=contact.closed_at,
+        site_timezone=site_timezone,
     )  # fmt: skip
     event = CloudEvent[ContactSeen](
         id=new_event_id(), source=SOURCE, type=CONTACT_SEEN.type, time=now,

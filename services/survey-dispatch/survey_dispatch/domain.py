@@ -28,6 +28,7 @@ import phonenumbers
 
 from contracts import questionnaire
 from contracts.events import Channel, ContactClosed, SuppressionReason, SurveyChannel
+from contracts.sites import SiteClock, site_clock
 
 # --------------------------------------------------------------------------- rules
 
@@ -64,13 +65,33 @@ class Rules:
         _check_rules(self)
 
     @classmethod
-    def from_mapping(cls, network: Mapping[str, Any], site: Mapping[str, Any] | None) -> Rules:
-        """Rules from JSON-like mappings (lists for sets); site keys override network keys."""
-        merged = {**network, **(site or {})}
+    def from_mapping(
+        cls, network: Mapping[str, Any], site: Mapping[str, Any] | None, *,
+        clock: SiteClock | None = None,
+    ) -> Rules:  # fmt: skip
+        """Rules from JSON-like mappings (lists for sets); site keys override network keys.
+
+        `clock` is the site's default clock (contracts.sites.site_clock: the overseas regions
+        by site id or network): it applies when no rule sets `timezone` or
+        `holiday_subdivision`."""
+        defaults = {} if clock is None else _clock_rules(clock)
+        merged = {**defaults, **network, **(site or {})}
         unknown = sorted(merged.keys() - _RULE_PARSERS.keys())
         if unknown:
             raise ValueError(f"unknown rule keys: {', '.join(unknown)}")
         return cls(**{key: _RULE_PARSERS[key](key, value) for key, value in merged.items()})
+
+
+def effective_rules(
+    network_rules: Mapping[str, Any], own_rules: Mapping[str, Any] | None, *,
+    network: str, site_id: str,
+) -> Rules:  # fmt: skip
+    """A site's effective rules: its own over its network's, over its default clock."""
+    return Rules.from_mapping(network_rules, own_rules, clock=site_clock(site_id, network))
+
+
+def _clock_rules(clock: SiteClock) -> dict[str, Any]:
+    return {"timezone": clock.timezone, "holiday_subdivision": clock.holiday_subdivision}
 
 
 RulesRows = Mapping[tuple[str, str], Any]  # (network, site_id) -> stored JSON; "*" and ""
@@ -99,7 +120,8 @@ def rules_problem(rows: RulesRows, *, changed: tuple[str, str]) -> str | None:
     for net, site, name in checks:
         try:
             base = {**defaults, **(rows.get((net, ""), {}) if net != "*" else {})}
-            Rules.from_mapping(base, rows.get((net, site)) if site else None)
+            clock = site_clock(site, net) if site and net != "*" else None
+            Rules.from_mapping(base, rows.get((net, site)) if site else None, clock=clock)
         except (ValueError, TypeError) as error:
             return f"{name}: {error}"
     return None

@@ -364,6 +364,7 @@ class Sender:
             user_pseudo_id=row["user_pseudo_id"],
             questionnaire_version=row["questionnaire_version"], token_sha256=row["token_sha256"],
             sent_at=provisional, expires_at=domain.expiry_time(provisional, rules),
+            site_timezone=rules.timezone,
         )  # fmt: skip
 
     def _sent(
@@ -393,7 +394,9 @@ class Sender:
                 conn, network=row["network"], site_id=row["site_id"]
             )
             try:
-                cache[key] = domain.Rules.from_mapping(network_rules, site_rules)
+                cache[key] = domain.effective_rules(
+                    network_rules, site_rules, network=row["network"], site_id=row["site_id"]
+                )
             except (ValueError, TypeError) as error:
                 cache[key] = error
         return cache[key]
