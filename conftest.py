@@ -66,3 +66,28 @@ def artifacts_dir() -> Path:
     folder = Path(__file__).parent / "artifacts"
     folder.mkdir(exist_ok=True)
     return folder
+
+
+# The modules that keep both cores busy on their own (kills under load, outages, the chaos run).
+CORE_HUNGRY_MODULES = frozenset(
+    {
+        "tests/e2e/test_chaos.py",
+        "tests/e2e/test_personal_data_scan.py",
+        "services/scoring/tests/test_kill_under_load.py",
+        "services/scoring/tests/test_crash_recovery.py",
+        "services/survey-dispatch/tests/test_dispatch_crash.py",
+        "services/survey-dispatch/tests/test_dispatch_integration.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`make test` runs two pytest-xdist workers (`--dist loadgroup`): a module's tests stay on
+    one worker, so its module-scoped stack starts once, and the core-hungry modules queue on
+    the same worker, so two of them never share the machine and race each other's timings."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        group = "core-hungry" if module in CORE_HUNGRY_MODULES else module
+        item.add_marker(pytest.mark.xdist_group(group))
