@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 DataT = TypeVar("DataT", bound=BaseModel)
 
@@ -15,6 +16,23 @@ STRUCTURED_CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 SCHEMA_ID_PREFIX = "urn:enquetes:schema:"
 """`$id` of an event type's JSON Schema is this prefix and the type (see contracts.generate)."""
 OUR_TYPE_PREFIX = "fr.enquetes."
+
+
+# W3C Trace Context, version 00: `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, lower
+# case, the all-zero ids invalid. Carried by the CloudEvents distributed tracing extension.
+_TRACEPARENT = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
+# W3C tracestate: at most 32 comma-separated `key=value` members of printable ASCII.
+# A space may pad a member; tabs and other control characters are refused.
+_TRACESTATE_MEMBER = re.compile(
+    r"[a-z0-9][a-z0-9_\-*/@]{0,255}="
+    r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
+)
+TRACESTATE_MAX_MEMBERS = 32
+
+
+def is_traceparent(value: str) -> bool:
+    """Whether `value` is a W3C `traceparent` of version 00 (ids not all zero)."""
+    return _TRACEPARENT.fullmatch(value) is not None
 
 
 def schema_id(event_type: str) -> str:
@@ -47,7 +65,38 @@ class CloudEvent(BaseModel, Generic[DataT]):
         default_factory=_default_dataschema,
         description="The event's JSON Schema `$id` (urn:enquetes:schema:<type>), set by default.",
     )
+    traceparent: str | None = Field(
+        default=None,
+        max_length=55,
+        description="W3C Trace Context `traceparent` (CloudEvents distributed tracing extension).",
+        json_schema_extra={"pattern": "^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},
+    )
+    tracestate: str | None = Field(
+        default=None,
+        max_length=512,
+        description="W3C Trace Context `tracestate`, vendor-specific; only with a traceparent.",
+    )
     data: DataT
+
+    @field_validator("traceparent")
+    @classmethod
+    def _w3c_traceparent(cls, value: str | None) -> str | None:
+        if value is not None and not is_traceparent(value):
+            raise ValueError("not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>, lower case)")
+        return value
+
+    @field_validator("tracestate")
+    @classmethod
+    def _w3c_tracestate(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        members = [member.strip(" ") for member in value.split(",")]
+        members = [member for member in members if member]
+        if len(members) > TRACESTATE_MAX_MEMBERS or not all(
+            _TRACESTATE_MEMBER.fullmatch(member) for member in members
+        ):
+            raise ValueError("not a W3C tracestate (key=value members of printable ASCII)")
+        return value
 
 
 class InvalidEvent(ValueError):

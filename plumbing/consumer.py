@@ -38,6 +38,7 @@ from plumbing.db import Connection, claim_events
 from plumbing.dead_letters import dead_letter
 from plumbing.kafka import decode_record
 from plumbing.settings import ServiceSettings
+from plumbing.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class EventConsumer:
         replay_from_start: bool = False,
         concurrent_partitions: bool = False,
         fetch_max_wait_ms: int = 500,
+        tracing: Tracing | None = None,
     ) -> None:
         """`replay_from_start`: for a read model that is a function of a compacted topic. Every
         start (and rebalance) re-reads the topic from its beginning and skips the inbox, so a lost
@@ -160,6 +162,9 @@ class EventConsumer:
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.consumer: AIOKafkaConsumer | None = None
         self.joined = asyncio.Event()
+        # Each event handled continues its trace (a batch: the first traced event's, linking the
+        # others'); without a collector, only the context is passed on to what the handler emits.
+        self.tracing = tracing if tracing is not None else Tracing()
 
     async def run(self) -> None:
         self.consumer = AIOKafkaConsumer(
@@ -313,11 +318,13 @@ class EventConsumer:
                     outcome = "handled"
                 outcomes[(item.event.type, outcome)] += 1
             if self.batch_handler is not None:
-                await self.batch_handler(connection, topic.name, to_handle)
+                with self.tracing.consume_batch(topic.name, to_handle):
+                    await self.batch_handler(connection, topic.name, to_handle)
             else:
                 assert self.handler is not None
                 for event in to_handle:
-                    await self.handler(connection, topic.name, event)
+                    with self.tracing.consume(topic.name, event):
+                        await self.handler(connection, topic.name, event)
             if to_handle:
                 failpoints.hit("consumer.before_db_commit")
         for (type_name, outcome), count in outcomes.items():  # one label lookup per kind

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from contracts.envelope import CloudEvent, encode
 from plumbing.db import Connection
 from plumbing.listener import Listener
+from plumbing.tracing import stamped
 
 log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "outbox"
@@ -22,11 +23,12 @@ RELAY_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('outbox-relay:' || curre
 
 
 async def enqueue(connection: Connection, *, topic: str, key: str, event: CloudEvent[Any]) -> None:
+    """Stores the event (carrying the current trace context, see plumbing.tracing) for the relay."""
     await connection.execute(
         "INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)",
         topic,
         key.encode(),
-        encode(event),
+        encode(stamped(event)),
     )
     await connection.execute(f"NOTIFY {NOTIFY_CHANNEL}")
 
@@ -43,7 +45,7 @@ async def enqueue_many(
         "ORDER BY n",
         [topic for topic, _, _ in rows],
         [key.encode() for _, key, _ in rows],
-        [encode(event) for _, _, event in rows],
+        [encode(stamped(event)) for _, _, event in rows],
     )
     await connection.execute(f"NOTIFY {NOTIFY_CHANNEL}")
 

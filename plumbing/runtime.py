@@ -41,6 +41,7 @@ from plumbing.listener import Listener, NotifyCallback
 from plumbing.outbox import OutboxMetrics, OutboxRelay
 from plumbing.problems import install_problems
 from plumbing.settings import ServiceSettings
+from plumbing.tracing import ServerSpans, Tracing
 from plumbing.web import BodyLimit
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,12 @@ class Runtime:
         self.schema = schema
         self.registry = CollectorRegistry()
         _ProcessCollector(registry=self.registry)
+        self.tracing = Tracing.from_settings(
+            service=service,
+            endpoint=settings.otel_exporter_otlp_endpoint,
+            traces_endpoint=settings.otel_exporter_otlp_traces_endpoint,
+            service_name=settings.otel_service_name,
+        )
         self.pool: asyncpg.Pool | None = None
         self.producer: AIOKafkaProducer | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -171,6 +178,7 @@ class Runtime:
             await self.producer.stop()
         if self.pool is not None:
             await self.pool.close()
+        await asyncio.to_thread(self.tracing.shutdown)  # exports the spans still buffered
 
     def consume(self, topics: Sequence[Topic], **options: Any) -> EventConsumer:
         """The service's consumer, run in the background: its group is the service's name, and
@@ -178,7 +186,8 @@ class Runtime:
         handler or batch_handler, and tuning)."""
         consumer = EventConsumer(
             settings=self.settings, group_id=self.service, topics=topics, pool=self.db_pool,
-            producer=self.kafka_producer, metrics=ConsumerMetrics(self.registry), **options,
+            producer=self.kafka_producer, metrics=ConsumerMetrics(self.registry),
+            tracing=self.tracing, **options,
         )  # fmt: skip
         self.run_consumer(consumer)
         return consumer
@@ -414,6 +423,8 @@ def service_app(
     app.add_middleware(Unavailable, registry=runtime.registry)  # inside the metrics: a 503 counted
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(HttpMetrics, registry=runtime.registry)
+    if runtime.tracing.enabled:  # no middleware at all without a collector
+        app.add_middleware(ServerSpans, tracing=runtime.tracing)
     install_ops_routes(app, lambda: runtime if app.state.started else None, runtime.registry)
     install_refusal_log(app)
     install_problems(app)  # last: outermost, every JSON error becomes a Problem Details

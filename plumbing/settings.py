@@ -50,6 +50,15 @@ class ServiceSettings(BaseSettings):
         default=64 * 1024, ge=1024, description="Larger request bodies get a 413 before parsing."
     )
     log_level: str = "INFO"
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP collector base URL: traces go to <it>/v1/traces."
+    )
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP traces URL (overrides the base URL); none: no traces."
+    )
+    otel_service_name: str | None = Field(
+        default=None, description="service.name of the spans; the service's own name by default."
+    )
     admin_jwks_url: str | None = Field(
         default=None, description="JWKS of the OpenID Connect issuer that signs admin tokens."
     )
