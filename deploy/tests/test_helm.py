@@ -535,6 +535,30 @@ def test_autoscaled_deployments_leave_replicas_to_the_hpa(
         assert ("replicas" in deployment["spec"]) == (_component(deployment) not in autoscaled)
 
 
+def test_each_deployment_pauses_before_sigterm_and_gets_a_grace_longer_than_its_drain(
+    rendered: list[dict[str, Any]], chart_values: dict[str, Any]
+) -> None:
+    """A preStop pause lets the endpoints drop the pod before SIGTERM (no request reaches a
+    server that stopped accepting: the chaos run's drain saw those cut), and the grace period
+    outlasts the pause plus uvicorn's 10 s drain and the consumers' last commit."""
+    deployments = _of_kind(rendered, "Deployment")
+    assert deployments
+    for deployment in deployments:
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        command = container["lifecycle"]["preStop"]["exec"]["command"]
+        assert command[0] == "sleep"
+        pause = int(command[1])
+        assert 2 <= pause <= 15, pause
+        assert pod["terminationGracePeriodSeconds"] > pause + 10
+
+
+def test_a_grace_period_shorter_than_the_pause_and_drain_is_refused() -> None:
+    with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmError) as caught:
+        chart.render({"terminationGracePeriodSeconds": 12, "preStopSleepSeconds": 5}, name=RELEASE)
+    assert "must be greater than preStopSleepSeconds (5) plus the 10 s drain" in str(caught.value)
+
+
 def test_only_responses_and_publication_are_exposed(
     production_resources: list[dict[str, Any]], default_resources: list[dict[str, Any]]
 ) -> None:
