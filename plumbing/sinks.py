@@ -67,6 +67,7 @@ class _MaildirHandler:
         # Raw bytes, no parse and re-serialise: the sink must not be the bottleneck of a bench.
         recipients = ", ".join(envelope.rcpt_tos).encode()
         self.sink.store(b"X-Envelope-To: " + recipients + b"\r\n" + envelope.content)
+        self.sink.freeze_if_armed()  # its own 250 is then withheld: the sender will resend it
         return "250 Message accepted for delivery"
 
     async def handle_RCPT(
@@ -97,6 +98,7 @@ class SmtpSink:
         self.refused_recipients: set[str] = set()  # lower-case; answered 550 5.1.1 at RCPT
         self.port = 0
         self.frozen_until = 0.0  # monotonic clock; see `freeze`
+        self._freeze_armed = 0.0  # seconds of a freeze waiting for the next message stored
         self._controller: Any = None
         self._count = 0
         self._suffix = f".P{os.getpid()}.{socket.gethostname().replace('/', '_')}"
@@ -119,12 +121,31 @@ class SmtpSink:
             os.close(descriptor)
         os.rename(temporary, os.path.join(self.maildir, "new", name))
 
-    def freeze(self, seconds: float) -> None:
+    def freeze(self, seconds: float, *, after_next_message: bool = False) -> None:
         """Hang for `seconds`, as a stuck relay does: connections are still accepted, but no
         reply leaves (not the greeting, not the answer to a command already read, a DATA
         already stored included) until the freeze ends; then every session goes on. A client
-        that gave up meanwhile has its message stored all the same, so it may send it again."""
-        self.frozen_until = time.monotonic() + seconds
+        that gave up meanwhile has its message stored all the same, so it may send it again.
+
+        `after_next_message`: the freeze starts the moment the next message is stored, before
+        its 250 leaves, so at least one message is certainly in flight when the relay hangs
+        (a client whose timeout is shorter than the freeze gives up on a stored message)."""
+        with self.lock:
+            if after_next_message:
+                self._freeze_armed = seconds
+            else:
+                self.frozen_until = time.monotonic() + seconds
+
+    def freeze_if_armed(self) -> None:
+        """Start the freeze `freeze(after_next_message=True)` armed, if any."""
+        with self.lock:
+            if self._freeze_armed:
+                self.frozen_until = time.monotonic() + self._freeze_armed
+                self._freeze_armed = 0.0
+
+    @property
+    def freeze_armed(self) -> bool:
+        return bool(self._freeze_armed)
 
     @property
     def frozen(self) -> bool:

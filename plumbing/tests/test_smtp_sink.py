@@ -4,6 +4,7 @@ aiosmtpd parses them (its shortcut for plain addresses changes nothing), a clean
 from __future__ import annotations
 
 import asyncio
+import time
 
 import aiosmtplib
 import pytest
@@ -91,3 +92,28 @@ async def test_a_frozen_sink_accepts_connections_then_hangs_until_the_freeze_end
         "pendant@exemple.fr",
         "apres@exemple.fr",
     ]
+
+
+async def test_a_freeze_armed_for_the_next_message_withholds_that_messages_reply(
+    sink: SmtpSink,
+) -> None:
+    """The chaos run's hung relay with a message certainly in flight: the freeze starts when the
+    next message is stored, so its sender (timeout shorter than the freeze) gives up on a
+    message the relay has, and will send it again."""
+    sink.freeze(1.5, after_next_message=True)
+    assert sink.freeze_armed and not sink.frozen
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=sink.port, timeout=0.5)
+    await client.connect()  # not frozen yet: the greeting comes
+    await client.mail("a@b.example")
+    await client.rcpt("en-vol@exemple.fr")
+    with pytest.raises(aiosmtplib.SMTPTimeoutError):
+        await client.data(MESSAGE)  # stored, then the relay hangs before its 250
+    assert sink.frozen and not sink.freeze_armed
+    assert sink.stored == 1
+    client.close()
+    await asyncio.sleep(max(0.0, sink.frozen_until - time.monotonic()))
+    late = aiosmtplib.SMTP(hostname="127.0.0.1", port=sink.port, timeout=5)
+    await late.connect()
+    await late.sendmail("a@b.example", ["en-vol@exemple.fr"], MESSAGE)  # the resend
+    await late.quit()
+    assert [m["X-Envelope-To"] for m in read_maildir(sink.maildir)] == ["en-vol@exemple.fr"] * 2
