@@ -72,6 +72,10 @@ class Plan:
     kills: int = 20
     postgres_down_seconds: float = 5.0
     smtp_freeze_seconds: float = 60.0
+    # survey-dispatch's SMTP_TIMEOUT_SECONDS in the run (its default): shorter than the freeze,
+    # so the mail in flight when the relay hangs is given up on, stored by the relay all the
+    # same, and sent again after the thaw (`mails_resent`)
+    smtp_timeout_seconds: float = 10.0
     sigterm: bool = True
     replicas: int = 2
     users: int = 24  # users answering at the same time
@@ -94,6 +98,7 @@ SMALL = Plan(
     kills=3,
     postgres_down_seconds=3.0,
     smtp_freeze_seconds=10.0,
+    smtp_timeout_seconds=3.0,
     users=8,
     feed_poll_seconds=0.25,
     answer_patience_seconds=120.0,
@@ -106,6 +111,8 @@ SYSTEM_ENV = {
     # every simulated user posts from 127.0.0.1: the limits would measure themselves
     "RATE_LIMIT_IP_PER_MINUTE": "0",
     "RATE_LIMIT_TOKEN_PER_MINUTE": "0",
+    # every screen watched (each site on each publication replica) streams from 127.0.0.1 too
+    "SSE_MAX_CLIENTS_PER_ADDRESS": "1000",
     "SENDER_POLL_SECONDS": "0.05",
     # a send that failed during the SMTP freeze is tried again within seconds, not minutes
     "RETRY_BASE_SECONDS": "2",
@@ -162,6 +169,12 @@ class Observed:
     request_ids: itertools.count[int] = field(default_factory=itertools.count)
     mail_files: set[str] = field(default_factory=set)
     kills_skipped: int = 0
+    # (publication replica, site) → the figures its event stream pushed last, and how many
+    screens: dict[tuple[str, str], dict[str, tuple[int, float | None]]] = field(
+        default_factory=dict
+    )
+    screen_pushes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    screen_reconnects: int = 0
     held: set[int] = field(default_factory=set)  # contacts kept to answer during the drain
     held_mailed: dict[int, str] = field(default_factory=dict)
 
@@ -194,11 +207,13 @@ def log(text: str, observed: Observed) -> None:
 async def chaos(stack: devstack.DevStack, workdir: Path, plan: Plan) -> dict[str, Any]:
     if stack.smtp_sink is None:
         raise RuntimeError("the chaos run needs the devstack's own SMTP sink (SMTP_URL unset)")
+    if plan.smtp_freeze_seconds <= plan.smtp_timeout_seconds:
+        raise ValueError("the SMTP freeze must outlast dispatch's SMTP timeout, or no mail resends")
     system = await asyncio.to_thread(
         start_system,
         stack.env(),
         workdir,
-        extra_env=SYSTEM_ENV,
+        extra_env={**SYSTEM_ENV, "SMTP_TIMEOUT_SECONDS": str(plan.smtp_timeout_seconds)},
         replicas=plan.replicas,
         ready_timeout=240.0,  # eight processes importing at once on a shared machine
     )
@@ -238,6 +253,12 @@ async def _run(
         feed_task = asyncio.create_task(
             _watch_feeds(client, system, plan, observed, [s[0] for s in sites], stop_feed)
         )
+        screen_client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=60.0))
+        screens = [
+            asyncio.create_task(_screen(screen_client, replica, site, observed))
+            for replica in system.replicas["publication"]
+            for site, _, _ in sites
+        ]
         chaos_task = asyncio.create_task(
             _disturb(stack, system, client, plan, observed, choose, site_of)
         )
@@ -263,6 +284,11 @@ async def _run(
         await asyncio.sleep(3.0)  # a double (mail or count) would show now
         mail_task.cancel()
         _scan_maildir(stack.maildir, observed, number_of, answering, queue)
+        await _wait_screens(system, observed, plan.settle_seconds)
+        for screen in screens:
+            screen.cancel()
+        await asyncio.gather(*screens, return_exceptions=True)
+        await screen_client.aclose()
         figures = await _final_checks(client, system, plan, observed, address_of)
     return figures
 
@@ -494,6 +520,64 @@ async def _watch_feeds(
         await asyncio.sleep(plan.feed_poll_seconds)
 
 
+async def _screen(
+    client: httpx.AsyncClient, replica: ServiceProcess, site: str, observed: Observed
+) -> None:
+    """A reception-hall screen of `site` on one publication replica, as its EventSource: the
+    figures of each `indicators` event pushed; after a cut (a kill, a drain, a 503) it comes
+    back to the same replica with `Last-Event-ID`, until cancelled."""
+    last_id: str | None = None
+    while True:
+        headers = {"last-event-id": last_id} if last_id else {}
+        try:
+            url = f"{replica.url}/v1/sites/{site}/events"
+            async with client.stream("GET", url, headers=headers) as response:
+                if response.status_code == 200:
+                    kind, event_id, data = "", None, ""
+                    async for line in response.aiter_lines():
+                        if line.startswith("event: "):
+                            kind = line[7:]
+                        elif line.startswith("id: "):
+                            event_id = line[4:]
+                        elif line.startswith("data: "):
+                            data = line[6:]
+                        elif not line and kind == "indicators":
+                            observed.screens[replica.name, site] = _figures(json.loads(data))
+                            observed.screen_pushes[replica.name, site] += 1
+                            last_id, kind = event_id, ""
+                        elif not line:
+                            kind = ""
+                else:
+                    observed.status(replica.name, response)
+        except (httpx.TransportError, httpx.StreamError):
+            pass
+        observed.screen_reconnects += 1
+        await asyncio.sleep(0.5)
+
+
+async def _wait_screens(system: System, observed: Observed, timeout: float) -> None:
+    """Until every screen shows what a recomputation from the acknowledged answers gives."""
+    deadline = time.monotonic() + timeout
+    expected = {site: recompute([a for _, a in acks]) for site, acks in observed.acks.items()}
+    while time.monotonic() < deadline:
+        if all(
+            _same_figures(observed.screens.get((replica.name, site), {}), figures)
+            for replica in system.replicas["publication"]
+            for site, figures in expected.items()
+        ):
+            return
+        await asyncio.sleep(0.5)
+
+
+def _same_figures(
+    published: dict[str, tuple[int, float | None]],
+    expected: dict[str, tuple[int, float | None]],
+) -> bool:
+    return all(
+        _same(published.get(indicator, (0, None)), expected[indicator]) for indicator in INDICATORS
+    )
+
+
 async def _wait_published(
     client: httpx.AsyncClient, system: System, observed: Observed, timeout: float
 ) -> None:
@@ -631,11 +715,20 @@ async def _freeze_smtp(stack: devstack.DevStack, plan: Plan, observed: Observed,
     sink = stack.smtp_sink
     assert sink is not None
     await asyncio.sleep(max(0.0, observed.started + at - time.monotonic()))
+    # The relay hangs right after storing a message, before its 250: a mail certainly in flight,
+    # which dispatch gives up on after its SMTP timeout and must send again, the same mail.
+    sink.freeze(plan.smtp_freeze_seconds, after_next_message=True)
+    for _ in range(3000):  # the next mail, within 30 s
+        if not sink.freeze_armed:
+            break
+        await asyncio.sleep(0.01)
+    on_a_message = not sink.freeze_armed
+    if not on_a_message:  # nothing sent for 30 s: hang now all the same
+        sink.freeze(plan.smtp_freeze_seconds)
     disturbance = Disturbance("smtp frozen", "smtp", time.monotonic())
     observed.disturbances.append(disturbance)
     log(f"SMTP frozen for {plan.smtp_freeze_seconds:.0f} s", observed)
-    sink.freeze(plan.smtp_freeze_seconds)
-    await asyncio.sleep(plan.smtp_freeze_seconds)
+    await asyncio.sleep(max(0.0, sink.frozen_until - time.monotonic()))
     thawed, stored = time.monotonic(), sink.stored
     log("SMTP answering again", observed)
     for _ in range(2400):  # the first new mail, within 120 s
@@ -643,7 +736,10 @@ async def _freeze_smtp(stack: devstack.DevStack, plan: Plan, observed: Observed,
             break
         await asyncio.sleep(0.05)
     disturbance.healed = time.monotonic()
-    disturbance.detail = {"first_mail_after_thaw_seconds": round(disturbance.healed - thawed, 2)}
+    disturbance.detail = {
+        "froze_with_a_mail_in_flight": on_a_message,
+        "first_mail_after_thaw_seconds": round(disturbance.healed - thawed, 2),
+    }
 
 
 async def _slow_answer(
@@ -809,12 +905,16 @@ async def _final_checks(
 ) -> dict[str, Any]:
     # Mails: one distinct link per contact; a resent mail is the same mail.
     tokens: Counter[str] = Counter()
-    resent = 0
-    for address in address_of:
+    resent = resent_same = 0
+    for number, address in enumerate(address_of):
         mails = observed.mails.get(address, [])
         resent += max(0, len(mails) - 1)
-        if len({m.token for m in mails}) > 1 or len({m.message_id for m in mails}) > 1:
-            observed.violation(f"{address} got two different mails")
+        if any(m.token is None or m.message_id is None for m in mails):
+            observed.violation(f"contact {number}: a mail without a survey link or Message-ID")
+        elif len({(m.token, m.message_id) for m in mails}) > 1:
+            observed.violation(f"contact {number} got two different mails")
+        else:
+            resent_same += max(0, len(mails) - 1)
         if mails:
             tokens[mails[0].token or ""] += 1
     shared = [token for token, count in tokens.items() if count > 1]
@@ -838,6 +938,23 @@ async def _final_checks(
                     )
     counted //= len(system.replicas["publication"])
 
+    # Screens: what each publication replica pushed last over its event stream, for each site,
+    # is the same on every replica and equals the recomputation.
+    screens_equal = 0
+    for site, acks in sorted(observed.acks.items()):
+        expected = recompute([answers for _, answers in acks])
+        shown = {
+            replica.name: observed.screens.get((replica.name, site), {})
+            for replica in system.replicas["publication"]
+        }
+        for name, pushed in shown.items():
+            if _same_figures(pushed, expected):
+                screens_equal += 1
+            else:
+                observed.violation(
+                    f"{name} {site}: the screen's last push {pushed}, recomputed {expected}"
+                )
+
     # Answer → screen: the k-th acknowledged answer of a site against the k-th shown.
     during: list[float] = []
     calm: list[float] = []
@@ -860,10 +977,15 @@ async def _final_checks(
         "contacts_mailed": sum(1 for a in address_of if observed.mails.get(a)),
         "mails_stored": sum(len(observed.mails.get(a, [])) for a in address_of),
         "mails_resent": resent,
+        "mails_resent_same_message_id_and_link": resent_same,
         "answers_acknowledged": acknowledged,
         "answers_acknowledged_by_409_after_a_lost_reply": observed.acked_after_retry,
         "answers_abandoned": observed.abandoned,
         "answers_counted_in_published_figures": counted,
+        "screens_watched": len(system.replicas["publication"]) * len(observed.acks),
+        "screens_showing_the_recomputation": screens_equal,
+        "screen_pushes": sum(observed.screen_pushes.values()),
+        "screen_reconnects": observed.screen_reconnects,
         "http_statuses": dict(sorted(observed.statuses.items())),
         "http_500": sum(
             count
