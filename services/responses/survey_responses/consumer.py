@@ -40,6 +40,7 @@ async def handle_invitation_event(conn: Connection, topic: str, event: CloudEven
         questionnaire_version=sent.questionnaire_version,
         expires_at=sent.expires_at,
         sent_at=sent.sent_at,  # told to scoring with the response: its cohort
+        site_timezone=sent.site_timezone,  # told to scoring with the response: its clock
     )
 
 

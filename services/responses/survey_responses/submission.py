@@ -34,6 +34,7 @@ async def submit(conn: Connection, row: asyncpg.Record, answers: dict[str, int |
         user_pseudo_id=row["user_pseudo_id"], questionnaire_version=row["questionnaire_version"],
         answers=answers, answered_at=answered_at,
         invited_at=row["sent_at"],  # the invitation's cohort, for scoring's response rate
+        site_timezone=row["site_timezone"],  # the site's clock, for scoring's day and week
     )  # fmt: skip
     event = CloudEvent[ResponseSubmitted](
         id=new_event_id(), source=SOURCE, type=RESPONSE_SUBMITTED.type, time=answered_at,

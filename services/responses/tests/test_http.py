@@ -508,3 +508,21 @@ async def test_a_response_says_when_its_invitation_was_sent(service, invite, sta
     )  # fmt: skip
     [event] = [json.loads(r.value) for r in records if b"crm-cohort" in r.value]
     assert datetime.fromisoformat(event["data"]["invited_at"]) == sent_at
+
+
+async def test_a_response_carries_its_invitations_site_timezone(service, invite, stack):
+    """Issue #15: scoring buckets an answer in its site's clock, so the response event carries
+    the time zone the invitation brought; an invitation without one gives a response without."""
+    [overseas] = await invite(contact_id="crm-clock-gp", site_timezone="America/Guadeloupe")
+    [older] = await invite(contact_id="crm-clock-none")
+    async with client(service) as http:
+        for token in (overseas, older):
+            answer = await http.post(f"/v1/responses/{token}", json={"answers": {**REQUIRED}})
+            assert answer.status_code in (200, 201), answer.text[:300]
+    records = await read_topic(
+        stack.kafka_bootstrap_servers, SURVEY_RESPONSE.name,
+        until=lambda rs: sum(b"crm-clock-" in r.value for r in rs) >= 2, timeout=30,
+    )  # fmt: skip
+    events = [json.loads(r.value)["data"] for r in records if b"crm-clock-" in r.value]
+    zones = {event["contact_id"]: event.get("site_timezone") for event in events}
+    assert zones == {"crm-clock-gp": "America/Guadeloupe", "crm-clock-none": None}
