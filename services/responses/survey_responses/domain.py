@@ -60,6 +60,11 @@ def steps(questionnaire: Questionnaire) -> list[Step]:
     ]
 
 
+def asks_recontact(questionnaire: Questionnaire) -> bool:
+    """Whether the version asks the user's consent to be called back (`recontact`)."""
+    return any(item.id == "recontact" for item in questionnaire.items)
+
+
 def prefilled_answers(
     questionnaire: Questionnaire, invitation: Mapping[str, Any]
 ) -> dict[str, str]:

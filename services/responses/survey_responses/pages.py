@@ -175,7 +175,8 @@ class Pages:
                 steps=steps, values=answers, errors=errors
             )
             values |= {"q": questionnaire, "step_count": len(steps), "errors": errors,
-                       "steps_html": Markup(steps_html)}  # fmt: skip
+                       "steps_html": Markup(steps_html),  # the call-back sentence only
+                       "asks_recontact": domain.asks_recontact(questionnaire)}  # fmt: skip
         return Segments(self.env.get_template(name).render(**values))
 
     def page(self, name: str, status: int = 200, headers: dict[str, str] | None = None, *,

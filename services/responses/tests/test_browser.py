@@ -451,3 +451,33 @@ async def test_survey_and_thanks_pages_link_the_legal_pages_and_say_what_happens
         assert await page.locator("footer").get_by_role("link", name=name).count() == 1
     assert "anonyme" not in thanks.lower()
     await context.close()  # (axe needs JavaScript: the thanks page is checked in the touch test)
+
+
+async def test_touch_user_answers_the_three_step_short_questionnaire(
+    browser, service, invite, stack
+):
+    """Issue #15: a network on the short questionnaire (SMS) gets its three steps, accessible."""
+    short = load("sms-court-2026-v1")
+    answers = {"satisfaction_globale": 4, "effort": 2, "plusieurs_contacts": "oui"}
+    [token] = await invite(contact_id="crm-touch-court", questionnaire_version=short.version)
+    context = await phone(browser)
+    page = await context.new_page()
+    problems = watch_console(page)
+    await page.goto(f"{service.url}/s/{token}")
+    await page.get_by_text("Étape 1 sur 3").wait_for()
+    await no_axe_violations(page)
+    for number, item in enumerate(short.items, start=1):
+        if number > 1:
+            await page.get_by_role("button", name="Suivant").tap()
+        label = page.locator(f"label[for='f-{item.id}-{answers[item.id]}']")
+        await label.wait_for(state="visible")
+        await label.tap()
+    await page.get_by_role("button", name="Envoyer mes réponses").tap()
+    await page.get_by_text(THANKS).wait_for()
+    await no_axe_violations(page)
+    assert not problems
+    await context.close()
+
+    event = await response_event(stack, "crm-touch-court")
+    assert event["data"]["answers"] == answers
+    assert event["data"]["questionnaire_version"] == short.version

@@ -130,6 +130,22 @@ def test_every_radio_has_a_label_and_every_scale_a_legend():
     assert 'id="f-recontact-non" name="recontact" value="non">' in html
 
 
+def test_the_short_questionnaire_is_a_three_step_page_without_the_call_back_sentence():
+    pages = Pages(results_base_url="https://r", optout_base_url="https://o")
+    short = load("sms-court-2026-v1")
+    html = pages.survey(
+        questionnaire=short, site_name="Accueil", csrf="c", values={}, errors={}
+    ).body.decode()
+    radios = re.findall(r'<input[^>]*type="radio"[^>]*id="([^"]+)"', html)
+    assert len(radios) == 10 + 7 + 2
+    assert all(f'for="{radio_id}"' in html for radio_id in radios)
+    assert html.count("<fieldset") == html.count("<legend") == 3
+    assert "Étape 3 sur 3" in html and 'lang="fr"' in html
+    assert "recontact" not in html and "rappeler" not in html
+    full = pages.survey(questionnaire=QUESTIONNAIRE, site_name=None, csrf="c", values={}, errors={})
+    assert "rappeler" in full.body.decode()
+
+
 def _sent(page, accept_encoding: bytes) -> tuple[dict[bytes, bytes], bytes]:
     """What the page sends over ASGI to a client with this Accept-Encoding."""
     messages: list[dict] = []
@@ -155,7 +171,7 @@ def test_a_page_filled_in_is_the_template_rendered_and_its_gzip_decodes_to_it():
     )
     expected = pages.env.get_template("survey.html").render(
         q=QUESTIONNAIRE, steps_html=Markup(steps_html), errors=errors, site_name=site,
-        csrf="c0ffee", step_count=len(steps),
+        csrf="c0ffee", step_count=len(steps), asks_recontact=True,
     ).encode()  # fmt: skip
     headers, compressed = _sent(page, b"gzip, deflate, br")
     assert headers[b"content-encoding"] == b"gzip" and headers[b"vary"] == b"Accept-Encoding"

@@ -526,3 +526,45 @@ async def test_a_response_carries_its_invitations_site_timezone(service, invite,
     events = [json.loads(r.value)["data"] for r in records if b"crm-clock-" in r.value]
     zones = {event["contact_id"]: event.get("site_timezone") for event in events}
     assert zones == {"crm-clock-gp": "America/Guadeloupe", "crm-clock-none": None}
+
+
+SHORT = "sms-court-2026-v1"
+
+
+async def test_a_link_of_the_short_questionnaire_shows_and_accepts_its_three_items_only(
+    service, invite, db, stack
+):
+    """Issue #15: the page and the JSON API follow the invitation's questionnaire version."""
+    page_token, api_token = await invite(2, questionnaire_version=SHORT, contact_id="crm-court")
+    async with client(service) as http:
+        page = await http.get(f"/s/{page_token}")
+        assert page.status_code == 200
+        fields = set(re.findall(r'<input[^>]* name="([a-z_]+)"', page.text)) - {"csrf"}
+        assert fields == {"satisfaction_globale", "effort", "plusieurs_contacts"}
+        assert "Votre avis en trois questions" in page.text and "3 étapes en tout" in page.text
+        assert "Étape 3 sur 3" in page.text and "recontacté" not in page.text
+        missing = await http.post(
+            f"/s/{page_token}", data={"effort": "6", "csrf": csrf_of(page), "action": "submit"}
+        )
+        assert missing.status_code == 422 and "Merci de corriger 1 réponse" in missing.text
+        answered = await http.post(
+            f"/s/{page_token}",
+            data={"satisfaction_globale": "8", "effort": "6", "plusieurs_contacts": "non",
+                  "csrf": csrf_of(page), "action": "submit"},
+        )  # fmt: skip
+        assert answered.status_code == 200 and "bien enregistrées" in answered.text
+        foreign = await http.post(f"/v1/responses/{api_token}", json={"answers": REQUIRED})
+        assert foreign.status_code == 422
+        assert foreign.json()["problems"] == {
+            "recommandation": "Question inconnue : recommandation."
+        }
+    assert await stored(db, api_token) == {"responses": 0, "draft": None}
+    records = await read_topic(
+        stack.kafka_bootstrap_servers, SURVEY_RESPONSE.name,
+        until=lambda rs: any(b"crm-court" in r.value for r in rs), timeout=30,
+    )  # fmt: skip
+    [event] = [json.loads(r.value) for r in records if b"crm-court" in r.value]
+    assert event["data"]["questionnaire_version"] == SHORT
+    assert event["data"]["answers"] == {
+        "satisfaction_globale": 8, "effort": 6, "plusieurs_contacts": "non",
+    }  # fmt: skip
