@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
 from contracts import questionnaire
 from contracts.envelope import utc_now
+from contracts.events import IndicatorFigure
 from plumbing.auth import AdminAuth, Principal, require_site
 from plumbing.db import Connection
 from scoring import domain, repository
@@ -75,7 +76,8 @@ def manager_router(settings: ScoringSettings, auth: AdminAuth) -> APIRouter:
             tallies = await repository.tally_by(
                 conn, site_id=site_id, start=chosen.start, end=chosen.end, dimension=dimension
             )
-            invitations = await repository.invitations_by(
+            # Each cell's response rate: the cohort of its invitations sent in the period.
+            cohorts = await repository.cohorts_by(
                 conn, site_id=site_id, start=chosen.start, end=chosen.end, dimension=dimension
             )
             fcr = await repository.fcr_counts_by(
@@ -83,8 +85,9 @@ def manager_router(settings: ScoringSettings, auth: AdminAuth) -> APIRouter:
                 as_of=utc_now(), dimension=dimension,
             )  # fmt: skip
         cells = domain.breakdown_cells(
-            tallies, invitations=invitations, fcr=fcr,
-            questionnaire=questionnaire.load(), floor=settings.anonymity_floor,
+            tallies, fcr=fcr, questionnaire=questionnaire.load(), floor=settings.anonymity_floor,
+            invitations={cell: domain.cohort_of(*counts) for cell, counts in cohorts.items()},
+            now=utc_now(),
         )  # fmt: skip
         return {
             "site_id": site_id, "dimension": dimension, **_period_json(chosen),
@@ -126,5 +129,25 @@ def _cell_json(cell: domain.BreakdownCell) -> dict[str, Any]:
         "value": cell.value,
         "withheld": False,
         "responses": cell.responses,
-        "figures": [figure.model_dump(mode="json") for figure in cell.figures],
+        "figures": [_figure_json(figure) for figure in cell.figures],
     }
+
+
+ADJUSTED_NOTE = "centre de l'intervalle : trop peu de réponses"
+PROVISIONAL_NOTE = "provisoire : des liens de la période peuvent encore être utilisés"
+
+
+def _figure_json(figure: IndicatorFigure) -> dict[str, Any]:
+    """A figure as managers read it: never a value outside its own interval (issue #18; at a
+    manager's floor the one-promoter NPS +100 has the interval -48.5..98.5): `value` is then
+    the interval's centre, `adjusted` says so, and `note` in French. A response rate whose
+    cohort's links are still open says « provisoire »."""
+    shown = figure.model_dump(mode="json")
+    value, adjusted = domain.manager_value(figure)
+    shown["value"], shown["adjusted"] = value, adjusted
+    notes = [ADJUSTED_NOTE] if adjusted else []
+    if figure.provisional and figure.indicator == "response_rate":
+        notes.append(PROVISIONAL_NOTE)
+    if notes:
+        shown["note"] = " ; ".join(notes)
+    return shown

@@ -51,6 +51,8 @@ class ScoringHandler:
     async def __call__(self, conn: Connection, topic: str, events: list[CloudEvent[Any]]) -> None:
         responses: list[repository.TalliedResponse] = []
         invitations: Counter[tuple[str, date, str, str]] = Counter()
+        cohort_answers: Counter[tuple[str, date, str, str]] = Counter()  # answers by cohort
+        cohort_open_until: dict[tuple[str, date, str, str], datetime] = {}
         contacts: list[tuple[Any, ...]] = []
         sites: set[tuple[str, str, str | None]] = set()
         pending_since: dict[str, datetime] = {}
@@ -68,10 +70,14 @@ class ScoringHandler:
                     alerts.append(alert)
                 sites.add((data.site_id, data.network, None))
                 _keep_oldest(pending_since, data.site_id, data.answered_at)
+                # The answer's cohort: its invitation's send day (older events: its answer day).
+                cohort = self.day_of(data.invited_at) if data.invited_at else day
+                cohort_answers[(data.site_id, cohort, data.channel.value, data.motif)] += 1
             elif event.type == INVITATION_SENT.type:
-                invitations[
-                    (data.site_id, self.day_of(data.sent_at), data.channel.value, data.motif)
-                ] += 1
+                cohort_key = (data.site_id, self.day_of(data.sent_at), data.channel.value,
+                              data.motif)  # fmt: skip
+                invitations[cohort_key] += 1
+                _keep_latest(cohort_open_until, cohort_key, data.expires_at)
                 sites.add((data.site_id, data.network, data.site_name))
             elif event.type == CONTACT_SEEN.type:
                 contacts.append(_contact_row(data))
@@ -80,7 +86,10 @@ class ScoringHandler:
                 erasures.append(data)
         await repository.add_tallies(conn, responses=responses)
         await self._raise_alerts(conn, alerts)
-        await repository.add_invitations(conn, increments=dict(invitations))
+        await repository.add_invitations(
+            conn, increments=dict(invitations), answered=dict(cohort_answers),
+            open_until=cohort_open_until,
+        )  # fmt: skip
         if contacts:
             await repository.add_contacts(conn, rows=contacts)
         if verbatims:
@@ -163,6 +172,16 @@ def _alert_event(alert: DetractorAlert) -> CloudEvent[DetractorAlert]:
         id=new_event_id(), source=SOURCE, type=DETRACTOR_ALERT.type, time=alert.raised_at,
         subject=alert.site_id, data=alert,
     )  # fmt: skip
+
+
+def _keep_latest(
+    latest: dict[tuple[str, date, str, str], datetime],
+    cohort: tuple[str, date, str, str],
+    moment: datetime,
+) -> None:
+    """A cohort is open until its last link expires."""
+    if cohort not in latest or moment > latest[cohort]:
+        latest[cohort] = moment
 
 
 def _keep_oldest(oldest: dict[str, datetime], site_id: str, moment: datetime) -> None:

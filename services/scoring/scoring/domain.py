@@ -11,9 +11,11 @@ Definitions (DESIGN.md, "Domain facts to honour"):
 - FCR observed (réitération, CNAV practice): share of closed contacts not followed by another
   contact of the same user on the same motif within N days.
 - Satisfaction: share rating `satisfaction_globale` >= 8/10, and the mean; the same per theme.
-- Response rate: responses / invitations sent. By cohort (`cohort_response_rate`): the
+- Response rate: responses / invitations sent, by cohort (`cohort_response_rate`): the
   invitations sent in a period, and the answers to those invitations whenever they came; the
   figure is provisional while a link of the cohort has not expired (answers may still come).
+  Never max(invitations, responses): that counted this week's answers to last week's
+  invitations and hid the current week's answers still to come, so the current week read low.
 Denominators count only those who answered the item.
 
 A figure inside its own interval (`manager_value`): at very small n the adjusted-Wald interval of
@@ -343,12 +345,18 @@ def _beta_continued_fraction(x: float, a: float, b: float) -> float:
 
 
 def figures(
-    tally: Tally, *, invitations: int, questionnaire: Questionnaire
-) -> list[IndicatorFigure]:
+    tally: Tally, *, invitations: int | Cohort, questionnaire: Questionnaire,
+    now: datetime | None = None,
+) -> list[IndicatorFigure]:  # fmt: skip
     """One figure per indicator for the tallied responses of one period and scope.
 
     An indicator whose item the questionnaire version does not have is left out rather than
     shown as "nobody answered": a network may drop items.
+
+    The response rate is the cohort's (`cohort_response_rate`): the services pass the period's
+    invitation `Cohort` and `now` (to tell whether it is still open). A bare number of
+    invitations is a closed cohort whose answers are the tallied responses, at most one per
+    invitation (tests and tools).
     """
     result: list[IndicatorFigure] = []
     if (item := _scale_item(questionnaire, "recommandation")) is not None:
@@ -381,7 +389,9 @@ def figures(
             _mean(item.id, f"{item.question} (moyenne sur {top})", ratings, item),
             _share_at_least(f"{item.id}_share", share_label, ratings, SATISFIED_MIN, "satisfied"),
         ]
-    result.append(_response_rate(response_count(tally), invitations))
+    if not isinstance(invitations, Cohort):
+        invitations = cohort_of(invitations, response_count(tally))
+    result.append(cohort_response_rate(invitations, now=now))
     return result
 
 
@@ -416,12 +426,14 @@ def period_figures(
     period: Period,
     tally: Tally,
     *,
-    invitations: int,
+    invitations: int | Cohort,
     questionnaire: Questionnaire,
     fcr: tuple[int, int, int] | None = None,
+    now: datetime | None = None,
 ) -> PeriodFigures:
-    """The figures of one period; `fcr` is (resolved, repeated, pending) when known."""
-    result = figures(tally, invitations=invitations, questionnaire=questionnaire)
+    """The figures of one period; `fcr` is (resolved, repeated, pending) when known; the
+    response rate is the `invitations` cohort's (see `figures`)."""
+    result = figures(tally, invitations=invitations, questionnaire=questionnaire, now=now)
     if fcr is not None:
         result.append(observed_fcr(*fcr))
     return PeriodFigures(period=period.id, start=period.start, end=period.end, figures=result)
@@ -467,19 +479,6 @@ def _fcr_declared(answers: Mapping[str, int]) -> IndicatorFigure:
     )
 
 
-def _response_rate(responses: int, invitations: int) -> IndicatorFigure:
-    # A response may reach scoring before its invitation (or the invitation predates the
-    # period): never show more than 100 %, so the denominator is at least the responses.
-    n = max(invitations, responses) if invitations > 0 else 0
-    return _share_figure(
-        "response_rate",
-        "Taux de réponse",
-        responses,
-        n,
-        counts={"responses": responses, "invitations": invitations},
-    )
-
-
 @dataclass(frozen=True)
 class Cohort:
     """The invitations sent in a period and what became of them.
@@ -493,12 +492,25 @@ class Cohort:
     answered: int
     open_until: datetime | None = None
 
-    def still_open(self, now: datetime) -> bool:
-        """True while a link of the cohort can still be answered: the rate may still go up."""
-        return self.open_until is not None and now < self.open_until
+    def still_open(self, now: datetime | None) -> bool:
+        """True while a link of the cohort can still be answered: the rate may still go up.
+        A cohort with an expiry needs `now`: whether it is open is never guessed."""
+        if self.open_until is None:
+            return False
+        if now is None:
+            raise ValueError("an open cohort's rate needs the time it is told at")
+        return now < self.open_until
 
 
-def cohort_response_rate(cohort: Cohort, *, now: datetime) -> IndicatorFigure:
+def cohort_of(invited: int, answered: int, open_until: datetime | None = None) -> Cohort:
+    """A cohort from scoring's counts. Answers may outnumber the invitations counted so far: a
+    response can reach scoring before its invitation, and a response without `invited_at`
+    (events older than the field) is counted on its answer day. Those answers wait for their
+    invitations: at most one answer per invitation is counted, so never more than 100 %."""
+    return Cohort(invited=invited, answered=min(answered, invited), open_until=open_until)
+
+
+def cohort_response_rate(cohort: Cohort, *, now: datetime | None) -> IndicatorFigure:
     """The response rate of a cohort of invitations: answers to them / invitations, Wilson
     interval, provisional while the cohort is open. No `max(invitations, responses)`: an answer
     is counted with its own invitation, so the rate never exceeds 100 % and is not biased low
@@ -741,10 +753,11 @@ class BreakdownCell:
 def breakdown_cells(
     tallies: Mapping[str, Tally],
     *,
-    invitations: Mapping[str, int],
+    invitations: Mapping[str, int | Cohort],
     fcr: Mapping[str, tuple[int, int, int]],
     questionnaire: Questionnaire,
     floor: int,
+    now: datetime | None = None,
 ) -> list[BreakdownCell]:
     """Figures per cell for the managers' view, honouring the anonymity floor.
 
@@ -759,7 +772,9 @@ def breakdown_cells(
         if not may_show(responses, floor):
             cells.append(BreakdownCell(value, responses, None))
             continue
-        shown = figures(tally, invitations=invitations.get(value, 0), questionnaire=questionnaire)
+        shown = figures(
+            tally, invitations=invitations.get(value, 0), questionnaire=questionnaire, now=now
+        )
         if value in fcr:
             shown.append(observed_fcr(*fcr[value]))
         cells.append(BreakdownCell(value, responses, [floored(f, floor) for f in shown]))

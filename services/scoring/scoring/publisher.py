@@ -168,17 +168,18 @@ class IndicatorsPublisher:
         return True
 
     def _period_figures(
-        self, site_id: str, period: domain.Period, tally: domain.Tally, invitations: int,
-        fcr: tuple[int, int, int], form: questionnaire.Questionnaire,
+        self, site_id: str, period: domain.Period, tally: domain.Tally, cohort: domain.Cohort,
+        fcr: tuple[int, int, int], form: questionnaire.Questionnaire, now: datetime,
     ) -> PeriodFigures:  # fmt: skip
         """`domain.period_figures`, reused when none of its inputs changed since the site's
-        last publish (a pure function): the previous week, month and 90 days rarely change."""
-        inputs = (period, invitations, fcr, form.version, _frozen(tally))
+        last publish (a pure function): the previous week, month and 90 days rarely change.
+        The response rate is the period's invitation cohort's, provisional while it is open."""
+        inputs = (period, cohort, cohort.still_open(now), fcr, form.version, _frozen(tally))
         known = self._figures.get((site_id, period.id))
         if known is not None and known[0] == inputs:
             return known[1]
         figures = domain.period_figures(
-            period, tally, invitations=invitations, questionnaire=form, fcr=fcr
+            period, tally, invitations=cohort, questionnaire=form, fcr=fcr, now=now
         )
         self._figures[(site_id, period.id)] = (inputs, figures)
         return figures
@@ -197,7 +198,7 @@ class IndicatorsPublisher:
         form = questionnaire.load()
         windows = domain.periods(now.astimezone(self.zone).date())
         days = [(period.start, period.end) for period in windows]
-        invitations = await repository.invitations_for_periods(conn, site_id=site_id, periods=days)
+        cohorts = await repository.cohorts_for_periods(conn, site_id=site_id, periods=days)
         fcr = await repository.fcr_counts_for_periods(
             conn, site_id=site_id, window_days=self.settings.fcr_window_days, as_of=now,
             periods=[
@@ -208,8 +209,8 @@ class IndicatorsPublisher:
         # The answers last: the later this read, the more recent responses the event includes.
         tallies = await repository.tallies_for_periods(conn, site_id=site_id, periods=days)
         periods = [
-            self._period_figures(site_id, period, tally, invited, f, form)
-            for period, tally, invited, f in zip(windows, tallies, invitations, fcr, strict=True)
+            self._period_figures(site_id, period, tally, domain.cohort_of(*counts), f, form, now)
+            for period, tally, counts, f in zip(windows, tallies, cohorts, fcr, strict=True)
         ]
         data = SiteIndicatorsUpdated(
             site_id=site_id, site_name=site_name, network=network, computed_at=now, periods=periods

@@ -51,18 +51,30 @@ async def add_tallies(conn: Connection, *, responses: Sequence[TalliedResponse])
 
 
 async def add_invitations(
-    conn: Connection, *, increments: dict[tuple[str, date, str, str], int]
-) -> None:
-    if not increments:
+    conn: Connection, *, increments: Mapping[tuple[str, date, str, str], int],
+    answered: Mapping[tuple[str, date, str, str], int] | None = None,
+    open_until: Mapping[tuple[str, date, str, str], datetime] | None = None,
+) -> None:  # fmt: skip
+    """Add to the invitation cohorts (site, send day, channel, motif): invitations sent,
+    `answered` answers to them, and `open_until` (a max) when their last link expires. Every
+    column is a sum or a max: events in any order give the same rows."""
+    answers = answered or {}
+    expiries = open_until or {}
+    keys = sorted(set(increments) | set(answers))
+    if not keys:
         return
-    keys = sorted(increments)
     columns = list(zip(*keys, strict=True))
     await conn.execute(
-        "INSERT INTO invitation_tallies AS t (site_id, day, channel, motif, count) "
-        "SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::bigint[]) "
-        "ON CONFLICT (site_id, day, channel, motif) DO UPDATE SET count = t.count + EXCLUDED.count",
+        "INSERT INTO invitation_tallies AS t (site_id, day, channel, motif, count, answered, "
+        "open_until) SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], "
+        "$5::bigint[], $6::bigint[], $7::timestamptz[]) "
+        "ON CONFLICT (site_id, day, channel, motif) DO UPDATE SET count = t.count + "
+        "EXCLUDED.count, answered = t.answered + EXCLUDED.answered, "
+        "open_until = greatest(t.open_until, EXCLUDED.open_until)",
         *[list(column) for column in columns],
-        [increments[key] for key in keys],
+        [increments.get(key, 0) for key in keys],
+        [answers.get(key, 0) for key in keys],
+        [expiries.get(key) for key in keys],
     )
 
 
@@ -303,6 +315,53 @@ async def invitations_for_periods(
     )  # fmt: skip
     assert row is not None
     return [int(value) for value in row.values()]
+
+
+Counts = tuple[int, int, datetime | None]
+"""A cohort's counts: invitations sent, answers to them, when its last link expires
+(`domain.cohort_of(*counts)`)."""
+
+
+async def cohorts_for_periods(
+    conn: Connection, *, site_id: str, periods: list[tuple[date, date]]
+) -> list[Counts]:
+    """The cohort of the invitations sent in each (start, end) period, in one scan."""
+    sums = ", ".join(
+        f"coalesce(sum(count) FILTER (WHERE day BETWEEN ${2 * n + 3} AND ${2 * n + 4}), 0), "
+        f"coalesce(sum(answered) FILTER (WHERE day BETWEEN ${2 * n + 3} AND ${2 * n + 4}), 0), "
+        f"max(open_until) FILTER (WHERE day BETWEEN ${2 * n + 3} AND ${2 * n + 4})"
+        for n in range(len(periods))
+    )
+    row = await conn.fetchrow(
+        f"SELECT {sums} FROM invitation_tallies WHERE site_id = $1 AND day >= $2",
+        site_id, min(start for start, _ in periods), *[d for period in periods for d in period],
+    )  # fmt: skip
+    assert row is not None
+    values = list(row.values())
+    return [
+        (int(values[3 * n]), int(values[3 * n + 1]), values[3 * n + 2]) for n in range(len(periods))
+    ]
+
+
+async def cohort_between(conn: Connection, *, site_id: str, start: date, end: date) -> Counts:
+    """The cohort of the site's invitations sent from `start` to `end` (days, inclusive)."""
+    [counts] = await cohorts_for_periods(conn, site_id=site_id, periods=[(start, end)])
+    return counts
+
+
+async def cohorts_by(
+    conn: Connection, *, site_id: str, start: date, end: date, dimension: str
+) -> dict[str, Counts]:
+    """The cohort of each channel or motif (what invitations are keyed by); none otherwise."""
+    if dimension not in INVITATION_DIMENSIONS:
+        return {}
+    rows = await conn.fetch(
+        f"SELECT {dimension} AS cell, sum(count)::bigint AS n, sum(answered)::bigint AS answered, "
+        "max(open_until) AS open_until FROM invitation_tallies "
+        "WHERE site_id = $1 AND day BETWEEN $2 AND $3 GROUP BY 1",
+        site_id, start, end,
+    )  # fmt: skip
+    return {row["cell"]: (int(row["n"]), int(row["answered"]), row["open_until"]) for row in rows}
 
 
 async def invitations_between(conn: Connection, *, site_id: str, start: date, end: date) -> int:

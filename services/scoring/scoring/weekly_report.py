@@ -72,6 +72,7 @@ class FigureLine:
     withheld: bool = False  # below the anonymity floor: value, interval and change not shown
     comparison: told.Change | None = None  # with the previous week, both shown (contracts.figures)
     adjusted: bool = False  # `value` is its interval's centre: the figure itself lay outside it
+    provisional: bool = False  # may still change (a cohort's links still open, FCR pending)
 
     @property
     def change(self) -> float | None:
@@ -178,7 +179,7 @@ def _line(figure: IndicatorFigure, previous: IndicatorFigure | None, floor: int)
         high=interval.high if interval else None,
         previous=previous.value if previous is not None else None,
         withheld=not floors.may_show(figure.sample_size, floor) and figure.sample_size > 0,
-        comparison=comparison, adjusted=adjusted,
+        comparison=comparison, adjusted=adjusted, provisional=shown.provisional,
     )  # fmt: skip
 
 
@@ -271,16 +272,16 @@ async def _period_figures(
     zone = ZoneInfo(settings.reporting_timezone)
     tally = await repository.tally_between(conn, site_id=site_id, start=period.start,
                                            end=period.end)  # fmt: skip
-    invitations = await repository.invitations_between(
-        conn, site_id=site_id, start=period.start, end=period.end
-    )
+    # The response rate of the invitations sent in the period, whenever they were answered.
+    cohort = domain.cohort_of(*await repository.cohort_between(
+        conn, site_id=site_id, start=period.start, end=period.end))  # fmt: skip
     fcr = await repository.fcr_counts(
         conn, site_id=site_id, start=datetime.combine(period.start, time(), zone),
         end=datetime.combine(period.end + timedelta(days=1), time(), zone),
         window_days=settings.fcr_window_days, as_of=as_of,
     )  # fmt: skip
     figures = domain.period_figures(
-        period, tally, invitations=invitations, questionnaire=form, fcr=fcr
+        period, tally, invitations=cohort, questionnaire=form, fcr=fcr, now=as_of
     )
     return list(figures.figures)
 
@@ -320,6 +321,8 @@ def format_value(line: FigureLine) -> str:
         # Observed FCR waits for each contact's repeat window to pass before counting it.
         return "en cours de mesure" if line.indicator == "fcr_observed" else "pas de réponse"
     note = " (centre de l'intervalle : trop peu de réponses)" if line.adjusted else ""
+    if line.provisional and line.indicator == "response_rate":
+        note += " (provisoire : des liens de la semaine peuvent encore être utilisés)"
     if line.unit == "percent":
         return f"{_number(line.value)}\u202f%{note}"
     if line.unit == "score":

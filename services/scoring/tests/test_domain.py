@@ -356,9 +356,10 @@ def test_a_skipped_item_is_not_in_the_denominator() -> None:
 
 def test_response_rate_edges() -> None:
     assert compute([{"recommandation": 9}] * 3, invitations=0)["response_rate"].value is None
-    # Responses to invitations scoring has not seen yet: never above 100 %.
+    # Responses to invitations scoring has not seen yet wait for them: never above 100 %, and
+    # the denominator stays the invitations (issue #18: no max(invitations, responses)).
     ahead = compute([{"recommandation": 9}] * 12, invitations=10)["response_rate"]
-    assert (ahead.value, ahead.sample_size) == (100.0, 12)
+    assert (ahead.value, ahead.sample_size) == (100.0, 10)
 
 
 def test_items_the_questionnaire_dropped_are_left_out() -> None:
@@ -506,8 +507,9 @@ def test_figures_equal_a_brute_force_recomputation(
     if invitations == 0:
         assert rate.value is None
     else:
-        assert rate.sample_size == max(invitations, len(responses))
-        assert rate.value == pytest.approx(len(responses) / max(invitations, len(responses)) * 100)
+        # Issue #18: the invitations' cohort, at most one answer per invitation (no max()).
+        assert rate.sample_size == invitations
+        assert rate.value == pytest.approx(min(invitations, len(responses)) / invitations * 100)
 
 
 @given(st.lists(answer_dicts(), max_size=30), st.integers(min_value=0, max_value=30))

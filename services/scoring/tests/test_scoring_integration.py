@@ -126,6 +126,7 @@ def response(
     site_id: str, answers: dict[str, int | str], *, answered_at: datetime | None = None,
     invitation_id: str | None = None, channel: str = "telephone", motif: str = "declaration",
     nature: str | None = None, profile: str | None = None, contact_id: str | None = None,
+    invited_at: datetime | None = None,
 ) -> CloudEvent[ResponseSubmitted]:  # fmt: skip
     moment = answered_at or utc_now()
     data = ResponseSubmitted(
@@ -135,6 +136,7 @@ def response(
         network="urssaf",
         channel=channel, motif=motif, request_nature=nature, profile=profile,
         questionnaire_version="urssaf-chaud-2024-v1", answers=answers, answered_at=moment,
+        invited_at=invited_at,
     )  # fmt: skip
     return CloudEvent[ResponseSubmitted](
         id=new_event_id(), source="/test", type=RESPONSE_SUBMITTED.type, time=moment,
@@ -142,8 +144,10 @@ def response(
     )  # fmt: skip
 
 
-def invitation(site_id: str, invitation_id: str) -> CloudEvent[InvitationSent]:
-    now = utc_now()
+def invitation(
+    site_id: str, invitation_id: str, sent_at: datetime | None = None
+) -> CloudEvent[InvitationSent]:
+    now = sent_at or utc_now()
     data = InvitationSent(
         invitation_id=invitation_id, contact_id=f"crm-{uuid.uuid4().hex[:12]}", site_id=site_id,
         network="urssaf", channel="telephone", motif="declaration", survey_channel="email",
@@ -303,14 +307,65 @@ async def test_a_response_before_its_invitation_still_counts(stack, scoring):
     assert after["response_rate"]["value"] == 100
     assert after["nps"]["sample_size"] == 1
 
-    # A second response whose invitation is not seen yet: capped at 100 %, never 200 %.
+    # A second response whose invitation is not seen yet waits for it: 100 %, never 200 %, and
+    # the denominator stays the invitations (issue #18: the cohort's rate, no max()).
     await produce(
         stack.kafka_bootstrap_servers, SURVEY_RESPONSE.name,
         [response(site, {"recommandation": 8}, invitation_id="inv-early-2")],
     )  # fmt: skip
     capped = await indicators_of(stack, site, lambda f: f["nps"]["sample_size"] == 2)
     assert capped["response_rate"]["value"] == 100
-    assert capped["response_rate"]["counts"] == {"responses": 2, "invitations": 1}
+    assert capped["response_rate"]["counts"] == {"responses": 1, "invitations": 1}
+
+
+async def test_the_current_weeks_rate_is_its_own_invitations_answered(stack, scoring):
+    """Issue #18: the week's response rate is the answers to the week's invitations over those
+    invitations, provisional while their links are open. This week 4 invitations went out and 1
+    was answered; 3 answers received this week answer last week's 4 invitations. The old rule
+    (answers received / invitations sent, max()) read 4/4 = 100 % for this week."""
+    site = "site-cohort"
+    now = utc_now()
+    monday = datetime.combine(
+        now.astimezone(PARIS).date() - timedelta(days=now.astimezone(PARIS).weekday()),
+        datetime.min.time(), PARIS,
+    )  # fmt: skip
+    last_friday = monday - timedelta(days=3) + timedelta(hours=10)
+    sent = [invitation(site, f"inv-cohort-old-{n}", sent_at=last_friday) for n in range(4)]
+    sent += [invitation(site, f"inv-cohort-new-{n}", sent_at=now) for n in range(4)]
+    answered = [
+        response(site, {"recommandation": 9}, invitation_id=f"inv-cohort-old-{n}",
+                 invited_at=last_friday, answered_at=now)
+        for n in range(3)
+    ] + [response(site, {"recommandation": 10}, invitation_id="inv-cohort-new-0",
+                  invited_at=now, answered_at=now)]  # fmt: skip
+    await produce(stack.kafka_bootstrap_servers, SURVEY_RESPONSE.name, answered)
+    await produce(stack.kafka_bootstrap_servers, SURVEY_INVITATION.name, sent)
+
+    week = await indicators_of(
+        stack, site, period="iso_week",
+        matches=lambda f: f["nps"]["sample_size"] == 4
+        and f["response_rate"]["counts"].get("invitations") == 4,
+    )  # fmt: skip
+    rate = week["response_rate"]
+    assert rate["counts"] == {"responses": 1, "invitations": 4}
+    assert rate["value"] == 25 and rate["sample_size"] == 4
+    assert rate["provisional"] is True  # the week's links expire in 7 days
+    before = await indicators_of(
+        stack, site, period="previous_iso_week",
+        matches=lambda f: f["response_rate"]["counts"] == {"responses": 3, "invitations": 4},
+    )  # fmt: skip
+    assert before["response_rate"]["value"] == 75
+    assert before["nps"]["sample_size"] == 0  # its answers came this week: tallied this week
+    rows = await fetch(
+        stack.database_url,
+        "SELECT day, count, answered, open_until FROM scoring.invitation_tallies "
+        "WHERE site_id = $1 ORDER BY day",
+        site,
+    )
+    assert [(r["day"], r["count"], r["answered"]) for r in rows] == [
+        (last_friday.date(), 4, 3), (now.astimezone(PARIS).date(), 4, 1),
+    ]  # fmt: skip
+    assert rows[-1]["open_until"] == now + timedelta(days=7)
 
 
 async def test_late_and_out_of_order_events_land_in_their_own_day(stack, scoring):

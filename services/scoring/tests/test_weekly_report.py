@@ -68,9 +68,11 @@ async def seed_week(conn, monday: date, answers: list[dict]) -> dict[str, dict[s
             "VALUES ($1, $2, 'telephone', 'declaration', $3, $4, $5)",
             SITE_ID, day, item, value, count,
         )  # fmt: skip
+    # The week's answers answer the week's own invitations (one cohort, issue #18).
     await conn.execute(
-        "INSERT INTO invitation_tallies VALUES ($1, $2, 'telephone', 'declaration', $3)",
-        SITE_ID, monday, INVITATIONS_PER_WEEK,
+        "INSERT INTO invitation_tallies (site_id, day, channel, motif, count, answered) "
+        "VALUES ($1, $2, 'telephone', 'declaration', $3, $4)",
+        SITE_ID, monday, INVITATIONS_PER_WEEK, len(answers),
     )  # fmt: skip
     return domain.merge({item: {value: 1}} for one in answers for item, value in
                         domain.tally_rows(one))  # fmt: skip
