@@ -6,7 +6,7 @@ returning figures (numbers, with the unit in the key, e.g. `p95_ms`, `per_second
 `python -m loadtests.bench [scenario ...]` runs only the named ones. A scenario with
 `DEFAULT_RUN = False` (the minutes-long chaos run) runs only when named (`make chaos`).
 A scenario whose figures hold a non-empty `violations` list makes the run exit with 1, after the
-results file is written.
+results file is written; so does a scenario that raises (its error is the violation).
 """
 
 from __future__ import annotations
@@ -80,7 +80,10 @@ async def run_all(names: list[str]) -> dict[str, Any]:
             try:
                 started = time.perf_counter()
                 print(f"[bench] {name}: {module.DESCRIPTION}", flush=True)
-                figures = await module.run(BenchContext(stack, Path(folder)))
+                try:
+                    figures = await module.run(BenchContext(stack, Path(folder)))
+                except Exception as error:  # still a results file, saying what broke
+                    figures = {"violations": [f"the scenario raised {error!r}"]}
                 figures["scenario_seconds"] = round(time.perf_counter() - started, 1)
                 results[name] = {"description": module.DESCRIPTION, "figures": figures}
                 print(f"[bench] {name}: {json.dumps(figures)}", flush=True)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import itertools
 import json
 import os
@@ -87,6 +88,9 @@ class Plan:
     # a minute to restart, the remaining kills are skipped (and counted) so the run still ends
     # and writes its results. The database restart and the SIGTERM drain are never skipped.
     kills_until_seconds: float = 900.0
+    # The whole run stops at this cap (a machine too busy to finish): it then returns what it
+    # measured so far, with a violation naming the stage it was in, and the results file says so.
+    time_cap_seconds: float = 4800.0
     seed: int = 13
 
 
@@ -103,6 +107,7 @@ SMALL = Plan(
     feed_poll_seconds=0.25,
     answer_patience_seconds=120.0,
     settle_seconds=120.0,
+    time_cap_seconds=900.0,
 )
 
 SYSTEM_ENV = {
@@ -169,6 +174,8 @@ class Observed:
     request_ids: itertools.count[int] = field(default_factory=itertools.count)
     mail_files: set[str] = field(default_factory=set)
     kills_skipped: int = 0
+    contacts_closed: int = 0
+    stage: str = "starting"  # the last step logged
     # (publication replica, site) → the figures its event stream pushed last, and how many
     screens: dict[tuple[str, str], dict[str, tuple[int, float | None]]] = field(
         default_factory=dict
@@ -197,6 +204,7 @@ class Observed:
 
 
 def log(text: str, observed: Observed) -> None:
+    observed.stage = text
     clock = time.strftime("%H:%M:%S")
     print(f"[chaos {clock} {time.monotonic() - observed.started:6.1f}s] {text}", flush=True)
 
@@ -219,9 +227,34 @@ async def chaos(stack: devstack.DevStack, workdir: Path, plan: Plan) -> dict[str
     )
     observed = Observed()
     try:
-        return await _run(stack, system, plan, observed)
+        async with asyncio.timeout(plan.time_cap_seconds):
+            return await _run(stack, system, plan, observed)
+    except TimeoutError:
+        observed.violation(
+            f"run stopped at its time cap ({plan.time_cap_seconds:.0f} s), after: {observed.stage}"
+        )
+        return _partial(plan, observed)
     finally:
         system.stop()
+
+
+def _partial(plan: Plan, observed: Observed) -> dict[str, Any]:
+    """What a run stopped at its time cap had measured."""
+    return {
+        "contacts": plan.contacts,
+        "stopped_at_time_cap_seconds": plan.time_cap_seconds,
+        "last_stage": observed.stage,
+        "contacts_closed": observed.contacts_closed,
+        "contacts_mailed": len(observed.mails),
+        "mails_stored": sum(map(len, observed.mails.values())),
+        "answers_acknowledged": sum(map(len, observed.acks.values())),
+        "answers_abandoned": observed.abandoned,
+        "http_statuses": dict(sorted(observed.statuses.items())),
+        "kills_skipped_for_time": observed.kills_skipped,
+        "disturbances": [d.as_json() for d in observed.disturbances],
+        "violations": observed.violations,
+        "ok": False,
+    }
 
 
 async def _run(
@@ -329,7 +362,7 @@ async def _close_contacts(
                 key = (event.subject or "k").encode()
                 pending.append(await producer.send(CRM_CONTACT_CLOSED.name, encode(event), key=key))
             await asyncio.gather(*pending)
-            sent = upto
+            sent = observed.contacts_closed = upto
             await asyncio.sleep(max(0.0, started + (batch + 1) / 10 - time.monotonic()))
     finally:
         await producer.stop()
@@ -751,6 +784,7 @@ async def _slow_answer(
     address: str,
     site: str,
     target: ServiceProcess,
+    first_half_sent: asyncio.Event,
 ) -> None:
     """An answer whose body arrives in two halves a second apart (a phone on a poor network):
     certainly in flight when the SIGTERM comes. Then, if it failed, answered again as usual."""
@@ -760,6 +794,7 @@ async def _slow_answer(
 
     async def halves() -> AsyncIterator[bytes]:
         yield body[: len(body) // 2]
+        first_half_sent.set()  # asked for the next chunk: the first one is written
         await asyncio.sleep(1.0)
         yield body[len(body) // 2 :]
 
@@ -797,13 +832,21 @@ async def _sigterm(
     disturbance = Disturbance("SIGTERM", target.name, time.monotonic())
     observed.disturbances.append(disturbance)
     held, observed.held = sorted(observed.held_mailed.items()), set()  # the rest: as others
+    first_halves = [asyncio.Event() for _ in held]
     slow = [
         asyncio.create_task(
-            _slow_answer(client, system, plan, observed, n, address, site_of[address], target)
+            _slow_answer(client, system, plan, observed, n, address, site_of[address], target, sent)
         )
-        for n, address in held
+        for (n, address), sent in zip(held, first_halves, strict=True)
     ]
-    await asyncio.sleep(0.3)  # their first halves are read
+    # Their first halves are read: written, then a request sent after them answered by the same
+    # server (a fixed pause was not enough on a loaded machine, where the server had not yet
+    # read a slow request's headers when SIGTERM came, and rightly closed it as idle).
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(10.0):
+            await asyncio.gather(*(sent.wait() for sent in first_halves))
+    with contextlib.suppress(httpx.TransportError):
+        await client.get(f"{target.url}/healthz", timeout=10.0)
     for request_id in observed.inflight[target.name]:
         observed.watched[request_id] = "pending"
     log(f"SIGTERM {target.name} ({len(observed.watched)} requests in flight)", observed)
