@@ -81,18 +81,24 @@ def stamped(event: EventT) -> EventT:
     return event.model_copy(update={"traceparent": traceparent, "tracestate": tracestate})
 
 
+def continuing(source: CloudEvent[Any]) -> tuple[str | None, str | None]:
+    """(traceparent, tracestate) for what is done because of `source`: the current span when it
+    is in `source`'s trace (a handler's span), else `source`'s own context (one event of a batch
+    whose span continues another event's trace); (None, None) when `source` has none."""
+    if source.traceparent is None:
+        return None, None
+    current = current_traceparent()
+    if current is not None and current[0][3:35] == source.traceparent[3:35]:
+        return current
+    return source.traceparent, source.tracestate
+
+
 def carried(source: CloudEvent[Any], event: EventT) -> EventT:
-    """`event`, emitted because of `source`, continuing `source`'s trace: the current span when
-    it is in that trace (a handler's span), else `source`'s own context (one event of a batch
-    whose span continues another event's trace)."""
+    """`event`, emitted because of `source`, continuing `source`'s trace (see `continuing`)."""
     if event.traceparent is not None or source.traceparent is None:
         return event
-    current = trace.get_current_span().get_span_context()
-    if current.is_valid and f"{current.trace_id:032x}" == source.traceparent[3:35]:
-        return stamped(event)
-    return event.model_copy(
-        update={"traceparent": source.traceparent, "tracestate": source.tracestate}
-    )
+    traceparent, tracestate = continuing(source)
+    return event.model_copy(update={"traceparent": traceparent, "tracestate": tracestate})
 
 
 class Tracing:

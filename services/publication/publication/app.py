@@ -30,8 +30,9 @@ def create_app(settings: PublicationSettings) -> FastAPI:
     async def setup(runtime: Runtime, app: FastAPI) -> None:
         end_streams_on_termination(hub)
         listener = ChangeListener(
-            dsn=settings.database_url, feeds=feeds, hub=hub, metrics=live_metrics
-        )
+            dsn=settings.database_url, feeds=feeds, hub=hub, metrics=live_metrics,
+            tracing=runtime.tracing,
+        )  # fmt: skip
         app.state.change_listener = listener
         runtime.watch_listener(listener.listener)
         runtime.spawn("change-listener", listener.run)

@@ -7,6 +7,7 @@ from typing import Any
 from contracts.envelope import CloudEvent
 from contracts.events import SiteIndicatorsUpdated
 from plumbing.db import Connection
+from plumbing.tracing import current_traceparent
 from publication import repository
 
 
@@ -21,4 +22,7 @@ async def handle_site_indicators(conn: Connection, topic: str, event: CloudEvent
         payload=update.model_dump(mode="json"),
     )
     if changed:  # delivered on commit, so screens never see a figure that could be rolled back
-        await repository.notify_site_changed(conn, site_id=update.site_id)
+        trace = current_traceparent()  # the screen push continues the event's trace
+        await repository.notify_site_changed(
+            conn, site_id=update.site_id, traceparent=trace[0] if trace else None
+        )

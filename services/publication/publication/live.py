@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from plumbing.listener import Listener
+from plumbing.tracing import Tracing
 from publication.feeds import Rendered, SiteFeeds
 from publication.repository import SITE_CHANGED_CHANNEL
 
@@ -254,8 +255,13 @@ class EventStream(Response):
 class ChangeListener:
     """LISTENs on a dedicated connection; rebuilds changed sites in batches, in order."""
 
-    def __init__(self, *, dsn: str, feeds: SiteFeeds, hub: SiteHub, metrics: LiveMetrics) -> None:
+    def __init__(
+        self, *, dsn: str, feeds: SiteFeeds, hub: SiteHub, metrics: LiveMetrics,
+        tracing: Tracing | None = None,
+    ) -> None:  # fmt: skip
         self.dsn = dsn
+        self.tracing = tracing if tracing is not None else Tracing()
+        self._traces: dict[str, str] = {}  # site id -> traceparent of its latest change
         self.feeds = feeds
         self.hub = hub
         self.metrics = metrics
@@ -295,7 +301,10 @@ class ChangeListener:
 
     def _on_notification(self, _conn: Any, _pid: int, _channel: str, site_id: object) -> None:
         self.metrics.notifications.inc()
-        self._pending.add(str(site_id))
+        site, _, traceparent = str(site_id).partition(" ")
+        self._pending.add(site)
+        if traceparent:
+            self._traces[site] = traceparent
         self._wake.set()
 
     async def _rebuild_forever(self) -> None:
@@ -303,6 +312,7 @@ class ChangeListener:
             await self._wake.wait()
             self._wake.clear()
             batch, self._pending = sorted(self._pending), set()
+            traces = {site: self._traces.pop(site) for site in batch if site in self._traces}
             if not batch:
                 continue
             try:
@@ -316,4 +326,8 @@ class ChangeListener:
                 continue
             for site_id, rendered in rebuilt.items():
                 if rendered is not None:
-                    self.hub.publish(site_id, rendered)
+                    with self.tracing.span(
+                        "push site indicators", parent=traces.get(site_id),
+                        attributes={"site.id": site_id},
+                    ):  # fmt: skip
+                        self.hub.publish(site_id, rendered)

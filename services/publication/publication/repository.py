@@ -37,8 +37,12 @@ async def upsert_site_indicators(
     return status != "INSERT 0 0"
 
 
-async def notify_site_changed(conn: Connection, *, site_id: str) -> None:
-    await conn.execute("SELECT pg_notify($1, $2)", SITE_CHANGED_CHANNEL, site_id)
+async def notify_site_changed(
+    conn: Connection, *, site_id: str, traceparent: str | None = None
+) -> None:
+    """The payload is the site id, then a space and the change's traceparent when traced."""
+    payload = f"{site_id} {traceparent}" if traceparent else site_id
+    await conn.execute("SELECT pg_notify($1, $2)", SITE_CHANGED_CHANNEL, payload)
 
 
 async def site_snapshot(conn: Connection, *, site_id: str) -> asyncpg.Record | None:

@@ -23,6 +23,7 @@ from contracts.topics import SURVEY_INVITATION
 from plumbing.assets import dsfr_dist_dir
 from plumbing.problems import INTERNAL_MESSAGE, problem_response
 from plumbing.runtime import Runtime, service_app
+from plumbing.tracing import current_traceparent
 from plumbing.web import PAGE_SECURITY_HEADERS, SecurityHeaders, client_address
 from survey_responses import domain, repository, retention, security, submission
 from survey_responses.assets import CompressedStaticFiles
@@ -136,6 +137,19 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
     def pool() -> asyncpg.Pool:
         runtime: Runtime = app.state.runtime
         return runtime.db_pool
+
+    def answer_span(row: asyncpg.Record) -> Any:
+        """The answer comes from a phone without trace context: its span continues the trace
+        the invitation arrived with (the contact's), linked to the request's own span."""
+        runtime: Runtime = app.state.runtime
+        request_span = current_traceparent()
+        return runtime.tracing.span(
+            "submit response",
+            parent=row.get("traceparent"),
+            parent_state=row.get("tracestate"),
+            links=[request_span] if request_span else (),
+            attributes={"invitation.id": row["invitation_id"], "site.id": row["site_id"]},
+        )
 
     def throttled(request: Request, token: str, *, writes: bool) -> float:
         """Seconds to wait, or 0. Every request counts for its address (guessing links, flooding);
@@ -279,7 +293,8 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
             if partial:
                 await submission.save_draft(conn, row, answers)
                 return pages.saved(site_name=row["site_name"], token=token)
-            stored = await submission.submit(conn, row, answers)
+            with answer_span(row):
+                stored = await submission.submit(conn, row, answers)
         recent.forget(key)
         if not stored:  # a double tap (or a replay): the other one won
             return closed_page(domain.LinkState.ANSWERED, row)
@@ -334,7 +349,9 @@ def create_app(settings: ResponsesSettings) -> FastAPI:
             if body.partial:
                 await submission.save_draft(conn, row, answers)
                 return JSONResponse({"status": "saved"}, 200)
-            if not await submission.submit(conn, row, answers):
+            with answer_span(row):
+                stored = await submission.submit(conn, row, answers)
+            if not stored:
                 answered = domain.LinkState.ANSWERED
                 problem = {"error": answered.value, "message": MESSAGES[answered]}
                 return JSONResponse(problem, CLOSED_STATUS[answered])

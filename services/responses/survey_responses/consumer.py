@@ -10,6 +10,7 @@ from contracts.envelope import CloudEvent
 from contracts.events import InvitationSent, UserErased
 from contracts.topics import INVITATION_SENT, USER_ERASED
 from plumbing.db import Connection
+from plumbing.tracing import continuing
 from survey_responses import domain, repository
 
 
@@ -24,8 +25,11 @@ async def handle_invitation_event(conn: Connection, topic: str, event: CloudEven
         questionnaires.load(sent.questionnaire_version)
     except KeyError:  # the link could never be answered: let the consumer send it to the DLQ
         raise ValueError(f"unknown questionnaire version {sent.questionnaire_version!r}") from None
+    traceparent, tracestate = continuing(event)  # the answer continues the contact's trace
     await repository.save_invitation(
         conn,
+        traceparent=traceparent,
+        tracestate=tracestate,
         invitation_id=sent.invitation_id,
         token_sha256=sent.token_sha256,
         contact_id=sent.contact_id,

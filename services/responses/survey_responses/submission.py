@@ -11,6 +11,7 @@ from contracts.envelope import CloudEvent, encode, new_event_id, utc_now
 from contracts.events import ResponseSubmitted
 from contracts.topics import RESPONSE_SUBMITTED, SURVEY_RESPONSE
 from plumbing.db import Connection
+from plumbing.tracing import stamped
 from survey_responses import repository
 
 SOURCE = "/responses"
@@ -43,5 +44,5 @@ async def submit(conn: Connection, row: asyncpg.Record, answers: dict[str, int |
     return await repository.store_response(
         conn, response_id=response_id, invitation_id=row["invitation_id"], answers=answers,
         answered_at=answered_at, topic=SURVEY_RESPONSE.name, key=row["site_id"].encode(),
-        event=encode(event),
+        event=encode(stamped(event)),  # the invitation's trace (see app.answer_span)
     )  # fmt: skip

@@ -31,6 +31,7 @@ from contracts.topics import (
 )
 from plumbing.db import Connection
 from plumbing.outbox import enqueue_many
+from plumbing.tracing import carried, continuing
 from survey_dispatch import domain, repository
 from survey_dispatch.settings import DispatchSettings
 
@@ -119,7 +120,7 @@ class ContactClosedHandler:
         if topic == SURVEY_RESPONSE.name:
             await self._answered(conn, [event.data for event in events])
         else:
-            await self._decide_batch(conn, [event.data for event in events])
+            await self._decide_batch(conn, [event.data for event in events], events)
 
     async def _answered(self, conn: Connection, responses: list[ResponseSubmitted]) -> None:
         await repository.mark_answered(
@@ -127,7 +128,9 @@ class ContactClosedHandler:
         )
         self.metrics.answers.inc(len(responses))
 
-    async def _decide_batch(self, conn: Connection, contacts: list[ContactClosed]) -> None:
+    async def _decide_batch(
+        self, conn: Connection, contacts: list[ContactClosed], events: list[CloudEvent[Any]]
+    ) -> None:
         subjects = {contact.contact_id: self.subjects(contact) for contact in contacts}
         users = sorted({subjects[contact.contact_id][0] for contact in contacts})
         # Users and contact points: an opt-out (link or SMS STOP) takes the same locks, so a
@@ -148,6 +151,7 @@ class ContactClosedHandler:
         for contact in contacts:
             rules = await self._rules(conn, state, contact)
             self._decide_one(state, contact, rules, subjects[contact.contact_id], now)
+        _continue_traces(state, {event.data.contact_id: event for event in events})
         await repository.insert_contacts(conn, rows=state.contacts)
         await repository.insert_invitations(conn, rows=state.invitations)
         await enqueue_many(conn, state.events)
@@ -228,6 +232,19 @@ class ContactClosedHandler:
             "created_at": now,
             "optout_sha256": self.optout_digest(invitation_id),
         })  # fmt: skip
+
+
+def _continue_traces(state: _BatchState, sources: dict[str, CloudEvent[Any]]) -> None:
+    """Each event and invitation of the batch continues its own contact's trace (the batch's
+    span continues only the first one's)."""
+    state.events = [
+        (topic, key, carried(sources[event.data.contact_id], event))
+        for topic, key, event in state.events
+    ]
+    for invitation in state.invitations:
+        invitation["traceparent"], invitation["tracestate"] = continuing(
+            sources[invitation["contact_id"]]
+        )
 
 
 def _suppressed_event(

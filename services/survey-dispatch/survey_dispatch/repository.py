@@ -230,7 +230,7 @@ INVITATION_COLUMNS = {  # column: type, for one INSERT ... SELECT FROM unnest pe
     "request_nature": "text", "user_pseudo_id": "text", "survey_channel": "text",
     "address": "text", "token": "text", "token_sha256": "text", "questionnaire_version": "text",
     "closed_at": "timestamptz", "send_at": "timestamptz", "created_at": "timestamptz",
-    "optout_sha256": "text",
+    "optout_sha256": "text", "traceparent": "text", "tracestate": "text",
 }  # fmt: skip
 _INSERT_INVITATIONS = (
     f"INSERT INTO invitations ({', '.join(INVITATION_COLUMNS)}) SELECT * FROM unnest("

@@ -381,7 +381,7 @@ class Sender:
             (sent_at - row["closed_at"]).total_seconds()
         )
         data = item.event.model_copy(update={"sent_at": sent_at, "expires_at": expires_at})
-        events.append(_event(INVITATION_SENT.type, data, row["site_id"], sent_at))
+        events.append(_event(INVITATION_SENT.type, data, row["site_id"], sent_at, row))
         return row["invitation_id"], sent_at, expires_at, remind_at
 
     async def _rules(
@@ -447,7 +447,7 @@ class Sender:
                 invitation_id=row["invitation_id"], site_id=row["site_id"], network=row["network"],
                 survey_channel=SurveyChannel(channel), reminded_at=now,
             )  # fmt: skip
-            events.append(_event(INVITATION_REMINDED.type, data, row["site_id"], now))
+            events.append(_event(INVITATION_REMINDED.type, data, row["site_id"], now, row))
             self.metrics.sends.labels(channel, "reminded").inc()
             return
         retry_at: datetime | None = None
@@ -514,11 +514,25 @@ def _failed_event(row: dict[str, Any], reason: str) -> tuple[str, str, CloudEven
             "invitation failed event not valid", extra={"invitation_id": row["invitation_id"]}
         )
         return None
-    return _event(INVITATION_FAILED.type, data, row["site_id"], failed_at)
+    return _event(INVITATION_FAILED.type, data, row["site_id"], failed_at, row)
 
 
-def _event(type_: str, data: Any, site_id: str, at: datetime) -> tuple[str, str, CloudEvent[Any]]:
+def _event(
+    type_: str, data: Any, site_id: str, at: datetime, row: dict[str, Any] | None = None
+) -> tuple[str, str, CloudEvent[Any]]:
+    """The event; `row`: its invitation, whose trace (the contact's) the event continues."""
+    trace = (
+        {"traceparent": row.get("traceparent"), "tracestate": row.get("tracestate")}
+        if (row is not None and row.get("traceparent"))
+        else {}
+    )
     event = CloudEvent[type(data)](  # type: ignore[misc,operator]
-        id=new_event_id(), source=SOURCE, type=type_, time=at, subject=site_id, data=data
+        id=new_event_id(),
+        source=SOURCE,
+        type=type_,
+        time=at,
+        subject=site_id,
+        data=data,
+        **trace,
     )
     return SURVEY_INVITATION.name, site_id, event
