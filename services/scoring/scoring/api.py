@@ -84,8 +84,12 @@ def manager_router(settings: ScoringSettings, auth: AdminAuth) -> APIRouter:
                 conn, site_id=site_id, start=start, end=end, window_days=settings.fcr_window_days,
                 as_of=utc_now(), dimension=dimension,
             )  # fmt: skip
+        # The indicators of the questionnaire versions the period's responses carry (#15).
+        form = domain.questionnaire_of(
+            tallies.values(), questionnaire.load_all(), fallback=questionnaire.load()
+        )
         cells = domain.breakdown_cells(
-            tallies, fcr=fcr, questionnaire=questionnaire.load(), floor=settings.anonymity_floor,
+            tallies, fcr=fcr, questionnaire=form, floor=settings.anonymity_floor,
             invitations={cell: domain.cohort_of(*counts) for cell, counts in cohorts.items()},
             now=utc_now(),
         )  # fmt: skip

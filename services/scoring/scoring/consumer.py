@@ -161,7 +161,7 @@ def _contact_row(contact: ContactSeen) -> tuple[Any, ...]:
 
 def _tallied(response: ResponseSubmitted, day: date) -> repository.TalliedResponse:
     """The response's tally key and its cells (domain.tally_rows)."""
-    cells = dict(domain.tally_rows(response.answers))
+    cells = dict(domain.tally_rows(response.answers, version=response.questionnaire_version))
     nature = response.request_nature
     return (response.site_id, day.isoformat(), response.channel.value, response.motif,
             nature.value if nature is not None else "", response.profile or "", cells)  # fmt: skip

@@ -47,6 +47,9 @@ Tally: TypeAlias = Mapping[str, Mapping[str, int]]
 RESPONSES_ITEM = "__responses__"
 """Pseudo-item counting responses: tally[RESPONSES_ITEM]["1"] is the number of responses."""
 
+VERSION_ITEM = "__version__"
+"""Pseudo-item counting responses by questionnaire version: tally[VERSION_ITEM][version]."""
+
 PRESENT = "present"
 """The only value tallied for a free-text item: the text itself never enters the tallies."""
 
@@ -73,16 +76,23 @@ THEMES_GROUP = "themes"
 
 
 def tally_rows(
-    answers: Mapping[str, int | str], *, free_text: Collection[str] = DEFAULT_FREE_TEXT_ITEMS
+    answers: Mapping[str, int | str],
+    *,
+    free_text: Collection[str] = DEFAULT_FREE_TEXT_ITEMS,
+    version: str | None = None,
 ) -> list[tuple[str, str]]:
     """The (item id, value as text) pairs to add +1 each for one response.
 
-    Always includes (RESPONSES_ITEM, "1"). A free-text item only adds (item id, "present") when
+    Always includes (RESPONSES_ITEM, "1"), and (VERSION_ITEM, version) when the response's
+    questionnaire version is given (`questionnaire_of`).
+    A free-text item only adds (item id, "present") when
     it is not blank: free text is never published, and tallying it would leak it and blow up
     the number of tally rows. Pass `free_text=free_text_items(questionnaire)` for a
     questionnaire whose free-text items are not the default `suggestion`.
     """
     rows = [(RESPONSES_ITEM, "1")]
+    if version is not None:
+        rows.append((VERSION_ITEM, version))
     for item_id, value in answers.items():
         if item_id in free_text:
             if str(value).strip():
@@ -401,6 +411,54 @@ def theme_items(questionnaire: Questionnaire) -> list[Item]:
         for item in questionnaire.items
         if item.group == THEMES_GROUP and item.kind is ItemKind.SCALE
     ]
+
+
+def supported_indicators(questionnaire: Questionnaire) -> frozenset[str]:
+    """The indicators `figures` computes for a version's responses: those whose items the
+    version asks (the short SMS questionnaire has no NPS and no themes), and the response
+    rate. `fcr_observed` comes from the contacts, not the questionnaire."""
+    return frozenset(
+        figure.indicator for figure in figures({}, invitations=0, questionnaire=questionnaire)
+    )
+
+
+def tallied_versions(tally: Tally, *, untagged: str) -> dict[str, int]:
+    """Responses by questionnaire version. Responses tallied before their version was
+    (no VERSION_ITEM cell) count as `untagged`: the one version there was then."""
+    versions = {version: n for version, n in tally.get(VERSION_ITEM, {}).items() if n > 0}
+    rest = response_count(tally) - sum(versions.values())
+    if rest > 0:
+        versions[untagged] = versions.get(untagged, 0) + rest
+    return versions
+
+
+def questionnaire_of(
+    tallies: Iterable[Tally], forms: Mapping[str, Questionnaire], *, fallback: Questionnaire
+) -> Questionnaire:
+    """What the tallied responses were asked: the items of every version they carry (in the
+    order of `forms`), so `figures` computes each indicator from the responses whose version
+    asks its items, and leaves out an indicator no tallied version asks, rather than showing
+    it as "nobody answered". Versions answer a shared item id alike (contracts'
+    `incompatibilities`), so their counts add up. `fallback` when nothing is tallied;
+    untagged responses count as `forms`' first version (the default)."""
+    default = next(iter(forms), fallback.version)
+    seen: set[str] = set()
+    for tally in tallies:
+        seen |= tallied_versions(tally, untagged=default).keys()
+    versions = [version for version in forms if version in seen]
+    if not versions:
+        return fallback
+    if len(versions) == 1:
+        return forms[versions[0]]
+    items: dict[str, Item] = {}
+    for version in versions:
+        for item in forms[version].items:
+            items.setdefault(item.id, item)
+    first = forms[versions[0]]
+    return Questionnaire.model_construct(
+        version="+".join(versions), title=first.title, intro=first.intro,
+        items=tuple(items.values()),
+    )  # fmt: skip
 
 
 def observed_fcr(resolved: int, repeated: int, pending: int) -> IndicatorFigure:

@@ -174,6 +174,8 @@ class IndicatorsPublisher:
         """`domain.period_figures`, reused when none of its inputs changed since the site's
         last publish (a pure function): the previous week, month and 90 days rarely change.
         The response rate is the period's invitation cohort's, provisional while it is open."""
+        # Every figure from the versions this period's responses carry (`questionnaire_of`).
+        form = domain.questionnaire_of([tally], questionnaire.load_all(), fallback=form)
         inputs = (period, cohort, cohort.still_open(now), fcr, form.version, _frozen(tally))
         known = self._figures.get((site_id, period.id))
         if known is not None and known[0] == inputs:
@@ -208,6 +210,9 @@ class IndicatorsPublisher:
         )  # fmt: skip
         # The answers last: the later this read, the more recent responses the event includes.
         tallies = await repository.tallies_for_periods(conn, site_id=site_id, periods=days)
+        # The questionnaire versions the site's responses carry (issue #15): a window without
+        # responses shows the indicators of the site's other windows, not the default's.
+        form = domain.questionnaire_of(tallies, questionnaire.load_all(), fallback=form)
         periods = [
             self._period_figures(site_id, period, tally, domain.cohort_of(*counts), f, form, now)
             for period, tally, counts, f in zip(windows, tallies, cohorts, fcr, strict=True)

@@ -280,6 +280,7 @@ async def _period_figures(
         end=datetime.combine(period.end + timedelta(days=1), time(), zone),
         window_days=settings.fcr_window_days, as_of=as_of,
     )  # fmt: skip
+    form = domain.questionnaire_of([tally], questionnaire.load_all(), fallback=form)  # issue #15
     figures = domain.period_figures(
         period, tally, invitations=cohort, questionnaire=form, fcr=fcr, now=as_of
     )

@@ -461,6 +461,36 @@ async def test_the_indicators_event_carries_the_hand_computed_nps(stack, scoring
     assert sum_metric(metrics, "consumer_batch_size_records_count", SURVEY_RESPONSE.name) >= 1
 
 
+async def test_a_short_questionnaires_responses_leave_out_the_indicators_it_lacks(stack, scoring):
+    """Issue #15: figures from the version each response carries; no NPS or themes at n = 0
+    for a site whose responses come from the three-item SMS questionnaire."""
+    site = "site-sms-court"
+
+    def short(answers: dict[str, int | str]) -> CloudEvent[ResponseSubmitted]:
+        event = response(site, answers)
+        data = event.data.model_copy(update={"questionnaire_version": "sms-court-2026-v1"})
+        return event.model_copy(update={"data": data})
+
+    sms = [short({"satisfaction_globale": s}) for s in (9, 10)]
+    sms.append(short({"satisfaction_globale": 4, "effort": 6, "plusieurs_contacts": "non"}))
+    await produce(stack.kafka_bootstrap_servers, SURVEY_RESPONSE.name, sms)
+    figures = await indicators_of(
+        stack, site, lambda f: f["satisfaction"]["sample_size"] == 3, period="iso_week"
+    )
+    assert set(figures) == {"satisfaction", "satisfaction_mean", "ces", "ces_mean",
+                            "fcr_declared", "fcr_observed", "response_rate"}  # fmt: skip
+    assert figures["satisfaction"]["counts"] == {"satisfied": 2, "total": 3}
+    assert figures["ces"]["sample_size"] == figures["fcr_declared"]["sample_size"] == 1
+
+    default = response(site, {"satisfaction_globale": 8, "recommandation": 10})
+    await produce(stack.kafka_bootstrap_servers, SURVEY_RESPONSE.name, [default])
+    mixed = await indicators_of(
+        stack, site, lambda f: f["satisfaction"]["sample_size"] == 4, period="iso_week"
+    )
+    assert mixed["nps"]["sample_size"] == 1 and mixed["nps"]["value"] == 100
+    assert "theme_clarte" in mixed and mixed["theme_clarte"]["sample_size"] == 0
+
+
 async def test_breakdown_withholds_cells_below_the_anonymity_floor(stack, scoring, network_admin):
     site = "site-breakdown"
     events = [
@@ -847,7 +877,7 @@ def ground_truth(events: list[CloudEvent[ResponseSubmitted]]) -> Counter[tuple[A
         base = (data.site_id, data.answered_at.astimezone(PARIS).date(), data.channel.value,
                 data.motif, data.request_nature.value if data.request_nature else "",
                 data.profile or "")  # fmt: skip
-        for item, value in domain.tally_rows(data.answers):
+        for item, value in domain.tally_rows(data.answers, version=data.questionnaire_version):
             truth[(*base, item, value)] += 1
     return truth
 
