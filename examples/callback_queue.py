@@ -3,12 +3,20 @@
     pip install 'enquetes-contracts[kafka]'        # or, in this repository: uv run
     python examples/callback_queue.py consume --bootstrap 127.0.0.1:9092 --db callbacks.sqlite3
     python examples/callback_queue.py list --db callbacks.sqlite3
+    python examples/callback_queue.py done ALERT_ID --outcome rappele_resolu --team accueil-75 \
+        --bootstrap 127.0.0.1:9092 --db callbacks.sqlite3
 
 `consume` reads the detractor alerts and stores each one, once, in a local SQLite queue, then
 prints what an agent would call back. The read position of each partition is stored in the same
 SQLite transaction as the alerts it brought: a crash at any instant neither loses nor doubles
 an alert, and no consumer group is needed. An alert holds no e-mail or phone: the agent looks
-the contact up in the CRM by its `contact_id`. See examples/README.md.
+the contact up in the CRM by its `contact_id`.
+
+`done` reports a call-back made back to scoring, on `crm.callback.completed.v1` (the
+`CallbackCompleted` contract: the alert, its outcome among « rappelé et résolu », « rappelé sans
+solution », « injoignable », « refus », when, and the team; never the agent's name). The report's
+`callback_id` is chosen once and kept in the queue before it is sent: running `done` again after
+a crash sends the same report, which scoring records once. See examples/README.md.
 """
 
 from __future__ import annotations
@@ -18,13 +26,21 @@ import asyncio
 import sqlite3
 import sys
 import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from contracts.envelope import InvalidEvent, decode
-from contracts.topics import DETRACTOR_ALERT, SCORING_ALERT
+from contracts.envelope import STRUCTURED_CONTENT_TYPE, CloudEvent, InvalidEvent, decode, encode
+from contracts.events import CALLBACK_OUTCOME_LABELS, CallbackCompleted, CallbackOutcome
+from contracts.topics import (
+    CALLBACK_COMPLETED,
+    CRM_CALLBACK_COMPLETED,
+    DETRACTOR_ALERT,
+    SCORING_ALERT,
+)
 
 REASONS = {
     "low_recommendation": "ne recommanderait pas le service (NPS détracteur)",
@@ -43,6 +59,14 @@ CREATE TABLE IF NOT EXISTS callbacks (
     raised_at TEXT NOT NULL,
     queued_at TEXT NOT NULL DEFAULT (datetime('now')),
     status TEXT NOT NULL DEFAULT 'à rappeler'
+);
+CREATE TABLE IF NOT EXISTS reports (
+    alert_id TEXT PRIMARY KEY REFERENCES callbacks (alert_id),
+    callback_id TEXT NOT NULL UNIQUE,
+    outcome TEXT NOT NULL,
+    team TEXT,
+    completed_at TEXT NOT NULL,
+    sent_at TEXT
 );
 CREATE TABLE IF NOT EXISTS positions (
     topic TEXT NOT NULL,
@@ -157,6 +181,67 @@ def list_queue(args: argparse.Namespace) -> int:
     return 0
 
 
+def report_for(queue: sqlite3.Connection, args: argparse.Namespace) -> CallbackCompleted | None:
+    """The call-back report of an alert of the queue: chosen once (id, outcome, time), stored,
+    then the same one on every later run until it is sent."""
+    alert = queue.execute(
+        "SELECT site_id, network FROM callbacks WHERE alert_id = ?", (args.alert_id,)
+    ).fetchone()
+    if alert is None:
+        return None
+    with queue:
+        queue.execute(
+            "INSERT INTO reports (alert_id, callback_id, outcome, team, completed_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (alert_id) DO NOTHING",
+            (args.alert_id, f"rap-{uuid.uuid4().hex}", args.outcome, args.team,
+             datetime.now(UTC).isoformat()),
+        )  # fmt: skip
+        queue.execute(
+            "UPDATE callbacks SET status = 'rappelé' WHERE alert_id = ?", (args.alert_id,)
+        )
+    callback_id, outcome, team, completed_at = queue.execute(
+        "SELECT callback_id, outcome, team, completed_at FROM reports WHERE alert_id = ?",
+        (args.alert_id,),
+    ).fetchone()
+    return CallbackCompleted(
+        callback_id=callback_id, alert_id=args.alert_id, site_id=alert[0], network=alert[1],
+        outcome=CallbackOutcome(outcome), completed_at=datetime.fromisoformat(completed_at),
+        team=team,
+    )  # fmt: skip
+
+
+async def done(args: argparse.Namespace) -> int:
+    queue = open_queue(args.db)
+    try:
+        report = report_for(queue, args)
+        if report is None:
+            print(f"alerte {args.alert_id} absente de la file", file=sys.stderr)
+            return 1
+        event = CloudEvent[CallbackCompleted](
+            id=f"evt-{report.callback_id}", source="/examples/callback-queue",
+            type=CALLBACK_COMPLETED.type, time=report.completed_at, subject=report.site_id,
+            data=report,
+        )  # fmt: skip
+        producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                CRM_CALLBACK_COMPLETED.name, encode(event), key=report.site_id.encode(),
+                headers=[("content-type", STRUCTURED_CONTENT_TYPE.encode())],
+            )  # fmt: skip
+        finally:
+            await producer.stop()
+        with queue:
+            queue.execute(
+                "UPDATE reports SET sent_at = datetime('now') WHERE alert_id = ?", (args.alert_id,)
+            )
+    finally:
+        queue.close()
+    label = CALLBACK_OUTCOME_LABELS[report.outcome]
+    print(f"Rappel {report.callback_id} de l'alerte {args.alert_id} signalé : {label}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -169,9 +254,17 @@ def main(argv: list[str] | None = None) -> int:
     reading.add_argument("--idle-timeout", type=float, help="stop after S seconds without one")
     listing = commands.add_parser("list", help="print the call-backs still to make")
     listing.add_argument("--db", type=Path, default=Path("callbacks.sqlite3"))
+    finishing = commands.add_parser("done", help="report a call-back made, to scoring")
+    finishing.add_argument("alert_id")
+    finishing.add_argument("--outcome", required=True, choices=[o.value for o in CallbackOutcome])
+    finishing.add_argument("--team", help="the team that called back (never an agent's name)")
+    finishing.add_argument("--bootstrap", required=True, help="Kafka HOST:PORT")
+    finishing.add_argument("--db", type=Path, default=Path("callbacks.sqlite3"))
     args = parser.parse_args(argv)
     if args.command == "consume":
         return asyncio.run(consume(args))
+    if args.command == "done":
+        return asyncio.run(done(args))
     return list_queue(args)
 
 

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from contracts.topics import SURVEY_CONTACT, SURVEY_INVITATION, SURVEY_RESPONSE
+from contracts.topics import (
+    CRM_CALLBACK_COMPLETED,
+    SURVEY_CONTACT,
+    SURVEY_INVITATION,
+    SURVEY_RESPONSE,
+)
 from plumbing.auth import AdminAuth, TokenVerifier
 from plumbing.runtime import Runtime, service_app
 from scoring import repository
 from scoring.api import manager_router
+from scoring.callbacks import (
+    CallbacksHandler,
+    OpenAlertGauges,
+    RuleBook,
+    by_topic,
+    callbacks_router,
+)
 from scoring.collector import tune_collector
 from scoring.consumer import ScoringHandler
 from scoring.publisher import IndicatorsPublisher
@@ -16,7 +28,7 @@ from scoring.retention import Purger
 from scoring.settings import ScoringSettings
 
 SERVICE = "scoring"
-CONSUMED = (SURVEY_RESPONSE, SURVEY_INVITATION, SURVEY_CONTACT)
+CONSUMED = (SURVEY_RESPONSE, SURVEY_INVITATION, SURVEY_CONTACT, CRM_CALLBACK_COMPLETED)
 """Never crm.contact.closed.v1: only survey-dispatch reads contact points; scoring learns of
 contacts from its pseudonymous survey.contact.v1."""
 
@@ -28,9 +40,21 @@ def create_app(settings: ScoringSettings) -> FastAPI:
             await repository.write_reporting_settings(
                 conn, anonymity_floor=settings.anonymity_floor
             )
+        # Each network's detractor rule (admin API), reloaded on every change (scoring.callbacks).
+        rules = RuleBook(runtime.db_pool)
+        await rules.load()
+        runtime.listen(
+            "detractor-rules", {repository.DETRACTOR_RULES_CHANNEL: rules.reload_soon},
+            on_listening=rules.reload_soon,
+        )  # fmt: skip
+        gauges = OpenAlertGauges(settings, runtime.db_pool, runtime.registry)
+        runtime.spawn("open-alert-gauges", gauges.run)
         runtime.consume(
             list(CONSUMED),
-            batch_handler=ScoringHandler(settings),
+            batch_handler=by_topic(
+                {CRM_CALLBACK_COMPLETED.name: CallbacksHandler()},
+                default=ScoringHandler(settings, rules=rules),
+            ),
             max_records=5000,  # bigger transactions: fewer commits per response
             concurrent_partitions=True,  # tallies are keyed by site, and so are the partitions
             # Fresh figures: Tansu holds a waiting fetch long after a record arrives (~115 ms at
@@ -52,5 +76,7 @@ def create_app(settings: ScoringSettings) -> FastAPI:
     app = service_app(
         settings=settings, service=SERVICE, schema="scoring", title="scoring", setup=setup
     )
-    app.include_router(manager_router(settings, AdminAuth(TokenVerifier.from_settings(settings))))
+    auth = AdminAuth(TokenVerifier.from_settings(settings))
+    app.include_router(manager_router(settings, auth))
+    app.include_router(callbacks_router(settings, auth))
     return app

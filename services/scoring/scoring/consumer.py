@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -36,9 +37,12 @@ class ScoringHandler:
         *,
         raise_alerts: bool = True,
         defer_erasures: bool = False,
+        rules: Callable[[str], domain.DetractorRule] | None = None,
     ) -> None:
         self.zone = ZoneInfo(settings.reporting_timezone)
         self.rule = rule or domain.DetractorRule()
+        # Per network (admin API, scoring.callbacks.RuleBook); `rule` for every network if None.
+        self.rules = rules
         self.raise_alerts = raise_alerts  # a rebuild recounts; it must not call users back twice
         # A rebuild reads the topics side by side, not in their live order: it applies the
         # erasures once everything is folded (`erase_deferred`), as the live tables had them.
@@ -124,7 +128,8 @@ class ScoringHandler:
     def _alert_for(self, response: ResponseSubmitted) -> DetractorAlert | None:
         if not domain.consents_to_call_back(response.answers):
             return None  # counted in every figure, but nobody calls them back
-        reasons = domain.detractor_reasons(response.answers, self.rule)
+        rule = self.rules(response.network) if self.rules is not None else self.rule
+        reasons = domain.detractor_reasons(response.answers, rule)
         if not reasons:
             return None
         # Every field comes from the validated response, and the answers kept are ratings and

@@ -770,6 +770,109 @@ def consents_to_call_back(answers: Mapping[str, int | str]) -> bool:
     return answers.get(RECONTACT_ITEM) == RECONTACT_YES
 
 
+# --------------------------------------------------------------------------- detractor rules
+
+
+@dataclass(frozen=True)
+class DetractorRules:
+    """The detractor rule of each network that has one set (admin API), the default for the
+    others: a snapshot the handler reads per response, replaced whole when a rule changes."""
+
+    by_network: Mapping[str, DetractorRule]
+    default: DetractorRule = DetractorRule()
+
+    def __call__(self, network: str) -> DetractorRule:
+        return self.by_network.get(network, self.default)
+
+
+def detractor_rule_of(stored: Mapping[str, object]) -> DetractorRule:
+    """A stored rule (the admin API's JSON); keys it lacks keep the default, others refused."""
+    allowed = {"max_recommendation", "max_satisfaction", "repeat_with_suggestion"}
+    unknown = set(stored) - allowed
+    if unknown:
+        raise ValueError(f"unknown keys: {', '.join(sorted(unknown))}")
+    rule = DetractorRule()
+    recommendation = stored.get("max_recommendation", rule.max_recommendation)
+    satisfaction = stored.get("max_satisfaction", rule.max_satisfaction)
+    repeat = stored.get("repeat_with_suggestion", rule.repeat_with_suggestion)
+    if not (isinstance(recommendation, int) and not isinstance(recommendation, bool)
+            and -1 <= recommendation <= 10):  # fmt: skip
+        raise ValueError("max_recommendation must be an integer from -1 (never) to 10")
+    if not (isinstance(satisfaction, int) and not isinstance(satisfaction, bool)
+            and 0 <= satisfaction <= 10):  # fmt: skip
+        raise ValueError("max_satisfaction must be an integer from 0 (never) to 10")
+    if not isinstance(repeat, bool):
+        raise ValueError("repeat_with_suggestion must be true or false")
+    return DetractorRule(recommendation, satisfaction, repeat)
+
+
+# --------------------------------------------------------------------------- call-backs
+
+HANDLED_FAST = timedelta(hours=48)
+HANDLED_IN_A_WEEK = timedelta(days=7)
+COMPLETION_CLOCK_SKEW = timedelta(minutes=5)
+"""A CRM's clock may run a little behind ours; a call-back reported earlier than that before
+its alert was raised is refused (sent to the DLQ), not counted as handled in no time."""
+
+
+@dataclass(frozen=True)
+class AlertState:
+    raised_at: datetime
+    handled_at: datetime | None = None
+    outcome: str | None = None
+
+
+@dataclass(frozen=True)
+class CallbackWeek:
+    """The call-backs of the alerts a site raised in one week, as of an instant."""
+
+    raised: int
+    handled: int
+    handled_within_48h: int
+    handled_within_7d: int
+    open: int
+    outcomes: dict[str, int]
+
+
+def callback_week(alerts: Iterable[AlertState], *, as_of: datetime) -> CallbackWeek:
+    """Count a week's alerts: handled (by `as_of`), within 48 h and 7 days of being raised, by
+    outcome, and still open. A completion after `as_of` has not happened yet."""
+    raised = handled = fast = in_a_week = 0
+    outcomes: Counter[str] = Counter()
+    for alert in alerts:
+        raised += 1
+        if alert.handled_at is None or alert.handled_at > as_of:
+            continue
+        handled += 1
+        delay = alert.handled_at - alert.raised_at
+        fast += delay <= HANDLED_FAST
+        in_a_week += delay <= HANDLED_IN_A_WEEK
+        if alert.outcome is not None:
+            outcomes[alert.outcome] += 1
+    return CallbackWeek(raised, handled, fast, in_a_week, raised - handled, dict(outcomes))
+
+
+def open_age_days(raised_at: datetime, as_of: datetime) -> int:
+    """Whole days an open alert has waited (0 on its first day)."""
+    return max(0, (as_of - raised_at) // timedelta(days=1))
+
+
+def overdue(raised_at: datetime, as_of: datetime, *, threshold_days: int) -> bool:
+    """An open alert older than the threshold: it raises the Prometheus alert."""
+    return as_of - raised_at > timedelta(days=threshold_days)
+
+
+def completion_problem(
+    *, raised_at: datetime, completed_at: datetime, site_id: str, alert_site_id: str
+) -> str | None:
+    """Why a call-back report cannot be recorded against its alert; None when it can."""
+    if site_id != alert_site_id:
+        return f"call-back for site {site_id} but its alert belongs to site {alert_site_id}"
+    if completed_at < raised_at - COMPLETION_CLOCK_SKEW:
+        return "call-back completed before its alert was raised"
+    return None
+
+
 def alert_answers(
     answers: Mapping[str, int | str], *, free_text: Collection[str] = DEFAULT_FREE_TEXT_ITEMS
 ) -> dict[str, int | str]:

@@ -224,6 +224,138 @@ async def save_alerts(conn: Connection, *, alerts: Sequence[DetractorAlert]) -> 
     return {row["invitation_id"] for row in stored}
 
 
+# --------------------------------------------------------------------------- call-backs
+
+DETRACTOR_RULES_CHANNEL = "scoring_detractor_rules"
+"""NOTIFY channel: sent in the transaction that changes a network's detractor rule, so every
+replica reloads its rules on the commit (scoring.callbacks.RuleBook)."""
+
+
+async def alerts_by_id(
+    conn: Connection, *, alert_ids: Sequence[str]
+) -> dict[str, tuple[str, datetime]]:
+    """alert id -> (site id, raised at), for the alerts scoring holds among `alert_ids`."""
+    rows = await conn.fetch(
+        "SELECT alert_id, site_id, raised_at FROM alerts WHERE alert_id = ANY($1::text[])",
+        sorted(set(alert_ids)),
+    )
+    return {row["alert_id"]: (row["site_id"], row["raised_at"]) for row in rows}
+
+
+async def record_callbacks(conn: Connection, *, rows: Sequence[tuple[Any, ...]]) -> set[str]:
+    """Store call-back reports (callback id, alert id, site, outcome, team, completed at), once
+    per callback id; return the ids that were new."""
+    if not rows:
+        return set()
+    ordered = sorted(rows, key=lambda row: str(row[0]))
+    stored = await conn.fetch(
+        "INSERT INTO callbacks (callback_id, alert_id, site_id, outcome, team, completed_at) "
+        "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], "
+        "$6::timestamptz[]) ON CONFLICT (callback_id) DO NOTHING RETURNING callback_id",
+        *[list(column) for column in zip(*ordered, strict=True)],
+    )
+    return {row["callback_id"] for row in stored}
+
+
+async def complete_alerts(conn: Connection, *, rows: Sequence[tuple[Any, ...]]) -> int:
+    """Mark alerts handled: rows of (alert id, callback id, outcome, team, completed at), at
+    most one per alert. An alert keeps its earliest completion (a later or a repeated report
+    changes nothing); a completion a little before the alert (clock skew) counts at raising."""
+    if not rows:
+        return 0
+    ordered = sorted(rows, key=lambda row: str(row[0]))
+    result = await conn.execute(
+        "UPDATE alerts a SET handled_at = greatest(c.completed_at, a.raised_at), "
+        "outcome = c.outcome, team = c.team, callback_id = c.callback_id "
+        "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) "
+        "AS c (alert_id, callback_id, outcome, team, completed_at) "
+        "WHERE a.alert_id = c.alert_id "
+        "AND (a.handled_at IS NULL OR a.handled_at > greatest(c.completed_at, a.raised_at))",
+        *[list(column) for column in zip(*ordered, strict=True)],
+    )
+    return int(result.split()[-1])
+
+
+async def alerts_raised_between(
+    conn: Connection, *, site_id: str, start: datetime, end: datetime
+) -> list[asyncpg.Record]:
+    """The site's alerts raised in [start, end): raised at, handled at, outcome."""
+    return await conn.fetch(
+        "SELECT raised_at, handled_at, outcome FROM alerts "
+        "WHERE site_id = $1 AND raised_at >= $2 AND raised_at < $3 ORDER BY raised_at",
+        site_id, start, end,
+    )  # fmt: skip
+
+
+async def open_alerts(conn: Connection, *, site_id: str) -> list[asyncpg.Record]:
+    """The site's alerts nobody has called back yet, oldest first (an erased user's alert,
+    without a contact id, included: it is still open, with nobody to call)."""
+    return await conn.fetch(
+        "SELECT alert_id, raised_at, contact_id, reasons FROM alerts "
+        "WHERE site_id = $1 AND handled_at IS NULL ORDER BY raised_at",
+        site_id,
+    )
+
+
+async def open_alerts_by_site(
+    conn: Connection, *, older_than: datetime
+) -> list[asyncpg.Record]:
+    """Per site with open alerts: how many, how many raised before `older_than`, the oldest."""
+    return await conn.fetch(
+        "SELECT site_id, count(*) AS open, count(*) FILTER (WHERE raised_at < $1) AS overdue, "
+        "min(raised_at) AS oldest FROM alerts WHERE handled_at IS NULL GROUP BY site_id",
+        older_than,
+    )
+
+
+async def detractor_rules(conn: Connection) -> dict[str, dict[str, Any]]:
+    rows = await conn.fetch("SELECT network, rule FROM detractor_rules")
+    return {row["network"]: row["rule"] for row in rows}  # jsonb arrives decoded
+
+
+async def detractor_rule_row(conn: Connection, *, network: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT rule, updated_at, updated_by FROM detractor_rules "
+        "WHERE network = $1",
+        network,
+    )
+
+
+async def set_detractor_rule(
+    conn: Connection, *, network: str, rule: dict[str, Any] | None, changed_by: str
+) -> None:
+    """Replace (or, with None, remove) a network's rule, audit the change (who, when, before,
+    after) and tell every replica, all in the caller's transaction."""
+    before = await conn.fetchval(
+        "SELECT rule FROM detractor_rules WHERE network = $1 FOR UPDATE", network
+    )
+    if rule is None:
+        await conn.execute("DELETE FROM detractor_rules WHERE network = $1", network)
+    else:
+        await conn.execute(
+            "INSERT INTO detractor_rules (network, rule, updated_by) VALUES ($1, $2, $3) "
+            "ON CONFLICT (network) DO UPDATE SET rule = EXCLUDED.rule, updated_at = now(), "
+            "updated_by = EXCLUDED.updated_by",
+            network, rule, changed_by,
+        )  # fmt: skip
+    await conn.execute(
+        "INSERT INTO detractor_rules_audit (network, changed_by, before, after) "
+        "VALUES ($1, $2, $3, $4)",
+        network, changed_by, before, rule,
+    )  # fmt: skip
+    await conn.execute(f"NOTIFY {DETRACTOR_RULES_CHANNEL}")
+
+
+async def detractor_rules_audit(
+    conn: Connection, *, network: str, limit: int = 50
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT changed_by, changed_at, before, after "
+        "FROM detractor_rules_audit WHERE network = $1 ORDER BY id DESC LIMIT $2",
+        network, limit,
+    )  # fmt: skip
+
+
 async def sites_due(
     conn: Connection, *, older_than: datetime, limit: int
 ) -> tuple[list[str], datetime | None]:

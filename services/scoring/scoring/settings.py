@@ -29,6 +29,14 @@ class ScoringSettings(ServiceSettings):
     )
     verbatims_retention_days: int = Field(default=90, ge=7)
     alerts_retention_days: int = Field(default=90, ge=7)
+    open_alert_threshold_days: int = Field(
+        default=7, ge=1, le=60,
+        description="An alert nobody called back for longer than this is overdue: counted in "
+        "scoring_open_alerts_overdue{site_id}, which the OpenAlertsOverdue rule watches.",
+    )  # fmt: skip
+    open_alerts_poll_seconds: float = Field(
+        default=60.0, gt=0, description="How often the open-alert gauges are recounted."
+    )
     inbox_margin_days: int = Field(
         default=7, ge=1, description="Event ids are kept this long beyond their topic's retention."
     )

@@ -23,7 +23,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
@@ -38,7 +38,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from contracts import figures as told
 from contracts import floors, questionnaire
-from contracts.events import IndicatorFigure
+from contracts.events import CALLBACK_OUTCOME_LABELS, IndicatorFigure
 from plumbing import db
 from plumbing.db import Connection
 from scoring import domain, repository
@@ -95,6 +95,7 @@ class CallBack:
     raised_at: datetime
     contact_id: str
     reasons: list[str]
+    age_days: int = 0  # whole days it has waited, as of the report
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,14 @@ class WeeklyReport:
     board_url: str
     verbatims: list[Verbatim]
     floor: int = ANONYMITY_FLOOR
+    callbacks: domain.CallbackWeek | None = None  # the week's alerts: handled, how fast, outcomes
+    """`call_backs` lists the alerts still OPEN (any week), `callbacks` counts the week's."""
+
+    @property
+    def callback_outcomes(self) -> list[tuple[str, int]]:
+        """The week's call-back outcomes in French, in the contract's order, with their count."""
+        counted = self.callbacks.outcomes if self.callbacks else {}
+        return [(label, counted.get(code, 0)) for code, label in CALLBACK_OUTCOME_LABELS.items()]
 
     @property
     def below_floor(self) -> bool:
@@ -249,7 +258,9 @@ async def build_report(
         network=network, week=week, start=current.start, end=current.end, responses=responses,
         figures=headline_figures(this_week, last_week, floor),
         themes_to_improve=themes_to_improve(this_week, form, floor),
-        call_backs=await pending_call_backs(conn, site_id=site_id),
+        call_backs=await pending_call_backs(conn, site_id=site_id, as_of=as_of),
+        callbacks=await week_callbacks(conn, site_id=site_id, start=current.start,
+                                       end=current.end, zone=zone, as_of=as_of),
         board_url=board_link(board_url, network=network, site_id=site_id, week=week),
         verbatims=[
             Verbatim(row["day"], row["channel"], row["text"], row["satisfaction"],
@@ -287,21 +298,38 @@ async def _period_figures(
     return list(figures.figures)
 
 
-async def pending_call_backs(conn: Connection, *, site_id: str) -> list[CallBack]:
-    # An erased user's alert has no contact id any more: nobody to call back.
-    rows = await conn.fetch(
-        "SELECT raised_at, contact_id, reasons FROM alerts "
-        "WHERE site_id = $1 AND handled_at IS NULL AND contact_id IS NOT NULL ORDER BY raised_at",
-        site_id,
-    )
+async def pending_call_backs(
+    conn: Connection, *, site_id: str, as_of: datetime | None = None
+) -> list[CallBack]:
+    """The site's alerts still OPEN (no call-back reported on crm.callback.completed.v1), of
+    any week, oldest first, with their age. An erased user's alert has no contact id any more:
+    nobody to call back."""
+    now = as_of or datetime.now(UTC)
+    rows = await repository.open_alerts(conn, site_id=site_id)
     return [
         CallBack(
             raised_at=row["raised_at"],
             contact_id=row["contact_id"],
             reasons=[REASON_LABELS.get(reason, reason) for reason in row["reasons"]],
+            age_days=domain.open_age_days(row["raised_at"], now),
         )
         for row in rows
+        if row["contact_id"] is not None
     ]
+
+
+async def week_callbacks(
+    conn: Connection, *, site_id: str, start: date, end: date, zone: ZoneInfo, as_of: datetime
+) -> domain.CallbackWeek:
+    """The alerts raised in the week: handled, within 48 h and 7 days, by outcome, open."""
+    rows = await repository.alerts_raised_between(
+        conn, site_id=site_id, start=datetime.combine(start, time(), zone),
+        end=datetime.combine(end + timedelta(days=1), time(), zone),
+    )  # fmt: skip
+    return domain.callback_week(
+        [domain.AlertState(row["raised_at"], row["handled_at"], row["outcome"]) for row in rows],
+        as_of=as_of,
+    )
 
 
 # --------------------------------------------------------------------------- rendering
