@@ -74,10 +74,15 @@ def _plain(text: str) -> str:
 
 
 def site_timezone(
-    carried: str | None, *, site_id: str, network: str = "", site_name: str | None = None
-) -> str:
-    """The zone an event carries, else the shared default (events from before the field)."""
-    return carried or site_clock(site_id, network, site_name).timezone
+    carried: str | None, *, site_id: str, network: str = "", site_name: str | None = None,
+    metropolitan: str = METROPOLITAN_TIMEZONE,
+) -> str:  # fmt: skip
+    """The zone an event carries, else the shared default (events from before the field):
+    the overseas region's, else `metropolitan` (a service's configured reporting zone)."""
+    if carried:
+        return carried
+    clock = site_clock(site_id, network, site_name)
+    return metropolitan if clock == METROPOLITAN else clock.timezone
 
 
 def check_timezone(name: str) -> str:

@@ -70,3 +70,12 @@ def test_site_timezone_is_optional_and_must_be_an_iana_zone():
     for bad in ("Mars/Olympus", "../../etc/passwd", "UTC+4", "", "Europe/Pariss"):
         with pytest.raises(ValidationError):
             _seen(site_timezone=bad)
+
+
+def test_a_service_may_set_the_metropolitan_default_but_not_an_overseas_one():
+    assert site_timezone(None, site_id="agence-1", metropolitan="Europe/Brussels") == (
+        "Europe/Brussels"
+    )
+    assert site_timezone(None, site_id="mayotte-1", metropolitan="Europe/Brussels") == (
+        "Indian/Mayotte"
+    )

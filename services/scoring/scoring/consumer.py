@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from contracts.envelope import CloudEvent, new_event_id
 from contracts.events import ContactSeen, DetractorAlert, ResponseSubmitted, UserErased
+from contracts.sites import site_timezone
 from contracts.topics import (
     CONTACT_SEEN,
     DETRACTOR_ALERT,
@@ -40,6 +41,7 @@ class ScoringHandler:
         rules: Callable[[str], domain.DetractorRule] | None = None,
     ) -> None:
         self.zone = ZoneInfo(settings.reporting_timezone)
+        self.zones: dict[tuple[str | None, str, str], ZoneInfo] = {}  # (told, site, network)
         self.rule = rule or domain.DetractorRule()
         # Per network (admin API, scoring.callbacks.RuleBook); `rule` for every network if None.
         self.rules = rules
@@ -49,8 +51,30 @@ class ScoringHandler:
         self.defer_erasures = defer_erasures
         self.deferred_erasures: list[UserErased] = []
 
-    def day_of(self, moment: datetime) -> date:
-        return moment.astimezone(self.zone).date()
+    def day_of(self, moment: datetime, site: Any = None) -> date:
+        """The moment's day on the clock of the site an event is about (`zone_of`); on the
+        reporting zone without an event."""
+        return moment.astimezone(self.zone if site is None else self.zone_of(site)).date()
+
+    def zone_of(self, data: Any) -> ZoneInfo:
+        """The site's clock an event tells (`site_timezone`), else the shared default for its
+        site (contracts.sites: the overseas regions), for events older than the field."""
+        key = (data.site_timezone, data.site_id, data.network)
+        zone = self.zones.get(key)
+        if zone is None:
+            name = site_timezone(data.site_timezone, site_id=data.site_id, network=data.network,
+                                 metropolitan=self.zone.key)  # fmt: skip
+            zone = self.zones[key] = ZoneInfo(name)
+        return zone
+
+    def site_zones(self, events: list[CloudEvent[Any]]) -> dict[str, tuple[str, bool]]:
+        """Site -> (its clock, told by an event rather than defaulted), for the sites table."""
+        zones: dict[str, tuple[str, bool]] = {}
+        for event in events:
+            told = getattr(event.data, "site_timezone", False)
+            if told is not False and (told or event.data.site_id not in zones):
+                zones[event.data.site_id] = (self.zone_of(event.data).key, told is not None)
+        return zones
 
     async def __call__(self, conn: Connection, topic: str, events: list[CloudEvent[Any]]) -> None:
         responses: list[repository.TalliedResponse] = []
@@ -66,7 +90,7 @@ class ScoringHandler:
         for event in events:
             data = event.data
             if event.type == RESPONSE_SUBMITTED.type:
-                day = self.day_of(data.answered_at)
+                day = self.day_of(data.answered_at, data)
                 responses.append(_tallied(data, day))
                 if (verbatim := self._verbatim_row(data, day)) is not None:
                     verbatims.append(verbatim)
@@ -78,7 +102,7 @@ class ScoringHandler:
                 cohort = self.day_of(data.invited_at) if data.invited_at else day
                 cohort_answers[(data.site_id, cohort, data.channel.value, data.motif)] += 1
             elif event.type == INVITATION_SENT.type:
-                cohort_key = (data.site_id, self.day_of(data.sent_at), data.channel.value,
+                cohort_key = (data.site_id, self.day_of(data.sent_at, data), data.channel.value,
                               data.motif)  # fmt: skip
                 invitations[cohort_key] += 1
                 _keep_latest(cohort_open_until, cohort_key, data.expires_at)
@@ -99,6 +123,8 @@ class ScoringHandler:
         if verbatims:
             await repository.add_verbatims(conn, rows=verbatims)
         await repository.mark_sites_dirty(conn, sites=sites, pending_since=pending_since)
+        # The sites' clocks, once their rows exist.
+        await repository.set_site_timezones(conn, zones=self.site_zones(events))
         if self.defer_erasures:
             self.deferred_erasures += erasures
         else:

@@ -33,6 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from contracts import questionnaire
 from contracts.envelope import CloudEvent, new_event_id, utc_now
 from contracts.events import PeriodFigures, SiteIndicatorsUpdated
+from contracts.sites import site_timezone
 from contracts.topics import SITE_INDICATORS, SITE_INDICATORS_UPDATED
 from plumbing.db import Connection
 from plumbing.listener import CONNECTION_ERRORS, Listener
@@ -186,8 +187,16 @@ class IndicatorsPublisher:
         self._figures[(site_id, period.id)] = (inputs, figures)
         return figures
 
-    def _midnight(self, day: date) -> datetime:
-        return datetime.combine(day, datetime.min.time(), self.zone)
+    def _midnight(self, day: date, zone: ZoneInfo | None = None) -> datetime:
+        return datetime.combine(day, datetime.min.time(), zone or self.zone)
+
+    async def site_zone(
+        self, conn: Connection, site_id: str, network: str, timezone: str | None = None
+    ) -> ZoneInfo:
+        """The site's clock (sites.timezone, as its events told it), else the shared default."""
+        told = timezone or await repository.site_timezone(conn, site_id=site_id)
+        return ZoneInfo(site_timezone(told, site_id=site_id, network=network,
+                                      metropolitan=self.zone.key))  # fmt: skip
 
     async def site_event(
         self,
@@ -196,15 +205,19 @@ class IndicatorsPublisher:
         network: str,
         site_name: str | None,
         now: datetime,
+        *,
+        timezone: str | None = None,
     ) -> CloudEvent[SiteIndicatorsUpdated]:
+        """The site's figures; its weeks and months on its own clock."""
+        zone = await self.site_zone(conn, site_id, network, timezone)
         form = questionnaire.load()
-        windows = domain.periods(now.astimezone(self.zone).date())
+        windows = domain.periods(now.astimezone(zone).date())
         days = [(period.start, period.end) for period in windows]
         cohorts = await repository.cohorts_for_periods(conn, site_id=site_id, periods=days)
         fcr = await repository.fcr_counts_for_periods(
             conn, site_id=site_id, window_days=self.settings.fcr_window_days, as_of=now,
             periods=[
-                (self._midnight(p.start), self._midnight(p.end + timedelta(days=1)))
+                (self._midnight(p.start, zone), self._midnight(p.end + timedelta(days=1), zone))
                 for p in windows
             ],
         )  # fmt: skip
@@ -218,8 +231,9 @@ class IndicatorsPublisher:
             for period, tally, counts, f in zip(windows, tallies, cohorts, fcr, strict=True)
         ]
         data = SiteIndicatorsUpdated(
-            site_id=site_id, site_name=site_name, network=network, computed_at=now, periods=periods
-        )
+            site_id=site_id, site_name=site_name, network=network, computed_at=now,
+            periods=periods, site_timezone=zone.key,
+        )  # fmt: skip
         return CloudEvent[SiteIndicatorsUpdated](
             id=new_event_id(), source=SOURCE, type=SITE_INDICATORS_UPDATED.type, time=now,
             subject=site_id, data=data,

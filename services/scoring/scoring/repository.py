@@ -155,6 +155,29 @@ async def write_reporting_settings(conn: Connection, *, anonymity_floor: int) ->
     )
 
 
+async def set_site_timezones(conn: Connection, *, zones: Mapping[str, tuple[str, bool]]) -> None:
+    """Each site's clock (site -> (IANA zone, told by an event)): a zone an event told replaces
+    the stored one; a default (an event older than the field) only fills an empty one. One
+    statement, and no row written when nothing changes."""
+    if not zones:
+        return
+    ids = sorted(zones)  # concurrent writers lock the rows in one order
+    await conn.execute(
+        "UPDATE sites SET timezone = z.zone FROM (SELECT s, CASE WHEN told THEN zn "
+        "ELSE coalesce(sites.timezone, zn) END AS zone FROM unnest($1::text[], $2::text[], "
+        "$3::bool[]) AS u(s, zn, told) JOIN sites ON sites.site_id = u.s) z "
+        "WHERE sites.site_id = z.s AND sites.timezone IS DISTINCT FROM z.zone",
+        ids, [zones[site][0] for site in ids], [zones[site][1] for site in ids],
+    )  # fmt: skip
+
+
+async def site_timezone(conn: Connection, *, site_id: str) -> str | None:
+    """The site's clock as its events last told it; None for a site never heard of (or only
+    before issue #15: the caller falls back to contracts.sites)."""
+    value = await conn.fetchval("SELECT timezone FROM sites WHERE site_id = $1", site_id)
+    return None if value is None else str(value)
+
+
 async def site_network(conn: Connection, *, site_id: str) -> str | None:
     """The site's network, None when scoring has never heard of the site."""
     value = await conn.fetchval("SELECT network FROM sites WHERE site_id = $1", site_id)

@@ -39,6 +39,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from contracts import figures as told
 from contracts import floors, questionnaire
 from contracts.events import CALLBACK_OUTCOME_LABELS, IndicatorFigure
+from contracts.sites import site_timezone
 from plumbing import db
 from plumbing.db import Connection
 from scoring import domain, repository
@@ -229,7 +230,7 @@ async def build_report(
     conn: Connection, settings: ScoringSettings, *, site_id: str, week: str,
     board_url: str = DEFAULT_BOARD_URL, now: datetime | None = None,
 ) -> WeeklyReport:  # fmt: skip
-    zone = ZoneInfo(settings.reporting_timezone)
+    zone = await site_zone(conn, site_id, default=settings.reporting_timezone)
     start = week_start(week)
     current = domain.Period("iso_week", start, start + timedelta(days=6))
     previous = domain.Period("previous_iso_week", start - timedelta(days=7), start - timedelta(1))
@@ -271,6 +272,14 @@ async def build_report(
     )  # fmt: skip
 
 
+async def site_zone(conn: Connection, site_id: str, *, default: str = "Europe/Paris") -> ZoneInfo:
+    """The site's own clock (issue #15), as its events told scoring, else the shared default
+    (contracts.sites): the bounds of its week and the dates its e-mail shows."""
+    stored = await repository.site_timezone(conn, site_id=site_id)
+    network = await repository.site_network(conn, site_id=site_id) or ""
+    return ZoneInfo(site_timezone(stored, site_id=site_id, network=network, metropolitan=default))
+
+
 def printable(text: str) -> str:
     """A name as it may be shown and put in a header: control characters become a space."""
     return CONTROL_CHARACTERS.sub(" ", text).strip() or "?"
@@ -280,7 +289,7 @@ async def _period_figures(
     conn: Connection, settings: ScoringSettings, site_id: str, period: domain.Period,
     form: questionnaire.Questionnaire, as_of: datetime,
 ) -> list[IndicatorFigure]:  # fmt: skip
-    zone = ZoneInfo(settings.reporting_timezone)
+    zone = await site_zone(conn, site_id, default=settings.reporting_timezone)
     tally = await repository.tally_between(conn, site_id=site_id, start=period.start,
                                            end=period.end)  # fmt: skip
     # The response rate of the invitations sent in the period, whenever they were answered.
@@ -306,9 +315,10 @@ async def pending_call_backs(
     nobody to call back."""
     now = as_of or datetime.now(UTC)
     rows = await repository.open_alerts(conn, site_id=site_id)
+    zone = await site_zone(conn, site_id)  # raised on the site's clock
     return [
         CallBack(
-            raised_at=row["raised_at"],
+            raised_at=row["raised_at"].astimezone(zone),
             contact_id=row["contact_id"],
             reasons=[REASON_LABELS.get(reason, reason) for reason in row["reasons"]],
             age_days=domain.open_age_days(row["raised_at"], now),
