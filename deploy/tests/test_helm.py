@@ -1285,3 +1285,26 @@ def test_helm_test_script_runs_and_fails_on_a_service_not_ready(
     finally:
         server.shutdown()
     assert (ok.returncode, down.returncode) == (0, 1)
+
+
+def test_tracing_env_reaches_every_service_only_when_a_collector_is_set(
+    default_resources: list[dict[str, Any]],
+) -> None:
+    for deployment in _of_kind(default_resources, "Deployment"):
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert not any(name.startswith("OTEL_") for name in _env(container))
+    traced = _render({
+        "tracing": {
+            "otlpEndpoint": "http://otel-collector.monitoring:4318",
+            "env": {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                    "OTEL_TRACES_SAMPLER_ARG": 0.1},
+        }
+    })  # fmt: skip
+    for deployment in _of_kind(traced, "Deployment"):
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        env = {name: item.get("value") for name, item in _env(container).items()}
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.monitoring:4318"
+        assert env["OTEL_SERVICE_NAME"] == _component(deployment)
+        assert env["OTEL_TRACES_SAMPLER_ARG"] == "0.1"
+    with helm.Chart.load(CHART) as chart, pytest.raises(Exception, match="OTEL_"):
+        chart.validate_schema(chart.merge_values({"tracing": {"env": {"LOG_LEVEL": "DEBUG"}}}))

@@ -141,6 +141,16 @@ app.kubernetes.io/component: {{ .name }}
 - name: ADMIN_AUDIENCE
   value: {{ . | quote }}
 {{- end }}
+{{- with $values.tracing.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+- name: OTEL_SERVICE_NAME
+  value: {{ $.name | quote }}
+{{- end }}
+{{- range $key, $value := $values.tracing.env }}
+- name: {{ $key }}
+  value: {{ $value | toString | quote }}
+{{- end }}
 {{- if and (has .name (list "responses" "publication")) $values.ingress.trustedProxies }}
 - name: TRUSTED_PROXIES
   value: {{ join "," $values.ingress.trustedProxies | quote }}
