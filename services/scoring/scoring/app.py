@@ -63,7 +63,7 @@ def create_app(settings: ScoringSettings) -> FastAPI:
         )  # fmt: skip
         publisher = IndicatorsPublisher(
             settings=settings, pool=runtime.db_pool, registry=runtime.registry,
-            producer=runtime.kafka_producer,
+            producer=runtime.kafka_producer, tracing=runtime.tracing,
         )  # fmt: skip
         runtime.watch_listener(publisher.listener)
         runtime.spawn("publisher", publisher.run)

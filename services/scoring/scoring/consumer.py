@@ -23,6 +23,7 @@ from contracts.topics import (
 )
 from plumbing.db import Connection
 from plumbing.outbox import enqueue_many
+from plumbing.tracing import current_traceparent
 from scoring import domain, repository
 from scoring.settings import ScoringSettings
 
@@ -122,7 +123,11 @@ class ScoringHandler:
             await repository.add_contacts(conn, rows=contacts)
         if verbatims:
             await repository.add_verbatims(conn, rows=verbatims)
-        await repository.mark_sites_dirty(conn, sites=sites, pending_since=pending_since)
+        batch_trace = current_traceparent()  # the batch's span: the sites' publish continues it
+        await repository.mark_sites_dirty(
+            conn, sites=sites, pending_since=pending_since,
+            traceparent=batch_trace[0] if batch_trace else None,
+        )  # fmt: skip
         # The sites' clocks, once their rows exist.
         await repository.set_site_timezones(conn, zones=self.site_zones(events))
         if self.defer_erasures:

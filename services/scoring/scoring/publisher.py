@@ -38,6 +38,7 @@ from contracts.topics import SITE_INDICATORS, SITE_INDICATORS_UPDATED
 from plumbing.db import Connection
 from plumbing.listener import CONNECTION_ERRORS, Listener
 from plumbing.outbox import enqueue
+from plumbing.tracing import Tracing, stamped
 from scoring import domain, repository
 from scoring.settings import ScoringSettings
 
@@ -55,8 +56,10 @@ class IndicatorsPublisher:
         pool: asyncpg.Pool,
         registry: CollectorRegistry,
         producer: AIOKafkaProducer | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
+        self.tracing = tracing if tracing is not None else Tracing()
         self.pool = pool
         self.producer = producer  # None: through the outbox (tests, tools without a producer)
         self.zone = ZoneInfo(settings.reporting_timezone)
@@ -144,18 +147,23 @@ class IndicatorsPublisher:
                 )
                 if site is None:
                     return False
-                event = await self.site_event(
-                    conn, site["site_id"], site["network"], site["site_name"], now
-                )
-                if self.producer is None:
-                    await enqueue(conn, topic=SITE_INDICATORS.name, key=site_id, event=event)
-                    await repository.mark_published(conn, site_id=site_id, at=now)
-                else:
-                    sent = await self.producer.send(
-                        SITE_INDICATORS.name, encode_fast(event), key=site_id.encode()
-                    )
-                    await repository.mark_published(conn, site_id=site_id, at=now)
-                    await sent  # acknowledged before the commit: a failure leaves it dirty
+                # Continues the trace of the batch that made the site dirty (see consumer).
+                with self.tracing.span(
+                    "publish site indicators", parent=site["traceparent"],
+                    attributes={"site.id": site_id},
+                ):  # fmt: skip
+                    event = stamped(await self.site_event(
+                        conn, site["site_id"], site["network"], site["site_name"], now
+                    ))  # fmt: skip
+                    if self.producer is None:
+                        await enqueue(conn, topic=SITE_INDICATORS.name, key=site_id, event=event)
+                        await repository.mark_published(conn, site_id=site_id, at=now)
+                    else:
+                        sent = await self.producer.send(
+                            SITE_INDICATORS.name, encode_fast(event), key=site_id.encode()
+                        )
+                        await repository.mark_published(conn, site_id=site_id, at=now)
+                        await sent  # acknowledged before the commit: a failure leaves it dirty
         except KafkaError as error:
             log.warning(
                 "indicators not sent, site left dirty",
@@ -248,5 +256,9 @@ def encode_fast(event: CloudEvent[SiteIndicatorsUpdated]) -> bytes:
     """The JSON document `contracts.envelope.encode` writes (the same once parsed; a test checks
     it), by pydantic's own serializer: 0.2 ms instead of 1 ms for a site's ~55 kB event. Bytes
     may differ only in how a tiny float is spelled (0.00001 for 1e-05)."""
-    unset = {name for name in ("subject", "dataschema") if getattr(event, name) is None}
+    unset = {
+        name
+        for name in ("subject", "dataschema", "traceparent", "tracestate")
+        if getattr(event, name) is None
+    }
     return event.model_dump_json(exclude=unset).encode()

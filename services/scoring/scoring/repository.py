@@ -194,9 +194,11 @@ async def mark_sites_dirty(
     *,
     sites: Iterable[tuple[str, str, str | None]],
     pending_since: Mapping[str, datetime] | None = None,
+    traceparent: str | None = None,
 ) -> None:
     """Flag sites for the publisher; `pending_since` keeps each site's oldest unpublished
-    response (event time) so the publisher can measure submitted -> published."""
+    response (event time) so the publisher can measure submitted -> published; `traceparent`
+    (the marking batch's trace) is kept when none is waiting, for the publish to continue."""
     oldest = pending_since or {}
     merged: dict[str, tuple[str, str | None]] = {}
     for site_id, network, site_name in sorted(sites, key=lambda site: site[0]):
@@ -206,17 +208,20 @@ async def mark_sites_dirty(
         return
     ids = list(merged)  # sorted: concurrent writers lock the rows in one order
     await conn.execute(
-        "WITH marked AS (INSERT INTO sites (site_id, network, site_name, dirty, pending_since) "
-        "SELECT s, n, sn, true, p FROM unnest($1::text[], $2::text[], $3::text[], "
+        "WITH marked AS (INSERT INTO sites (site_id, network, site_name, dirty, pending_since, "
+        "traceparent) SELECT s, n, sn, true, p, $5::text FROM unnest($1::text[], $2::text[], "
+        "$3::text[], "
         "$4::timestamptz[]) WITH ORDINALITY AS u(s, n, sn, p, o) ORDER BY o "
         "ON CONFLICT (site_id) DO UPDATE SET dirty = true, "
         "site_name = coalesce(EXCLUDED.site_name, sites.site_name), "
-        "pending_since = least(sites.pending_since, EXCLUDED.pending_since) RETURNING 1) "
+        "pending_since = least(sites.pending_since, EXCLUDED.pending_since), "
+        "traceparent = coalesce(sites.traceparent, EXCLUDED.traceparent) RETURNING 1) "
         f"SELECT pg_notify('{SITES_DIRTY_CHANNEL}', '') FROM (SELECT count(*) FROM marked) m",
         ids,
         [merged[site_id][0] for site_id in ids],
         [merged[site_id][1] for site_id in ids],
         [oldest.get(site_id) for site_id in ids],
+        traceparent,
     )  # the NOTIFY in the same round trip
 
 
@@ -405,7 +410,8 @@ async def lock_site_if_due(
     """Lock the site for publishing if it is still dirty and due; None when another publisher
     holds it or has just published it (the condition is checked again on the locked row)."""
     return await conn.fetchrow(
-        "SELECT site_id, network, site_name, pending_since FROM sites WHERE site_id = $1 "
+        "SELECT site_id, network, site_name, pending_since, traceparent FROM sites "
+        "WHERE site_id = $1 "
         "AND dirty AND (last_published_at IS NULL OR last_published_at <= $2) "
         "FOR UPDATE SKIP LOCKED",
         site_id,
@@ -415,8 +421,8 @@ async def lock_site_if_due(
 
 async def mark_published(conn: Connection, *, site_id: str, at: datetime) -> None:
     await conn.execute(
-        "UPDATE sites SET dirty = false, last_published_at = $2, pending_since = NULL "
-        "WHERE site_id = $1",
+        "UPDATE sites SET dirty = false, last_published_at = $2, pending_since = NULL, "
+        "traceparent = NULL WHERE site_id = $1",
         site_id,
         at,
     )
