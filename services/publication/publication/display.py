@@ -8,6 +8,7 @@ import re
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
@@ -61,9 +62,10 @@ def display_router(*, settings: PublicationSettings, feeds: SiteFeeds, zone: tzi
     def updated_text(view: dict[str, Any] | None) -> str:
         if view is None:
             return ""
-        moment = datetime.fromisoformat(view["updated_at"]).astimezone(zone)
+        site_zone = ZoneInfo(view["timezone"])  # the site's own clock, not the server's
+        moment = datetime.fromisoformat(view["updated_at"]).astimezone(site_zone)
         text = view["updated_at_text"]
-        if moment.date() == datetime.now(zone).date():
+        if moment.date() == datetime.now(site_zone).date():
             return f"Mis à jour à {text['time']}"
         return f"Mis à jour le {text['date']} à {text['time']}"
 
@@ -99,7 +101,8 @@ def display_router(*, settings: PublicationSettings, feeds: SiteFeeds, zone: tzi
             display=view["display"] if view else domain.DisplaySettings().as_json(),
             engagements=domain.ENGAGEMENTS, engagements_header=domain.ENGAGEMENTS_HEADER,
             updated_text=updated_text(view), results_site=settings.results_site,
-            timezone=settings.display_timezone, heartbeat_seconds=settings.sse_heartbeat_seconds,
+            timezone=view["timezone"] if view else settings.display_timezone,
+            heartbeat_seconds=settings.sse_heartbeat_seconds,
             asset=asset, rendered_at=datetime.now(zone).isoformat(),
         )  # fmt: skip
         return HTMLResponse(html, headers=PAGE_HEADERS)

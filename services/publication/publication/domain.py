@@ -13,8 +13,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, tzinfo
 from typing import Any, Literal, get_args
+from zoneinfo import ZoneInfo
 
 from contracts import figures as told
+from contracts.sites import site_timezone
 
 WITHHELD_REASON = "résultats en cours de collecte"
 FRENCH_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
@@ -196,16 +198,24 @@ def with_changes(
     return result
 
 
+def site_zone(told: str | None, *, site_id: str, network: str, default: str) -> ZoneInfo:
+    """A site's own clock: the zone scoring's event told (the site's rules), else the shared
+    default (contracts.sites: the overseas regions by site id or network), else `default`."""
+    return ZoneInfo(site_timezone(told, site_id=site_id, network=network, metropolitan=default))
+
+
 def site_feed(
     snapshot: Snapshot, choice: SiteChoice, *, floor: int, periods: tuple[str, str], zone: tzinfo
 ) -> dict[str, Any]:
-    """The public view of a site: its current and previous periods, the chosen indicators only."""
+    """The public view of a site: its current and previous periods, the chosen indicators only.
+    Times are the site's own (`zone`): « Mis à jour à » reads as the hall's wall clock."""
     updated = snapshot.computed_at.astimezone(zone)
     view: dict[str, Any] = {
         "site_id": snapshot.site_id,
         "site_name": snapshot.site_name,
         "network": snapshot.network,
-        "updated_at": snapshot.computed_at.isoformat(),
+        "timezone": str(zone),
+        "updated_at": updated.isoformat(),
         "updated_at_text": {"date": french_date(updated.date()), "time": clock_time(updated)},
         "public_floor": floor,
         "display": choice.display.as_json(),

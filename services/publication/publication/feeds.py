@@ -281,9 +281,13 @@ class SiteFeeds:
             indicators=tuple(row["chosen"] or self.settings.default_indicators),
             display=domain.DisplaySettings.from_json(row["display"]),
         )
+        zone = domain.site_zone(  # the site's own clock, as scoring's event told it
+            row["payload"].get("site_timezone"), site_id=row["site_id"], network=row["network"],
+            default=self.settings.display_timezone,
+        )  # fmt: skip
         return domain.site_feed(
             snapshot, choice, floor=self.settings.public_floor,
-            periods=self.settings.periods_of(row["network"]), zone=self.zone,
+            periods=self.settings.periods_of(row["network"]), zone=zone,
         )  # fmt: skip
 
     async def _build_site(self, site_id: str) -> Rendered | None:

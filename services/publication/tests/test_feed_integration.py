@@ -7,6 +7,8 @@ import contextlib
 import csv
 import io
 import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -186,6 +188,25 @@ async def test_a_figure_below_the_floor_leaves_the_service_in_no_output(
     for name, text in outputs.items():
         leaked = [token for token in forbidden if token in text]
         assert not leaked, f"{name} leaks withheld figures: {leaked}"
+
+
+async def test_the_display_says_when_it_was_updated_on_the_sites_own_clock(
+    publication, send, make_event, feed_when
+):
+    """Issue #15: a Guadeloupe screen's « Mis à jour à » is the hall's time, not Paris's."""
+    site = "urssaf-guadeloupe-ecran"
+    event = make_event(site, {"nps": (42.0, 412)})
+    told = event.data.model_copy(update={"site_timezone": "America/Guadeloupe"})
+    await send(event.model_copy(update={"data": told}))
+    feed = await feed_when(publication.url, site, lambda body: True, timeout=60)
+    local = told.computed_at.astimezone(ZoneInfo("America/Guadeloupe"))
+    assert feed["timezone"] == "America/Guadeloupe"
+    assert feed["updated_at_text"]["time"] == f"{local.hour}{NBSP}h{NBSP}{local.minute:02d}"
+    assert datetime.fromisoformat(feed["updated_at"]).utcoffset() == timedelta(hours=-4)
+    async with httpx.AsyncClient(base_url=publication.url) as client:
+        page = (await client.get(f"/display/{site}")).text
+    assert 'data-timezone="America/Guadeloupe"' in page
+    assert feed["updated_at_text"]["time"] in page
 
 
 async def test_the_display_page_of_an_unknown_site_is_calm(publication):
