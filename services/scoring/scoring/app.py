@@ -23,6 +23,7 @@ from scoring.callbacks import (
 )
 from scoring.collector import tune_collector
 from scoring.consumer import ScoringHandler
+from scoring.managers import managers_router
 from scoring.publisher import IndicatorsPublisher
 from scoring.retention import Purger
 from scoring.settings import ScoringSettings
@@ -78,5 +79,6 @@ def create_app(settings: ScoringSettings) -> FastAPI:
     )
     auth = AdminAuth(TokenVerifier.from_settings(settings))
     app.include_router(manager_router(settings, auth))
+    app.include_router(managers_router(settings, auth))
     app.include_router(callbacks_router(settings, auth))
     return app

@@ -738,3 +738,111 @@ async def verbatims_between(
         start,
         end,
     )
+
+
+# --------------------------------------------------------------------------- managers (#15)
+
+
+async def manager_row(conn: Connection, *, manager_id: str) -> dict[str, Any] | None:
+    """A manager's mapping row with their sites (sorted), or None."""
+    row = await conn.fetchrow(
+        "SELECT m.manager_id, m.network, m.email, m.login_role, m.scope, m.updated_at, "
+        "m.updated_by, coalesce(array_agg(s.site_id ORDER BY s.site_id) "
+        "FILTER (WHERE s.site_id IS NOT NULL), '{}') AS sites "
+        "FROM managers m LEFT JOIN manager_sites s USING (manager_id) "
+        "WHERE m.manager_id = $1 GROUP BY m.manager_id",
+        manager_id,
+    )
+    return None if row is None else dict(row)
+
+
+async def managers_of_network(conn: Connection, *, network: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT m.manager_id, m.network, m.email, m.login_role, m.scope, m.updated_at, "
+        "m.updated_by, coalesce(array_agg(s.site_id ORDER BY s.site_id) "
+        "FILTER (WHERE s.site_id IS NOT NULL), '{}') AS sites "
+        "FROM managers m LEFT JOIN manager_sites s USING (manager_id) "
+        "WHERE m.network = $1 GROUP BY m.manager_id ORDER BY m.manager_id",
+        network,
+    )
+    return [dict(row) for row in rows]
+
+
+async def networks_of_sites(conn: Connection, *, site_ids: Sequence[str]) -> dict[str, str]:
+    """site id -> network, for the sites scoring knows among `site_ids`."""
+    rows = await conn.fetch(
+        "SELECT site_id, network FROM sites WHERE site_id = ANY($1::text[])", list(site_ids)
+    )
+    return {row["site_id"]: row["network"] for row in rows}
+
+
+def _manager_audit_json(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {key: row[key] for key in ("email", "scope", "sites", "login_role")}
+
+
+async def put_manager(
+    conn: Connection, *, manager_id: str, network: str, email: str, scope: str,
+    sites: Sequence[str], login_role: str, password_verifier: str, changed_by: str,
+) -> None:  # fmt: skip
+    """Create or replace a manager's mapping and login role, audited, in the caller's
+    transaction (the role and the rows commit together)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('manager:' || $1))", manager_id)
+    before = await manager_row(conn, manager_id=manager_id)
+    await conn.execute(
+        "SELECT manager_role_put($1, $2, $3)", login_role, password_verifier, scope == "all"
+    )
+    await conn.execute(
+        "INSERT INTO managers (manager_id, network, email, login_role, scope, updated_by) "
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (manager_id) DO UPDATE SET "
+        "email = EXCLUDED.email, scope = EXCLUDED.scope, updated_at = now(), "
+        "updated_by = EXCLUDED.updated_by",
+        manager_id, network, email, login_role, scope, changed_by,
+    )  # fmt: skip
+    await conn.execute("DELETE FROM manager_sites WHERE manager_id = $1", manager_id)
+    await conn.execute(
+        "INSERT INTO manager_sites (manager_id, site_id) SELECT $1, unnest($2::text[])",
+        manager_id, sorted(set(sites)),
+    )  # fmt: skip
+    after = await manager_row(conn, manager_id=manager_id)
+    await conn.execute(
+        "INSERT INTO managers_audit (manager_id, network, changed_by, before, after) "
+        "VALUES ($1, $2, $3, $4, $5)",
+        manager_id, network, changed_by, _manager_audit_json(before), _manager_audit_json(after),
+    )  # fmt: skip
+
+
+async def delete_manager(
+    conn: Connection, *, manager_id: str, network: str, changed_by: str
+) -> bool:
+    """Remove a manager's mapping, then their login role; audited. False when unknown."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('manager:' || $1))", manager_id)
+    before = await manager_row(conn, manager_id=manager_id)
+    if before is None:
+        return False
+    await conn.execute("DELETE FROM managers WHERE manager_id = $1", manager_id)
+    await conn.execute("SELECT manager_role_drop($1)", before["login_role"])
+    await conn.execute(
+        "INSERT INTO managers_audit (manager_id, network, changed_by, before, after) "
+        "VALUES ($1, $2, $3, $4, NULL)",
+        manager_id, network, changed_by, _manager_audit_json(before),
+    )  # fmt: skip
+    return True
+
+
+async def managers_audit(conn: Connection, *, manager_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT changed_by, changed_at, before, after FROM managers_audit "
+        "WHERE manager_id = $1 ORDER BY id",
+        manager_id,
+    )
+
+
+async def manager_report_recipients(conn: Connection) -> dict[str, list[str]]:
+    """site id -> the addresses of the managers who see it (own sites or their network's)."""
+    rows = await conn.fetch(
+        "SELECT site_id, array_agg(DISTINCT email ORDER BY email) AS emails "
+        "FROM manager_report_recipients GROUP BY site_id ORDER BY site_id"
+    )
+    return {row["site_id"]: list(row["emails"]) for row in rows}

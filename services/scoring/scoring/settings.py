@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from plumbing.settings import ServiceSettings
 
@@ -45,7 +45,18 @@ class ScoringSettings(ServiceSettings):
         default=None, description="ISO week of the weekly report, e.g. 2026-W47 (default: last)."
     )
     weekly_report_recipients: dict[str, list[str]] = Field(
-        default_factory=dict, description="Site id -> managers' addresses for the weekly report."
+        default_factory=dict,
+        description="Fallback only: site id -> addresses for a site no manager is mapped to "
+        "(the recipients come from the managers' mapping, scoring.managers).",
+    )
+    manager_password_key: SecretStr = Field(
+        default=SecretStr("dev-manager-password-key"),
+        description="Secret from which each manager's database password is derived (HMAC of "
+        "the role name); deploy/grafana/managers.py derives the same from the same secret.",
+    )
+    national_networks: list[str] = Field(
+        default_factory=list,
+        description="Networks whose administrators may map national staff (scope « all »).",
     )
     weekly_report_board_url: str = "http://127.0.0.1:3000/d/enquetes-site-weekly/"
     smtp_url: str = "smtp://127.0.0.1:25"

@@ -42,7 +42,7 @@ from contracts.events import CALLBACK_OUTCOME_LABELS, IndicatorFigure
 from contracts.sites import site_timezone
 from plumbing import db
 from plumbing.db import Connection
-from scoring import domain, repository
+from scoring import domain, managers, repository
 from scoring.settings import ScoringSettings
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -495,27 +495,39 @@ def _smtp(smtp_url: str) -> aiosmtplib.SMTP:
 def command(settings: ScoringSettings) -> None:
     """CLI entry point (`python -m scoring weekly-report`), run by a Monday-morning cron job.
 
-    Reads, when the settings have them: `weekly_report_week` (default: the last complete ISO
-    week), `weekly_report_recipients` (site id -> addresses), `smtp_url`,
-    `weekly_report_board_url` and `mail_from_address`.
+    Each site is mailed to the managers the mapping gives it (scoring.managers: their own sites,
+    or their network's); `weekly_report_recipients` (site id -> addresses) only for a site no
+    manager is mapped to. Reads, when the settings have them: `weekly_report_week` (default: the
+    last complete ISO week), `smtp_url`, `weekly_report_board_url` and `mail_from_address`.
     """
     zone = ZoneInfo(settings.reporting_timezone)
     week = settings.weekly_report_week or last_complete_week(datetime.now(zone).date())
-    recipients: Mapping[str, Sequence[str]] = settings.weekly_report_recipients
+    fallback: Mapping[str, Sequence[str]] = settings.weekly_report_recipients
     smtp_url = settings.smtp_url
-    result = asyncio.run(_send_with_pool(settings, week, smtp_url, recipients))
+    result = asyncio.run(_send_with_pool(settings, week, smtp_url, fallback))
     print(f"weekly report {week}: {len(result.mailed)} site(s) mailed, {len(result.failed)} failed")
     if result.failed:
         raise SystemExit(1)  # the cron job shows red; the other sites were mailed
 
 
 async def _send_with_pool(
-    settings: ScoringSettings, week: str, smtp_url: str, recipients: Mapping[str, Sequence[str]]
+    settings: ScoringSettings, week: str, smtp_url: str, fallback: Mapping[str, Sequence[str]]
 ) -> SendResult:
     pool = await db.create_pool(settings.database_url, schema="scoring", max_size=2)
     try:
+        recipients = await mapped_recipients(pool, fallback=fallback)
         return await send_weekly_reports(
             settings, pool, week=week, smtp_url=smtp_url, recipients=recipients
         )
     finally:
         await pool.close()
+
+
+async def mapped_recipients(
+    pool: asyncpg.Pool, *, fallback: Mapping[str, Sequence[str]]
+) -> dict[str, list[str]]:
+    """Site id -> addresses: the managers' mapping (issue #15), the fallback setting for a site
+    nobody is mapped to."""
+    async with pool.acquire() as conn:
+        mapped = await repository.manager_report_recipients(conn)
+    return managers.report_recipients(mapped, fallback)
