@@ -255,16 +255,27 @@ def shown(expression: str) -> str:
     return f"round(({expression})::numeric, 1)"
 
 
+SHOWN_VALUE_NOTE = (
+    " Une valeur hors de son propre intervalle (très petit effectif) est montrée au centre de "
+    "l'intervalle, avec une note ; le taux de réponse est celui des invitations de la semaine "
+    "(réponses à ces invitations), « provisoire » tant que leurs liens sont ouverts."
+)
+
+
 def indicator_stat(indicator: str, title: str, unit: str) -> Panel:
-    sql = f"""SELECT {shown("value")} AS "Semaine", change_text AS "Évolution",
-        sample_size AS "n", {shown("low")} AS "IC 95 % bas", {shown("high")} AS "IC 95 % haut"
+    # shown_value: never a figure outside its own interval (issue #18); note: why, and
+    # « provisoire » while the week's links are open.
+    sql = f"""SELECT {shown("shown_value")} AS "Semaine", change_text AS "Évolution",
+        sample_size AS "n", {shown("low")} AS "IC 95 % bas", {shown("high")} AS "IC 95 % haut",
+        note AS "Note"
         FROM scoring.reporting_weekly_changes WHERE {SITE_WEEK} AND indicator = '{indicator}'"""
     return stat(
         title,
         sql,
         unit=unit,
         description="Valeur, évolution sur la semaine précédente (« stable » quand l'écart "
-        "reste dans la marge d'incertitude à 95 %), effectif n et intervalle de confiance à 95 %.",
+        "reste dans la marge d'incertitude à 95 %), effectif n et intervalle de confiance à 95 %."
+        + SHOWN_VALUE_NOTE,
     )
 
 
@@ -274,14 +285,16 @@ def site_board() -> dict[str, Any]:
         table(
             "Indicateurs de la semaine",
             f"""
-            SELECT label AS "Indicateur", {shown("value")} AS "Valeur", sample_size AS "n",
+            SELECT label AS "Indicateur", {shown("shown_value")} AS "Valeur", sample_size AS "n",
                 {shown("low")} AS "IC 95 % bas", {shown("high")} AS "IC 95 % haut",
+                note AS "Note",
                 {shown("previous_value")} AS "Semaine précédente", change_text AS "Évolution",
                 {shown("CASE WHEN distinguishable THEN change END")} AS "Écart (points)"
             FROM scoring.reporting_weekly_changes WHERE {SITE_WEEK} ORDER BY indicator""",
             w=24,
             description="L'écart n'est chiffré que s'il sort de la marge d'incertitude à 95 % "
-            "(intervalle de la différence : Newcombe pour les parts, Wald ajusté pour le NPS).",
+            "(intervalle de la différence : Newcombe pour les parts, Wald ajusté pour le NPS)."
+            + SHOWN_VALUE_NOTE,
         ),
         bar_chart(
             "Thèmes : points forts et axes de progrès",
@@ -393,8 +406,11 @@ def network_board() -> dict[str, Any]:
                            AND sample_size > 0),
                  network AS (SELECT sum(value * sample_size) / nullif(sum(sample_size), 0) AS value
                              FROM sites)
-            SELECT s.site_name AS "Site", {shown("s.value")} AS "Valeur", s.sample_size AS "n",
+            SELECT s.site_name AS "Site", {shown("s.shown_value")} AS "Valeur",
+                s.sample_size AS "n",
                 {shown("s.low")} AS "IC 95 % bas", {shown("s.high")} AS "IC 95 % haut",
+                CASE WHEN s.adjusted THEN 'centre de l''intervalle : trop peu de réponses'
+                     WHEN s.provisional THEN 'provisoire' END AS "Note",
                 {shown("n.value")} AS "Réseau",
                 CASE WHEN s.low > n.value THEN 'au-dessus du réseau'
                      WHEN s.high < n.value THEN 'en dessous du réseau'

@@ -176,14 +176,16 @@ async def seed_scoring(
     day = closed_at.date()
     for item, value in Counter(domain.tally_rows(answers)):
         await connection.execute(
+            # `tallies` is a view since scoring's 0151: an insert adds its count (a trigger).
             "INSERT INTO scoring.tallies (site_id, day, channel, motif, item, value, count) "
-            "VALUES ($1, $2, $3, $4, $5, $6, 1) ON CONFLICT (site_id, day, channel, motif, "
-            "nature, profile, item, value) DO UPDATE SET count = tallies.count + 1",
+            "VALUES ($1, $2, $3, $4, $5, $6, 1)",
             site_id, day, channel, motif, item, value,
         )  # fmt: skip
+    # Two invitations per answer, sent the day of the answer (their cohort, issue #18).
     await connection.execute(
-        "INSERT INTO scoring.invitation_tallies VALUES ($1, $2, $3, $4, 2) ON CONFLICT "
-        "(site_id, day, channel, motif) DO UPDATE SET count = invitation_tallies.count + 2",
+        "INSERT INTO scoring.invitation_tallies (site_id, day, channel, motif, count, answered) "
+        "VALUES ($1, $2, $3, $4, 2, 1) ON CONFLICT (site_id, day, channel, motif) DO UPDATE "
+        "SET count = invitation_tallies.count + 2, answered = invitation_tallies.answered + 1",
         site_id, day, channel, motif,
     )  # fmt: skip
     await connection.execute(
@@ -228,6 +230,16 @@ async def scoring_tally(
         return await repository.tally_between(connection, site_id=site_id, start=start, end=end)
 
 
+async def scoring_cohort(
+    connection: asyncpg.Connection, site_id: str, start: date, end: date
+) -> domain.Cohort:
+    """The invitation cohort scoring's own query reads (issue #18: the response rate)."""
+    async with connection.transaction():
+        await connection.execute("SET LOCAL search_path TO scoring")
+        counts = await repository.cohort_between(connection, site_id=site_id, start=start, end=end)
+    return domain.cohort_of(*counts)
+
+
 async def as_grafana(connection: asyncpg.Connection, sql: str) -> list[asyncpg.Record]:
     async with connection.transaction():
         await connection.execute("SET LOCAL ROLE grafana_reader")
@@ -254,7 +266,8 @@ async def test_weekly_view_matches_scoring_domain(reporting_db):
     """The views' figures are scoring.domain's figures on the same tallies, intervals too."""
     monday = WEEKS["2026-W47"]
     tally = await scoring_tally(reporting_db, SITE_ID, monday, monday + timedelta(days=6))
-    invitations = 2 * RESPONSES_PER_SITE_WEEK
+    invitations = await scoring_cohort(reporting_db, SITE_ID, monday, monday + timedelta(days=6))
+    assert invitations.invited == 2 * RESPONSES_PER_SITE_WEEK
     expected = {
         figure.indicator: figure
         for figure in domain.figures(
@@ -363,11 +376,11 @@ async def test_the_weekly_boards_verdict_is_the_e_mails(reporting_db):
     """Each change on the site board has the verdict contracts.figures.compare gives the same
     two weeks' figures (as scoring.domain computes them)."""
     form = questionnaire.load()
-    invitations = 2 * RESPONSES_PER_SITE_WEEK
     weeks = {}
     for week, monday in WEEKS.items():
         tally = await scoring_tally(reporting_db, SITE_ID, monday, monday + timedelta(days=6))
-        computed = domain.figures(tally, invitations=invitations, questionnaire=form)
+        cohort = await scoring_cohort(reporting_db, SITE_ID, monday, monday + timedelta(days=6))
+        computed = domain.figures(tally, invitations=cohort, questionnaire=form)
         weeks[week] = {figure.indicator: figure.model_dump() for figure in computed}
     rows = await as_grafana(
         reporting_db,
@@ -408,3 +421,47 @@ async def test_the_boards_rounding_is_contracts_figures(
     got = await reporting_db.fetchval(f"SELECT round(({expression})::float8::numeric, {decimals})")
     assert str(got) == expected
     assert str(figures.round_half_away(value, decimals)) == expected
+
+
+@pytest.mark.integration
+async def test_the_boards_show_a_figure_inside_its_interval_and_an_open_cohort_provisional(
+    reporting_db,
+):
+    """Issue #18 on the boards: with the managers' floor lowered to 1, one promoter's NPS (+100,
+    interval -48.5 to 98.5) is shown at its interval's centre with a note (scoring.domain
+    .manager_value), and the week's response rate is its invitations' cohort (1 answer to 3
+    invitations), « provisoire » while a link is open."""
+    site, monday = "site-one-promoter", WEEKS["2026-W47"]
+    outer = reporting_db.transaction()
+    await outer.start()
+    try:
+        await reporting_db.execute("UPDATE scoring.reporting_settings SET anonymity_floor = 1")
+        for item, value in (("__responses__", "1"), ("recommandation", "10")):
+            await reporting_db.execute(
+                "INSERT INTO scoring.tallies (site_id, day, channel, motif, item, value, count) "
+                "VALUES ($1, $2, 'telephone', 'declaration', $3, $4, 1)",
+                site, monday, item, value,
+            )  # fmt: skip
+        await reporting_db.execute(
+            "INSERT INTO scoring.invitation_tallies (site_id, day, channel, motif, count, "
+            "answered, open_until) VALUES ($1, $2, 'telephone', 'declaration', 3, 1, "
+            "now() + interval '1 day')",
+            site, monday,
+        )  # fmt: skip
+        rows = await as_grafana(
+            reporting_db,
+            f"SELECT * FROM scoring.reporting_weekly_changes WHERE site_id = '{site}'",
+        )
+        by_indicator = {row["indicator"]: row for row in rows}
+        nps = by_indicator["nps"]
+        assert nps["value"] == pytest.approx(100.0)
+        assert (round(nps["low"], 1), round(nps["high"], 1)) == (-48.5, 98.5)
+        assert nps["adjusted"] is True and nps["shown_value"] == pytest.approx(25.0)
+        assert nps["note"] == "centre de l'intervalle : trop peu de réponses"
+        rate = by_indicator["response_rate"]
+        assert rate["value"] == pytest.approx(100 / 3) and rate["sample_size"] == 3
+        assert rate["provisional"] is True and rate["adjusted"] is False
+        assert rate["note"].startswith("provisoire")
+        assert by_indicator["satisfaction"]["note"] is None
+    finally:
+        await outer.rollback()
