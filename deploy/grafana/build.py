@@ -341,20 +341,37 @@ def site_board() -> dict[str, Any]:
         stat(
             "Rappels : détracteurs de la semaine",
             f"""
-            SELECT count(*) AS "Alertes", count(*) FILTER (WHERE handled) AS "Traitées",
-                count(*) FILTER (WHERE NOT handled) AS "À rappeler"
-            FROM scoring.reporting_alerts WHERE {SITE_WEEK}""",
+            SELECT coalesce(sum(raised), 0) AS "Alertes", coalesce(sum(handled), 0) AS "Traitées",
+                coalesce(sum(handled_within_48h), 0) AS "Sous 48 h",
+                coalesce(sum(handled_within_7d), 0) AS "Sous 7 jours",
+                coalesce(sum(open), 0) AS "À rappeler"
+            FROM scoring.reporting_weekly_callbacks WHERE {SITE_WEEK}""",
             unit="none",
+            description="Alertes levées dans la semaine ; traitées = un rappel signalé par le "
+            "CRM (crm.callback.completed.v1), sous 48 h et sous 7 jours après l'alerte.",
+        ),
+        table(
+            "Issues des rappels de la semaine",
+            f"""
+            SELECT outcome_label AS "Issue", count(*) AS "Alertes"
+            FROM scoring.reporting_alert_outcomes WHERE {SITE_WEEK} AND handled
+            GROUP BY 1 ORDER BY 2 DESC""",
+            w=6,
+            description="Rappelé et résolu, rappelé sans solution, injoignable, refus : le "
+            "premier rappel signalé de chaque alerte.",
         ),
         table(
             "Détracteurs à rappeler",
             """
-            SELECT raised_at AS "Reçue le", contact_id AS "Contact (CRM)", reasons AS "Motifs",
-                satisfaction_globale AS "Satisfaction", recommandation AS "Recommandation"
-            FROM scoring.reporting_alerts WHERE site_id = '${site}' AND NOT handled
-            ORDER BY raised_at""",
+            SELECT a.raised_at AS "Reçue le", o.open_age_days AS "En attente (jours)",
+                a.contact_id AS "Contact (CRM)", a.reasons AS "Motifs",
+                a.satisfaction_globale AS "Satisfaction", a.recommandation AS "Recommandation"
+            FROM scoring.reporting_alerts a
+            JOIN scoring.reporting_alert_outcomes o USING (alert_id)
+            WHERE a.site_id = '${site}' AND NOT a.handled
+            ORDER BY a.raised_at""",
             w=14,
-            description="Toutes les alertes ouvertes, quelle que soit la semaine.",
+            description="Toutes les alertes ouvertes, quelle que soit la semaine, avec leur âge.",
         ),
         table(
             "Invitations de la semaine",
