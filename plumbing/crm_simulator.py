@@ -9,9 +9,11 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from contracts.envelope import CloudEvent, new_event_id
 from contracts.events import Channel, ContactClosed, RequestNature, SurveyChannel
+from contracts.sites import site_clock
 from contracts.topics import CONTACT_CLOSED
 
 SITES = (
@@ -61,8 +63,7 @@ class CrmSimulator:
         by_email = self.random.random() < self.email_share
         return ContactClosed(
             contact_id=f"crm-{uuid.UUID(int=self.random.getrandbits(128)).hex[:16]}",
-            closed_at=closed_at
-            or datetime.now(UTC) - timedelta(seconds=self.random.randint(0, 600)),
+            closed_at=closed_at or self._local_now(site_id, network),
             site_id=site_id,
             site_name=site_name,
             network=network,
@@ -75,6 +76,12 @@ class CrmSimulator:
             mobile_phone=f"+3361{user_number:07d}",
             preferred_channel=SurveyChannel.EMAIL if by_email else SurveyChannel.SMS,
         )
+
+    def _local_now(self, site_id: str, network: str) -> datetime:
+        """A moment of the last ten minutes, as the site's CRM writes it: with its own offset
+        (-04:00 in Guadeloupe), the site's clock by contracts.sites."""
+        moment = datetime.now(UTC) - timedelta(seconds=self.random.randint(0, 600))
+        return moment.astimezone(ZoneInfo(site_clock(site_id, network).timezone))
 
     @staticmethod
     def event(contact: ContactClosed) -> CloudEvent[ContactClosed]:

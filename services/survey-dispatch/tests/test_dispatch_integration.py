@@ -22,10 +22,12 @@ from contracts.events import ContactClosed, ResponseSubmitted, SurveyChannel
 from contracts.topics import (
     CRM_CONTACT_CLOSED,
     RESPONSE_SUBMITTED,
+    SURVEY_CONTACT,
     SURVEY_INVITATION,
     SURVEY_RESPONSE,
 )
 from plumbing.auth import NETWORK_ADMIN, SITE_MANAGER, LocalIssuer, bearer
+from plumbing.crm_simulator import SITES as SIMULATED_SITES
 from plumbing.crm_simulator import CrmSimulator
 from plumbing.services import start_system
 from plumbing.sinks import read_maildir
@@ -167,6 +169,31 @@ async def test_the_same_contact_twice_sends_one_message(stack, service):
     await send_contacts(stack, new_contact(user="dup-marker", site="site-dup"))
     await async_wait_for(lambda: mails_to(stack, "dup-marker@exemple.fr"), timeout=30)
     assert len(mails_to(stack, "dup-a@exemple.fr")) == 1
+
+
+async def test_the_demos_guadeloupe_site_tells_its_own_clock_downstream(stack, service):
+    """Issue #15: no clock rule for the demo's Guadeloupe site (plumbing.crm_simulator), so its
+    region's default: its contact seen and invitation sent events carry America/Guadeloupe on
+    to responses, scoring and publication; a metropolitan site's carry Europe/Paris."""
+    site_id, site_name, network = next(s for s in SIMULATED_SITES if "guadeloupe" in s[0])
+    guadeloupe = new_contact(user="clock-gp", site=site_id, site_name=site_name, network=network)
+    paris = new_contact(user="clock-paris", site="site-clock-paris")
+    expected = {guadeloupe.contact_id: "America/Guadeloupe", paris.contact_id: "Europe/Paris"}
+    await send_contacts(stack, guadeloupe, paris)
+    sent = await invitation_events(
+        stack, contact_ids=set(expected), type_suffix="invitation.sent", count=2
+    )
+    assert {e["data"]["contact_id"]: e["data"]["site_timezone"] for e in sent} == expected
+
+    def seen(records: list[Any]) -> dict[str, str]:
+        events = [json.loads(record.value)["data"] for record in records]
+        return {e["contact_id"]: e["site_timezone"] for e in events if e["contact_id"] in expected}
+
+    records = await read_topic(
+        stack.kafka_bootstrap_servers, SURVEY_CONTACT.name,
+        until=lambda records: len(seen(records)) == 2, timeout=30,
+    )  # fmt: skip
+    assert seen(records) == expected
 
 
 # --------------------------------------------------------------------------- opt-out
