@@ -48,6 +48,9 @@ THEME_INDICATOR = re.compile(r"^theme_[a-z0-9_]{1,50}$")
 # SP+ tells perceived quality ("satisfaction") from delivered quality ("performance").
 PERFORMANCE_INDICATORS = frozenset({"fcr_observed", "response_rate"})
 MAX_CHOSEN_INDICATORS = 12
+PROVISIONAL_SUFFIX = " (provisoire : peut encore évoluer)"
+"""Told beside a figure that may still move (scoring's `provisional`: a response rate whose
+invitations' links are still open, an observed FCR with contacts still pending)."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,8 @@ class PublicFigure:
                 "sample": sample_sentence(self.sample_size, self.start, self.end),
                 "interval": format_interval(self.interval, self.unit),
             }
+            if self.provisional:  # issue #18: a cohort's links still open, contacts pending
+                body["text"]["sample"] += PROVISIONAL_SUFFIX
             if self.change is not None:
                 body["change"] = self.change.as_json()
                 body["text"]["change"] = self.change.text

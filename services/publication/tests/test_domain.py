@@ -295,3 +295,15 @@ def test_no_change_is_told_against_a_withheld_previous_period():
                 chosen=("satisfaction",))  # fmt: skip
     current = view["current"]["indicators"][0]
     assert "change" not in current and "change" not in current["text"]
+
+
+def test_a_provisional_figure_says_so_where_it_is_read():
+    """Issue #18: a response rate whose invitations' links are still open may still go up; the
+    screen and the feed say « provisoire » beside it (the sentence under the figure)."""
+    open_rate = figure("response_rate", 31.0, 200, provisional=True)
+    closed = figure("satisfaction", 80.0, 200)
+    shown = feed([open_rate, closed], chosen=("response_rate", "satisfaction"))
+    by_id = {f["id"]: f for f in shown["current"]["indicators"]}
+    assert by_id["response_rate"]["provisional"] is True
+    assert by_id["response_rate"]["text"]["sample"].endswith(" (provisoire : peut encore évoluer)")
+    assert "provisoire" not in by_id["satisfaction"]["text"]["sample"]
