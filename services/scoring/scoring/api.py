@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from contracts import questionnaire
 from contracts.envelope import utc_now
 from contracts.events import IndicatorFigure
+from contracts.sites import site_timezone
 from plumbing.auth import AdminAuth, Principal, require_site
 from plumbing.db import Connection
 from scoring import domain, repository
@@ -52,14 +53,26 @@ def manager_router(settings: ScoringSettings, auth: AdminAuth) -> APIRouter:
     zone = ZoneInfo(settings.reporting_timezone)
     Admin = Annotated[Principal, Depends(auth)]
 
-    def period_named(name: str) -> domain.Period:
-        for period in domain.periods(utc_now().astimezone(zone).date()):
+    def period_named(name: str, site_zone: ZoneInfo | None = None) -> domain.Period:
+        """The period as of today on the site's clock (issue #15), its days the site's."""
+        for period in domain.periods(utc_now().astimezone(site_zone or zone).date()):
             if period.id == name:
                 return period
         raise HTTPException(422, "période inconnue")
 
-    def instants(period: domain.Period) -> tuple[datetime, datetime]:
-        return _midnight(period.start, zone), _midnight(period.end + timedelta(days=1), zone)
+    def instants(period: domain.Period, at: ZoneInfo) -> tuple[datetime, datetime]:
+        return _midnight(period.start, at), _midnight(period.end + timedelta(days=1), at)
+
+    async def on_site_clock(
+        conn: Connection, site_id: str, name: str
+    ) -> tuple[domain.Period, datetime, datetime]:
+        """The period named, and its first and last instants, on the site's own clock."""
+        stored = await repository.site_timezone(conn, site_id=site_id)
+        network = await repository.site_network(conn, site_id=site_id) or ""
+        site_zone = ZoneInfo(site_timezone(stored, site_id=site_id, network=network,
+                                           metropolitan=settings.reporting_timezone))  # fmt: skip
+        period = period_named(name, site_zone)
+        return (period, *instants(period, site_zone))
 
     @router.get("/{site_id}/breakdown", responses=ERRORS)
     async def breakdown(
@@ -69,10 +82,10 @@ def manager_router(settings: ScoringSettings, auth: AdminAuth) -> APIRouter:
         principal: Admin,
         period: Annotated[str, Query(max_length=40)] = "rolling_90d",
     ) -> dict[str, Any]:
-        chosen = period_named(period)
-        start, end = instants(chosen)
+        period_named(period)  # 422 before anything else
         async with request.app.state.runtime.db_pool.acquire() as conn:
             await authorize(conn, principal, site_id)
+            chosen, start, end = await on_site_clock(conn, site_id, period)
             tallies = await repository.tally_by(
                 conn, site_id=site_id, start=chosen.start, end=chosen.end, dimension=dimension
             )
@@ -106,10 +119,10 @@ def manager_router(settings: ScoringSettings, auth: AdminAuth) -> APIRouter:
         principal: Admin,
         period: Annotated[str, Query(max_length=40)] = "rolling_90d",
     ) -> dict[str, Any]:
-        chosen = period_named(period)
-        start, end = instants(chosen)
+        period_named(period)  # 422 before anything else
         async with request.app.state.runtime.db_pool.acquire() as conn:
             await authorize(conn, principal, site_id)
+            chosen, start, end = await on_site_clock(conn, site_id, period)
             distributions = await repository.contact_distributions(
                 conn, site_id=site_id, start=start, end=end
             )
