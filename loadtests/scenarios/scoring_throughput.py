@@ -526,7 +526,7 @@ class IncrementalWay:
 
     async def prepare(self) -> None:
         await _fresh_schema(self.connection, self.schema)
-        for table in ("tallies", "site_day_tallies", "invitation_tallies", "contacts", "sites"):
+        for table in (*rebuild.REBUILT_TABLES, "tally_cells", "sites"):
             await self.connection.execute(
                 f"CREATE TABLE {table} (LIKE scoring.{table} INCLUDING ALL)"
             )

@@ -51,6 +51,8 @@ class ScoringHandler:
         # erasures once everything is folded (`erase_deferred`), as the live tables had them.
         self.defer_erasures = defer_erasures
         self.deferred_erasures: list[UserErased] = []
+        # Positions of the tally cells in the count vectors, as committed (never change).
+        self.cell_positions: dict[tuple[str, str], int] = {}
 
     def day_of(self, moment: datetime, site: Any = None) -> date:
         """The moment's day on the clock of the site an event is about (`zone_of`); on the
@@ -113,7 +115,7 @@ class ScoringHandler:
                 sites.add((data.site_id, data.network, None))
             elif event.type == USER_ERASED.type:
                 erasures.append(data)
-        await repository.add_tallies(conn, responses=responses)
+        await repository.add_tallies(conn, responses=responses, positions=self.cell_positions)
         await self._raise_alerts(conn, alerts)
         await repository.add_invitations(
             conn, increments=dict(invitations), answered=dict(cohort_answers),

@@ -50,8 +50,12 @@ from scoring.settings import ScoringSettings
 LIVE_SCHEMA = "scoring"
 REBUILD_SCHEMA = "scoring_rebuild"
 REPLAYED_TOPICS = (SURVEY_RESPONSE, SURVEY_INVITATION, SURVEY_CONTACT)
-REBUILT_TABLES = ("tallies", "site_day_tallies", "invitation_tallies", "contacts", "verbatims")
-SCRATCH_TABLES = (*REBUILT_TABLES, "sites", "inbox", "alerts")  # alerts: written, not compared
+REBUILT_TABLES = (
+    "tally_vectors", "site_day_vectors", "invitation_tallies", "contacts", "verbatims",
+)  # fmt: skip
+# tally_cells: the live positions, copied, so equal tallies are equal vectors; alerts: written,
+# not compared.
+SCRATCH_TABLES = (*REBUILT_TABLES, "tally_cells", "sites", "inbox", "alerts")
 IDLE_POLLS_AT_END = 3
 
 
@@ -98,6 +102,13 @@ async def fresh_tables(connection: Connection) -> None:
         await connection.execute(
             f"CREATE TABLE {REBUILD_SCHEMA}.{table} (LIKE {LIVE_SCHEMA}.{table} INCLUDING ALL)"
         )
+    await connection.execute(
+        f"INSERT INTO {REBUILD_SCHEMA}.tally_cells SELECT * FROM {LIVE_SCHEMA}.tally_cells"
+    )
+    await connection.execute(  # cells first seen by the rebuild come after the live ones
+        f"SELECT setval(pg_get_serial_sequence('{REBUILD_SCHEMA}.tally_cells', 'position'), "
+        f"coalesce(max(position), 0) + 1, false) FROM {REBUILD_SCHEMA}.tally_cells"
+    )
 
 
 async def replay(

@@ -11,43 +11,86 @@ import asyncpg
 
 from contracts.events import DetractorAlert
 from plumbing.db import Connection
+from scoring import tally_vectors
 
-TalliedResponse = tuple[str, str, str, str, str, str, dict[str, str]]
+TalliedResponse = tally_vectors.TalliedResponse
 """One response: site, day (ISO date), channel, motif, nature, profile, and its tally cells
 {item: value as text} (`domain.tally_rows`)."""
 
-# One statement for both tables: the cells are counted and summed by PostgreSQL, the rollup is
-# derived from the same rows, and rows are written in key order (concurrent writers lock rows in
-# one order). The batch travels as one JSON document: an array parameter costs the driver a
-# Python-level type check per element, which was a third of the handler's CPU.
-_ADD_TALLIES = """
-WITH cells AS MATERIALIZED (
-    SELECT r->>0 AS site_id, (r->>1)::date AS day, r->>2 AS channel, r->>3 AS motif,
-           r->>4 AS nature, r->>5 AS profile, c.key AS item, c.value, count(*) AS n
-    FROM jsonb_array_elements($1::text::jsonb) AS r
-    CROSS JOIN LATERAL jsonb_each_text(r->6) AS c
-    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
-), breakdown AS (
-    INSERT INTO tallies AS t (site_id, day, channel, motif, nature, profile, item, value, count)
-    SELECT * FROM cells ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
-    ON CONFLICT (site_id, day, channel, motif, nature, profile, item, value)
-    DO UPDATE SET count = t.count + EXCLUDED.count
+# Element-wise sum of two count vectors (the shorter padded with zeros). Inline rather than the
+# schema's tally_add(): the rebuild writes to another schema, without the functions.
+_VECTOR_SUM = (
+    "(SELECT array_agg(coalesce(x, 0) + coalesce(y, 0) ORDER BY n) "
+    "FROM unnest(t.counts, EXCLUDED.counts) WITH ORDINALITY AS u(x, y, n))"
 )
-INSERT INTO site_day_tallies AS t (site_id, day, item, value, count)
-SELECT site_id, day, item, value, sum(n)::bigint FROM cells
-GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-ON CONFLICT (site_id, day, item, value) DO UPDATE SET count = t.count + EXCLUDED.count
+# One round trip for both tables: one row per breakdown key and one per site and day of the
+# batch, written in key order (concurrent writers lock rows in one order). Each batch travels
+# as one JSON document: an array parameter costs the driver a Python-level check per element.
+_ADD_VECTORS = f"""
+WITH breakdown AS (
+    INSERT INTO tally_vectors AS t (site_id, day, channel, motif, nature, profile, counts)
+    SELECT r->>0, (r->>1)::date, r->>2, r->>3, r->>4, r->>5, (r->>6)::integer[]
+    FROM jsonb_array_elements($1::text::jsonb) AS r ORDER BY 1, 2, 3, 4, 5, 6
+    ON CONFLICT (site_id, day, channel, motif, nature, profile)
+    DO UPDATE SET counts = {_VECTOR_SUM}
+)
+INSERT INTO site_day_vectors AS t (site_id, day, counts)
+SELECT r->>0, (r->>1)::date, (r->>2)::integer[]
+FROM jsonb_array_elements($2::text::jsonb) AS r ORDER BY 1, 2
+ON CONFLICT (site_id, day) DO UPDATE SET counts = {_VECTOR_SUM}
 """
 
 
-async def add_tallies(conn: Connection, *, responses: Sequence[TalliedResponse]) -> None:
-    """Add +1 per cell of each response to the tallies and to the site-level rollup (the same
-    increments summed over the breakdowns), in one round trip."""
+async def add_tallies(
+    conn: Connection,
+    *,
+    responses: Sequence[TalliedResponse],
+    positions: dict[tally_vectors.Cell, int],
+) -> None:
+    """Add +1 per cell of each response to its breakdown's count vector and to its site and
+    day's, in one round trip (two more when the batch holds a cell seen for the first time).
+
+    `positions` caches the committed cell positions across calls (positions never change). Call
+    it once per transaction: the cells it reads before inserting any are committed ones."""
     if not responses:
         return
-    if len(responses) > 500:  # the default 4 MB made a 5,000-response batch spill to disk
-        await conn.execute("SET LOCAL work_mem = '64MB'")
-    await conn.execute(_ADD_TALLIES, json.dumps(responses, ensure_ascii=False))
+    cells = tally_vectors.cells_of(responses)
+    if not cells <= positions.keys():
+        positions.update(await cell_positions(conn))
+    used: Mapping[tally_vectors.Cell, int] = positions
+    if missing := sorted(cells - positions.keys()):
+        used = {**positions, **await _add_cells(conn, missing)}  # not cached: not committed yet
+    breakdown, site_days = tally_vectors.fold(responses, used)
+    literal = tally_vectors.literal
+    await conn.execute(
+        _ADD_VECTORS,
+        json.dumps([[*key, literal(v)] for key, v in breakdown.items()], ensure_ascii=False),
+        json.dumps([[*key, literal(v)] for key, v in site_days.items()], ensure_ascii=False),
+    )
+
+
+async def cell_positions(conn: Connection) -> dict[tally_vectors.Cell, int]:
+    rows = await conn.fetch("SELECT item, value, position FROM tally_cells")
+    return {(row[0], row[1]): row[2] for row in rows}
+
+
+async def _add_cells(
+    conn: Connection, cells: list[tally_vectors.Cell]
+) -> dict[tally_vectors.Cell, int]:
+    """Give new cells their positions, in sorted order (two writers never wait on each other's
+    cells in opposite orders); returns the positions of `cells`, whoever added them."""
+    items, values = [item for item, _ in cells], [value for _, value in cells]
+    await conn.execute(
+        "INSERT INTO tally_cells (item, value) SELECT * FROM unnest($1::text[], $2::text[]) "
+        "ON CONFLICT (item, value) DO NOTHING",
+        items, values,
+    )  # fmt: skip
+    rows = await conn.fetch(
+        "SELECT item, value, position FROM tally_cells c "
+        "JOIN unnest($1::text[], $2::text[]) AS u(i, v) ON c.item = u.i AND c.value = u.v",
+        items, values,
+    )  # fmt: skip
+    return {(row[0], row[1]): row[2] for row in rows}
 
 
 async def add_invitations(
@@ -450,16 +493,18 @@ async def tallies_for_periods(
         f"sum(count) FILTER (WHERE day BETWEEN ${2 * n + 3} AND ${2 * n + 4})::bigint"
         for n in range(len(periods))
     )
-    rows = await conn.fetch(
-        f"SELECT item, value, {sums} FROM site_day_tallies "
-        "WHERE site_id = $1 AND day >= $2 GROUP BY item, value",
+    rows = await conn.fetch(  # summed per position, then named: one join per cell, not per day
+        f"SELECT c.item, c.value, s.* FROM (SELECT u.position, {sums} "
+        "FROM site_day_vectors v CROSS JOIN LATERAL unnest(v.counts) WITH ORDINALITY "
+        "AS u(count, position) WHERE v.site_id = $1 AND v.day >= $2 AND u.count <> 0 "
+        "GROUP BY u.position) s JOIN tally_cells c ON c.position = s.position",
         site_id, min(start for start, _ in periods), *[d for period in periods for d in period],
     )  # fmt: skip
     tallies: list[dict[str, dict[str, int]]] = [{} for _ in periods]
     for row in rows:
         for index, tally in enumerate(tallies):
-            if row[index + 2]:
-                tally.setdefault(row["item"], {})[row["value"]] = int(row[index + 2])
+            if row[index + 3]:
+                tally.setdefault(row["item"], {})[row["value"]] = int(row[index + 3])
     return tallies
 
 

@@ -1005,12 +1005,11 @@ async def test_rebuild_from_the_topics_equals_the_incremental_tallies(stack, sco
     # The comparison is not vacuous: one wrong count in the live tallies is caught.
     await fetch(
         stack.database_url,
-        "UPDATE scoring.tallies SET count = count + 1 WHERE site_id = 'site-nps' "
-        "AND item = '__responses__'",
+        "UPDATE scoring.tally_vectors SET counts[1] = counts[1] + 1 WHERE site_id = 'site-nps'",
     )
     tampered = await asyncio.to_thread(rebuild)
     assert tampered.returncode == 1
-    assert last_json_line(tampered.stdout)["tables"]["tallies"]["only_incremental"] >= 1
+    assert last_json_line(tampered.stdout)["tables"]["tally_vectors"]["only_incremental"] >= 1
 
 
 def last_json_line(stdout: str) -> dict[str, Any]:

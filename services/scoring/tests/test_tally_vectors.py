@@ -1,0 +1,96 @@
+"""The count vectors (migration 0151) hold exactly the tally rows they replace, and adding the
+vectors of any split of the responses gives the very arrays of the whole (the rebuild compares
+arrays as they are)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from itertools import count
+
+from hypothesis import given
+from hypothesis import strategies as st
+from scoring import domain, tally_vectors
+
+ITEMS = {"recommandation": [str(n) for n in range(11)], "effort": ["1", "5", "7"],
+         "plusieurs_contacts": ["oui", "non"], "suggestion": ["du texte", "  "]}  # fmt: skip
+
+answers = st.fixed_dictionaries(
+    {}, optional={item: st.sampled_from(values) for item, values in ITEMS.items()}
+)
+responses = st.lists(
+    st.tuples(
+        st.sampled_from(["s1", "s2"]),
+        st.sampled_from(["2026-01-01", "2026-01-02"]),
+        st.sampled_from(["telephone", "courriel"]),
+        st.just("declaration"),
+        st.sampled_from(["", "information"]),
+        st.just(""),
+        answers,
+    ),
+    max_size=40,
+)
+
+
+def tallied(
+    raw: list[tuple[str, str, str, str, str, str, dict[str, str]]],
+) -> list[tally_vectors.TalliedResponse]:
+    return [(*key, dict(domain.tally_rows(a))) for *key, a in raw]  # type: ignore[misc]
+
+
+def layout(batch: list[tally_vectors.TalliedResponse]) -> dict[tally_vectors.Cell, int]:
+    position = count(1)
+    return {cell: next(position) for cell in sorted(tally_vectors.cells_of(batch), reverse=True)}
+
+
+def as_rows(
+    vectors: dict[tuple[str, ...], list[int]], cells: dict[int, tally_vectors.Cell]
+) -> Counter[tuple[str, ...]]:
+    return Counter(
+        {
+            (*key, *cell): n
+            for key, vector in vectors.items()
+            for cell, n in tally_vectors.cells_from_vector(vector, cells).items()
+        }
+    )
+
+
+def add(a: list[int], b: list[int]) -> list[int]:
+    """What the upsert's element-wise sum does (the shorter padded with zeros)."""
+    longer, shorter = (a, b) if len(a) >= len(b) else (b, a)
+    return [x + (shorter[n] if n < len(shorter) else 0) for n, x in enumerate(longer)]
+
+
+@given(responses)
+def test_vectors_hold_exactly_the_tally_rows(raw):
+    batch = tallied(raw)
+    positions = layout(batch)
+    breakdown, site_days = tally_vectors.fold(batch, positions)
+    cells = {spot: cell for cell, spot in positions.items()}
+    rows: Counter[tuple[str, ...]] = Counter()
+    by_site_day: Counter[tuple[str, ...]] = Counter()
+    for site, day, channel, motif, nature, profile, response_cells in batch:
+        for item, value in response_cells.items():
+            rows[(site, day, channel, motif, nature, profile, item, value)] += 1
+            by_site_day[(site, day, item, value)] += 1
+    assert as_rows(breakdown, cells) == rows
+    assert as_rows(site_days, cells) == by_site_day
+    for vector in [*breakdown.values(), *site_days.values()]:
+        assert vector and vector[-1] > 0  # ends at its last non-zero count
+
+
+@given(responses, st.integers(min_value=0, max_value=40))
+def test_the_vectors_of_any_split_add_up_to_the_same_arrays(raw, cut):
+    batch = tallied(raw)
+    positions = layout(batch)
+    whole = tally_vectors.fold(batch, positions)
+    first = tally_vectors.fold(batch[:cut], positions)
+    second = tally_vectors.fold(batch[cut:], positions)
+    for index in (0, 1):
+        summed = dict(first[index])
+        for key, vector in second[index].items():
+            summed[key] = add(summed[key], vector) if key in summed else vector
+        assert summed == whole[index]
+
+
+def test_array_literal():
+    assert tally_vectors.literal([3, 0, 12]) == "{3,0,12}"
