@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from contracts import questionnaire
 from plumbing.settings import ServiceSettings
 
 MIN_PRODUCTION_KEY_BYTES = 32
@@ -31,7 +32,10 @@ class DispatchSettings(ServiceSettings):
     )
     public_survey_base_url: str = "http://127.0.0.1:8002"
     public_optout_base_url: str = "http://127.0.0.1:8001"
-    questionnaire_version: str = "urssaf-chaud-2024-v1"
+    questionnaire_version: str = Field(
+        default=questionnaire.DEFAULT_VERSION,
+        description="The version asked where no network or motif rule chooses one.",
+    )
     sender_poll_seconds: float = Field(
         default=1.0, gt=0,
         description="Fallback poll of due sends; a decision wakes the senders at its commit.",
@@ -78,6 +82,14 @@ class DispatchSettings(ServiceSettings):
         default=None,
         description="JSON rules written as the '*' network defaults at start (demo, tests).",
     )
+
+    @field_validator("questionnaire_version")
+    @classmethod
+    def _known_version(cls, version: str) -> str:
+        """An unknown default version would send links that no survey page can show."""
+        if not questionnaire.is_known(version):
+            raise ValueError(questionnaire.unknown_version_message(version))
+        return version
 
     @model_validator(mode="after")
     def _strong_keys(self) -> DispatchSettings:

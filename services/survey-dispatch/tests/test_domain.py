@@ -850,3 +850,13 @@ def test_an_unknown_questionnaire_version_is_refused_naming_the_known_ones(
     assert "questionnaire" in message or "motif_questionnaires" in message
     if "inconnu-v9" in str(bad):
         assert "sms-court-2026-v1" in message and "urssaf-chaud-2024-v1" in message
+
+
+def test_an_unknown_default_questionnaire_version_is_refused_at_start() -> None:
+    from pydantic import ValidationError
+    from survey_dispatch.settings import DispatchSettings
+
+    assert DispatchSettings().questionnaire_version == "urssaf-chaud-2024-v1"
+    assert DispatchSettings(questionnaire_version="sms-court-2026-v1")
+    with pytest.raises(ValidationError, match="unknown questionnaire version 'urssaf-v0'"):
+        DispatchSettings(questionnaire_version="urssaf-v0")
