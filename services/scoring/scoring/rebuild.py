@@ -19,6 +19,10 @@ committed, the service's group untouched) folds the events into fresh tables in 
 quiet system (or accept that events arriving meanwhile show up as differences). Detractor alerts
 are not raised again. Users' erasures (on `survey.invitation.v1`) are applied once every topic is
 folded: the topics are read side by side, so an erasure may come before the user's responses.
+The response rate's cohorts (`invitation_tallies`: invitations per send day, the answers to them,
+when their links expire) are sums and maxima, so the side-by-side order gives the same rows, and
+they are compared like the tallies (a response without `invited_at` counts on its answer day in
+both).
 """
 
 from __future__ import annotations
