@@ -215,6 +215,28 @@ async def test_the_weeks_verbatims_are_listed_least_satisfied_first(pool):
     assert "Hors semaine" not in html
 
 
+async def test_a_guadeloupe_sites_call_back_is_dated_on_its_own_clock(pool):
+    """Issue #15: an alert raised Monday 23 November at 02:00 UTC was raised on Sunday 22 at
+    22:00 in Guadeloupe: the weekly e-mail dates it on the site's clock, not Paris's."""
+    site = "urssaf-guadeloupe-rapport"
+    raised = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO sites (site_id, network, site_name, timezone) "
+            "VALUES ($1, 'urssaf', 'Urssaf Guadeloupe', 'America/Guadeloupe')", site,
+        )  # fmt: skip
+        await conn.execute(
+            "INSERT INTO alerts (alert_id, invitation_id, contact_id, site_id, network, reasons,"
+            " answers, raised_at) VALUES ($1, $1, $1, $2, 'urssaf', $3, $4, $5)",
+            "a-gp", site, ["low_recommendation"], {"recommandation": 2}, raised,
+        )  # fmt: skip
+        [call] = await weekly_report.pending_call_backs(conn, site_id=site)
+        zone = await weekly_report.site_zone(conn, site)
+    assert (call.raised_at.date(), call.raised_at.hour) == (date(2026, 11, 22), 22)
+    assert call.raised_at.utcoffset() == timedelta(hours=-4)
+    assert str(zone) == "America/Guadeloupe"
+
+
 def test_smtp_credentials_in_the_url_are_decoded():
     client = weekly_report._smtp("smtps://rapports%40urssaf.fr:p%40ss%3Aw0rd@smtp.exemple.fr")
     assert (client.hostname, client.port, client.use_tls) == ("smtp.exemple.fr", 465, True)
