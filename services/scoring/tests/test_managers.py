@@ -6,6 +6,8 @@ the weekly e-mail goes to the mapped managers (real SMTP sink)."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import re
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -101,11 +103,17 @@ async def seed_site(conn: asyncpg.Connection, site: str, network: str) -> None:
         "closed_at) VALUES ($1, $2, $3, $4, 'telephone', 'declaration', $5)",
         f"contact-{site}", site, network, f"user-{site}", closed_at,
     )  # fmt: skip
-    await conn.execute(
-        "INSERT INTO alerts (alert_id, invitation_id, contact_id, site_id, network, reasons, "
-        "answers, raised_at) VALUES ($1, $1, $1, $2, $3, $4, $5, $6)",
-        f"alert-{site}", site, network, ["low_recommendation"], {"recommandation": 3}, closed_at,
-    )  # fmt: skip
+    for alert, handled_at, outcome in (
+        ("open", None, None),
+        ("handled", closed_at + timedelta(hours=3), "refus"),
+    ):
+        await conn.execute(
+            "INSERT INTO alerts (alert_id, invitation_id, contact_id, site_id, network, reasons, "
+            "answers, raised_at, handled_at, outcome) VALUES ($1, $1, $1, $2, $3, $4, $5, $6, $7, "
+            "$8)",
+            f"alert-{alert}-{site}", site, network, ["low_recommendation"], {"recommandation": 3},
+            closed_at, handled_at, outcome,
+        )  # fmt: skip
     await conn.execute(
         "INSERT INTO verbatims (response_id, site_id, day, channel, motif, text, satisfaction, "
         "recommandation) VALUES ($1, $2, $3, 'telephone', 'declaration', $4, 9, 3)",
@@ -332,3 +340,47 @@ async def test_the_weekly_email_goes_to_the_mapped_managers(stack, client, issue
     assert "static@exemple.fr" not in by_site[A]
     assert by_site[B] >= {"eve@exemple.fr"} and "dan@exemple.fr" not in by_site[B]
     assert by_site[C] == {"fallback.msa@exemple.fr"}
+
+
+def manager_provisioning() -> Any:
+    path = Path(__file__).resolve().parents[3] / "deploy" / "grafana" / "managers.py"
+    spec = importlib.util.spec_from_file_location("grafana_managers", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_the_managers_board_runs_as_the_manager_and_shows_only_their_site(
+    stack, client, issuer
+):
+    """Every SQL query of the board deploy/grafana/managers.py provisions, as the manager's own
+    role: rows for their site; the same queries asked about another site: none."""
+    response = await put(client, issuer, "urssaf", "fay_f", {"email": "f@exemple.fr",
+                                                             "sites": [C]})  # fmt: skip
+    assert response.status_code == 403  # C is the MSA's: the MSA's administrator maps it
+    response = await client.put("/admin/v1/networks/msa/managers/fay_f",
+                                json={"email": "f@exemple.fr", "sites": [C]},
+                                headers=admin_of(issuer, "msa"))  # fmt: skip
+    assert response.status_code == 200, response.text
+    generator = manager_provisioning()
+    board = generator.manager_board(generator.load_build().site_board())
+    queries = [target["rawSql"] for panel in board["panels"] for target in panel["targets"]]
+    queries += [v["query"] for v in board["templating"]["list"] if v["type"] == "query"]
+
+    def substitute(sql: str, site: str, network: str) -> str:
+        values = {"site": site, "network": network, "week": WEEK, "verbatim_filter": ""}
+        return re.sub(r"\$\{(\w+)\}", lambda match: values[match.group(1)], sql)
+
+    fay = await manager_connection(stack, "fay_f")
+    try:
+        for sql in queries:
+            assert await fay.fetch(substitute(sql, C, "msa")), sql
+            rows = await fay.fetch(substitute(sql, A, "urssaf"))
+            values = [value for row in rows for value in row.values()]
+            if "${site}" in sql:  # nothing of A's: no row, or an aggregate of nothing
+                assert all(value is None or value == 0 for value in values), sql
+            else:  # the variables' lists: her site and network only
+                assert A not in values and "urssaf" not in values, sql
+    finally:
+        await fay.close()
