@@ -508,21 +508,6 @@ async def tallies_for_periods(
     return tallies
 
 
-async def invitations_for_periods(
-    conn: Connection, *, site_id: str, periods: list[tuple[date, date]]
-) -> list[int]:
-    sums = ", ".join(
-        f"coalesce(sum(count) FILTER (WHERE day BETWEEN ${2 * n + 3} AND ${2 * n + 4}), 0)"
-        for n in range(len(periods))
-    )
-    row = await conn.fetchrow(
-        f"SELECT {sums} FROM invitation_tallies WHERE site_id = $1 AND day >= $2",
-        site_id, min(start for start, _ in periods), *[d for period in periods for d in period],
-    )  # fmt: skip
-    assert row is not None
-    return [int(value) for value in row.values()]
-
-
 Counts = tuple[int, int, datetime | None]
 """A cohort's counts: invitations sent, answers to them, when its last link expires
 (`domain.cohort_of(*counts)`)."""
@@ -568,15 +553,6 @@ async def cohorts_by(
         site_id, start, end,
     )  # fmt: skip
     return {row["cell"]: (int(row["n"]), int(row["answered"]), row["open_until"]) for row in rows}
-
-
-async def invitations_between(conn: Connection, *, site_id: str, start: date, end: date) -> int:
-    value = await conn.fetchval(
-        "SELECT coalesce(sum(count), 0) FROM invitation_tallies "
-        "WHERE site_id = $1 AND day BETWEEN $2 AND $3",
-        site_id, start, end,
-    )  # fmt: skip
-    return int(value)
 
 
 async def fcr_counts_for_periods(
@@ -674,19 +650,6 @@ async def tally_by(
     for row in rows:
         cells.setdefault(row["cell"], {}).setdefault(row["item"], {})[row["value"]] = int(row["n"])
     return cells
-
-
-async def invitations_by(
-    conn: Connection, *, site_id: str, start: date, end: date, dimension: str
-) -> dict[str, int]:
-    if dimension not in INVITATION_DIMENSIONS:
-        return {}
-    rows = await conn.fetch(
-        f"SELECT {dimension} AS cell, sum(count)::bigint AS n FROM invitation_tallies "
-        "WHERE site_id = $1 AND day BETWEEN $2 AND $3 GROUP BY 1",
-        site_id, start, end,
-    )  # fmt: skip
-    return {row["cell"]: int(row["n"]) for row in rows}
 
 
 async def fcr_counts_by(
