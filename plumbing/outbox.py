@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from contracts.envelope import CloudEvent, encode
 from plumbing.db import Connection
 from plumbing.listener import Listener
-from plumbing.tracing import stamped
+from plumbing.tracing import stamped, stamped_all
 
 log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "outbox"
@@ -45,7 +45,7 @@ async def enqueue_many(
         "ORDER BY n",
         [topic for topic, _, _ in rows],
         [key.encode() for _, key, _ in rows],
-        [encode(stamped(event)) for _, _, event in rows],
+        [encode(event) for event in stamped_all(event for _, _, event in rows)],
     )
     await connection.execute(f"NOTIFY {NOTIFY_CHANNEL}")
 

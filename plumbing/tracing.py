@@ -17,7 +17,7 @@ contact, invitation), never an e-mail, a phone, a token or a user reference.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -91,6 +91,16 @@ def continuing(source: CloudEvent[Any]) -> tuple[str | None, str | None]:
     if current is not None and current[0][3:35] == source.traceparent[3:35]:
         return current
     return source.traceparent, source.tracestate
+
+
+def stamped_all(events: Iterable[EventT]) -> list[EventT]:
+    """`stamped` for many events built in one span (the current context read once)."""
+    current = current_traceparent()
+    if current is None:
+        return list(events)
+    traceparent, tracestate = current
+    update = {"traceparent": traceparent, "tracestate": tracestate}
+    return [event if event.traceparent else event.model_copy(update=update) for event in events]
 
 
 def carried(source: CloudEvent[Any], event: EventT) -> EventT:

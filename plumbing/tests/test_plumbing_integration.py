@@ -18,9 +18,10 @@ from plumbing import db
 from plumbing.consumer import ConsumerMetrics, EventConsumer
 from plumbing.crm_simulator import CrmSimulator
 from plumbing.kafka import ensure_topics, new_producer
-from plumbing.outbox import OutboxMetrics, OutboxRelay, enqueue
+from plumbing.outbox import OutboxMetrics, OutboxRelay, enqueue, enqueue_many
 from plumbing.settings import ServiceSettings
 from plumbing.testing import async_wait_for, produce, read_topic
+from plumbing.tracing import Tracing
 
 pytestmark = pytest.mark.integration
 
@@ -258,3 +259,29 @@ async def test_dead_letters_of_the_crm_topic_keep_no_contact_point_and_come_once
         kept = json.loads(record.value)
         assert kept["data"]["contact_id"] == bad["data"]["contact_id"]
         assert not {"email", "mobile_phone", "user_ref"} & set(kept["data"])
+
+
+async def test_an_event_stored_in_the_outbox_keeps_the_trace_it_was_built_in(stack, schema):
+    """The outbox stores the event with the current span's context, so it survives until the
+    relay sends it; an event that already carries one keeps its own; outside a trace, none."""
+    name, _ = schema
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    simulator = CrmSimulator(seed=16)
+    first, second, third, outside = (simulator.event(simulator.contact()) for _ in range(4))
+    third = third.model_copy(update={"traceparent": own})
+    pool = await db.create_pool(stack.database_url, schema=name)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            with Tracing().span("handle", parent=parent):  # no collector: context passed on
+                await enqueue(conn, topic=CRM_CONTACT_CLOSED.name, key="site", event=first)
+                await enqueue_many(conn, [
+                    (CRM_CONTACT_CLOSED.name, "site", second),
+                    (CRM_CONTACT_CLOSED.name, "site", third),
+                ])  # fmt: skip
+            await enqueue(conn, topic=CRM_CONTACT_CLOSED.name, key="site", event=outside)
+        rows = await pool.fetch("SELECT value FROM outbox ORDER BY id")
+        stored = [json.loads(row["value"]).get("traceparent") for row in rows]
+        assert stored == [parent, parent, own, None]
+    finally:
+        await pool.close()

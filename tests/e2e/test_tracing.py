@@ -140,7 +140,11 @@ async def test_one_trace_follows_a_contact_through_the_four_services(
         done = {"submit response", "publish site indicators", "push site indicators"} <= names
         return spans if done and {span["service"] for span in spans} >= SERVICES else None
 
-    spans = await async_wait_for(whole_trace, timeout=60)
+    try:
+        spans = await async_wait_for(whole_trace, timeout=60)
+    except TimeoutError:
+        found = sorted({(s["service"], s["name"]) for s in collector.of_trace(trace_id)})
+        pytest.fail(f"the trace never reached all four services; its spans: {found}")
     by_name = {(span["service"], span["name"]) for span in spans}
     assert ("survey-dispatch", f"process {CRM_CONTACT_CLOSED.name}") in by_name
     assert ("responses", "submit response") in by_name  # the answer continues the trace
