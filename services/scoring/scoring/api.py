@@ -97,12 +97,11 @@ def manager_router(settings: ScoringSettings, auth: AdminAuth) -> APIRouter:
                 conn, site_id=site_id, start=start, end=end, window_days=settings.fcr_window_days,
                 as_of=utc_now(), dimension=dimension,
             )  # fmt: skip
-        # The indicators of the questionnaire versions the period's responses carry (#15).
-        form = domain.questionnaire_of(
-            tallies.values(), questionnaire.load_all(), fallback=questionnaire.load()
-        )
+        # Each cell: the indicators of the questionnaire versions its responses carry (#15).
+        forms = questionnaire.load_all()
+        form = domain.questionnaire_of(tallies.values(), forms, fallback=questionnaire.load())
         cells = domain.breakdown_cells(
-            tallies, fcr=fcr, questionnaire=form, floor=settings.anonymity_floor,
+            tallies, fcr=fcr, questionnaire=form, forms=forms, floor=settings.anonymity_floor,
             invitations={cell: domain.cohort_of(*counts) for cell, counts in cohorts.items()},
             now=utc_now(),
         )  # fmt: skip

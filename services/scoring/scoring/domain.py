@@ -919,12 +919,15 @@ def breakdown_cells(
     questionnaire: Questionnaire,
     floor: int,
     now: datetime | None = None,
+    forms: Mapping[str, Questionnaire] | None = None,
 ) -> list[BreakdownCell]:
     """Figures per cell for the managers' view, honouring the anonymity floor.
 
     A cell with fewer than `floor` responses is withheld whole; inside a shown cell, a figure
     answered by fewer than `floor` people is blanked (value, interval and counts removed), since
-    a mean of two answers could point at the two users.
+    a mean of two answers could point at the two users. With `forms` (the known questionnaire
+    versions), each cell shows the indicators of the versions its own responses carry
+    (`questionnaire_of`, `questionnaire` when the cell has none).
     """
     cells = []
     for value in sorted(set(tallies) | set(invitations) | set(fcr)):
@@ -933,9 +936,12 @@ def breakdown_cells(
         if not may_show(responses, floor):
             cells.append(BreakdownCell(value, responses, None))
             continue
-        shown = figures(
-            tally, invitations=invitations.get(value, 0), questionnaire=questionnaire, now=now
+        form = (
+            questionnaire
+            if forms is None
+            else questionnaire_of([tally], forms, fallback=questionnaire)
         )
+        shown = figures(tally, invitations=invitations.get(value, 0), questionnaire=form, now=now)
         if value in fcr:
             shown.append(observed_fcr(*fcr[value]))
         cells.append(BreakdownCell(value, responses, [floored(f, floor) for f in shown]))

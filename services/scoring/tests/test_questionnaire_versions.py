@@ -87,3 +87,17 @@ def test_a_site_form_over_several_windows_serves_an_empty_window():
     site_form = domain.questionnaire_of([week, quarter], FORMS, fallback=DEFAULT)
     assert domain.questionnaire_of([week], FORMS, fallback=site_form) is SHORT
     assert "nps" not in indicators(week, SHORT)
+
+
+def test_each_breakdown_cell_shows_the_indicators_of_its_own_responses_versions():
+    sms = tally_of(*[(SHORT.version, {"satisfaction_globale": 9, "effort": 6})] * 5)
+    full = tally_of(*[(DEFAULT.version, {"satisfaction_globale": 7, "recommandation": 9})] * 5)
+    tallies = {"sms": sms, "courriel": full}
+    site_form = domain.questionnaire_of(tallies.values(), FORMS, fallback=DEFAULT)
+    cells = domain.breakdown_cells(
+        tallies, invitations={}, fcr={}, questionnaire=site_form, floor=5, forms=FORMS
+    )
+    shown = {cell.value: {f.indicator for f in cell.figures or []} for cell in cells}
+    assert "nps" not in shown["sms"] and "ces" in shown["sms"]
+    assert "nps" in shown["courriel"] and "theme_clarte" in shown["courriel"]
+    assert shown["sms"] == domain.supported_indicators(SHORT)
