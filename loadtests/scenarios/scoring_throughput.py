@@ -375,8 +375,10 @@ async def _published_counts(
 def _site_count(value: bytes) -> tuple[str, int]:
     data = decode(SITE_INDICATORS_UPDATED.envelope, value).data
     period = next(p for p in data.periods if p.period == "rolling_90d")
-    rate = next(f for f in period.figures if f.indicator == "response_rate")
-    return data.site_id, rate.counts["responses"]
+    # Every generated response answers `recommandation`: the NPS's n counts them (the response
+    # rate counts only answers to invitations scoring has seen, issue #18, and none is sent here).
+    nps = next(f for f in period.figures if f.indicator == "nps")
+    return data.site_id, nps.sample_size
 
 
 def _all_published(published: dict[str, list[tuple[float, int]]], targets: dict[str, int]) -> bool:
