@@ -232,6 +232,9 @@ async def test_a_guadeloupe_sites_call_back_is_dated_on_its_own_clock(pool):
         )  # fmt: skip
         [call] = await weekly_report.pending_call_backs(conn, site_id=site)
         zone = await weekly_report.site_zone(conn, site)
+        weeks = [await conn.fetchval(f"SELECT week FROM {view} WHERE alert_id = 'a-gp'")
+                 for view in ("reporting_alerts", "reporting_alert_outcomes")]  # fmt: skip
+    assert weeks == ["2026-W47", "2026-W47"]  # W48 in Paris
     assert (call.raised_at.date(), call.raised_at.hour) == (date(2026, 11, 22), 22)
     assert call.raised_at.utcoffset() == timedelta(hours=-4)
     assert str(zone) == "America/Guadeloupe"
