@@ -44,6 +44,7 @@ def create_app(settings: ScoringSettings) -> FastAPI:
         # Each network's detractor rule (admin API), reloaded on every change (scoring.callbacks).
         rules = RuleBook(runtime.db_pool)
         await rules.load()
+        app.state.detractor_rules = rules  # the admin API reloads it on a change
         runtime.listen(
             "detractor-rules", {repository.DETRACTOR_RULES_CHANNEL: rules.reload_soon},
             on_listening=rules.reload_soon,

@@ -325,6 +325,9 @@ async def _write_rule(
             conn, network=network, rule=rule, changed_by=caller.subject
         )
     log.info("detractor rule changed", extra={"network": network, "changed_by": caller.subject})
+    rules: RuleBook | None = getattr(request.app.state, "detractor_rules", None)
+    if rules is not None:  # this replica at once; the others on the NOTIFY
+        await rules.load()
     return await _read_rule(pool, network)
 
 
