@@ -102,7 +102,7 @@ class ScoringHandler:
                 sites.add((data.site_id, data.network, None))
                 _keep_oldest(pending_since, data.site_id, data.answered_at)
                 # The answer's cohort: its invitation's send day (older events: its answer day).
-                cohort = self.day_of(data.invited_at) if data.invited_at else day
+                cohort = self.day_of(data.invited_at, data) if data.invited_at else day
                 cohort_answers[(data.site_id, cohort, data.channel.value, data.motif)] += 1
             elif event.type == INVITATION_SENT.type:
                 cohort_key = (data.site_id, self.day_of(data.sent_at, data), data.channel.value,

@@ -405,7 +405,9 @@ async def test_sunday_2330_in_guadeloupe_counts_in_that_week_there_not_the_next(
         "site-clock-paris": None,
     }  # fmt: skip
     events = [
-        response(site, {"recommandation": 9}, answered_at=moment.astimezone(UTC)) for site in sites
+        # Answered at once: the day of its invitation's cohort is the same.
+        response(site, {"recommandation": 9}, answered_at=at, invited_at=at)
+        for site in sites
     ]
     events = [
         event.model_copy(update={"data": event.data.model_copy(update={"site_timezone": zone})})
@@ -432,6 +434,12 @@ async def test_sunday_2330_in_guadeloupe_counts_in_that_week_there_not_the_next(
         "urssaf-guadeloupe-ancien": ("America/Guadeloupe", sunday - timedelta(days=6)),
         "site-clock-paris": ("Europe/Paris", monday),
     }
+    cohorts = await fetch(
+        stack.database_url,
+        "SELECT site_id, day FROM scoring.invitation_tallies WHERE site_id = ANY($1)",
+        list(sites),
+    )
+    assert {row["site_id"]: row["day"] for row in cohorts} == expected
 
     def published(records: list[Any]) -> dict[str, Any] | None:
         for record in records:
