@@ -459,64 +459,6 @@ async def test_sunday_2330_in_guadeloupe_counts_in_that_week_there_not_the_next(
     assert date.fromisoformat(week["start"]) == today - timedelta(days=today.weekday())
 
 
-async def test_sunday_2330_in_guadeloupe_counts_in_that_week_there_not_the_next(stack, scoring):
-    """Issue #15: the same instant, a Sunday 23:30 in Guadeloupe, is Monday in Paris: the
-    Guadeloupe site's answer is in its own ISO week (tallies, reporting view, published periods),
-    the Paris site's in the next. An event without the zone falls back to the site's default."""
-    guadeloupe = ZoneInfo("America/Guadeloupe")
-    today = utc_now().astimezone(guadeloupe).date()
-    sunday = today - timedelta(days=today.weekday() + 8)  # the Sunday of two weeks ago
-    moment = datetime.combine(sunday, datetime.min.time(), guadeloupe) + timedelta(hours=23.5)
-    sites = {  # site -> the zone its event tells
-        "site-clock-gp": "America/Guadeloupe", "urssaf-guadeloupe-ancien": None,
-        "site-clock-paris": None,
-    }  # fmt: skip
-    events = [
-        response(site, {"recommandation": 9}, answered_at=moment.astimezone(UTC)) for site in sites
-    ]
-    events = [
-        event.model_copy(update={"data": event.data.model_copy(update={"site_timezone": zone})})
-        for event, zone in zip(events, sites.values(), strict=True)
-    ]
-    await produce(stack.kafka_bootstrap_servers, SURVEY_RESPONSE.name, events)
-    monday = sunday + timedelta(days=1)
-    expected = {"site-clock-gp": sunday, "urssaf-guadeloupe-ancien": sunday,
-                "site-clock-paris": monday}  # fmt: skip
-
-    async def landed() -> bool:
-        days = {site: await responses_by_day(stack.database_url, site) for site in sites}
-        return days == {site: {day: 1} for site, day in expected.items()}
-
-    await async_wait_for(landed, timeout=30)
-    rows = await fetch(
-        stack.database_url,
-        "SELECT s.site_id, s.timezone, c.week_start FROM scoring.sites s "
-        "JOIN scoring.reporting_weekly_counts c USING (site_id) WHERE s.site_id = ANY($1)",
-        list(sites),
-    )
-    assert {row["site_id"]: (row["timezone"], row["week_start"]) for row in rows} == {
-        "site-clock-gp": ("America/Guadeloupe", sunday - timedelta(days=6)),
-        "urssaf-guadeloupe-ancien": ("America/Guadeloupe", sunday - timedelta(days=6)),
-        "site-clock-paris": ("Europe/Paris", monday),
-    }
-
-    def published(records: list[Any]) -> dict[str, Any] | None:
-        for record in records:
-            event = decode(SITE_INDICATORS_UPDATED.envelope, record.value)
-            if event.data.site_id == "site-clock-gp" and event.data.site_timezone:
-                return event.data.model_dump(mode="json")
-        return None
-
-    records = await read_topic(
-        stack.kafka_bootstrap_servers, SITE_INDICATORS.name,
-        until=lambda rs: published(rs) is not None, timeout=30,
-    )  # fmt: skip
-    data = published(records)
-    assert data is not None and data["site_timezone"] == "America/Guadeloupe"
-    week = next(p for p in data["periods"] if p["period"] == "iso_week")
-    assert date.fromisoformat(week["start"]) == today - timedelta(days=today.weekday())
-
-
 async def test_a_detractor_raises_exactly_one_alert_without_contact_points(stack, scoring):
     site = "site-detractor"
     answers = {"recommandation": 3, "satisfaction_globale": 2, "plusieurs_contacts": "oui",
