@@ -146,6 +146,21 @@ def site_problems(
     return unknown, foreign
 
 
+DEV_PASSWORD_KEY = "dev-manager-password-key"
+PUT_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Un rôle PostgreSQL de ce nom existe et n'est pas un gestionnaire."},
+    422: {"description": "Identifiant, adresse, portée ou site invalide (message en français)."},
+    503: {"description": "MANAGER_PASSWORD_KEY non configurée (production)."},
+}
+
+
+def password_key(settings: ScoringSettings) -> str | None:
+    """The secret the roles' passwords derive from; a development key outside production."""
+    if settings.manager_password_key is not None:
+        return settings.manager_password_key.get_secret_value()
+    return None if settings.environment == "production" else DEV_PASSWORD_KEY
+
+
 # --------------------------------------------------------------------------- HTTP
 
 
@@ -154,7 +169,7 @@ def managers_router(settings: ScoringSettings, auth: AdminAuth) -> APIRouter:
     Admin = Annotated[Principal, Depends(auth)]
     Network = Annotated[str, Path(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9._:@/-]+$")]
     ManagerId = Annotated[str, Path(min_length=1, max_length=120)]
-    key = settings.manager_password_key.get_secret_value()
+    key = password_key(settings)
 
     @router.get("", responses=ERRORS)
     async def list_managers(request: Request, network: Network, caller: Admin) -> dict[str, Any]:
@@ -177,7 +192,7 @@ def managers_router(settings: ScoringSettings, auth: AdminAuth) -> APIRouter:
             raise HTTPException(404, "gestionnaire inconnu")
         return await _with_audit(pool, row)
 
-    @router.put("/{manager_id}", responses={**ERRORS, 409: {"description": "Rôle en conflit."}})
+    @router.put("/{manager_id}", responses={**ERRORS, **PUT_ERRORS})
     async def put_manager(
         request: Request, network: Network, manager_id: ManagerId, caller: Admin,
         body: Annotated[Any, Body(examples=[{"email": "nom@exemple.fr", "sites": ["s1"]}])],
@@ -188,6 +203,10 @@ def managers_router(settings: ScoringSettings, auth: AdminAuth) -> APIRouter:
         Audited; takes effect on the boards' next query."""
         _require_network_admin(caller, network)
         _valid_id(manager_id)
+        if key is None:
+            raise HTTPException(
+                503, "MANAGER_PASSWORD_KEY n'est pas configurée : aucun rôle ne peut être créé"
+            )
         try:
             spec = manager_spec(body)
         except InvalidManager as error:

@@ -49,10 +49,12 @@ class ScoringSettings(ServiceSettings):
         description="Fallback only: site id -> addresses for a site no manager is mapped to "
         "(the recipients come from the managers' mapping, scoring.managers).",
     )
-    manager_password_key: SecretStr = Field(
-        default=SecretStr("dev-manager-password-key"),
+    manager_password_key: SecretStr | None = Field(
+        default=None,
         description="Secret from which each manager's database password is derived (HMAC of "
-        "the role name); deploy/grafana/managers.py derives the same from the same secret.",
+        "the role name); deploy/grafana/managers.py derives the same from the same secret. "
+        "Unset: a development key outside production; in production the managers' admin API "
+        "answers 503 (the weekly report does not need it).",
     )
     national_networks: list[str] = Field(
         default_factory=list,

@@ -9,8 +9,10 @@ import hashlib
 import hmac
 
 import pytest
+from pydantic import SecretStr
 from scoring import managers
 from scoring.managers import InvalidManager, manager_spec
+from scoring.settings import ScoringSettings
 
 
 def test_a_valid_body_is_normalised():
@@ -96,3 +98,10 @@ def test_the_weekly_recipients_are_the_mapped_managers_the_setting_only_as_fallb
 def test_sites_unknown_or_of_another_network_are_told_apart():
     known = {"a": "urssaf", "b": "msa"}
     assert managers.site_problems(["a", "b", "z"], known, "urssaf") == (["z"], ["b"])
+
+
+def test_the_password_key_is_the_secret_a_dev_key_outside_production_and_none_in_production():
+    assert managers.password_key(ScoringSettings(manager_password_key=SecretStr("s3"))) == "s3"
+    assert managers.password_key(ScoringSettings()) == managers.DEV_PASSWORD_KEY
+    production = ScoringSettings(environment="production", admin_issuer="https://id.example.org")
+    assert managers.password_key(production) is None  # the API answers 503, nothing derived
