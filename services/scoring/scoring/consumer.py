@@ -73,10 +73,17 @@ class ScoringHandler:
     def site_zones(self, events: list[CloudEvent[Any]]) -> dict[str, tuple[str, bool]]:
         """Site -> (its clock, told by an event rather than defaulted), for the sites table."""
         zones: dict[str, tuple[str, bool]] = {}
+        seen: set[tuple[str, str | None]] = set()  # a batch has few sites: look each up once
         for event in events:
-            told = getattr(event.data, "site_timezone", False)
-            if told is not False and (told or event.data.site_id not in zones):
-                zones[event.data.site_id] = (self.zone_of(event.data).key, told is not None)
+            data = event.data
+            if not hasattr(data, "site_timezone"):  # an erasure: about no site
+                continue
+            told: str | None = data.site_timezone
+            if (data.site_id, told) in seen:
+                continue
+            seen.add((data.site_id, told))
+            if told or data.site_id not in zones:
+                zones[data.site_id] = (self.zone_of(data).key, told is not None)
         return zones
 
     async def __call__(self, conn: Connection, topic: str, events: list[CloudEvent[Any]]) -> None:
