@@ -128,7 +128,7 @@ class PublicFigure:
                      "method": self.method, "provisional": self.provisional}  # fmt: skip
             body["text"] = {
                 "value": format_value(self.value, self.unit),
-                "sample": sample_sentence(self.sample_size, self.start, self.end),
+                "sample": sample_sentence(self.sample_size, self.start, self.end, self.indicator),
                 "interval": format_interval(self.interval, self.unit),
             }
             if self.provisional:  # issue #18: a cohort's links still open, contacts pending
@@ -278,11 +278,20 @@ def french_date(day: date, *, with_year: bool = True) -> str:
     return f"{text} {day.year}" if with_year else text
 
 
-def sample_sentence(sample_size: int, start: date, end: date) -> str:
-    """« Sur 412 réponses, du 1er septembre au 30 novembre 2026 » (one year named when shared)."""
-    answers = "réponse" if sample_size == 1 else "réponses"
+# What an indicator's sample size counts, singular and plural, when it is not answers.
+SAMPLE_UNITS = {
+    "response_rate": ("invitation envoyée", "invitations envoyées"),
+    "fcr_observed": ("contact", "contacts"),
+}
+
+
+def sample_sentence(sample_size: int, start: date, end: date, indicator: str = "") -> str:
+    """« Sur 412 réponses, du 1er septembre au 30 novembre 2026 » (one year named when shared);
+    « invitations envoyées » for the response rate, « contacts » for observed FCR."""
+    one, many = SAMPLE_UNITS.get(indicator, ("réponse", "réponses"))
     since = french_date(start, with_year=start.year != end.year)
-    return f"Sur {sample_size} {answers}, du {since} au {french_date(end)}"
+    counted = one if sample_size == 1 else many
+    return f"Sur {sample_size} {counted}, du {since} au {french_date(end)}"
 
 
 def clock_time(moment: datetime) -> str:

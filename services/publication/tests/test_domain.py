@@ -139,6 +139,16 @@ def test_sample_sentence_in_plain_french():
     )
 
 
+def test_the_sample_sentence_names_what_was_counted():
+    """The response rate's n is invitations, observed FCR's is contacts: not « réponses »."""
+    start, end = date(2026, 11, 23), date(2026, 11, 29)
+    assert domain.sample_sentence(40, start, end, "response_rate").startswith(
+        "Sur 40 invitations envoyées,"
+    )
+    assert domain.sample_sentence(1, start, end, "fcr_observed").startswith("Sur 1 contact,")
+    assert domain.sample_sentence(2, start, end, "nps").startswith("Sur 2 réponses,")
+
+
 def test_clock_time_as_french_typography_writes_it():
     assert domain.clock_time(datetime(2026, 1, 1, 9, 5)) == f"9{NBSP}h{NBSP}05"
 
