@@ -17,6 +17,7 @@ contact, invitation), never an e-mail, a phone, a token or a user reference.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 EventT = TypeVar("EventT", bound=CloudEvent[Any])
 AttributeValue = str | int | float | bool
 MAX_LINKS = 128  # a batch span links at most this many events' traces
+SHUTDOWN_SECONDS = 3.0  # at most this long to export the last spans when the service stops
 
 
 def traceparent_of(context: SpanContext) -> str:
@@ -145,14 +147,22 @@ class Tracing:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name or service}))
+        provider = TracerProvider(
+            resource=Resource.create({SERVICE_NAME: service_name or service}),
+            shutdown_on_exit=False,  # the runtime's stop does it, within SHUTDOWN_SECONDS
+        )
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=url)))
         return cls(provider)
 
-    def shutdown(self) -> None:
-        """Export what is still buffered, then stop (the service is stopping)."""
-        if self.provider is not None:
-            self.provider.shutdown()
+    def shutdown(self, timeout: float = SHUTDOWN_SECONDS) -> None:
+        """Export what is still buffered, then stop (the service is stopping); waits at most
+        `timeout`, so a collector that is away never holds a SIGTERM drain up (the SDK would
+        wait up to 30 s)."""
+        if self.provider is None:
+            return
+        stopping = threading.Thread(target=self.provider.shutdown, name="tracing", daemon=True)
+        stopping.start()
+        stopping.join(timeout)
 
     def span(
         self,

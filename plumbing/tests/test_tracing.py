@@ -4,6 +4,7 @@ spans kept in its in-memory exporter)."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -207,3 +208,15 @@ async def test_a_request_gets_a_server_span_named_by_its_route_never_its_path() 
     assert continued.attributes["http.response.status_code"] == 200
     everything = repr([(s.name, dict(s.attributes or {})) for s in (continued, fresh)])
     assert "secret-token" not in everything
+
+
+def test_stopping_never_waits_long_for_a_collector_that_is_away() -> None:
+    """The SDK would retry the last export for up to 30 s: longer than a SIGTERM drain."""
+    tracing = Tracing.from_settings(
+        service="s", endpoint=None, traces_endpoint="http://127.0.0.1:9/v1/traces"
+    )
+    with tracing.span("work"):
+        pass
+    started = time.monotonic()
+    tracing.shutdown(timeout=0.5)
+    assert time.monotonic() - started < 1.5
