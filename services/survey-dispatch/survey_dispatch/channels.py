@@ -10,6 +10,7 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from email.header import Header
 from email.utils import formataddr, formatdate, make_msgid
 from typing import cast
@@ -362,7 +363,7 @@ class MailComposer:
         self.settings = settings
         self.templates = templates
         self.domain = settings.mail_from_address.rsplit("@", 1)[-1]
-        self._cache: dict[tuple[str, bool], MailTemplate] = {}
+        self._cache: dict[tuple[str, bool, str], MailTemplate] = {}
 
     @property
     def public_base_url(self) -> str:
@@ -380,17 +381,24 @@ class MailComposer:
         return f"{self.settings.public_optout_base_url.rstrip('/')}/o/{token}"
 
     def invitation(
-        self, *, to: str, site_name: str, token: str, invitation_id: str, reminder: bool = False
-    ) -> bytes:
-        template = self._template(site_name, reminder)
+        self, *, to: str, site_name: str, token: str, invitation_id: str, reminder: bool = False,
+        validity: str | None = None,
+    ) -> bytes:  # fmt: skip
+        """`validity` is the link's validity in words (domain.link_validity); the default
+        rules' when not told."""
+        if validity is None:
+            validity = domain.link_validity(
+                timedelta(days=domain.Rules().expiry_days), reminder=reminder
+            )
+        template = self._template(site_name, reminder, validity)
         message_id = invitation_id + ("-rappel" if reminder else "")
         return render_mail(
             template, to=to, message_id=message_id_for(message_id, self.domain),
             survey_link=self.survey_link(token), optout_link=self.optout_link(invitation_id),
         )  # fmt: skip
 
-    def _template(self, site_name: str, reminder: bool) -> MailTemplate:
-        key = (site_name, reminder)
+    def _template(self, site_name: str, reminder: bool, validity: str) -> MailTemplate:
+        key = (site_name, reminder, validity)
         found = self._cache.get(key)
         if found is None:
             if len(self._cache) >= self.MAX_CACHED:
@@ -399,6 +407,7 @@ class MailComposer:
             context = {
                 "site_name": site_name, "survey_link": SURVEY_LINK, "optout_link": OPTOUT_LINK,
                 "reminder": reminder, "public_base_url": self.public_base_url,
+                "validity": validity,
             }  # fmt: skip
             subject = f"{site_name} : votre avis en une minute"
             found = self._cache[key] = mail_template(

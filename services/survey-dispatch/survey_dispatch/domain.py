@@ -493,6 +493,20 @@ def expiry_time(sent_at: datetime, rules: Rules) -> datetime:
     return (sent_at + timedelta(days=rules.expiry_days)).astimezone(UTC)
 
 
+def link_validity(remaining: timedelta, *, reminder: bool = False) -> str:
+    """The mail's words for how long its survey link works: an invitation's whole expiry rule
+    (`Rules.expiry_days`), a reminder's time left, rounded down so it never promises more."""
+    days = remaining // timedelta(days=1)
+    hours = remaining // timedelta(hours=1)
+    if days >= 1:
+        amount = f"{days} jour{'s' if days > 1 else ''}"
+    elif hours >= 1:
+        amount = f"{hours} heure{'s' if hours > 1 else ''}"
+    else:
+        amount = "moins d'une heure"
+    return f"valable encore {amount}" if reminder else f"valable {amount}"
+
+
 def _within_window(moment: datetime, channel: SurveyChannel, rules: Rules) -> datetime:
     if channel is SurveyChannel.SMS or rules.email_uses_sms_window:
         return next_allowed_time(moment, rules)

@@ -225,7 +225,12 @@ class Sender:
                 return Unprepared(f"règles invalides pour ce site : {found}", retry=True)
             rules = found
         try:
-            message = self._message(row, reminder=reminder)
+            remaining = (
+                row["expires_at"] - utc_now() if reminder else timedelta(days=rules.expiry_days)
+            )
+            message = self._message(
+                row, reminder=reminder, validity=domain.link_validity(remaining, reminder=reminder)
+            )
         except ValueError as error:  # a header that could not be made safe, a too long SMS
             return Unprepared(f"message impossible à composer : {error}", retry=False)
         if reminder:
@@ -237,10 +242,10 @@ class Sender:
             return Unprepared(f"invitation invalide ({fields})", retry=False)
         return _Prepared(message, rules, event)
 
-    def _message(self, row: dict[str, Any], *, reminder: bool) -> bytes | str:
+    def _message(self, row: dict[str, Any], *, reminder: bool, validity: str) -> bytes | str:
         if row["survey_channel"] == SurveyChannel.SMS.value:
             return self.sms_for(row)
-        return self.email_for(row, reminder=reminder)
+        return self.email_for(row, reminder=reminder, validity=validity)
 
     async def _deliver_by_channel(
         self, rows: list[dict[str, Any]], messages: list[bytes | str]
@@ -472,10 +477,13 @@ class Sender:
             site_name=row["site_name"] or "Service public", link=self.survey_link(row["token"])
         )
 
-    def email_for(self, row: dict[str, Any], *, reminder: bool = False) -> bytes:
+    def email_for(
+        self, row: dict[str, Any], *, reminder: bool = False, validity: str | None = None
+    ) -> bytes:
         return self.composer.invitation(
             to=row["address"], site_name=row["site_name"] or "Service public",
             token=row["token"], invitation_id=row["invitation_id"], reminder=reminder,
+            validity=validity,
         )  # fmt: skip
 
 

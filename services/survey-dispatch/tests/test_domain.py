@@ -860,3 +860,14 @@ def test_an_unknown_default_questionnaire_version_is_refused_at_start() -> None:
     assert DispatchSettings(questionnaire_version="sms-court-2026-v1")
     with pytest.raises(ValidationError, match="unknown questionnaire version 'urssaf-v0'"):
         DispatchSettings(questionnaire_version="urssaf-v0")
+
+
+def test_the_link_validity_follows_the_expiry_rule_and_never_promises_more() -> None:
+    from survey_dispatch.domain import link_validity
+
+    assert link_validity(timedelta(days=Rules(expiry_days=3).expiry_days)) == "valable 3 jours"
+    assert link_validity(timedelta(days=1)) == "valable 1 jour"
+    reminder = timedelta(days=2, hours=23, minutes=59)
+    assert link_validity(reminder, reminder=True) == "valable encore 2 jours"
+    assert link_validity(timedelta(hours=5, minutes=30), reminder=True) == "valable encore 5 heures"
+    assert link_validity(timedelta(minutes=59), reminder=True) == "valable encore moins d'une heure"

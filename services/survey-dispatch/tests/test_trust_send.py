@@ -539,3 +539,38 @@ async def test_the_purge_forgets_inbox_ids_past_their_retention(
 
     await async_wait_for(old_forgotten, timeout=10)
     assert await db.fetchval("SELECT count(*) FROM inbox WHERE event_id = 'new-inbox-id'") == 1
+
+
+async def test_the_mail_tells_the_link_validity_of_the_sites_expiry_rule(
+    stack: Any, service: Any, relay: Any, issuer: Any, db: asyncpg.Connection
+) -> None:
+    """Issue #15: « valable 7 jours » was written in the template whatever the site's
+    `expiry_days`; the invitation tells the rule, the reminder the time its link has left."""
+    handler, _ = relay
+    async with httpx.AsyncClient(base_url=service.url) as client:
+        path = f"/admin/v1/networks/{NETWORK}/sites/site-expiry-3/rules"
+        changed = await client.put(
+            path, json={"expiry_days": 3, "reminder_hours": 24}, headers=admin_of(issuer, NETWORK)
+        )
+        assert changed.status_code == 200, changed.text
+    contact = new_contact(user="expiry-three", site="site-expiry-3")
+    await send_contacts(stack, contact)
+    [invitation] = await async_wait_for(lambda: handler.to(contact.email) or None, timeout=30)
+
+    def texts(message: Any) -> tuple[str, str]:
+        return tuple(  # type: ignore[return-value]
+            message.get_body(preferencelist=(kind,)).get_content() for kind in ("plain", "html")
+        )
+
+    assert all("valable 3 jours" in text and "7 jours" not in text for text in texts(invitation))
+    # The reminder is due, its link has 50 hours left: it says two days, not three or seven.
+    await db.execute(
+        "UPDATE invitations SET remind_at = now(), expires_at = now() + interval '50 hours' "
+        "WHERE contact_id = $1",
+        contact.contact_id,
+    )
+    mails = await async_wait_for(
+        lambda: (found := handler.to(contact.email)) and len(found) == 2 and found, timeout=30
+    )
+    assert "Rappel" in mails[1]["Subject"]
+    assert all("valable encore 2 jours" in text for text in texts(mails[1]))
