@@ -67,10 +67,7 @@ def manager_router(settings: ScoringSettings, auth: AdminAuth) -> APIRouter:
         conn: Connection, site_id: str, name: str
     ) -> tuple[domain.Period, datetime, datetime]:
         """The period named, and its first and last instants, on the site's own clock."""
-        stored = await repository.site_timezone(conn, site_id=site_id)
-        network = await repository.site_network(conn, site_id=site_id) or ""
-        site_zone = ZoneInfo(site_timezone(stored, site_id=site_id, network=network,
-                                           metropolitan=settings.reporting_timezone))  # fmt: skip
+        site_zone = await site_clock(conn, site_id, default=settings.reporting_timezone)
         period = period_named(name, site_zone)
         return (period, *instants(period, site_zone))
 
@@ -128,6 +125,14 @@ def manager_router(settings: ScoringSettings, auth: AdminAuth) -> APIRouter:
         return {"site_id": site_id, **_period_json(chosen), **distributions}
 
     return router
+
+
+async def site_clock(conn: Connection, site_id: str, *, default: str) -> ZoneInfo:
+    """A site's own clock (issue #15): as its events told scoring (sites.timezone), else the
+    shared default (contracts.sites: the overseas regions), else `default` (metropolitan)."""
+    stored = await repository.site_timezone(conn, site_id=site_id)
+    network = await repository.site_network(conn, site_id=site_id) or ""
+    return ZoneInfo(site_timezone(stored, site_id=site_id, network=network, metropolitan=default))
 
 
 def _midnight(day: date, zone: ZoneInfo) -> datetime:

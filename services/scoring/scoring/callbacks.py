@@ -40,7 +40,7 @@ from contracts.events import CALLBACK_OUTCOME_LABELS, CallbackCompleted
 from plumbing.auth import NETWORK_ADMIN, AdminAuth, Principal
 from plumbing.db import Connection
 from scoring import domain, repository
-from scoring.api import ERRORS, SiteId, authorize
+from scoring.api import ERRORS, SiteId, authorize, site_clock
 from scoring.settings import ScoringSettings
 
 log = logging.getLogger(__name__)
@@ -271,8 +271,9 @@ def callbacks_router(settings: ScoringSettings, auth: AdminAuth) -> APIRouter:
             raise HTTPException(422, "semaine invalide : attendu AAAA-Wnn, ex. 2026-W47") from None
         async with request.app.state.runtime.db_pool.acquire() as conn:
             await authorize(conn, principal, site_id)
-            counts = await site_week(
-                conn, site_id=site_id, start=start, end=end, zone=zone, as_of=now
+            here = await site_clock(conn, site_id, default=settings.reporting_timezone)
+            counts = await site_week(  # the week's bounds on the site's own clock (issue #15)
+                conn, site_id=site_id, start=start, end=end, zone=here, as_of=now
             )
         return {
             "site_id": site_id, "week": chosen, "start": start.isoformat(),

@@ -10,9 +10,10 @@ import sqlite3
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -199,6 +200,30 @@ async def test_a_callback_is_recorded_once_and_its_alert_keeps_the_first_outcome
         assert "traitée" in part and "sous 48" in part and "injoignable 1" in part
         assert "en attente depuis 1 jour" in part
         assert second_alert["contact_id"] not in part  # handled: no longer listed
+
+
+async def test_the_call_back_week_of_a_guadeloupe_site_is_its_own(stack, scoring, issuer):
+    """Issue #15: an alert raised on Sunday 23:30 in Guadeloupe (Monday 04:30 in Paris) counts
+    in that Sunday's ISO week on the site's call-back board, not in the next one."""
+    site = "site-callbacks-gp"
+    guadeloupe = ZoneInfo("America/Guadeloupe")
+    today = utc_now().astimezone(guadeloupe).date()
+    sunday = today - timedelta(days=today.weekday() + 1)
+    moment = datetime.combine(sunday, time(23, 30), guadeloupe).astimezone(UTC)
+    event = response(site, LOW, answered_at=moment)
+    told = event.data.model_copy(update={"site_timezone": "America/Guadeloupe"})
+    await produce(stack.kafka_bootstrap_servers, SURVEY_RESPONSE.name,
+                  [event.model_copy(update={"data": told})])  # fmt: skip
+    await alerts_of(stack, site)
+    manager = bearer(issuer[0].mint(subject="m-gp", roles=[SITE_MANAGER], site_ids=[site]))
+    weeks = {"{}-W{:02d}".format(*day.isocalendar()[:2]): expected
+             for day, expected in ((sunday, 1), (sunday + timedelta(days=1), 0))}  # fmt: skip
+    async with httpx.AsyncClient(base_url=scoring["scoring"].url, timeout=10) as client:
+        for week, expected in weeks.items():
+            answer = await client.get(f"/v1/sites/{site}/callbacks", params={"week": week},
+                                      headers=manager)  # fmt: skip
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["raised"] == expected, week
 
 
 async def test_a_callback_for_an_unknown_alert_goes_to_the_dlq_with_its_reason(stack, scoring):
