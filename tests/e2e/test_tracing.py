@@ -17,12 +17,11 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from conftest import quick_system
 from contracts.events import SurveyChannel
 from contracts.topics import CRM_CONTACT_CLOSED
 from plumbing import devstack
 from plumbing.crm_simulator import SITES, CrmSimulator
-from plumbing.services import System
+from plumbing.services import System, start_system
 from plumbing.testing import async_wait_for, produce, survey_tokens
 
 pytestmark = pytest.mark.e2e
@@ -94,15 +93,26 @@ def collector() -> Iterator[Collector]:
 def traced_system(
     stack: devstack.DevStack, collector: Collector, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[System]:
-    yield from quick_system(
-        stack,
+    # As `quick_system` (sending at once, publishing from the first response), every service
+    # exporting to the receiver; a longer wait for readiness: four services importing at once
+    # on a loaded machine took more than the default minute.
+    running = start_system(
+        stack.env(),
         tmp_path_factory.mktemp("logs"),
-        {
+        extra_env={
+            "PUBLIC_FLOOR": "1",
+            "SENDER_POLL_SECONDS": "0.05",
+            "DEFAULT_RULES": '{"delay_minutes": 0, "email_uses_sms_window": false}',
             "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
             "OTEL_BSP_SCHEDULE_DELAY": "100",  # milliseconds between exports
             "OTEL_SERVICE_NAME": "",  # each service names itself
         },
+        ready_timeout=180,
     )
+    try:
+        yield running
+    finally:
+        running.stop()
 
 
 async def test_one_trace_follows_a_contact_through_the_four_services(
