@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
 from contracts import figures as told
+from contracts import spreadsheet
 from contracts.sites import site_timezone
 
 WITHHELD_REASON = "résultats en cours de collecte"
@@ -311,13 +312,9 @@ OPEN_DATA_UNITS = {"percent": "%", "score": "score NPS (-100 à 100)"}
 OPEN_DATA_NUMBERS = frozenset(
     {"valeur", "nombre_reponses", "ic95_borne_basse", "ic95_borne_haute"}
 )  # written by `_number` or `str(int)`: never text, so never a formula
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_text(text: str) -> str:
-    """A text cell a spreadsheet would run as a formula (OWASP CSV injection: it starts with
-    = + - @ tab or CR) gets a leading single quote, which makes it plain text."""
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+# One neutralising rule for every CSV served (publication's open data, scoring's export).
+spreadsheet_text = spreadsheet.spreadsheet_text
+FORMULA_STARTS = spreadsheet.FORMULA_STARTS
 
 
 def open_data_rows(feeds: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, str]]:

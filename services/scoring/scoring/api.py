@@ -14,15 +14,14 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 
-from contracts import questionnaire
 from contracts.envelope import utc_now
 from contracts.events import IndicatorFigure
 from contracts.sites import site_timezone
 from plumbing.auth import AdminAuth, Principal, require_site
 from plumbing.db import Connection
-from scoring import domain, repository
+from scoring import domain, extras, repository
 from scoring.settings import ScoringSettings
 
 Dimension = Literal["channel", "motif", "nature", "profile"]
@@ -71,6 +70,23 @@ def manager_router(settings: ScoringSettings, auth: AdminAuth) -> APIRouter:
         period = period_named(name, site_zone)
         return (period, *instants(period, site_zone))
 
+    async def chosen_period(
+        conn: Connection, site_id: str, period: str, week: str | None
+    ) -> tuple[domain.Period, datetime, datetime]:
+        """A past ISO week when `week` is given (issue #15), else the period named."""
+        if week is None:
+            return await on_site_clock(conn, site_id, period)
+        chosen = extras.week_or_422(week)
+        site_zone = await site_clock(conn, site_id, default=settings.reporting_timezone)
+        return (chosen, *instants(chosen, site_zone))
+
+    def check_period(period: str, week: str | None) -> None:
+        """422 before anything else."""
+        if week is None:
+            period_named(period)
+        else:
+            extras.week_or_422(week)
+
     @router.get("/{site_id}/breakdown", responses=ERRORS)
     async def breakdown(
         request: Request,
@@ -78,30 +94,26 @@ def manager_router(settings: ScoringSettings, auth: AdminAuth) -> APIRouter:
         dimension: Dimension,
         principal: Admin,
         period: Annotated[str, Query(max_length=40)] = "rolling_90d",
+        week: extras.Week = None,
+        answers: extras.Answers = "crm",
     ) -> dict[str, Any]:
-        period_named(period)  # 422 before anything else
+        check_period(period, week)
         async with request.app.state.runtime.db_pool.acquire() as conn:
             await authorize(conn, principal, site_id)
-            chosen, start, end = await on_site_clock(conn, site_id, period)
-            tallies = await repository.tally_by(
-                conn, site_id=site_id, start=chosen.start, end=chosen.end, dimension=dimension
-            )
-            # Each cell's response rate: the cohort of its invitations sent in the period.
-            cohorts = await repository.cohorts_by(
-                conn, site_id=site_id, start=chosen.start, end=chosen.end, dimension=dimension
-            )
-            fcr = await repository.fcr_counts_by(
-                conn, site_id=site_id, start=start, end=end, window_days=settings.fcr_window_days,
-                as_of=utc_now(), dimension=dimension,
+            chosen, start, end = await chosen_period(conn, site_id, period, week)
+            if answers == "user":  # the user's own answers replace the CRM's (issue #15)
+                cells = await extras.corrected_cells(
+                    conn, settings, site_id=site_id, period=chosen, dimension=dimension
+                )
+                return {
+                    "site_id": site_id, "dimension": dimension, "answers": "user",
+                    **_period_json(chosen), "anonymity_floor": settings.anonymity_floor,
+                    "cells": [_cell_json(cell) for cell in cells],
+                }  # fmt: skip
+            cells = await extras.crm_cells(
+                conn, settings, site_id=site_id, period=chosen, start=start, end=end,
+                dimension=dimension,
             )  # fmt: skip
-        # Each cell: the indicators of the questionnaire versions its responses carry (#15).
-        forms = questionnaire.load_all()
-        form = domain.questionnaire_of(tallies.values(), forms, fallback=questionnaire.load())
-        cells = domain.breakdown_cells(
-            tallies, fcr=fcr, questionnaire=form, forms=forms, floor=settings.anonymity_floor,
-            invitations={cell: domain.cohort_of(*counts) for cell, counts in cohorts.items()},
-            now=utc_now(),
-        )  # fmt: skip
         return {
             "site_id": site_id, "dimension": dimension, **_period_json(chosen),
             "anonymity_floor": settings.anonymity_floor,
@@ -124,7 +136,87 @@ def manager_router(settings: ScoringSettings, auth: AdminAuth) -> APIRouter:
             )
         return {"site_id": site_id, **_period_json(chosen), **distributions}
 
+    @router.get("/{site_id}/teams", responses=ERRORS)
+    async def teams(
+        request: Request,
+        site_id: SiteId,
+        principal: Admin,
+        period: Annotated[str, Query(max_length=40)] = "rolling_90d",
+        week: extras.Week = None,
+    ) -> dict[str, Any]:
+        """Issue #15: the results of each team (ContactSeen.team) under the anonymity floor;
+        a team at most, never an agent."""
+        check_period(period, week)
+        async with request.app.state.runtime.db_pool.acquire() as conn:
+            await authorize(conn, principal, site_id)
+            chosen, _, _ = await chosen_period(conn, site_id, period, week)
+            cells = await extras.team_cells(conn, settings, site_id=site_id, period=chosen)
+        return {
+            "site_id": site_id, "dimension": "team", **_period_json(chosen),
+            "anonymity_floor": settings.anonymity_floor,
+            "cells": [_cell_json(cell) for cell in cells],
+        }  # fmt: skip
+
+    @router.get("/{site_id}/survey-channels", responses=ERRORS)
+    async def survey_channels(
+        request: Request,
+        site_id: SiteId,
+        principal: Admin,
+        period: Annotated[str, Query(max_length=40)] = "rolling_90d",
+        week: extras.Week = None,
+    ) -> dict[str, Any]:
+        """Issue #15: the response rate of the invitations sent in the period by survey channel
+        (e-mail, SMS), and the reminder's effect (answers before and after it)."""
+        check_period(period, week)
+        async with request.app.state.runtime.db_pool.acquire() as conn:
+            await authorize(conn, principal, site_id)
+            chosen, _, _ = await chosen_period(conn, site_id, period, week)
+            rows = await extras.survey_channel_rows(conn, settings, site_id=site_id, period=chosen)
+        return {
+            "site_id": site_id, **_period_json(chosen),
+            "anonymity_floor": settings.anonymity_floor,
+            "survey_channels": [_survey_channel_json(row) for row in rows],
+        }  # fmt: skip
+
+    @router.get(
+        "/{site_id}/export.csv", responses=ERRORS, response_class=Response,
+        openapi_extra={"responses": {"200": {"content": {"text/csv": {}}}}},
+    )  # fmt: skip
+    async def export_csv(
+        request: Request,
+        site_id: SiteId,
+        principal: Admin,
+        period: Annotated[str, Query(max_length=40)] = "previous_iso_week",
+        week: extras.Week = None,
+    ) -> Response:
+        """Issue #15: a site's breakdowns and floored verbatims for its manager, as CSV (`;`,
+        UTF-8); text cells a spreadsheet would run as formulas are neutralised."""
+        check_period(period, week)
+        async with request.app.state.runtime.db_pool.acquire() as conn:
+            await authorize(conn, principal, site_id)
+            chosen, start, end = await chosen_period(conn, site_id, period, week)
+            body = await extras.export_csv(
+                conn, settings, site_id=site_id, period=chosen, start=start, end=end
+            )
+        name = f"enquetes-{site_id.replace('/', '_')}-{chosen.id}.csv"
+        return Response(
+            body, media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )  # fmt: skip
+
     return router
+
+
+def _survey_channel_json(row: domain.SurveyChannelRow) -> dict[str, Any]:
+    shown: dict[str, Any] = {
+        "survey_channel": row.survey_channel, "invitations": row.invitations,
+    }  # fmt: skip
+    if row.figures is None:
+        return {**shown, "withheld": True, "reason": "below the anonymity floor"}
+    return {
+        **shown, "withheld": False, "responses": row.answered,
+        "figures": [_figure_json(figure) for figure in row.figures],
+    }  # fmt: skip
 
 
 async def site_clock(conn: Connection, site_id: str, *, default: str) -> ZoneInfo:

@@ -16,6 +16,7 @@ from contracts.sites import site_timezone
 from contracts.topics import (
     CONTACT_SEEN,
     DETRACTOR_ALERT,
+    INVITATION_REMINDED,
     INVITATION_SENT,
     RESPONSE_SUBMITTED,
     SCORING_ALERT,
@@ -97,11 +98,15 @@ class ScoringHandler:
         alerts: list[DetractorAlert] = []
         verbatims: list[tuple[Any, ...]] = []
         erasures: list[UserErased] = []
+        facts: list[tuple[Any, ...]] = []  # issue #15: teams, survey channels, own answers
+        sent: list[tuple[Any, ...]] = []
+        reminded: list[tuple[Any, ...]] = []
         for event in events:
             data = event.data
             if event.type == RESPONSE_SUBMITTED.type:
                 day = self.day_of(data.answered_at, data)
-                responses.append(_tallied(data, day))
+                responses.append(tallied := _tallied(data, day))
+                facts.append(_fact_row(data, tallied))
                 if (verbatim := self._verbatim_row(data, day)) is not None:
                     verbatims.append(verbatim)
                 if self.raise_alerts and (alert := self._alert_for(data)) is not None:
@@ -115,8 +120,12 @@ class ScoringHandler:
                 cohort_key = (data.site_id, self.day_of(data.sent_at, data), data.channel.value,
                               data.motif)  # fmt: skip
                 invitations[cohort_key] += 1
+                sent.append((data.invitation_id, data.site_id, data.survey_channel.value,
+                             cohort_key[1], data.sent_at))  # fmt: skip
                 _keep_latest(cohort_open_until, cohort_key, data.expires_at)
                 sites.add((data.site_id, data.network, data.site_name))
+            elif event.type == INVITATION_REMINDED.type:
+                reminded.append((data.invitation_id, data.site_id, data.reminded_at))
             elif event.type == CONTACT_SEEN.type:
                 contacts.append(_contact_row(data))
                 sites.add((data.site_id, data.network, None))
@@ -132,6 +141,10 @@ class ScoringHandler:
             await repository.add_contacts(conn, rows=contacts)
         if verbatims:
             await repository.add_verbatims(conn, rows=verbatims)
+        if facts:
+            await repository.add_response_facts(conn, rows=facts)
+        if sent or reminded:
+            await repository.add_invitation_facts(conn, sent=sent, reminded=reminded)
         batch_trace = current_traceparent()  # the batch's span: the sites' publish continues it
         await repository.mark_sites_dirty(
             conn, sites=sites, pending_since=pending_since,
@@ -201,7 +214,15 @@ class ScoringHandler:
 def _contact_row(contact: ContactSeen) -> tuple[Any, ...]:
     # The keyed pseudonym survey-dispatch computed: the only user identifier scoring holds.
     return (contact.contact_id, contact.site_id, contact.network, contact.user_pseudo_id,
-            contact.channel.value, contact.motif, contact.closed_at)  # fmt: skip
+            contact.channel.value, contact.motif, contact.closed_at, contact.team)  # fmt: skip
+
+
+def _fact_row(response: ResponseSubmitted, tallied: repository.TalliedResponse) -> tuple[Any, ...]:
+    """The response's row for the team, survey-channel and own-answer views (migration 0200):
+    its tally cells (ratings and choice codes, never free text) and the ids that join it."""
+    site, day, channel, motif, nature, profile, cells = tallied
+    return (response.response_id, response.invitation_id, response.contact_id, site, day,
+            response.answered_at.isoformat(), channel, motif, nature, profile, cells)  # fmt: skip
 
 
 def _tallied(response: ResponseSubmitted, day: date) -> repository.TalliedResponse:

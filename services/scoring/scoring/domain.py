@@ -946,3 +946,111 @@ def breakdown_cells(
             shown.append(observed_fcr(*fcr[value]))
         cells.append(BreakdownCell(value, responses, [floored(f, floor) for f in shown]))
     return cells
+
+
+# --------------------------------------------------------------------------- #15 extras
+
+ISO_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+
+
+def iso_week_period(text: str) -> Period | None:
+    """The ISO week named `2026-W47` (Monday to Sunday), or None when it is no such week."""
+    found = ISO_WEEK.match(text)
+    if found is None:
+        return None
+    try:
+        monday = date.fromisocalendar(int(found[1]), int(found[2]), 1)
+    except ValueError:
+        return None
+    return Period(text, monday, monday + timedelta(days=6))
+
+
+@dataclass(frozen=True)
+class SurveyChannelRow:
+    """One survey channel's invitations (e-mail or SMS) and what became of them; `figures` is
+    None when fewer answers than the anonymity floor came (the row is withheld whole)."""
+
+    survey_channel: str
+    invitations: int
+    answered: int
+    figures: list[IndicatorFigure] | None
+
+
+def survey_channel_rows(
+    counts: Mapping[str, tuple[int, int, int, int, int]], *, floor: int
+) -> list[SurveyChannelRow]:
+    """Per survey channel, from (sent, reminded, answered, answered before any reminder,
+    answered after the reminder): the response rate, the rate before any reminder, the share
+    of reminded invitations answered after their reminder, and the share of answers that came
+    after a reminder. An answer after the reminder is one whose instant follows the
+    invitation's `InvitationReminded.reminded_at`: the reminder's effect as the events tell it,
+    not a causal estimate. Every figure goes through the one floor function."""
+    rows = []
+    for channel, (sent, reminded, answered, before, after) in sorted(counts.items()):
+        answered = min(answered, sent)  # an answer whose invitation was not seen is not counted
+        if not may_show(answered, floor):
+            rows.append(SurveyChannelRow(channel, sent, answered, None))
+            continue
+        shown = [
+            _share_figure("response_rate", "Taux de réponse", answered, sent,
+                          counts={"responses": answered, "invitations": sent}),
+            _share_figure("response_rate_before_reminder", "Taux de réponse avant la relance",
+                          min(before, sent), sent,
+                          counts={"responses": min(before, sent), "invitations": sent}),
+            _share_figure("reminded_answered", "Relancés ayant répondu après la relance",
+                          min(after, reminded), reminded,
+                          counts={"responses": min(after, reminded), "reminded": reminded}),
+            _share_figure("answers_after_reminder", "Part des réponses venues après la relance",
+                          min(after, answered), answered,
+                          counts={"after": min(after, answered), "total": answered}),
+        ]  # fmt: skip
+        rows.append(SurveyChannelRow(channel, sent, answered, [floored(f, floor) for f in shown]))
+    return rows
+
+
+EXPORT_COLUMNS = (
+    "site", "periode", "date_debut", "date_fin", "section", "dimension", "cellule", "indicateur",
+    "libelle", "valeur", "unite", "nombre_reponses", "ic95_borne_basse", "ic95_borne_haute",
+    "texte",
+)  # fmt: skip
+
+
+def export_rows(
+    *, site_id: str, period: Period, breakdowns: Mapping[str, Sequence[BreakdownCell]],
+    verbatims: Iterable[tuple[date, str, str, int | None]], responses: int, floor: int,
+) -> list[dict[str, str]]:  # fmt: skip
+    """The manager's CSV of a site and period: one row per breakdown cell and figure (a withheld
+    cell is one row without figures), then the verbatims (day, channel, text, satisfaction),
+    only when the period's answers reach the anonymity floor, as in the weekly e-mail. Text
+    cells are made spreadsheet-safe by the caller's writer (`contracts.spreadsheet`)."""
+    base = {"site": site_id, "periode": period.id, "date_debut": period.start.isoformat(),
+            "date_fin": period.end.isoformat()}  # fmt: skip
+    rows: list[dict[str, str]] = []
+    for dimension, cells in breakdowns.items():
+        for cell in cells:
+            where = {**base, "section": "ventilation", "dimension": dimension,
+                     "cellule": cell.value}  # fmt: skip
+            if cell.figures is None:
+                rows.append({**where, "libelle": "moins de réponses que le seuil d'anonymat"})
+                continue
+            for figure in cell.figures:
+                value, _ = manager_value(figure)
+                rows.append({
+                    **where, "indicateur": figure.indicator, "libelle": figure.label,
+                    "valeur": _number(value), "unite": figure.unit,
+                    "nombre_reponses": str(figure.sample_size),
+                    "ic95_borne_basse": _number(figure.interval.low if figure.interval else None),
+                    "ic95_borne_haute": _number(figure.interval.high if figure.interval else None),
+                })  # fmt: skip
+    if may_show(responses, floor):
+        for day, channel, text, satisfaction in verbatims:
+            rows.append({**base, "section": "verbatim", "dimension": "channel",
+                         "cellule": channel, "date_debut": day.isoformat(),
+                         "date_fin": day.isoformat(), "indicateur": "satisfaction_globale",
+                         "valeur": "" if satisfaction is None else str(satisfaction),
+                         "texte": text})  # fmt: skip
+    return rows
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"

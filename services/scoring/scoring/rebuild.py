@@ -56,6 +56,7 @@ REBUILD_SCHEMA = "scoring_rebuild"
 REPLAYED_TOPICS = (SURVEY_RESPONSE, SURVEY_INVITATION, SURVEY_CONTACT)
 REBUILT_TABLES = (
     "tally_vectors", "site_day_vectors", "invitation_tallies", "contacts", "verbatims",
+    "response_facts", "invitation_facts",  # issue #15 (migration 0200)
 )  # fmt: skip
 # tally_cells: the live positions, copied, so equal tallies are equal vectors; alerts: written,
 # not compared.

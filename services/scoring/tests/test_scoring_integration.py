@@ -15,7 +15,7 @@ import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,8 +32,10 @@ from contracts.envelope import CloudEvent, decode, new_event_id, utc_now
 from contracts.events import (
     ContactClosed,
     ContactSeen,
+    InvitationReminded,
     InvitationSent,
     ResponseSubmitted,
+    SurveyChannel,
     UserErased,
 )
 from contracts.topics import (
@@ -41,6 +43,7 @@ from contracts.topics import (
     CONTACT_SEEN,
     CRM_CONTACT_CLOSED,
     DETRACTOR_ALERT,
+    INVITATION_REMINDED,
     INVITATION_SENT,
     RESPONSE_SUBMITTED,
     SCORING_ALERT,
@@ -609,6 +612,180 @@ async def test_contact_distributions_and_provisional_observed_fcr(stack, scoring
     assert body["users_by_contact_count"] == {"1": 1, "2": 0, "3": 1, "4": 0, "5+": 0}
 
 
+async def test_managers_extras_teams_survey_channels_past_week_own_answers_and_csv(
+    stack, scoring, network_admin
+):
+    """Issue #15: a past ISO week's results by team (floored), by survey channel with the
+    reminder's effect, by the user's own corrected `canal`, and the manager's CSV."""
+    site = "site-extras"
+    today = utc_now().date()
+    wednesday = today - timedelta(days=today.weekday() + 19)  # three weeks ago
+    answered = datetime.combine(wednesday, time(12), UTC)
+    year, number, _ = wednesday.isocalendar()
+    week = f"{year}-W{number:02d}"
+    invitations = [f"inv-ext-{uuid.uuid4().hex[:8]}-{i}" for i in range(8)]
+    contacts = [f"crm-ext-{uuid.uuid4().hex[:8]}-{i}" for i in range(8)]
+    # Six answers to e-mail invitations (team A; five corrected the channel to « courriel »),
+    # two more of team B whose invitations scoring never saw.
+    answers: list[dict[str, int | str]] = (
+        [{"recommandation": 9, "canal": "courriel"} for _ in range(5)]
+        + [{"recommandation": 3, "suggestion": '=HYPERLINK("http://x")'}]
+        + [{"recommandation": 10} for _ in range(2)]
+    )
+    responses = [
+        response(
+            site,
+            answer,
+            answered_at=answered,
+            invitation_id=invitations[i],
+            contact_id=contacts[i],
+            channel="telephone",
+            invited_at=answered - timedelta(hours=2) if i < 6 else None,
+        )
+        for i, answer in enumerate(answers)
+    ]
+    sent = [
+        invitation(
+            site,
+            invitations[i] if i < 6 else f"inv-ext-{uuid.uuid4().hex[:8]}",
+            answered - timedelta(hours=2),
+        )
+        for i in range(8)
+    ]
+    sms = [
+        CloudEvent[InvitationSent](
+            id=new_event_id(),
+            source="/test",
+            type=INVITATION_SENT.type,
+            time=answered,
+            subject=site,
+            data=event.data.model_copy(update={"survey_channel": SurveyChannel.SMS}),
+        )
+        for event in (
+            invitation(
+                site, f"inv-ext-sms-{i}-{uuid.uuid4().hex[:6]}", answered - timedelta(hours=2)
+            )
+            for i in range(3)
+        )
+    ]
+
+    def reminder(invitation_id: str, at: datetime) -> CloudEvent[InvitationReminded]:
+        data = InvitationReminded(
+            invitation_id=invitation_id,
+            site_id=site,
+            network="urssaf",
+            survey_channel="email",
+            reminded_at=at,
+        )
+        return CloudEvent[InvitationReminded](
+            id=new_event_id(),
+            source="/test",
+            type=INVITATION_REMINDED.type,
+            time=at,
+            subject=site,
+            data=data,
+        )
+
+    # Two answers came after their invitation's reminder; a third reminded one never answered.
+    reminders = [reminder(invitations[i], answered - timedelta(minutes=30)) for i in (0, 1)]
+    reminders.append(reminder(sent[6].data.invitation_id, answered + timedelta(hours=1)))
+    seen = [
+        CloudEvent[ContactSeen](
+            id=new_event_id(),
+            source="/test",
+            type=CONTACT_SEEN.type,
+            time=answered,
+            subject=site,
+            data=ContactSeen(
+                contact_id=contact_id,
+                site_id=site,
+                network="urssaf",
+                channel="telephone",
+                motif="declaration",
+                team="equipe-a" if i < 6 else "equipe-b",
+                user_pseudo_id=pseudonym(f"extras-{i}"),
+                closed_at=answered - timedelta(days=1),
+            ),
+        )
+        for i, contact_id in enumerate(contacts)
+    ]
+    # Answers first, then what they join: the order of the topics must not matter.
+    await produce(stack.kafka_bootstrap_servers, SURVEY_RESPONSE.name, responses)
+    await produce(stack.kafka_bootstrap_servers, SURVEY_INVITATION.name, [*sent, *sms, *reminders])
+    await produce(stack.kafka_bootstrap_servers, SURVEY_CONTACT.name, seen)
+
+    async def all_in() -> bool:
+        [row] = await fetch(
+            stack.database_url,
+            "SELECT (SELECT count(*) FROM scoring.response_facts WHERE site_id = $1) AS r, "
+            "(SELECT count(*) FROM scoring.invitation_facts WHERE site_id = $1 "
+            " AND sent_day IS NOT NULL) AS i, "
+            "(SELECT count(reminded_at) FROM scoring.invitation_facts WHERE site_id = $1) AS m, "
+            "(SELECT count(team) FROM scoring.response_facts WHERE site_id = $1) AS t",
+            site,
+        )
+        return (row["r"], row["i"], row["m"], row["t"]) == (8, 11, 3, 8)
+
+    await async_wait_for(all_in, timeout=30)
+    path = f"/v1/sites/{site}"
+    async with httpx.AsyncClient(base_url=scoring.url, headers=network_admin) as client:
+        teams = (await client.get(f"{path}/teams", params={"week": week})).json()
+        channels = (await client.get(f"{path}/survey-channels", params={"week": week})).json()
+        crm = (
+            await client.get(f"{path}/breakdown", params={"dimension": "channel", "week": week})
+        ).json()
+        own = (
+            await client.get(
+                f"{path}/breakdown",
+                params={"dimension": "channel", "week": week, "answers": "user"},
+            )
+        ).json()
+        this_week = (
+            await client.get(
+                f"{path}/breakdown", params={"dimension": "channel", "period": "iso_week"}
+            )
+        ).json()
+        export = await client.get(f"{path}/export.csv", params={"week": week})
+        bad_week = await client.get(f"{path}/teams", params={"week": f"{year}-W60"})
+        anonymous = await client.get(
+            f"{path}/export.csv", params={"week": week}, headers={"Authorization": ""}
+        )
+    assert (crm["period"], crm["start"]) == (week, (wednesday - timedelta(days=2)).isoformat())
+    assert [(c["value"], c["responses"]) for c in crm["cells"]] == [("telephone", 8)]
+    assert not any(c["value"] == "telephone" for c in this_week["cells"])
+    # The user's own answer replaces the CRM's; a cell below the floor is withheld whole.
+    cells = {c["value"]: c for c in own["cells"]}
+    assert cells["courriel"]["responses"] == 5 and cells["telephone"]["withheld"] is True
+    # Teams: never an agent; team B's two answers are withheld.
+    teams_by = {c["value"]: c for c in teams["cells"]}
+    assert teams_by["equipe-a"]["responses"] == 6 and teams_by["equipe-b"]["withheld"] is True
+    nps = {f["indicator"]: f for f in teams_by["equipe-a"]["figures"]}["nps"]
+    assert nps["sample_size"] == 6 and round(nps["value"], 3) == round(100 * 4 / 6, 3)
+    # Survey channels: e-mail 8 sent, 6 answered (4 before any reminder, 2 after it); SMS none.
+    rows = {row["survey_channel"]: row for row in channels["survey_channels"]}
+    assert rows["sms"] == {
+        "survey_channel": "sms",
+        "invitations": 3,
+        "withheld": True,
+        "reason": "below the anonymity floor",
+    }
+    email = {f["indicator"]: f for f in rows["email"]["figures"]}
+    assert (rows["email"]["invitations"], rows["email"]["responses"]) == (8, 6)
+    assert email["response_rate"]["value"] == 75.0
+    assert email["response_rate_before_reminder"]["value"] == 50.0
+    assert email["answers_after_reminder"]["counts"] == {"after": 2, "total": 6}
+    assert email["reminded_answered"]["sample_size"] == 3  # below the floor: no value
+    assert email["reminded_answered"]["value"] is None
+    # The CSV: admin-authenticated, the site's breakdowns and its verbatims, formulas neutralised.
+    assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
+    assert anonymous.status_code == 401 and bad_week.status_code == 422
+    lines = export.text.splitlines()
+    assert lines[0].startswith("site;periode;date_debut")
+    assert any(";ventilation;motif;declaration;nps;" in line for line in lines)
+    [verbatim] = [line for line in lines if ";verbatim;" in line]
+    assert "'=HYPERLINK" in verbatim and ";=HYPERLINK" not in verbatim
+
+
 async def test_fcr_sql_agrees_with_the_domain_on_generated_contacts(stack, scoring):
     connection = await asyncpg.connect(stack.database_url)
     try:
@@ -760,7 +937,7 @@ async def test_manager_routes_answer_only_the_sites_managers(stack, scoring, iss
             params = breakdown if path.endswith("/breakdown") else {}
             return (await client.get(path, params=params, headers=headers)).status_code
 
-        for route in ("breakdown", "contacts"):
+        for route in ("breakdown", "contacts", "teams", "survey-channels", "export.csv"):
             assert await status(f"/v1/sites/{site}/{route}") == 401
             assert await status(f"/v1/sites/{site}/{route}", forged) == 401
             assert await status(f"/v1/sites/{site}/{route}", manager) == 200
@@ -853,7 +1030,8 @@ async def test_rows_past_their_retention_are_purged(stack, scoring):
         await connection.execute(
             "DROP SCHEMA IF EXISTS purge_check CASCADE; CREATE SCHEMA purge_check"
         )
-        for table in ("contacts", "verbatims", "alerts", "inbox"):
+        for table in ("contacts", "verbatims", "alerts", "inbox", "response_facts",
+                      "invitation_facts"):  # fmt: skip
             await connection.execute(
                 f"CREATE TABLE purge_check.{table} (LIKE scoring.{table} INCLUDING ALL)"
             )
@@ -882,6 +1060,17 @@ async def test_rows_past_their_retention_are_purged(stack, scoring):
                     "reasons, answers, raised_at) VALUES ($1, $1, $1, 's', 'n', '{}', '{}', $2)",
                     name, now - timedelta(days=age - 30),
                 )  # fmt: skip
+                await conn.execute(  # issue #15: a response's and an invitation's facts
+                    "INSERT INTO response_facts (response_id, invitation_id, site_id, day, "
+                    "answered_at, channel, motif, cells) VALUES ($1, $1, 's', $2, now(), "
+                    "'telephone', 'm', '{}')",
+                    name, (now - timedelta(days=age)).date(),
+                )  # fmt: skip
+                await conn.execute(
+                    "INSERT INTO invitation_facts (invitation_id, site_id, sent_day) "
+                    "VALUES ($1, 's', $2)",
+                    name, (now - timedelta(days=age)).date(),
+                )  # fmt: skip
             inbox = [("invitation-old", SURVEY_INVITATION.name, 38),
                      ("invitation-young", SURVEY_INVITATION.name, 36),
                      ("response-kept", SURVEY_RESPONSE.name, 300)]  # fmt: skip
@@ -895,10 +1084,12 @@ async def test_rows_past_their_retention_are_purged(stack, scoring):
             topics=(SURVEY_RESPONSE, SURVEY_INVITATION, SURVEY_CONTACT),
         )  # fmt: skip
         deleted = await purger.purge_once(now)
-        assert deleted == {"contacts": 1, "verbatims": 1, "alerts": 1, "inbox": 1}
+        assert deleted == {"contacts": 1, "verbatims": 1, "alerts": 1, "inbox": 1,
+                           "response_facts": 1, "invitation_facts": 1}  # fmt: skip
         async with pool.acquire() as conn:
             for table, key in (("contacts", "contact_id"), ("verbatims", "response_id"),
-                               ("alerts", "alert_id")):  # fmt: skip
+                               ("alerts", "alert_id"), ("response_facts", "response_id"),
+                               ("invitation_facts", "invitation_id")):  # fmt: skip
                 rows = await conn.fetch(f"SELECT {key} FROM {table}")
                 assert [row[key] for row in rows] == ["young"], table
             rows = await conn.fetch("SELECT event_id FROM inbox ORDER BY event_id")
