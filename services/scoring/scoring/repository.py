@@ -54,14 +54,13 @@ async def add_tallies(
     it once per transaction: the cells it reads before inserting any are committed ones."""
     if not responses:
         return
-    try:
-        breakdown, site_days = tally_vectors.fold(responses, positions)
-    except KeyError:  # a cell not cached yet
+    cells = tally_vectors.cells_of(responses)
+    if not cells <= positions.keys():
         positions.update(await cell_positions(conn))
-        used: Mapping[tally_vectors.Cell, int] = positions
-        if missing := sorted(tally_vectors.cells_of(responses) - positions.keys()):
-            used = {**positions, **await _add_cells(conn, missing)}  # not cached: uncommitted
-        breakdown, site_days = tally_vectors.fold(responses, used)
+    used: Mapping[tally_vectors.Cell, int] = positions
+    if missing := sorted(cells - positions.keys()):
+        used = {**positions, **await _add_cells(conn, missing)}  # not cached: not committed yet
+    breakdown, site_days = tally_vectors.fold(responses, used)
     literal = tally_vectors.literal
     await conn.execute(
         _ADD_VECTORS,
