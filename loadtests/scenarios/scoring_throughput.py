@@ -235,6 +235,29 @@ async def _time_backlog(ctx: Any, meter: CpuMeter) -> dict[str, Any]:
         "responses_scored_per_second": round((BACKLOG - before) / seconds),
         "backlog_committed_before_clock": before,
         **cpu,
+        **await _tally_size(ctx),
+    }
+
+
+async def _tally_size(ctx: Any) -> dict[str, Any]:
+    """What the backlog's tallies hold: rows and bytes (tables and their indexes) per response.
+    The breakdown keys of the bench's responses are nearly unique (20 sites x 61 days x 108
+    channel, motif, nature and profile combinations), so rows follow keys here, not responses."""
+    connection = await asyncpg.connect(ctx.stack.database_url)
+    try:
+        row = await connection.fetchrow(
+            "SELECT (SELECT count(*) FROM scoring.tally_vectors) AS breakdown_rows, "
+            "(SELECT count(*) FROM scoring.site_day_vectors) AS site_day_rows, "
+            "pg_total_relation_size('scoring.tally_vectors') "
+            "+ pg_total_relation_size('scoring.site_day_vectors') AS bytes"
+        )
+    finally:
+        await connection.close()
+    assert row is not None
+    return {
+        "backlog_tally_breakdown_rows": int(row["breakdown_rows"]),
+        "backlog_tally_site_day_rows": int(row["site_day_rows"]),
+        "backlog_tally_bytes_per_response": round(int(row["bytes"]) / BACKLOG),
     }
 
 
