@@ -123,14 +123,22 @@ async def add_invitations(
 
 
 async def add_contacts(conn: Connection, *, rows: list[tuple[Any, ...]]) -> None:
-    """Store contacts (contact id, site, network, user pseudonym, channel, motif, closed at), and
+    """Store contacts (contact id, site, network, user pseudonym, channel, motif, closed at,
+    team: never an agent), and
     give their pseudonym to the verbatims and alerts of those contacts that came first."""
     await conn.executemany(
         "INSERT INTO contacts (contact_id, site_id, network, user_pseudo_id, channel, motif, "
-        "closed_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (contact_id) DO NOTHING",
+        "closed_at, team) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+        "ON CONFLICT (contact_id) DO NOTHING",
         rows,
     )
     ids = sorted({row[0] for row in rows})
+    await conn.execute(  # issue #15: the team of the responses that came before their contact
+        "UPDATE response_facts r SET team = c.team FROM contacts c "
+        "WHERE r.team IS NULL AND c.team IS NOT NULL AND r.contact_id = c.contact_id "
+        "AND c.contact_id = ANY($1::text[])",
+        ids,
+    )
     for table in ("verbatims", "alerts"):
         await conn.execute(
             f"UPDATE {table} t SET user_pseudo_id = c.user_pseudo_id FROM contacts c "
@@ -155,6 +163,10 @@ async def erase_user(conn: Connection, *, user_pseudo_id: str) -> dict[str, int]
         "SELECT count(*) FROM unlinked",
         user_pseudo_id,
     )
+    await conn.execute(  # issue #15: a response's row no longer points at the contact
+        f"UPDATE response_facts SET contact_id = NULL WHERE contact_id IN ({known})",
+        user_pseudo_id,
+    )
     contacts = await conn.fetchval(
         "WITH gone AS (DELETE FROM contacts WHERE user_pseudo_id = $1 RETURNING 1) "
         "SELECT count(*) FROM gone",
@@ -172,6 +184,8 @@ async def purge(
     for table, condition, limit in (
         ("contacts", "closed_at < $1", contacts_before),
         ("verbatims", "day < $1", verbatims_before),
+        ("response_facts", "day < $1", verbatims_before),  # issue #15, the verbatims' retention
+        ("invitation_facts", "coalesce(sent_day, reminded_at::date) < $1", verbatims_before),
         ("alerts", "raised_at < $1", alerts_before),
     ):
         deleted[table] = int(await conn.fetchval(
@@ -855,3 +869,112 @@ async def manager_report_recipients(conn: Connection) -> dict[str, list[str]]:
         "FROM manager_report_recipients GROUP BY site_id ORDER BY site_id"
     )
     return {row["site_id"]: list(row["emails"]) for row in rows}
+
+
+# --------------------------------------------------------------------------- #15 extras
+
+
+async def add_response_facts(conn: Connection, *, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Rows: response id, invitation id, contact id, site, day, answered at, channel, motif,
+    nature, profile, tally cells {item: value} (migration 0200). Once per response id; the
+    team from the contact when it is known (else on its arrival, `add_contacts`)."""
+    await conn.execute(
+        "INSERT INTO response_facts (response_id, invitation_id, contact_id, site_id, day, "
+        "answered_at, channel, motif, nature, profile, cells, team) "
+        "SELECT r->>0, r->>1, r->>2, r->>3, (r->>4)::date, (r->>5)::timestamptz, r->>6, r->>7, "
+        "r->>8, r->>9, r->10, (SELECT team FROM contacts WHERE contact_id = r->>2) "
+        "FROM jsonb_array_elements($1::text::jsonb) AS r ORDER BY 1 "
+        "ON CONFLICT (response_id) DO NOTHING",
+        json.dumps([list(row) for row in rows], ensure_ascii=False, default=str),
+    )
+
+
+async def add_invitation_facts(
+    conn: Connection, *, sent: Sequence[tuple[Any, ...]], reminded: Sequence[tuple[Any, ...]]
+) -> None:
+    """`sent`: invitation id, site, survey channel, send day, sent at; `reminded`: invitation
+    id, site, reminded at. Either may come first; a redelivery changes nothing."""
+    if sent:
+        await conn.executemany(
+            "INSERT INTO invitation_facts AS f (invitation_id, site_id, survey_channel, sent_day, "
+            "sent_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (invitation_id) DO UPDATE SET "
+            "survey_channel = EXCLUDED.survey_channel, sent_day = EXCLUDED.sent_day, "
+            "sent_at = EXCLUDED.sent_at",
+            sorted(sent),
+        )
+    if reminded:
+        await conn.executemany(
+            "INSERT INTO invitation_facts AS f (invitation_id, site_id, reminded_at) "
+            "VALUES ($1, $2, $3) ON CONFLICT (invitation_id) DO UPDATE SET "
+            "reminded_at = least(f.reminded_at, EXCLUDED.reminded_at)",
+            sorted(reminded),
+        )
+
+
+# The cell of a response in a breakdown by the user's own answers: the answer to the item when
+# they gave one, else what the CRM said (issue #15). A whitelist: names cannot be parameters.
+CORRECTED_COLUMNS = {
+    "channel": "coalesce(nullif(cells->>'canal', ''), channel)",
+    "motif": "motif",
+    "nature": "coalesce(nullif(cells->>'nature_demande', ''), nature)",
+    "profile": "coalesce(nullif(cells->>'profil', ''), profile)",
+}
+
+
+async def corrected_tally_by(
+    conn: Connection, *, site_id: str, start: date, end: date, dimension: str
+) -> dict[str, dict[str, dict[str, int]]]:
+    """Like `tally_by`, each response in the cell of the user's own answer to the dimension's
+    item (`canal`, `nature_demande`, `profil`) where they gave one, else the CRM's value."""
+    cell = CORRECTED_COLUMNS[dimension]
+    rows = await conn.fetch(
+        f"SELECT {cell} AS cell, c.key AS item, c.value, count(*)::bigint AS n "
+        "FROM response_facts, jsonb_each_text(cells) AS c "
+        "WHERE site_id = $1 AND day BETWEEN $2 AND $3 GROUP BY 1, 2, 3",
+        site_id, start, end,
+    )  # fmt: skip
+    return _cells_of(rows)
+
+
+async def team_tally(
+    conn: Connection, *, site_id: str, start: date, end: date
+) -> dict[str, dict[str, dict[str, int]]]:
+    """Team (ContactSeen.team) -> tally of the responses to that team's contacts. Responses
+    whose contact or team is unknown are left out: a team at most, never an agent."""
+    rows = await conn.fetch(
+        "SELECT r.team AS cell, c.key AS item, c.value, count(*)::bigint AS n "
+        "FROM response_facts r, jsonb_each_text(r.cells) AS c "
+        "WHERE r.site_id = $1 AND r.day BETWEEN $2 AND $3 AND r.team IS NOT NULL "
+        "GROUP BY 1, 2, 3",
+        site_id, start, end,
+    )  # fmt: skip
+    return _cells_of(rows)
+
+
+def _cells_of(rows: Iterable[asyncpg.Record]) -> dict[str, dict[str, dict[str, int]]]:
+    cells: dict[str, dict[str, dict[str, int]]] = {}
+    for row in rows:
+        cells.setdefault(row["cell"], {}).setdefault(row["item"], {})[row["value"]] = int(row["n"])
+    return cells
+
+
+async def survey_channel_counts(
+    conn: Connection, *, site_id: str, start: date, end: date
+) -> dict[str, tuple[int, int, int, int, int]]:
+    """Per survey channel (e-mail, SMS), the invitations sent from `start` to `end` (send days
+    on the site's clock): (sent, reminded, answered, answered before any reminder, answered
+    after the reminder). An answer counts once per invitation, the first one."""
+    rows = await conn.fetch(
+        "WITH answers AS (SELECT invitation_id, min(answered_at) AS answered_at "
+        "FROM response_facts WHERE site_id = $1 GROUP BY 1) "
+        "SELECT f.survey_channel AS channel, count(*)::bigint AS sent, "
+        "count(f.reminded_at)::bigint AS reminded, count(a.answered_at)::bigint AS answered, "
+        "count(*) FILTER (WHERE a.answered_at IS NOT NULL AND (f.reminded_at IS NULL "
+        "OR a.answered_at < f.reminded_at))::bigint AS before, "
+        "count(*) FILTER (WHERE a.answered_at >= f.reminded_at)::bigint AS after "
+        "FROM invitation_facts f LEFT JOIN answers a USING (invitation_id) "
+        "WHERE f.site_id = $1 AND f.sent_day BETWEEN $2 AND $3 GROUP BY 1",
+        site_id, start, end,
+    )  # fmt: skip
+    columns = ("sent", "reminded", "answered", "before", "after")
+    return {row["channel"]: tuple(int(row[c]) for c in columns) for row in rows}  # type: ignore[misc]
