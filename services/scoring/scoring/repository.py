@@ -963,10 +963,11 @@ async def survey_channel_counts(
 ) -> dict[str, tuple[int, int, int, int, int]]:
     """Per survey channel (e-mail, SMS), the invitations sent from `start` to `end` (send days
     on the site's clock): (sent, reminded, answered, answered before any reminder, answered
-    after the reminder). An answer counts once per invitation, the first one."""
+    after the reminder). An answer counts once per invitation, the first one; none is read
+    from before `start` (an answer's day on the site's clock is never before its send day)."""
     rows = await conn.fetch(
         "WITH answers AS (SELECT invitation_id, min(answered_at) AS answered_at "
-        "FROM response_facts WHERE site_id = $1 GROUP BY 1) "
+        "FROM response_facts WHERE site_id = $1 AND day >= $2 GROUP BY 1) "
         "SELECT f.survey_channel AS channel, count(*)::bigint AS sent, "
         "count(f.reminded_at)::bigint AS reminded, count(a.answered_at)::bigint AS answered, "
         "count(*) FILTER (WHERE a.answered_at IS NOT NULL AND (f.reminded_at IS NULL "
