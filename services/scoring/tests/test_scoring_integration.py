@@ -1007,6 +1007,15 @@ async def test_a_users_erasure_removes_their_contacts_and_verbatims_and_unlinks_
         ("inv-erase-1", None, None), ("inv-erase-2", None, None),
         ("inv-erase-3", "crm-erase-3", pseudonym("user-y")),
     ]  # fmt: skip
+    facts = await fetch(  # issue #15: a response's facts no longer point at the erased contacts
+        stack.database_url,
+        "SELECT invitation_id, contact_id FROM scoring.response_facts WHERE site_id = $1 "
+        "ORDER BY invitation_id",
+        site,
+    )
+    assert [tuple(row.values()) for row in facts] == [
+        ("inv-erase-1", None), ("inv-erase-2", None), ("inv-erase-3", "crm-erase-3"),
+    ]  # fmt: skip
     assert await counted(stack.database_url, site) == 3  # figures already tallied stay
 
 
