@@ -463,6 +463,9 @@ def test_deep_nesting_is_a_400_and_envelope_riders_are_refused():
         refused = validate(document | {name: value}, network=NETWORK)
         assert isinstance(refused, Refusal) and refused.status == 422, name
     assert isinstance(validate(document | {"id": "a\x00b"}, network=NETWORK), Refusal)
-    assert isinstance(
-        validate(document | {"traceparent": "00-ab-cd-01"}, network=NETWORK), CloudEvent
-    )
+    # The distributed tracing extension is validated: a W3C traceparent, or a 422.
+    refused = validate(document | {"traceparent": "00-ab-cd-01"}, network=NETWORK)
+    assert isinstance(refused, Refusal) and refused.status == 422
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    accepted = validate(document | {"traceparent": traceparent}, network=NETWORK)
+    assert isinstance(accepted, CloudEvent) and accepted.traceparent == traceparent
