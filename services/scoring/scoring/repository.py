@@ -383,9 +383,7 @@ async def open_alerts(conn: Connection, *, site_id: str) -> list[asyncpg.Record]
     )
 
 
-async def open_alerts_by_site(
-    conn: Connection, *, older_than: datetime
-) -> list[asyncpg.Record]:
+async def open_alerts_by_site(conn: Connection, *, older_than: datetime) -> list[asyncpg.Record]:
     """Per site with open alerts: how many, how many raised before `older_than`, the oldest."""
     return await conn.fetch(
         "SELECT site_id, count(*) AS open, count(*) FILTER (WHERE raised_at < $1) AS overdue, "
@@ -401,8 +399,7 @@ async def detractor_rules(conn: Connection) -> dict[str, dict[str, Any]]:
 
 async def detractor_rule_row(conn: Connection, *, network: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "SELECT rule, updated_at, updated_by FROM detractor_rules "
-        "WHERE network = $1",
+        "SELECT rule, updated_at, updated_by FROM detractor_rules WHERE network = $1",
         network,
     )
 
