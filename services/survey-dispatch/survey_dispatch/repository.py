@@ -83,18 +83,31 @@ async def schedule_invitation(conn: Connection, **row: Any) -> None:
 
 
 async def lock_due_invitations(
-    conn: Connection, *, now: datetime, channels: list[str], limit: int
+    conn: Connection, *, now: datetime, channels: list[str], limit: int, probe: bool = False
 ) -> list[asyncpg.Record]:
-    """The oldest due rows, walked in `send_at` order on the partial index `invitations_due`.
+    """The oldest due rows, walked in `send_at` order on the partial index `invitations_due`;
+    a row that failed rests until its `retry_at`, then keeps its place (migration 0006).
 
     Statistics nearly always say no row is scheduled (most are sent), so the planner would
     rather collect every due row and sort them: harmless when a few are due, but with a
     backlog (a burst, an SMTP outage just over) it sorted thousands of rows for each batch of
     200. Sorting is turned off for the rest of the calling transaction to rule that plan out.
+
+    A `probe` (the one row that tests a half-open provider) is the row that has waited longest
+    since it was last tried, so a long outage spreads its failed probes over the queue instead
+    of spending the oldest row's attempts.
     """
+    if probe:
+        return await conn.fetch(
+            "SELECT * FROM invitations WHERE status = 'scheduled' AND send_at <= $1 "
+            "AND (retry_at IS NULL OR retry_at <= $1) AND survey_channel = ANY($2::text[]) "
+            "ORDER BY coalesce(retry_at, send_at) LIMIT $3 FOR UPDATE SKIP LOCKED",
+            now, channels, limit,
+        )  # fmt: skip
     await conn.execute("SET LOCAL enable_sort = off")
     return await conn.fetch(
         "SELECT * FROM invitations WHERE status = 'scheduled' AND send_at <= $1 "
+        "AND (retry_at IS NULL OR retry_at <= $1) "
         "AND survey_channel = ANY($2::text[]) ORDER BY send_at LIMIT $3 FOR UPDATE SKIP LOCKED",
         now, channels, limit,
     )  # fmt: skip
@@ -121,12 +134,13 @@ async def notify_due(conn: Connection) -> None:
 
 
 async def mark_retry(
-    conn: Connection, *, invitation_id: str, send_at: datetime, error: str
+    conn: Connection, *, invitation_id: str, retry_at: datetime, error: str
 ) -> None:
+    """The row rests until `retry_at` and keeps its place in `send_at` order (migration 0006)."""
     await conn.execute(
-        "UPDATE invitations SET send_at = $2, attempts = attempts + 1, last_error = $3 "
+        "UPDATE invitations SET retry_at = $2, attempts = attempts + 1, last_error = $3 "
         "WHERE invitation_id = $1",
-        invitation_id, send_at, error[:500],
+        invitation_id, retry_at, error[:500],
     )  # fmt: skip
 
 

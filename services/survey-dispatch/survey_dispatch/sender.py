@@ -181,17 +181,17 @@ class Sender:
         done = await self._send_batch(together, limit) if together else 0
         for channel, size in sizes.items():
             if 0 < size < limit:
-                done += await self._send_batch([channel], size)
+                done += await self._send_batch([channel], size, probe=True)
         return done
 
-    async def _send_batch(self, channels: list[str], limit: int) -> int:
+    async def _send_batch(self, channels: list[str], limit: int, *, probe: bool = False) -> int:
         """Everything a send needs (rules, message, event) is built and checked for each row
         before anything is handed to a provider: a row that cannot be prepared fails alone,
         and nothing that could fail is left for after a delivery, so a mail handed over is
         recorded as sent once."""
         async with self.pool.acquire() as conn, conn.transaction():
             records = await repository.lock_due_invitations(
-                conn, now=utc_now(), channels=channels, limit=limit
+                conn, now=utc_now(), channels=channels, limit=limit, probe=probe
             )
             if not records:
                 return 0
@@ -342,7 +342,7 @@ class Sender:
         if self._retryable(outcome, row["attempts"]):
             await repository.mark_retry(
                 conn, invitation_id=row["invitation_id"], error=reason,
-                send_at=utc_now() + backoff(row["attempts"], self.settings),
+                retry_at=utc_now() + backoff(row["attempts"], self.settings),
             )  # fmt: skip
             return "retry"
         await repository.mark_failed(conn, invitation_id=row["invitation_id"], error=reason)

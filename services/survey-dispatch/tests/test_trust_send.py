@@ -15,12 +15,14 @@ import email.policy
 import json
 import threading
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
+from survey_dispatch import repository
 from survey_dispatch.app import new_templates
 from survey_dispatch.channels import MailComposer, SmtpChannel
 from survey_dispatch.settings import DispatchSettings
@@ -574,3 +576,56 @@ async def test_the_mail_tells_the_link_validity_of_the_sites_expiry_rule(
     )
     assert "Rappel" in mails[1]["Subject"]
     assert all("valable encore 2 jours" in text for text in texts(mails[1]))
+
+
+# --------------------------------------------------------------------------- retried sends first
+
+
+async def test_a_retried_send_keeps_its_place_ahead_of_the_backlog(
+    service: Any, db: asyncpg.Connection
+) -> None:
+    """A send that timed out may have been delivered (the chaos run: the relay stored the mail,
+    then hung), and its link works only once the resend is recorded. After its backoff it goes
+    before the invitations that fell due after it: it waited 8 minutes behind a backlog of
+    1,041 invitations when a retry moved it to the end of the queue."""
+    channel = f"order-{uuid.uuid4().hex[:8]}"  # rows no sender of the running service claims
+    now = datetime.now(UTC)
+    transaction = db.transaction()  # rolled back: the running service never sees these rows
+    await transaction.start()
+    try:
+        ids = [await _due_invitation(db, channel, due=now - timedelta(minutes=10 - i))
+               for i in range(4)]  # fmt: skip
+        await repository.mark_retry(
+            db, invitation_id=ids[0], retry_at=now + timedelta(seconds=5), error="smtp timeout"
+        )
+        during = await repository.lock_due_invitations(db, now=now, channels=[channel], limit=4)
+        assert [row["invitation_id"] for row in during] == ids[1:]  # resting during its backoff
+        after = await repository.lock_due_invitations(
+            db, now=now + timedelta(seconds=6), channels=[channel], limit=1
+        )
+        assert [row["invitation_id"] for row in after] == ids[:1]
+        # A half-open provider's single probe takes the row that waited longest since it was
+        # last tried: a long outage spreads its failures, not the oldest row's attempts.
+        probe = await repository.lock_due_invitations(
+            db, now=now + timedelta(seconds=6), channels=[channel], limit=1, probe=True
+        )
+        assert [row["invitation_id"] for row in probe] == ids[1:2]
+    finally:
+        await transaction.rollback()
+
+
+async def _due_invitation(db: asyncpg.Connection, channel: str, *, due: datetime) -> str:
+    suffix = uuid.uuid4().hex[:12]
+    await db.execute(
+        "INSERT INTO contacts (contact_id, network, site_id, decided_at, decision) "
+        "VALUES ($1, $2, 'site-order', now(), 'invite')",
+        f"crm-{suffix}", NETWORK,
+    )  # fmt: skip
+    await db.execute(
+        "INSERT INTO invitations (invitation_id, contact_id, network, site_id, channel, motif, "
+        "user_pseudo_id, survey_channel, token_sha256, questionnaire_version, closed_at, "
+        "send_at, expires_at) VALUES ($1, $2, $3, 'site-order', 'telephone', 'm', $4, $5, $6, "
+        "'urssaf-chaud-2024-v1', $7, $7, $7::timestamptz + interval '7 days')",
+        f"inv-{suffix}", f"crm-{suffix}", NETWORK, "p" * 16, channel, suffix, due,
+    )  # fmt: skip
+    return f"inv-{suffix}"
