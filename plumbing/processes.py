@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -58,9 +59,26 @@ def stop(process: subprocess.Popen[bytes], *, timeout: float = 10.0) -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A free port for a server started a few seconds later, taken below the kernel's range of
+    ephemeral ports: a port the kernel hands out (bind to 0) is also what it gives the next
+    outgoing connection of any process, which then holds it when our server binds (« address
+    already in use », seen with two test workers). Random, so two callers rarely meet."""
+    first, last = 17408, _first_ephemeral_port() - 1
+    for _ in range(200 if last > first else 0):
+        port = random.randint(first, last)
+        with socket.socket() as sock, contextlib.suppress(OSError):
+            sock.bind(("127.0.0.1", port))
+            return port
+    with socket.socket() as sock:  # no room below the ephemeral range: let the kernel choose
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _first_ephemeral_port() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def wait_for_port(
