@@ -528,6 +528,27 @@ async def test_a_response_carries_its_invitations_site_timezone(service, invite,
     assert zones == {"crm-clock-gp": "America/Guadeloupe", "crm-clock-none": None}
 
 
+async def test_a_guadeloupe_verbatim_belongs_to_that_weeks_board_there(service, invite, db):
+    """Issue #15: the managers' verbatims view cuts weeks on the site's own clock: Sunday
+    23:30 in Guadeloupe is Monday 03:30 in UTC, the next ISO week in Paris."""
+    tokens = await invite(5, site_id="site-gp-verbatims", site_timezone="America/Guadeloupe")
+    async with client(service) as http:
+        for token in tokens:
+            answer = await http.post(
+                f"/v1/responses/{token}",
+                json={"answers": {**REQUIRED, "suggestion": "Accueil agréable"}},
+            )
+            assert answer.status_code == 201, answer.text[:300]
+    await db.execute(
+        "UPDATE responses SET answered_at = '2026-11-30T03:30:00Z' WHERE invitation_id IN "
+        "(SELECT invitation_id FROM invitations WHERE site_id = 'site-gp-verbatims')"
+    )
+    weeks = await db.fetch(
+        "SELECT week FROM reporting_verbatims WHERE site_id = 'site-gp-verbatims'"
+    )
+    assert [row["week"] for row in weeks] == ["2026-W48"] * 5
+
+
 SHORT = "sms-court-2026-v1"
 
 
