@@ -1,0 +1,553 @@
+"""Themes and tone of a French verbatim (issue #17): a transparent lexicon, no model, no I/O.
+
+`tag(text)` gives zero or more of the questionnaire's seven themes plus `autre`, and one tone,
+each with the words of the verbatim that triggered it. How it reads a verbatim:
+
+1. Redaction tags (« [téléphone] », « [email] ») are removed before anything else: they never
+   trigger a theme or a tone.
+2. Lower case, accents stripped, SMS forms and common misspellings mapped (« tro » → trop,
+   « acceuil » → accueil, « tjs » → toujours), doubled letters collapsed so « rapeller » and
+   « rappeler » meet; durations (« 3 semaines », « 1h30 ») become one token.
+3. The text is cut into clauses (punctuation, « mais »). A negator (pas, jamais, aucun, sans,
+   rien, ne…) negates every lexicon word after it in its clause: « pas aimable », « jamais
+   rappelé », « aucune réponse ».
+4. Lexicon entries are stems (prefix match; `$` = exact word; `a|b` = either) or short
+   sequences of them; at each place the longest entry wins and consumes its words, so
+   « réponse standard » is a generic answer, not the switchboard.
+5. Each entry has a polarity when read plainly and when negated (a topic word such as
+   « téléphone » is neutral, negated it is a complaint; « attente » negated is praise).
+   Tone: a suggestion marker (« il faudrait », « ce serait bien ») → suggestion; else any
+   complaint → irritant (mixed praise and complaint counts as an irritant, what managers follow);
+   else any praise → satisfaction; else neutre.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+THEMES = (
+    "reponse_personnalisee",
+    "clarte",
+    "facilite_contact",
+    "comprehension",
+    "prise_en_charge",
+    "delais",
+    "courtoisie",
+    "autre",
+)
+TONES = ("irritant", "satisfaction", "suggestion", "neutre")
+
+REP, CLA, CON, COM, PEC, DEL, COU, AUT = THEMES
+
+
+@dataclass(frozen=True)
+class ThemeTag:
+    theme: str
+    words: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Tagging:
+    themes: tuple[ThemeTag, ...]
+    tone: str
+    tone_words: tuple[str, ...]
+
+    @property
+    def theme_names(self) -> frozenset[str]:
+        return frozenset(t.theme for t in self.themes)
+
+
+# (pattern, theme or None for tone only, polarity read plainly, polarity when negated)
+_Entry = tuple[str, str | None, int, int]
+TOPIC = (0, -1)  # neutral, a complaint when negated
+GOOD = (1, -1)
+BAD = (-1, 1)
+FIXED = (-1, -1)  # holds its own negation
+
+
+def _e(pattern: str, theme: str | None, polarity: tuple[int, int]) -> _Entry:
+    return (pattern, theme, polarity[0], polarity[1])
+
+
+LEXICON: tuple[_Entry, ...] = (
+    # réponse personnalisée
+    _e("reponse type", REP, BAD),
+    _e("mail type", REP, BAD),
+    _e("reponse standard$", REP, BAD),
+    _e("toute$|toutes$ faite$|faites$", REP, BAD),
+    _e("meme$|memes$ reponse", REP, BAD),
+    _e("copier coler", REP, BAD),
+    _e("personalis", REP, GOOD),
+    _e("adapt", REP, GOOD),
+    _e("corespond", REP, GOOD),
+    _e("cas$", REP, TOPIC),
+    _e("sur$ mesure", REP, GOOD),
+    _e("tenu$|tient$|tenir$ compte", REP, GOOD),
+    _e("cote question", REP, BAD),
+    _e("question", REP, TOPIC),
+    _e("general", REP, BAD),
+    _e("sans$ regard", REP, FIXED),
+    _e("lu$", REP, GOOD),
+    _e("reponse precis", REP, GOOD),
+    _e("repondu precis", REP, GOOD),
+    # clarté
+    _e("clair", CLA, GOOD),
+    _e("clarte", CLA, GOOD),
+    _e("explica", CLA, TOPIC),
+    _e("expliqu", CLA, TOPIC),
+    _e("incomprehensibl", CLA, BAD),
+    _e("comprehensibl", CLA, GOOD),
+    _e("jargon", CLA, BAD),
+    _e("compliqu", CLA, BAD),
+    _e("simplifi", CLA, TOPIC),
+    _e("formulair", CLA, TOPIC),
+    _e("courier", CLA, TOPIC),
+    _e("ilisibl", CLA, BAD),
+    _e("flou", CLA, BAD),
+    _e("contradictoir", CLA, BAD),
+    _e("inform", CLA, TOPIC),
+    _e("detail", CLA, GOOD),
+    _e("fournir$", CLA, TOPIC),
+    _e("enfin compris$", CLA, GOOD),
+    _e("compris$ explica", CLA, TOPIC),
+    # facilité de contact
+    _e("joindr", CON, TOPIC),
+    _e("joignabl", CON, GOOD),
+    _e("injoignabl", CON, BAD),
+    _e("telephon", CON, TOPIC),
+    _e("apel", CON, TOPIC),
+    _e("standard$", CON, TOPIC),
+    _e("decroch", CON, TOPIC),
+    _e("repondeur", CON, BAD),
+    _e("serveur vocal", CON, BAD),
+    _e("plateform", CON, TOPIC),
+    _e("surtax", CON, BAD),
+    _e("ocup", CON, BAD),
+    _e("satur", CON, BAD),
+    _e("ligne$", CON, TOPIC),
+    _e("en$ ligne$", None, (0, 0)),
+    _e("chat$", CON, TOPIC),
+    _e("mesagerie", CON, TOPIC),
+    _e("adrese mail", CON, TOPIC),
+    _e("contacter$|contact$", CON, TOPIC),
+    _e("humain", CON, TOPIC),
+    _e("racroch", CON, BAD),
+    _e("sone$", CON, TOPIC),
+    _e("obtenir|avoir$|prendre$|prise$ rendez", CON, TOPIC),
+    _e("creneau", CON, TOPIC),
+    _e("rapel automatique", CON, TOPIC),
+    _e("avoir$ quelqu|persone$", CON, TOPIC),
+    _e("ne$ repond", CON, FIXED),
+    # compréhension
+    _e("compr", COM, TOPIC),
+    _e("comprehensi", COM, GOOD),
+    _e("incompri", COM, BAD),
+    _e("ecout", COM, GOOD),
+    _e("entendu", COM, GOOD),
+    _e("juge", COM, BAD),
+    _e("idiot", COM, BAD),
+    _e("coup parole", COM, BAD),
+    # prise en charge
+    _e("prise$|pris$ en$ charg", PEC, GOOD),
+    _e("pris$ main$", PEC, GOOD),
+    _e("en$ main$", PEC, GOOD),
+    _e("trait", PEC, TOPIC),
+    _e("regl", PEC, GOOD),
+    _e("resolu|resoudr", PEC, GOOD),
+    _e("suivi$|suit$|suivre$|suive$", PEC, GOOD),
+    _e("s$ ocup", PEC, GOOD),
+    _e("renvoy", PEC, BAD),
+    _e("service en$ service", PEC, BAD),
+    _e("renvoi bale", PEC, BAD),
+    _e("relanc", PEC, BAD),
+    _e("sans$ suite$", PEC, FIXED),
+    _e("perdu", PEC, BAD),
+    _e("avanc", PEC, GOOD),
+    _e("boug", PEC, TOPIC),
+    _e("aid", PEC, GOOD),
+    _e("acompagn", PEC, GOOD),
+    _e("interlocuteur", PEC, TOPIC),
+    _e("rapel", PEC, TOPIC),
+    _e("promi", PEC, BAD),
+    _e("corig", PEC, GOOD),
+    _e("ereur", PEC, TOPIC),
+    _e("bloqu", PEC, BAD),
+    _e("recommenc", PEC, BAD),
+    _e("revenir", PEC, BAD),
+    # délais
+    _e("rapid", DEL, GOOD),
+    _e("vite$", DEL, GOOD),
+    _e("lent", DEL, BAD),
+    _e("long", DEL, BAD),
+    _e("atent", DEL, (0, 1)),
+    _e("atend", DEL, BAD),
+    _e("delai", DEL, TOPIC),
+    _e("delai traitement", DEL, TOPIC),
+    _e("temps$ atent", DEL, (0, 1)),
+    _e("poireaut", DEL, BAD),
+    _e("traine$|trainent$", DEL, BAD),
+    _e("interminabl", DEL, BAD),
+    _e("tout$ suite$", DEL, GOOD),
+    _e("_duree_", DEL, BAD),
+    _e("en$ _duree_", DEL, GOOD),
+    _e("heures$|semaines$|mois$|jours$", DEL, BAD),
+    _e("depuis", DEL, BAD),
+    # courtoisie
+    _e("acueil", COU, TOPIC),
+    _e("acueilan", COU, GOOD),
+    _e("aimabl", COU, GOOD),
+    _e("amabilit", COU, GOOD),
+    _e("gentil", COU, GOOD),
+    _e("souri", COU, GOOD),
+    _e("poli$|polie$|polis$", COU, GOOD),
+    _e("mal$ poli", COU, BAD),
+    _e("malpoli|impoli", COU, BAD),
+    _e("politese", COU, GOOD),
+    _e("courtois", COU, GOOD),
+    _e("respectu", COU, GOOD),
+    _e("chaleureu", COU, GOOD),
+    _e("sympa", COU, GOOD),
+    _e("desagreabl", COU, BAD),
+    _e("hautain", COU, BAD),
+    _e("mepris", COU, BAD),
+    _e("agresi", COU, BAD),
+    _e("froid", COU, BAD),
+    _e("sec$|sechement$", COU, BAD),
+    _e("bonjour", COU, TOPIC),
+    _e("tutoy", COU, BAD),
+    _e("crie", COU, BAD),
+    _e("leve yeux", COU, BAD),
+    _e("mal$ recu", COU, BAD),
+    _e("serviabl", COU, GOOD),
+    _e("bienveilan", COU, GOOD),
+    _e("adorabl", COU, GOOD),
+    _e("charmant", COU, GOOD),
+    _e("patien", COU, GOOD),
+    # autre
+    _e("gare", AUT, TOPIC),
+    _e("parking", AUT, TOPIC),
+    _e("stationn", AUT, TOPIC),
+    _e("locaux$|local$", AUT, TOPIC),
+    _e("sale$|sales$", AUT, BAD),
+    _e("propre", AUT, GOOD),
+    _e("chauf", AUT, TOPIC),
+    _e("ascenseur", AUT, TOPIC),
+    _e("pane$|panes$", AUT, BAD),
+    _e("toilete", AUT, TOPIC),
+    _e("sale$ atent", AUT, TOPIC),
+    _e("chaise", AUT, TOPIC),
+    _e("wifi", AUT, TOPIC),
+    _e("reseau", AUT, TOPIC),
+    _e("bus$", AUT, TOPIC),
+    _e("loin$", AUT, BAD),
+    _e("plante", AUT, BAD),
+    _e("telecharg", AUT, TOPIC),
+    _e("horair", AUT, TOPIC),
+    _e("samedi", AUT, TOPIC),
+    _e("distributeur", AUT, TOPIC),
+    _e("plus$ pres$", AUT, TOPIC),
+    # tone only
+    _e("merci", None, GOOD),
+    _e("bravo", None, GOOD),
+    _e("parfait", None, GOOD),
+    _e("super$", None, GOOD),
+    _e("top$", None, GOOD),
+    _e("bien$", None, GOOD),
+    _e("satisf", None, GOOD),
+    _e("impecabl", None, GOOD),
+    _e("excelent", None, GOOD),
+    _e("recommand", None, GOOD),
+    _e("eficac", None, GOOD),
+    _e("agreabl", None, GOOD),
+    _e("genial", None, GOOD),
+    _e("content", None, GOOD),
+    _e("plaisir", None, GOOD),
+    _e("continu", None, GOOD),
+    _e("bon$|bone$|bons$|bones$", None, GOOD),
+    _e("raisonabl", None, GOOD),
+    _e("respect", None, GOOD),
+    _e("simpl", None, GOOD),
+    _e("facil", None, GOOD),
+    _e("marche$|fonctione", None, GOOD),
+    _e("pris$ temps$", None, GOOD),
+    _e("nul$|nule$", None, BAD),
+    _e("decu", None, BAD),
+    _e("lamentabl", None, BAD),
+    _e("scandal", None, BAD),
+    _e("inadmisibl", None, BAD),
+    _e("honte", None, BAD),
+    _e("abus", None, BAD),
+    _e("trop$", None, BAD),
+    _e("impossibl", None, BAD),
+    _e("mauvais", None, BAD),
+    _e("mal$", None, BAD),
+    _e("manque", None, BAD),
+    _e("dificil", None, BAD),
+    _e("debord", None, BAD),
+    _e("vide$", None, BAD),
+    _e("_fois_", None, BAD),
+    _e("pour$ rien$", None, FIXED),
+    _e("toujours$ pas$", None, FIXED),
+    _e("sans$ reponse", None, FIXED),
+    _e("grand chose$", None, BAD),
+    _e("rien$ redire$|dire$|signaler$|ajouter$", None, (0, 0)),
+    _e("ras$", None, (0, 0)),
+)
+
+NEGATORS = frozenset(
+    {"pas", "jamais", "aucun", "aucune", "sans", "peu", "ni", "rien", "n", "ne", "non"}
+)
+STOPWORDS = frozenset(
+    [
+        "le",
+        "la",
+        "les",
+        "l",
+        "un",
+        "une",
+        "des",
+        "de",
+        "du",
+        "d",
+        "a",
+        "au",
+        "aux",
+        "et",
+        "ou",
+        "ce",
+        "c",
+        "se",
+        "je",
+        "j",
+        "il",
+        "elle",
+        "on",
+        "me",
+        "m",
+        "te",
+        "t",
+        "mon",
+        "ma",
+        "mes",
+        "son",
+        "sa",
+        "ses",
+        "ton",
+        "ta",
+        "tes",
+        "votre",
+        "vos",
+        "notre",
+        "nos",
+        "que",
+        "qu",
+        "qui",
+        "y",
+        "tres",
+        "est",
+        "etait",
+        "ete",
+        "sur",
+        "par",
+        "avec",
+    ]
+)
+# SMS forms and common misspellings, on lower-case accent-free words.
+SPELLING = {
+    "tro": "trop",
+    "pa": "pas",
+    "tjs": "toujours",
+    "tjrs": "toujours",
+    "qqn": "quelqu",
+    "qq1": "quelqu",
+    "tel": "telephone",
+    "rep": "reponse",
+    "acceuil": "accueil",
+    "acceuillant": "accueillant",
+    "acceuillante": "accueillante",
+    "acceuillants": "accueillants",
+    "rdv": "rendez",
+    "pb": "probleme",
+    "bcp": "beaucoup",
+    "ms": "mais",
+    "mm": "meme",
+    "jariv": "arrive",
+    "mont": "ont",
+    "rep0nse": "reponse",
+}
+_SUGGESTION_WORDS = ("faudr", "devri", "pourri", "pourait", "aimerai", "souhait", "sugger")
+_SERAIT_AFTER = frozenset(
+    [
+        "bien",
+        "mieux",
+        "pratique",
+        "un",
+        "une",
+        "utile",
+        "bon",
+        "super",
+        "top",
+        "plus",
+        "apreciable",
+        "ideal",
+        "sympa",
+    ]
+)
+_IMPERATIVE_START = frozenset(["metre", "ajouter", "instaler", "prevoir", "proposer", "creer"])
+
+_REDACTION = re.compile(r"\[[^\]]*\]")
+_DURATION = re.compile(
+    r"\b\d+\s*(?:h|heures?|minutes?|mins?|mn|semaines?|mois|jours?|ans?)(?:\d+)?\b"
+)
+_TIMES = re.compile(r"\b(?:\d+|deux|trois|quatre|cinq|six|dix|quinze|vingt|plusieurs)\s+fois\b")
+_CLAUSE = re.compile(r"[.!?;,:()\n]+|\bmais\b|\bms\b")
+_WORD = re.compile(r"[a-z0-9_]+")
+_DOUBLE = re.compile(r"(.)\1+")
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    alternatives: tuple[tuple[tuple[str, bool], ...], ...]  # per word: (stem, exact)
+    theme: str | None
+    plain: int
+    negated: int
+    size: int
+
+
+def _collapse(word: str) -> str:
+    return _DOUBLE.sub(r"\1", word)
+
+
+def _compile(entry: _Entry) -> _Compiled:
+    pattern, theme, plain, negated = entry
+    words = []
+    for word in pattern.split():
+        options = []
+        for option in word.split("|"):
+            exact = option.endswith("$")
+            options.append((_collapse(option.rstrip("$")), exact))
+        words.append(tuple(options))
+    first = len(pattern.split()[0].split("|")[0])
+    return _Compiled(tuple(words), theme, plain, negated, len(words) * 100 + first)
+
+
+_COMPILED = tuple(sorted((_compile(e) for e in LEXICON), key=lambda c: -c.size))
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _word_matches(options: tuple[tuple[str, bool], ...], word: str) -> bool:
+    return any(word == stem if exact else word.startswith(stem) for stem, exact in options)
+
+
+def _suggestion(words: list[str]) -> list[str]:
+    found = [w for w in words if w.startswith(_SUGGESTION_WORDS) or w == "ferait"]
+    for index, word in enumerate(words):
+        if word == "serait":
+            before = words[index - 1] if index else ""
+            after = words[index + 1] if index + 1 < len(words) else ""
+            if before in ("ce", "il") or after in _SERAIT_AFTER:
+                found.append(word)
+        if word == "conseil" and index and words[index - 1] == "un":
+            found.append("un conseil")
+        if word == "pourquoi" and words[index + 1 : index + 3] == ["ne", "pas"]:
+            found.append("pourquoi ne pas")
+    if words and _collapse(words[0]) in _IMPERATIVE_START:
+        found.append(words[0])
+    return found
+
+
+def tag(text: str) -> Tagging:
+    """Themes and tone of one verbatim, with the words that triggered each."""
+    folded = _fold(_REDACTION.sub(" . ", text)).replace("’", " ").replace("'", " ")
+    folded = _DURATION.sub(" _duree_ ", folded)
+    folded = _TIMES.sub(" _fois_ ", folded)
+    theme_words: dict[str, list[str]] = {}
+    positive: list[str] = []
+    negative: list[str] = []
+    all_words: list[str] = []
+    for clause in _CLAUSE.split(folded):
+        raw = [SPELLING.get(w, w) for w in _WORD.findall(clause)]
+        all_words.extend(raw)
+        # (word for matching, surface word, negated)
+        content: list[tuple[str, str, bool]] = []
+        negated = False
+        for word in raw:
+            if word in STOPWORDS:
+                continue
+            content.append((_collapse(word), word, negated))
+            if word in NEGATORS:
+                negated = True
+        index = 0
+        while index < len(content):
+            hit = _match(content, index)
+            if hit is None:
+                index += 1
+                continue
+            entry = hit
+            span = content[index : index + len(entry.alternatives)]
+            surface = " ".join(s for _, s, _ in span)
+            polarity = entry.negated if span[0][2] else entry.plain
+            if entry.theme is not None:
+                theme_words.setdefault(entry.theme, []).append(surface)
+            if polarity > 0:
+                positive.append(surface)
+            elif polarity < 0:
+                negative.append(surface)
+            index += len(entry.alternatives)
+    suggestion = _suggestion(all_words)
+    if suggestion:
+        tone, tone_words = "suggestion", suggestion
+    elif negative:
+        tone, tone_words = "irritant", negative
+    elif positive:
+        tone, tone_words = "satisfaction", positive
+    else:
+        tone, tone_words = "neutre", []
+    themes = tuple(
+        ThemeTag(theme, tuple(theme_words[theme])) for theme in THEMES if theme in theme_words
+    )
+    return Tagging(themes, tone, tuple(tone_words))
+
+
+def measure(
+    cases: list[tuple[frozenset[str], str, Tagging]],
+) -> dict[str, dict[str, float | int]]:
+    """Precision and recall per theme and per tone, over (themes, tone, tagging) triples."""
+    figures: dict[str, dict[str, float | int]] = {}
+    for label in THEMES + tuple(f"tone:{t}" for t in TONES):
+        true_pos = false_pos = false_neg = 0
+        for themes, tone, tagging in cases:
+            if label.startswith("tone:"):
+                expected, found = tone == label[5:], tagging.tone == label[5:]
+            else:
+                expected, found = label in themes, label in tagging.theme_names
+            true_pos += expected and found
+            false_pos += found and not expected
+            false_neg += expected and not found
+        figures[label] = {
+            "precision": round(true_pos / (true_pos + false_pos), 3)
+            if true_pos + false_pos
+            else 1.0,
+            "recall": round(true_pos / (true_pos + false_neg), 3) if true_pos + false_neg else 1.0,
+            "support": true_pos + false_neg,
+        }
+    return figures
+
+
+def _match(content: list[tuple[str, str, bool]], index: int) -> _Compiled | None:
+    for entry in _COMPILED:
+        size = len(entry.alternatives)
+        if index + size > len(content):
+            continue
+        if all(
+            _word_matches(options, content[index + k][0])
+            for k, options in enumerate(entry.alternatives)
+        ):
+            return entry
+    return None
