@@ -4,7 +4,8 @@ fresh devstack and writes a dated results file with the machine's description.
 A scenario is a module with `NAME`, `DESCRIPTION` and `async def run(ctx: BenchContext) -> dict`
 returning figures (numbers, with the unit in the key, e.g. `p95_ms`, `per_second`).
 `python -m loadtests.bench [scenario ...]` runs only the named ones. A scenario with
-`DEFAULT_RUN = False` (the minutes-long chaos run) runs only when named (`make chaos`).
+`DEFAULT_RUN = False` (the minutes-long chaos run) runs only when named (`make chaos`); one with
+`NEEDS_STACK = False` (a pure computation) runs without a devstack.
 A scenario whose figures hold a non-empty `violations` list makes the run exit with 1, after the
 results file is written; so does a scenario that raises (its error is the violation).
 """
@@ -34,7 +35,7 @@ RESULTS_DIR = Path(__file__).parent / "results"
 
 @dataclass
 class BenchContext:
-    stack: devstack.DevStack
+    stack: devstack.DevStack | None  # None for a scenario with `NEEDS_STACK = False`
     workdir: Path
 
 
@@ -76,7 +77,8 @@ async def run_all(names: list[str]) -> dict[str, Any]:
     for name in chosen:
         module = modules[name]
         with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as folder:
-            stack = devstack.start(Path(folder) / "stack")
+            needs_stack = getattr(module, "NEEDS_STACK", True)
+            stack = devstack.start(Path(folder) / "stack") if needs_stack else None
             try:
                 started = time.perf_counter()
                 print(f"[bench] {name}: {module.DESCRIPTION}", flush=True)
@@ -88,7 +90,8 @@ async def run_all(names: list[str]) -> dict[str, Any]:
                 results[name] = {"description": module.DESCRIPTION, "figures": figures}
                 print(f"[bench] {name}: {json.dumps(figures)}", flush=True)
             finally:
-                stack.stop()
+                if stack is not None:
+                    stack.stop()
     return results
 
 

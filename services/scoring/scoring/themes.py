@@ -436,6 +436,21 @@ def _compile(entry: _Entry) -> _Compiled:
 _COMPILED = tuple(sorted((_compile(e) for e in LEXICON), key=lambda c: -c.size))
 
 
+def _index(entries: tuple[_Compiled, ...]) -> dict[str, tuple[_Compiled, ...]]:
+    """Entries by the first two letters of their first word (every stem has two or more), longest
+    first: a word is compared with the few entries that can start on it."""
+    buckets: dict[str, list[_Compiled]] = {}
+    for entry in entries:
+        for stem, _ in entry.alternatives[0]:
+            bucket = buckets.setdefault(stem[:2], [])
+            if entry not in bucket:
+                bucket.append(entry)
+    return {key: tuple(bucket) for key, bucket in buckets.items()}
+
+
+_BY_START = _index(_COMPILED)
+
+
 def _fold(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text.lower())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
@@ -541,7 +556,7 @@ def measure(
 
 
 def _match(content: list[tuple[str, str, bool]], index: int) -> _Compiled | None:
-    for entry in _COMPILED:
+    for entry in _BY_START.get(content[index][0][:2], ()):
         size = len(entry.alternatives)
         if index + size > len(content):
             continue
