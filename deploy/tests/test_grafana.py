@@ -465,3 +465,94 @@ async def test_the_boards_show_a_figure_inside_its_interval_and_an_open_cohort_p
         assert by_indicator["satisfaction"]["note"] is None
     finally:
         await outer.rollback()
+
+
+# --------------------------------------------------------------------------- issue #15 versions
+
+
+async def seed_versioned_responses(
+    connection: asyncpg.Connection, site: str, monday: date, version: str,
+    answers: list[dict[str, str]],
+) -> None:  # fmt: skip
+    """Each response's tally cells as scoring adds them (domain.tally_rows), version included."""
+    for response in answers:
+        for item, value in domain.tally_rows(response, version=version):
+            await connection.execute(
+                "INSERT INTO scoring.tallies (site_id, day, channel, motif, item, value, count) "
+                "VALUES ($1, $2, 'telephone', 'declaration', $3, $4, 1)",
+                site, monday, item, value,
+            )  # fmt: skip
+
+
+@pytest.mark.integration
+async def test_the_views_leave_out_an_indicator_no_questionnaire_version_of_the_week_asks(
+    reporting_db,
+):
+    """Issue #15: a site-week answered only with the short SMS questionnaire (no NPS item) has
+    no NPS row, as scoring.domain leaves it out, while satisfaction, CES and declared FCR are
+    there; a site mixing both versions counts in the NPS's n only the answers to
+    `recommandation` (the long version's), and matches scoring.domain on the same tallies."""
+    monday = WEEKS["2026-W47"]
+    short = {"satisfaction_globale": "9", "effort": "6", "plusieurs_contacts": "non"}
+    long = {**short, "recommandation": "10"}
+    outer = reporting_db.transaction()
+    await outer.start()
+    try:
+        await seed_versioned_responses(
+            reporting_db, "site-sms-only", monday, questionnaire.SMS_SHORT_VERSION, [short] * 6
+        )
+        await seed_versioned_responses(
+            reporting_db, "site-mixed", monday, questionnaire.SMS_SHORT_VERSION, [short] * 6
+        )
+        await seed_versioned_responses(
+            reporting_db, "site-mixed", monday, questionnaire.DEFAULT_VERSION,
+            [long] * 4 + [{**long, "recommandation": "3"}] * 2 + [short],
+        )  # fmt: skip
+        forms = questionnaire.load_all()
+        # Scoring's reads first: as_grafana's SET LOCAL ROLE lasts until the outer rollback.
+        tallies = {
+            site: await scoring_tally(reporting_db, site, monday, monday + timedelta(days=6))
+            for site in ("site-sms-only", "site-mixed")
+        }
+        for site, tally in tallies.items():
+            rows = await as_grafana(
+                reporting_db,
+                f"SELECT * FROM scoring.reporting_weekly_changes WHERE site_id = '{site}'",
+            )
+            by_indicator = {row["indicator"]: row for row in rows}
+            expected = {
+                figure.indicator: figure
+                for figure in domain.figures(
+                    tally,
+                    invitations=0,
+                    questionnaire=domain.questionnaire_of(
+                        [tally], forms, fallback=forms[questionnaire.DEFAULT_VERSION]
+                    ),
+                )
+            }
+            for indicator in ("nps", "ces", "fcr_declared", "satisfaction", "satisfaction_mean"):
+                assert (indicator in by_indicator) == (indicator in expected), (site, indicator)
+                if indicator in expected:
+                    row, figure = by_indicator[indicator], expected[indicator]
+                    assert row["sample_size"] == figure.sample_size, (site, indicator)
+                    assert row["value"] == pytest.approx(figure.value), (site, indicator)
+        sms_only = await as_grafana(
+            reporting_db,
+            "SELECT indicator, sample_size, value FROM scoring.reporting_weekly_site "
+            "WHERE site_id = 'site-sms-only'",
+        )
+        present = {row["indicator"]: row for row in sms_only}
+        assert "nps" not in present
+        for indicator in ("satisfaction", "ces", "fcr_declared"):
+            assert present[indicator]["sample_size"] == 6 and present[indicator]["value"] == 100
+        mixed = await as_grafana(
+            reporting_db,
+            "SELECT indicator, sample_size, value FROM scoring.reporting_weekly_site "
+            "WHERE site_id = 'site-mixed'",
+        )
+        by_indicator = {row["indicator"]: row for row in mixed}
+        assert by_indicator["nps"]["sample_size"] == 6  # not the 13 responses
+        assert by_indicator["nps"]["value"] == pytest.approx((4 - 2) * 100 / 6)
+        assert by_indicator["satisfaction"]["sample_size"] == 13
+    finally:
+        await outer.rollback()
