@@ -556,3 +556,16 @@ async def test_the_views_leave_out_an_indicator_no_questionnaire_version_of_the_
         assert by_indicator["satisfaction"]["sample_size"] == 13
     finally:
         await outer.rollback()
+
+
+@pytest.mark.integration
+async def test_the_views_know_the_items_of_every_questionnaire_version(reporting_db):
+    """The reporting views' questionnaire_items (migration 0210 and later) hold every known
+    version's items: a version added to contracts.questionnaire needs its rows in a migration,
+    else the views show its missing indicators as empty figures instead of leaving them out."""
+    rows = await reporting_db.fetch("SELECT version, item FROM scoring.questionnaire_items")
+    assert {(row["version"], row["item"]) for row in rows} == {
+        (version, item.id)
+        for version, form in questionnaire.load_all().items()
+        for item in form.items
+    }
