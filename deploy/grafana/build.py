@@ -382,6 +382,32 @@ def site_board() -> dict[str, Any]:
             GROUP BY 1, 2 ORDER BY 1, 2""",
             w=6,
         ),
+        table(
+            "Par équipe",
+            f"""
+            SELECT team AS "Équipe", responses AS "Réponses",
+                {shown("satisfaction_pct")} AS "Satisfaction %", {shown("nps")} AS "NPS"
+            FROM scoring.reporting_team_results
+            WHERE {SITE_WEEK} ORDER BY responses DESC, team""",
+            w=12,
+            description="Résultats par équipe (champ team du contact), jamais individuels. "
+            "Aucune équipe sous 5 réponses (seuil d'anonymat).",
+        ),
+        table(
+            "Par canal d'enquête",
+            f"""
+            SELECT survey_channel AS "Canal d'enquête", invitations AS "Invitations",
+                responses AS "Réponses", {shown("response_rate_pct")} AS "Taux de réponse %",
+                {shown("rate_before_reminder_pct")} AS "Avant relance %",
+                {shown("reminded_answered_pct")} AS "Relancés ayant répondu %",
+                {shown("answers_after_reminder_pct")} AS "Réponses après relance %"
+            FROM scoring.reporting_survey_channels
+            WHERE {SITE_WEEK} ORDER BY survey_channel""",
+            w=12,
+            description="Invitations envoyées dans la semaine (e-mail, SMS) et leurs réponses ; "
+            "« après relance » : réponse postérieure à la relance, non un effet causal. Taux "
+            "masqués sous 5 réponses (seuil d'anonymat).",
+        ),
     ]
     variables = [
         sql_variable(

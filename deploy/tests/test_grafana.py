@@ -192,6 +192,22 @@ async def seed_scoring(
         "INSERT INTO scoring.contacts VALUES ($1, $2, $3, $4, $5, $6, $7)",
         key, site_id, network, f"user-{key[-1]}", channel, motif, closed_at,
     )  # fmt: skip
+    # Issue #15: the response's facts (team) and its invitation's (survey channel, reminder).
+    number = int(key.rsplit("-", 1)[1])
+    answered_at = closed_at + timedelta(hours=1)
+    reminded_at = closed_at + timedelta(minutes=30) if number % 4 == 0 else None
+    await connection.execute(
+        "INSERT INTO scoring.invitation_facts (invitation_id, site_id, survey_channel, sent_day, "
+        "sent_at, reminded_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        key, site_id, "sms" if number % 2 else "email", day, closed_at, reminded_at,
+    )  # fmt: skip
+    await connection.execute(
+        "INSERT INTO scoring.response_facts (response_id, invitation_id, contact_id, site_id, "
+        "day, answered_at, channel, motif, team, cells) "
+        "VALUES ($1, $1, $1, $2, $3, $4, $5, $6, $7, $8::jsonb)",
+        key, site_id, day, answered_at, channel, motif, f"equipe-{number % 2 + 1}",
+        json.dumps(dict(domain.tally_rows(answers))),
+    )  # fmt: skip
     if reasons := domain.detractor_reasons(answers):
         await connection.execute(
             "INSERT INTO scoring.alerts (alert_id, invitation_id, contact_id, site_id, network, "

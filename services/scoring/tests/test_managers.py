@@ -114,6 +114,20 @@ async def seed_site(conn: asyncpg.Connection, site: str, network: str) -> None:
             f"alert-{alert}-{site}", site, network, ["low_recommendation"], {"recommandation": 3},
             closed_at, handled_at, outcome,
         )  # fmt: skip
+    for number in range(12):  # issue #15: a team's and a survey channel's week, at the floor
+        key = f"response-{site}-{number}"
+        await conn.execute(
+            "INSERT INTO invitation_facts (invitation_id, site_id, survey_channel, sent_day, "
+            "sent_at) VALUES ($1, $2, 'email', $3, $4)",
+            key, site, MONDAY, closed_at,
+        )  # fmt: skip
+        await conn.execute(
+            "INSERT INTO response_facts (response_id, invitation_id, site_id, day, answered_at, "
+            "channel, motif, team, cells) VALUES ($1, $1, $2, $3, $4, 'telephone', "
+            "'declaration', 'equipe-a', $5)",
+            key, site, MONDAY, closed_at + timedelta(hours=1),
+            {"__responses__": "1", "satisfaction_globale": "9", "recommandation": "3"},
+        )  # fmt: skip
     await conn.execute(
         "INSERT INTO verbatims (response_id, site_id, day, channel, motif, text, satisfaction, "
         "recommandation) VALUES ($1, $2, $3, 'telephone', 'declaration', $4, 9, 3)",
