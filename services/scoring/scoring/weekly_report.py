@@ -22,7 +22,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -42,7 +42,7 @@ from contracts.events import CALLBACK_OUTCOME_LABELS, IndicatorFigure
 from contracts.sites import site_timezone
 from plumbing import db
 from plumbing.db import Connection
-from scoring import domain, managers, repository
+from scoring import domain, extras, managers, repository
 from scoring.settings import ScoringSettings
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -109,6 +109,28 @@ class Verbatim:
 
 
 @dataclass(frozen=True)
+class TeamLine:
+    """A team's week (ContactSeen.team, never an agent), shown only at or above the floor."""
+
+    team: str
+    responses: int
+    satisfaction: float | None  # share answering 8 to 10, percent; None when too few answered
+    nps: float | None
+
+
+@dataclass(frozen=True)
+class SurveyChannelLine:
+    """A survey channel's invitations of the week (e-mail, SMS): its response rate and the
+    share of its answers that came after the reminder; both None under the floor."""
+
+    survey_channel: str
+    invitations: int
+    response_rate: float | None
+    after_reminder: float | None
+    withheld: bool
+
+
+@dataclass(frozen=True)
 class WeeklyReport:
     site_id: str
     site_name: str
@@ -125,6 +147,9 @@ class WeeklyReport:
     floor: int = ANONYMITY_FLOOR
     callbacks: domain.CallbackWeek | None = None  # the week's alerts: handled, how fast, outcomes
     """`call_backs` lists the alerts still OPEN (any week), `callbacks` counts the week's."""
+    teams: list[TeamLine] = field(default_factory=list)  # at or above the floor only
+    teams_withheld: int = 0  # teams with answers this week, but fewer than the floor
+    survey_channels: list[SurveyChannelLine] = field(default_factory=list)
 
     @property
     def callback_outcomes(self) -> list[tuple[str, int]]:
@@ -269,7 +294,42 @@ async def build_report(
             for row in verbatims
         ],
         floor=floor,
+        **await team_and_channel_lines(conn, settings, site_id=site_id, period=current),
     )  # fmt: skip
+
+
+async def team_and_channel_lines(
+    conn: Connection, settings: ScoringSettings, *, site_id: str, period: domain.Period
+) -> dict[str, Any]:
+    """« Par équipe » and « Par canal d'enquête » (issue #15): the API's figures
+    (scoring.extras), through the one floor function. A team under the floor is not named."""
+    cells = await extras.team_cells(conn, settings, site_id=site_id, period=period)
+    teams = []
+    for cell in sorted(cells, key=lambda cell: (-cell.responses, cell.value)):
+        if cell.figures is None or not floors.may_show(cell.responses, settings.anonymity_floor):
+            continue
+        by_id = {figure.indicator: figure for figure in cell.figures}
+        teams.append(TeamLine(
+            team=printable(cell.value), responses=cell.responses,
+            satisfaction=_value(by_id.get("satisfaction")), nps=_value(by_id.get("nps")),
+        ))  # fmt: skip
+    rows = await extras.survey_channel_rows(conn, settings, site_id=site_id, period=period)
+    channels = []
+    for row in rows:
+        by_id = {figure.indicator: figure for figure in row.figures or []}
+        channels.append(SurveyChannelLine(
+            survey_channel=printable(row.survey_channel or "inconnu"),
+            invitations=row.invitations,
+            response_rate=_value(by_id.get("response_rate")),
+            after_reminder=_value(by_id.get("answers_after_reminder")),
+            withheld=row.figures is None,
+        ))  # fmt: skip
+    return {"teams": teams, "teams_withheld": len(cells) - len(teams),
+            "survey_channels": channels}  # fmt: skip
+
+
+def _value(figure: IndicatorFigure | None) -> float | None:
+    return None if figure is None else figure.value
 
 
 async def site_zone(conn: Connection, site_id: str, *, default: str = "Europe/Paris") -> ZoneInfo:

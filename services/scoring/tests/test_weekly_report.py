@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -238,6 +239,80 @@ async def test_a_guadeloupe_sites_call_back_is_dated_on_its_own_clock(pool):
     assert (call.raised_at.date(), call.raised_at.hour) == (date(2026, 11, 22), 22)
     assert call.raised_at.utcoffset() == timedelta(hours=-4)
     assert str(zone) == "America/Guadeloupe"
+
+
+async def test_the_email_shows_teams_and_survey_channels_under_the_floor_as_the_board(pool):
+    """Issue #15: « Par équipe » lists a team of 6 answers (never one of 2, under the floor of 5)
+    and « Par canal d'enquête » the e-mail's response rate and after-reminder share, the SMS's
+    withheld (2 answers); the board's views (reporting_team_results, reporting_survey_channels)
+    give the same figures with the same floor."""
+    site, monday = "site-equipes-rapport", weekly_report.week_start(WEEK)
+    sent_at = datetime.combine(monday, datetime.min.time(), UTC) + timedelta(hours=9)
+    team_a = [(9, 10)] * 4 + [(9, 2), (3, 2)]  # satisfaction 5/6 at 8+, NPS (4 - 2) / 6
+    answers = [("equipe-a", *pair) for pair in team_a] + [("equipe-b", 9, 10)] * 2
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO sites (site_id, network, site_name) VALUES ($1, 'urssaf', 'Équipes')",
+            site,
+        )
+        invitations = [(f"{site}-mail-{n}", "email") for n in range(10)]
+        invitations += [(f"{site}-sms-{n}", "sms") for n in range(4)]
+        answered = [key for key, channel in invitations if channel == "email"][:6]
+        answered += [key for key, channel in invitations if channel == "sms"][:2]
+        for number, (key, channel) in enumerate(invitations):
+            reminded = sent_at + timedelta(days=2) if number in (0, 1, 7) else None
+            await conn.execute(
+                "INSERT INTO invitation_facts (invitation_id, site_id, survey_channel, sent_day,"
+                " sent_at, reminded_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                key, site, channel, monday, sent_at, reminded,
+            )  # fmt: skip
+        for key, (team, satisfaction, recommandation) in zip(answered, answers, strict=True):
+            late = key.endswith(("-mail-0", "-mail-1"))  # answered after their reminder
+            await conn.execute(
+                "INSERT INTO response_facts (response_id, invitation_id, site_id, day, "
+                "answered_at, channel, motif, team, cells) VALUES ($1, $1, $2, $3, $4, "
+                "'telephone', 'declaration', $5, $6)",
+                key, site, monday + timedelta(days=3 if late else 0),
+                sent_at + timedelta(days=3 if late else 0, hours=1), team,
+                {"__responses__": "1", "satisfaction_globale": str(satisfaction),
+                 "recommandation": str(recommandation)},
+            )  # fmt: skip
+        report = await weekly_report.build_report(
+            conn, ScoringSettings(), site_id=site, week=WEEK, now=NOW
+        )
+        teams = await conn.fetch(
+            "SELECT team, responses, satisfaction_pct, nps FROM reporting_team_results "
+            "WHERE site_id = $1 AND week = $2", site, WEEK,
+        )  # fmt: skip
+        channels = await conn.fetch(
+            "SELECT survey_channel, invitations, response_rate_pct, answers_after_reminder_pct "
+            "FROM reporting_survey_channels WHERE site_id = $1 AND week = $2 ORDER BY 1",
+            site, WEEK,
+        )  # fmt: skip
+    [team] = report.teams
+    assert (team.team, team.responses, report.teams_withheld) == ("equipe-a", 6, 1)
+    assert team.satisfaction == pytest.approx(500 / 6) and team.nps == pytest.approx(200 / 6)
+    assert [tuple(row.values()) for row in teams] == [
+        ("equipe-a", 6, Decimal("83.3"), Decimal("33.3"))
+    ]
+    mail, sms = report.survey_channels
+    assert (mail.survey_channel, mail.invitations, mail.withheld) == ("email", 10, False)
+    assert mail.response_rate == pytest.approx(60) and mail.after_reminder == pytest.approx(200 / 6)
+    assert (sms.survey_channel, sms.invitations, sms.withheld) == ("sms", 4, True)
+    assert sms.response_rate is None and sms.after_reminder is None
+    assert [tuple(row.values()) for row in channels] == [
+        ("email", 10, Decimal("60.0"), Decimal("33.3")),
+        ("sms", 4, None, None),
+    ]
+    _, html, text = weekly_report.render(report)
+    for body in (html, text):
+        assert "Par équipe" in body or "PAR ÉQUIPE" in body
+        assert "equipe-a" in body and "equipe-b" not in body
+        assert "83,3\u202f%" in body and "33,3" in body
+        assert "60,0\u202f%" in body or "60\u202f%" in body
+    assert "SMS : 4 invitations, taux non communiqué (moins de 5 réponses)" in text
+    assert "E-mail : 10 invitations, taux de réponse 60" in text
+    assert "1 autre(s) équipe(s) : moins de 5 réponses, non communiqué." in text
 
 
 def test_smtp_credentials_in_the_url_are_decoded():
