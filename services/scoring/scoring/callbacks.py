@@ -248,9 +248,14 @@ async def site_week(
     }
 
 
+def default_week(now: datetime, site_zone: ZoneInfo) -> str:
+    """The call-back board's week when none is asked: the ISO week of today on the site's own
+    clock (issue #15), not the reporting zone's (Sunday 23:30 in Guadeloupe is Monday in Paris)."""
+    return current_week(now.astimezone(site_zone).date())
+
+
 def callbacks_router(settings: ScoringSettings, auth: AdminAuth) -> APIRouter:
     router = APIRouter(tags=["managers"])
-    zone = ZoneInfo(settings.reporting_timezone)
     Admin = Annotated[Principal, Depends(auth)]
     Network = Annotated[str, Path(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9._:@/-]+$")]
 
@@ -264,14 +269,16 @@ def callbacks_router(settings: ScoringSettings, auth: AdminAuth) -> APIRouter:
         """Per site and ISO week of raising: alerts raised, handled within 48 h and 7 days,
         outcomes; and every alert of the site still open, with its age in days."""
         now = utc_now()
-        chosen = week or current_week(now.astimezone(zone).date())
         try:
-            start, end = week_bounds(chosen)
+            if week is not None:
+                week_bounds(week)
         except ValueError:
             raise HTTPException(422, "semaine invalide : attendu AAAA-Wnn, ex. 2026-W47") from None
         async with request.app.state.runtime.db_pool.acquire() as conn:
             await authorize(conn, principal, site_id)
             here = await site_clock(conn, site_id, default=settings.reporting_timezone)
+            chosen = week or default_week(now, here)  # today's week on the site's clock
+            start, end = week_bounds(chosen)
             counts = await site_week(  # the week's bounds on the site's own clock (issue #15)
                 conn, site_id=site_id, start=start, end=end, zone=here, as_of=now
             )

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import httpx
 import pytest
-from scoring import weekly_report
+from scoring import callbacks, weekly_report
 from scoring.settings import ScoringSettings
 
 from contracts.envelope import CloudEvent, new_event_id, utc_now
@@ -224,6 +224,22 @@ async def test_the_call_back_week_of_a_guadeloupe_site_is_its_own(stack, scoring
                                       headers=manager)  # fmt: skip
             assert answer.status_code == 200, answer.text
             assert answer.json()["raised"] == expected, week
+        # Without week=, the board opens on today's week on the site's own clock.
+        before = utc_now()
+        answer = await client.get(f"/v1/sites/{site}/callbacks", headers=manager)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["week"] in {  # the week may turn between the two clock reads
+            callbacks.default_week(moment, guadeloupe) for moment in (before, utc_now())
+        }
+
+
+def test_the_call_back_default_week_is_chosen_on_the_sites_clock():
+    """Issue #15: at Sunday 23:30 in Guadeloupe (Monday 05:30 in Paris), the call-back board's
+    default week is that Sunday's ISO week on the site's clock, not Paris's next one."""
+    guadeloupe = ZoneInfo("America/Guadeloupe")
+    sunday_night = datetime(2026, 11, 22, 23, 30, tzinfo=guadeloupe).astimezone(UTC)
+    assert callbacks.default_week(sunday_night, guadeloupe) == "2026-W47"
+    assert callbacks.default_week(sunday_night, ZoneInfo("Europe/Paris")) == "2026-W48"
 
 
 async def test_a_callback_for_an_unknown_alert_goes_to_the_dlq_with_its_reason(stack, scoring):
