@@ -37,8 +37,9 @@ GRANT SELECT ON reporting_team_results TO grafana_reader;
 -- share of reminded invitations answered after their reminder and the share of answers that came
 -- after it (domain.survey_channel_rows). Rates are blanked under the floor's answers.
 CREATE VIEW reporting_survey_channels AS
-WITH answers AS (
-    SELECT invitation_id, min(answered_at) AS answered_at FROM response_facts GROUP BY 1
+WITH answers AS (  -- by site too, so a board's site filter reaches response_facts_site_day
+    SELECT site_id, invitation_id, min(answered_at) AS answered_at FROM response_facts
+    GROUP BY 1, 2
 ), counts AS (
     SELECT f.site_id, date_trunc('week', f.sent_day)::date AS week_start,
         coalesce(f.survey_channel, 'inconnu') AS survey_channel,
@@ -46,7 +47,7 @@ WITH answers AS (
         count(*) FILTER (WHERE a.answered_at IS NOT NULL
                          AND (f.reminded_at IS NULL OR a.answered_at < f.reminded_at)) AS before,
         count(*) FILTER (WHERE a.answered_at >= f.reminded_at) AS after
-    FROM invitation_facts f LEFT JOIN answers a USING (invitation_id)
+    FROM invitation_facts f LEFT JOIN answers a USING (site_id, invitation_id)
     WHERE f.sent_day IS NOT NULL
     GROUP BY 1, 2, 3
 )
