@@ -105,20 +105,12 @@ def manager_router(settings: ScoringSettings, auth: AdminAuth) -> APIRouter:
                 cells = await extras.corrected_cells(
                     conn, settings, site_id=site_id, period=chosen, dimension=dimension
                 )
-                return {
-                    "site_id": site_id, "dimension": dimension, "answers": "user",
-                    **_period_json(chosen), "anonymity_floor": settings.anonymity_floor,
-                    "cells": [_cell_json(cell) for cell in cells],
-                }  # fmt: skip
+                return _cells_body(site_id, dimension, chosen, settings, cells, answers="user")
             cells = await extras.crm_cells(
                 conn, settings, site_id=site_id, period=chosen, start=start, end=end,
                 dimension=dimension,
             )  # fmt: skip
-        return {
-            "site_id": site_id, "dimension": dimension, **_period_json(chosen),
-            "anonymity_floor": settings.anonymity_floor,
-            "cells": [_cell_json(cell) for cell in cells],
-        }  # fmt: skip
+        return _cells_body(site_id, dimension, chosen, settings, cells)
 
     @router.get("/{site_id}/contacts", responses=ERRORS)
     async def contacts(
@@ -151,11 +143,7 @@ def manager_router(settings: ScoringSettings, auth: AdminAuth) -> APIRouter:
             await authorize(conn, principal, site_id)
             chosen, _, _ = await chosen_period(conn, site_id, period, week)
             cells = await extras.team_cells(conn, settings, site_id=site_id, period=chosen)
-        return {
-            "site_id": site_id, "dimension": "team", **_period_json(chosen),
-            "anonymity_floor": settings.anonymity_floor,
-            "cells": [_cell_json(cell) for cell in cells],
-        }  # fmt: skip
+        return _cells_body(site_id, "team", chosen, settings, cells)
 
     @router.get("/{site_id}/survey-channels", responses=ERRORS)
     async def survey_channels(
@@ -233,6 +221,18 @@ def _midnight(day: date, zone: ZoneInfo) -> datetime:
 
 def _period_json(period: domain.Period) -> dict[str, str]:
     return {"period": period.id, "start": period.start.isoformat(), "end": period.end.isoformat()}
+
+
+def _cells_body(
+    site_id: str, dimension: str, period: domain.Period, settings: ScoringSettings,
+    cells: list[domain.BreakdownCell], **extra: str,
+) -> dict[str, Any]:  # fmt: skip
+    """A breakdown's answer: its cells under the anonymity floor, for one site and period."""
+    return {
+        "site_id": site_id, "dimension": dimension, **extra, **_period_json(period),
+        "anonymity_floor": settings.anonymity_floor,
+        "cells": [_cell_json(cell) for cell in cells],
+    }  # fmt: skip
 
 
 def _cell_json(cell: domain.BreakdownCell) -> dict[str, Any]:

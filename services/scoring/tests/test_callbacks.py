@@ -39,12 +39,6 @@ ROOT = Path(__file__).resolve().parents[3]
 LOW = {"recommandation": 2, "satisfaction_globale": 2, "recontact": "oui"}
 
 
-@pytest.fixture(scope="module")
-def issuer(tmp_path_factory: pytest.TempPathFactory) -> tuple[LocalIssuer, str]:
-    local = LocalIssuer(issuer="http://127.0.0.1/dev-issuer", audience="enquetes-admin")
-    return local, local.write_jwks(tmp_path_factory.mktemp("jwks") / "jwks.json")
-
-
 def admin_of(issuer: tuple[LocalIssuer, str], network: str) -> dict[str, str]:
     return bearer(issuer[0].mint(subject=f"admin-{network}", roles=[NETWORK_ADMIN],
                                  network=network))  # fmt: skip

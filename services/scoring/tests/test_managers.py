@@ -36,12 +36,6 @@ SITES = {"mgr-site-a": "urssaf", "mgr-site-b": "urssaf", "mgr-site-c": "msa"}
 A, B, C = SITES
 
 
-@pytest.fixture(scope="module")
-def issuer(tmp_path_factory: pytest.TempPathFactory) -> tuple[LocalIssuer, str]:
-    local = LocalIssuer(issuer="http://127.0.0.1/dev-issuer", audience="enquetes-admin")
-    return local, local.write_jwks(tmp_path_factory.mktemp("jwks") / "jwks.json")
-
-
 def admin_of(issuer: tuple[LocalIssuer, str], network: str) -> dict[str, str]:
     return bearer(issuer[0].mint(subject=f"admin-{network}", roles=[NETWORK_ADMIN],
                                  network=network))  # fmt: skip

@@ -29,12 +29,6 @@ HISTOGRAM = "scoring_response_to_indicators_seconds"
 
 
 @pytest.fixture(scope="module")
-def issuer(tmp_path_factory: pytest.TempPathFactory) -> tuple[LocalIssuer, str]:
-    local = LocalIssuer(issuer="http://127.0.0.1/dev-issuer", audience="enquetes-admin")
-    return local, local.write_jwks(tmp_path_factory.mktemp("jwks") / "jwks.json")
-
-
-@pytest.fixture(scope="module")
 def scoring(stack: Any, issuer: tuple[LocalIssuer, str], tmp_path_factory: pytest.TempPathFactory):
     system = start_system(
         stack.env(), tmp_path_factory.mktemp("logs"), only=("scoring",),

@@ -99,12 +99,6 @@ class ScoringProcess:
 
 
 @pytest.fixture(scope="module")
-def issuer(tmp_path_factory: pytest.TempPathFactory) -> tuple[LocalIssuer, str]:
-    local = LocalIssuer(issuer="http://127.0.0.1/dev-issuer", audience="enquetes-admin")
-    return local, local.write_jwks(tmp_path_factory.mktemp("jwks") / "jwks.json")
-
-
-@pytest.fixture(scope="module")
 def network_admin(issuer: tuple[LocalIssuer, str]) -> dict[str, str]:
     """Headers of a network administrator of the test events' network."""
     return bearer(issuer[0].mint(subject="admin-urssaf", roles=[NETWORK_ADMIN], network="urssaf"))
@@ -1206,6 +1200,7 @@ async def test_rebuild_from_the_topics_equals_the_incremental_tallies(stack, sco
     done = await asyncio.to_thread(rebuild)
     assert done.returncode == 0, done.stdout + done.stderr
     report = last_json_line(done.stdout)
+    print("rebuild report:", {k: v for k, v in report.items() if k != "tables"})
     assert report["equal"] is True
     assert report["events_by_type"][RESPONSE_SUBMITTED.type] >= 5000
     assert report["duplicates"] >= 250 + 2  # the re-sent records, the triple send
