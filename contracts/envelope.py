@@ -35,6 +35,14 @@ def is_traceparent(value: str) -> bool:
     return _TRACEPARENT.fullmatch(value) is not None
 
 
+def is_tracestate(value: str) -> bool:
+    """Whether `value` is a W3C `tracestate`: at most 32 `key=value` members, printable ASCII."""
+    members = [member for member in (part.strip(" ") for part in value.split(",")) if member]
+    return len(members) <= TRACESTATE_MAX_MEMBERS and all(
+        _TRACESTATE_MEMBER.fullmatch(member) for member in members
+    )
+
+
 def schema_id(event_type: str) -> str:
     return f"{SCHEMA_ID_PREFIX}{event_type}"
 
@@ -88,13 +96,7 @@ class CloudEvent(BaseModel, Generic[DataT]):
     @field_validator("tracestate")
     @classmethod
     def _w3c_tracestate(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        members = [member.strip(" ") for member in value.split(",")]
-        members = [member for member in members if member]
-        if len(members) > TRACESTATE_MAX_MEMBERS or not all(
-            _TRACESTATE_MEMBER.fullmatch(member) for member in members
-        ):
+        if value is not None and not is_tracestate(value):
             raise ValueError("not a W3C tracestate (key=value members of printable ASCII)")
         return value
 

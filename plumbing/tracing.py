@@ -33,7 +33,7 @@ from opentelemetry.trace import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from contracts.envelope import CloudEvent, is_traceparent
+from contracts.envelope import CloudEvent, is_traceparent, is_tracestate
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -53,7 +53,10 @@ def span_context(traceparent: str | None, tracestate: str | None = None) -> Span
     if not traceparent or not is_traceparent(traceparent):
         return None
     _, trace_id, span_id, flags = traceparent.split("-")
-    state = TraceState.from_header([tracestate]) if tracestate else TraceState()
+    # A header from a browser may be anything: an invalid tracestate is dropped here, never
+    # handed to OpenTelemetry's parser, which logs the whole value back (2 KB, CR, LF...).
+    valid = tracestate is not None and is_tracestate(tracestate)
+    state = TraceState.from_header([tracestate]) if tracestate and valid else TraceState()
     return SpanContext(
         trace_id=int(trace_id, 16),
         span_id=int(span_id, 16),

@@ -4,6 +4,7 @@ spans kept in its in-memory exporter)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -220,3 +221,16 @@ def test_stopping_never_waits_long_for_a_collector_that_is_away() -> None:
     started = time.monotonic()
     tracing.shutdown(timeout=0.5)
     assert time.monotonic() - started < 1.5
+
+
+def test_a_hostile_tracestate_header_is_dropped_without_echoing_it_in_the_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A phone's request may carry any `tracestate`: the parent is kept, the state dropped, and
+    nothing of the header reaches a log line (OpenTelemetry's parser logged it whole)."""
+    hostile = "a" * 2000 + "=x,\x00\r\nX-Injected: 1" + ",k=v" * 100
+    with caplog.at_level(logging.DEBUG):
+        context = span_context(TRACEPARENT, hostile)
+    assert context is not None and context.trace_id == int(TRACEPARENT.split("-")[1], 16)
+    assert len(context.trace_state) == 0
+    assert "aaaa" not in caplog.text and "Injected" not in caplog.text
