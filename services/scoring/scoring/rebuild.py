@@ -62,6 +62,7 @@ REBUILT_TABLES = (
 # not compared.
 SCRATCH_TABLES = (*REBUILT_TABLES, "tally_cells", "sites", "inbox", "alerts")
 IDLE_POLLS_AT_END = 3
+IDLE_POLLS_GIVING_UP = 100  # 30 s without a record while short of the end: the broker is away
 
 
 @dataclass
@@ -70,6 +71,8 @@ class ReplayCounts:
     invalid: int = 0
     duplicates: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
+    # per partition: first offset read, last offset read, records read (a gap shows)
+    offsets: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def responses(self) -> int:
@@ -95,6 +98,7 @@ async def rebuild(settings: ScoringSettings) -> dict[str, Any]:
         "tables": tables,
         "replayed_records": counts.records, "invalid_records": counts.invalid,
         "duplicates": counts.duplicates, "events_by_type": counts.by_type,
+        "offsets": counts.offsets,
         "seconds": round(seconds, 3),
         "responses_per_second": round(counts.responses / seconds, 1) if seconds else None,
     }  # fmt: skip
@@ -124,11 +128,18 @@ async def replay(
     counts = ReplayCounts()
     try:
         partitions = await _assign_from_start(consumer)
+        ends = await consumer.end_offsets(partitions)  # what was there when the rebuild began
         idle = 0
-        while idle < IDLE_POLLS_AT_END or not await _at_end(consumer, partitions):
+        while idle < IDLE_POLLS_AT_END or not await _at_end(consumer, ends):
             batch = await consumer.getmany(timeout_ms=300, max_records=5000)
             idle = 0 if batch else idle + 1
+            if idle >= IDLE_POLLS_GIVING_UP:
+                raise RuntimeError(f"rebuild: no record for 30 s, short of the end {ends}")
             for partition, records in batch.items():
+                seen = counts.offsets.setdefault(
+                    f"{partition.topic}/{partition.partition}", [records[0].offset, 0, 0]
+                )
+                seen[1:] = [records[-1].offset, seen[2] + len(records)]
                 await _fold(connection, handler, _topic(partition.topic), records, counts)
     finally:
         await consumer.stop()
@@ -147,14 +158,23 @@ async def _assign_from_start(consumer: AIOKafkaConsumer) -> list[TopicPartition]
     return partitions
 
 
-async def _at_end(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> bool:
-    # highwater(), not end_offsets(): Tansu reports wrong end offsets. A partition never
-    # fetched has no highwater yet; after idle polls that means it is empty.
-    for partition in partitions:
-        highwater = consumer.highwater(partition)
-        if highwater is not None and await consumer.position(partition) < highwater:
+async def _at_end(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    for partition, end_at_start in ends.items():
+        position = await consumer.position(partition)
+        if not caught_up(position, consumer.highwater(partition), end_at_start):
             return False
     return True
+
+
+def caught_up(position: int, highwater: int | None, end_at_start: int) -> bool:
+    """Whether a partition is read to its end, by two marks that each may fall short.
+
+    The end offset asked when the rebuild began: Kafka's is exact; Tansu's is one past the
+    first record of the last batch, and a fetch brings a batch whole, so reaching it means the
+    batch is in hand. The highwater of the latest fetch: exact on both, but unknown before the
+    first fetch, and under load a rebuild once stopped on it one record short of the end (the
+    idle polls had run out while the last fetch was still on its way)."""
+    return position >= end_at_start and (highwater is None or position >= highwater)
 
 
 def _topic(name: str) -> Topic:
