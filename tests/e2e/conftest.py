@@ -32,8 +32,9 @@ def admin_system(
         {
             "ADMIN_JWKS_URL": jwks_url,
             "ADMIN_ISSUER": local.issuer,
-            # SMS too at any hour (Sundays and holidays still wait, as the rules say).
+            # SMS too at any hour, on any day: the tests run whenever the clock says.
             "DEFAULT_RULES": '{"delay_minutes": 0, "email_uses_sms_window": false, '
-            '"window_start_hour": 0, "window_end_hour": 24}',
+            '"window_start_hour": 0, "window_end_hour": 24, '
+            '"rest_on_sundays_and_holidays": false}',
         },
     )

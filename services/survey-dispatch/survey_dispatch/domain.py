@@ -56,6 +56,9 @@ class Rules:
     holiday_subdivision: str | None = None  # None = metropolitan France; "GP", "RE"... overseas
     window_start_hour: int = 8
     window_end_hour: int = 20  # sends allowed in [start, end) local time, Monday to Saturday
+    # No SMS (nor windowed e-mail) on Sundays and public holidays; a network may lift it, and
+    # the end-to-end tests do, since they run on whatever day the clock says.
+    rest_on_sundays_and_holidays: bool = True
     sampling_salt: str = ""
     questionnaire_version: str | None = None  # None = the service's default version
     # motif -> version, over `questionnaire_version` for that motif's contacts
@@ -221,6 +224,7 @@ _RULE_PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "holiday_subdivision": _as_optional_str,
     "window_start_hour": _as_int,
     "window_end_hour": _as_int,
+    "rest_on_sundays_and_holidays": _as_bool,
     "sampling_salt": _as_str,
     "questionnaire_version": _as_optional_str,
     "motif_questionnaires": _as_str_map,
@@ -537,6 +541,8 @@ def is_allowed_time(moment: datetime, rules: Rules) -> bool:
 
 
 def _is_sending_day(day: date, rules: Rules) -> bool:
+    if not rules.rest_on_sundays_and_holidays:
+        return True
     return day.weekday() != 6 and day not in _holiday_calendar(rules.holiday_subdivision)
 
 

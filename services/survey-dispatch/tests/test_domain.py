@@ -871,3 +871,14 @@ def test_the_link_validity_follows_the_expiry_rule_and_never_promises_more() -> 
     assert link_validity(reminder, reminder=True) == "valable encore 2 jours"
     assert link_validity(timedelta(hours=5, minutes=30), reminder=True) == "valable encore 5 heures"
     assert link_validity(timedelta(minutes=59), reminder=True) == "valable encore moins d'une heure"
+
+
+def test_a_network_may_send_on_sundays_and_holidays() -> None:
+    christmas, sunday = paris(2026, 12, 25, 10, 0), paris(2026, 11, 22, 10, 0)
+    assert not is_allowed_time(christmas, Rules())
+    assert not is_allowed_time(sunday, Rules())
+    every_day = Rules.from_mapping({"rest_on_sundays_and_holidays": False}, None)
+    assert is_allowed_time(christmas, every_day)
+    assert next_allowed_time(sunday, every_day) == sunday
+    with pytest.raises(ValueError, match="rest_on_sundays_and_holidays"):
+        Rules.from_mapping({"rest_on_sundays_and_holidays": "non"}, None)
