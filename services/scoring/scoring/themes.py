@@ -91,6 +91,15 @@ LEXICON: tuple[_Entry, ...] = (
     _e("sans$ regard", REP, FIXED),
     _e("lu$", REP, GOOD),
     _e("reponse precis", REP, GOOD),
+    _e("prise$|pris$|prendre$ en$ compte", REP, GOOD),
+    _e("cote plaque", REP, BAD),
+    _e("conais dosier|situation|cas$", REP, GOOD),
+    _e("conais bien$ dosier|situation|cas$", REP, GOOD),
+    _e("reponse complet", REP, GOOD),
+    _e("reponse vague", REP, BAD),
+    _e("sans$ raport", REP, FIXED),
+    _e("regard dosier", REP, GOOD),
+    _e("lisent$|lit$|lire$", REP, GOOD),
     _e("repondu precis", REP, GOOD),
     # clarté
     _e("clair", CLA, GOOD),
@@ -112,6 +121,12 @@ LEXICON: tuple[_Entry, ...] = (
     _e("fournir$", CLA, TOPIC),
     _e("enfin compris$", CLA, GOOD),
     _e("compris$ explica", CLA, TOPIC),
+    _e("limpid", CLA, GOOD),
+    _e("renseign", CLA, TOPIC),
+    _e("_je_compr_", CLA, TOPIC),
+    _e("info$|infos$", CLA, TOPIC),
+    _e("pedago", CLA, GOOD),
+    _e("adreser$", CLA, TOPIC),
     # facilité de contact
     _e("joindr", CON, TOPIC),
     _e("joignabl", CON, GOOD),
@@ -133,6 +148,10 @@ LEXICON: tuple[_Entry, ...] = (
     _e("adrese mail", CON, TOPIC),
     _e("contacter$|contact$", CON, TOPIC),
     _e("humain", CON, TOPIC),
+    _e("humaine$|humaines$", COM, GOOD),
+    _e("mails$|courriels$", CON, TOPIC),
+    _e("parler$ quelqu", CON, TOPIC),
+    _e("robot", CON, BAD),
     _e("racroch", CON, BAD),
     _e("sone$", CON, TOPIC),
     _e("obtenir|avoir$|prendre$|prise$ rendez", CON, TOPIC),
@@ -149,6 +168,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("juge", COM, BAD),
     _e("idiot", COM, BAD),
     _e("coup parole", COM, BAD),
+    _e("lais parl", COM, GOOD),
     # prise en charge
     _e("prise$|pris$ en$ charg", PEC, GOOD),
     _e("pris$ main$", PEC, GOOD),
@@ -176,6 +196,20 @@ LEXICON: tuple[_Entry, ...] = (
     _e("bloqu", PEC, BAD),
     _e("recommenc", PEC, BAD),
     _e("revenir", PEC, BAD),
+    _e("egar", PEC, BAD),
+    _e("meme$|memes$ papier|document|piece|probleme", PEC, BAD),
+    _e("tenu$|tenue$|tenus$ informe", PEC, GOOD),
+    _e("solution", PEC, GOOD),
+    _e("previen|prevenu", PEC, TOPIC),
+    _e("clotur", PEC, TOPIC),
+    _e("acuse reception", PEC, TOPIC),
+    _e("reexpliqu", PEC, BAD),
+    _e("interlocuteur diferent", PEC, BAD),
+    _e("leur$ service$", PEC, TOPIC),
+    _e("oubli", PEC, BAD),
+    _e("sans$ ereur", PEC, GOOD),
+    _e("orient", PEC, GOOD),
+    _e("mal$ orient", PEC, BAD),
     # délais
     _e("rapid", DEL, GOOD),
     _e("vite$", DEL, GOOD),
@@ -190,10 +224,16 @@ LEXICON: tuple[_Entry, ...] = (
     _e("traine$|trainent$", DEL, BAD),
     _e("interminabl", DEL, BAD),
     _e("tout$ suite$", DEL, GOOD),
-    _e("_duree_", DEL, BAD),
+    _e("_duree_", DEL, (-1, 0)),  # « pas de réponse depuis 3 semaines » is no praise
     _e("en$ _duree_", DEL, GOOD),
-    _e("heures$|semaines$|mois$|jours$", DEL, BAD),
-    _e("depuis", DEL, BAD),
+    _e("heures$|semaines$|mois$|jours$", DEL, FIXED),
+    _e("depuis", DEL, FIXED),
+    _e("sous$ _duree_", None, (0, 0)),
+    _e("lendemain", DEL, GOOD),
+    _e("monde$", DEL, TOPIC),
+    _e("tout$ monde$", None, (0, 0)),
+    _e("temps$ fou$", DEL, BAD),
+    _e("pris$ temps$ fou$", DEL, BAD),
     # courtoisie
     _e("acueil", COU, TOPIC),
     _e("acueilan", COU, GOOD),
@@ -225,6 +265,15 @@ LEXICON: tuple[_Entry, ...] = (
     _e("adorabl", COU, GOOD),
     _e("charmant", COU, GOOD),
     _e("patien", COU, GOOD),
+    _e("bien$ recu$|recue$|recus$|recues$", COU, GOOD),
+    _e("derang", COU, BAD),
+    _e("nez$", COU, BAD),
+    _e("presse$|pressee$|presses$", COU, BAD),
+    _e("expeditif|expeditive", COU, BAD),
+    _e("insult", COU, BAD),
+    _e("arogan", COU, BAD),
+    _e("betail", COU, BAD),
+    _e("traite$|traites$|traitee$|traitees$ comme$", COU, BAD),
     # autre
     _e("gare", AUT, TOPIC),
     _e("parking", AUT, TOPIC),
@@ -248,6 +297,15 @@ LEXICON: tuple[_Entry, ...] = (
     _e("samedi", AUT, TOPIC),
     _e("distributeur", AUT, TOPIC),
     _e("plus$ pres$", AUT, TOPIC),
+    _e("bug|beug", AUT, BAD),
+    _e("bruyant", AUT, BAD),
+    _e("climatis", AUT, TOPIC),
+    _e("velo", AUT, TOPIC),
+    _e("fait$ froid$|chaud$", AUT, BAD),
+    _e("fait$ trop$ froid$|chaud$", AUT, BAD),
+    _e("rampe$", AUT, TOPIC),
+    _e("fauteuil", AUT, TOPIC),
+    _e("ferme$|fermee$|fermes$|fermees$|fermeture", AUT, BAD),
     # tone only
     _e("merci", None, GOOD),
     _e("bravo", None, GOOD),
@@ -272,7 +330,22 @@ LEXICON: tuple[_Entry, ...] = (
     _e("facil", None, GOOD),
     _e("marche$|fonctione", None, GOOD),
     _e("pris$ temps$", None, GOOD),
-    _e("nul$|nule$", None, BAD),
+    _e("correct$|correcte$|corrects$|correctes$", None, GOOD),
+    _e("ok$", None, GOOD),
+    _e("competen", None, GOOD),
+    _e("incompetent", None, BAD),
+    _e("pro$|profesionel", None, GOOD),
+    _e("plein$|pleine$|pleins$|pleines$", None, BAD),
+    _e("mal$ francais$", None, (0, 0)),
+    _e("nul$|nule$|nuls$|nules$", None, BAD),
+    _e("nule$ part$", None, FIXED),
+    _e("importe quoi$", None, FIXED),
+    _e("catastroph", None, BAD),
+    _e("deplorabl", None, BAD),
+    _e("desastr", None, BAD),
+    _e("horibl", None, BAD),
+    _e("nickel", None, GOOD),
+    _e("pas$ jour$", None, FIXED),
     _e("decu", None, BAD),
     _e("lamentabl", None, BAD),
     _e("scandal", None, BAD),
@@ -376,6 +449,8 @@ SPELLING = {
     "jariv": "arrive",
     "mont": "ont",
     "rep0nse": "reponse",
+    "koi": "quoi",
+    "nimporte": "importe",
 }
 _SUGGESTION_WORDS = ("faudr", "devri", "pourri", "pourait", "aimerai", "souhait", "sugger")
 _SERAIT_AFTER = frozenset(
@@ -398,10 +473,44 @@ _SERAIT_AFTER = frozenset(
 _IMPERATIVE_START = frozenset(["metre", "ajouter", "instaler", "prevoir", "proposer", "creer"])
 
 _REDACTION = re.compile(r"\[[^\]]*\]")
-_DURATION = re.compile(
-    r"\b\d+\s*(?:h|heures?|minutes?|mins?|mn|semaines?|mois|jours?|ans?)(?:\d+)?\b"
+# A time of day (« entre 9h et 12h », « à 14h ») is no duration.
+_CLOCK = re.compile(
+    r"\b(?:entre|a|vers|des)\s+\d{1,2}\s*h\d{0,2}(?:\s+(?:et|a)\s+\d{1,2}\s*h\d{0,2})?\b"
 )
-_TIMES = re.compile(r"\b(?:\d+|deux|trois|quatre|cinq|six|dix|quinze|vingt|plusieurs)\s+fois\b")
+_DURATION = re.compile(
+    r"\b(?:\d+\s*(?:h|heures?|minutes?|mins?|mn|semaines?|mois|jours?|ans?)(?:\d+)?"
+    r"|une?\s+(?:heure|semaine|mois|an)"
+    r"|(?:deux|trois|quatre|cinq|six|sept|huit|dix|quinze|vingt|trente|quarante|plusieurs)\s+"
+    r"(?:heures|minutes|semaines|mois|jours|ans))\b"
+)
+_TIMES = re.compile(
+    r"\b(?:(?:\d+|deux|trois|quatre|cinq|six|dix|quinze|vingt|plusieurs)"
+    r"|(?:\d+|deux|trois|quatr|cinqu|six|dix)(?:e|eme|ieme))\s+fois\b"
+)
+# Who did not understand: « je n'ai rien compris », « on ne comprend rien » (the user: clarity),
+# not « elle n'a pas compris ma demande », « j'ai été bien compris » (the agent: comprehension).
+_FIRST_PERSON = frozenset(["je", "j", "on"])
+_OTHER_PERSON = frozenset(
+    [
+        "il",
+        "elle",
+        "ils",
+        "elles",
+        "qui",
+        "m",
+        "ma",
+        "nous",
+        "ete",
+        "agent",
+        "conseiller",
+        "conseillere",
+        "personne",
+        "dame",
+        "monsieur",
+        "madame",
+    ]
+)
+_USER_UNDERSTOOD = "_je_compr_"
 _CLAUSE = re.compile(r"[.!?;,:()\n]+|\bmais\b|\bms\b")
 _WORD = re.compile(r"[a-z0-9_]+")
 _DOUBLE = re.compile(r"(.)\1+")
@@ -456,6 +565,22 @@ def _fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+def _who_understood(words: list[str]) -> list[str]:
+    """Words to match: a form of « comprendre » whose subject is the user becomes a clarity
+    marker: the nearest person before it decides, or a clause that opens on « rien/pas compris »."""
+    marked = list(words)
+    for index, word in enumerate(words):
+        if not word.startswith("compr") or word.startswith(("comprehensi", "comprehensibl")):
+            continue
+        before = words[:index]
+        person = next((w for w in reversed(before) if w in _FIRST_PERSON | _OTHER_PERSON), None)
+        if person in _FIRST_PERSON or (
+            person is None and before and all(w in NEGATORS for w in before)
+        ):
+            marked[index] = _USER_UNDERSTOOD
+    return marked
+
+
 def _word_matches(options: tuple[tuple[str, bool], ...], word: str) -> bool:
     return any(word == stem if exact else word.startswith(stem) for stem, exact in options)
 
@@ -480,6 +605,7 @@ def _suggestion(words: list[str]) -> list[str]:
 def tag(text: str) -> Tagging:
     """Themes and tone of one verbatim, with the words that triggered each."""
     folded = _fold(_REDACTION.sub(" . ", text)).replace("’", " ").replace("'", " ")
+    folded = _CLOCK.sub(" _heure_ ", folded)
     folded = _DURATION.sub(" _duree_ ", folded)
     folded = _TIMES.sub(" _fois_ ", folded)
     theme_words: dict[str, list[str]] = {}
@@ -492,22 +618,27 @@ def tag(text: str) -> Tagging:
         # (word for matching, surface word, negated)
         content: list[tuple[str, str, bool]] = []
         negated = False
-        for word in raw:
+        for marked, word in zip(_who_understood(raw), raw, strict=True):
             if word in STOPWORDS:
                 continue
-            content.append((_collapse(word), word, negated))
+            content.append((_collapse(marked), word, negated))
             if word in NEGATORS:
                 negated = True
         index = 0
+        intensifier: str | None = None  # « trop » right before praise: « trop sympa »
         while index < len(content):
             hit = _match(content, index)
             if hit is None:
                 index += 1
+                intensifier = None
                 continue
             entry = hit
             span = content[index : index + len(entry.alternatives)]
             surface = " ".join(s for _, s, _ in span)
             polarity = entry.negated if span[0][2] else entry.plain
+            if intensifier is not None and polarity > 0:
+                negative.remove(intensifier)
+            intensifier = surface if surface == "trop" and polarity < 0 else None
             if entry.theme is not None:
                 theme_words.setdefault(entry.theme, []).append(surface)
             if polarity > 0:
@@ -523,7 +654,8 @@ def tag(text: str) -> Tagging:
     elif positive:
         tone, tone_words = "satisfaction", positive
     else:
-        tone, tone_words = "neutre", []
+        # topic words with no opinion (« j'ai appelé pour un changement d'adresse »): no theme
+        tone, tone_words, theme_words = "neutre", [], {}
     themes = tuple(
         ThemeTag(theme, tuple(theme_words[theme])) for theme in THEMES if theme in theme_words
     )

@@ -13,22 +13,23 @@ pytestmark = pytest.mark.unit
 
 CORPUS = Path(__file__).parent / "data" / "verbatims_fr.jsonl"
 
-# Measured on the held-out part (77 verbatims never used to tune the lexicon) when the tagger
-# was written; the floor is these figures minus MARGIN. Labels with support < 5 on the held-out
-# part (comprehension 4, autre 3, neutre 3) are noisy: one verbatim moves them by 0.25+.
+# Measured on the held-out part (140 verbatims never used to tune the lexicon, written
+# before the tagger ran on them) after the last lexicon change; the floor is these figures minus
+# MARGIN. Labels with support < 10 on the held-out part (comprehension 8, autre 9, neutre 8)
+# are noisy: one verbatim moves them by 0.1+.
 HELD_OUT_MEASURED = {
-    "reponse_personnalisee": (1.0, 1.0),
-    "clarte": (1.0, 1.0),
-    "facilite_contact": (1.0, 0.929),
-    "comprehension": (1.0, 1.0),
-    "prise_en_charge": (0.75, 1.0),
-    "delais": (0.917, 1.0),
-    "courtoisie": (1.0, 0.947),
-    "autre": (1.0, 1.0),
-    "tone:irritant": (1.0, 0.977),
-    "tone:satisfaction": (1.0, 1.0),
+    "reponse_personnalisee": (1.0, 0.909),
+    "clarte": (0.933, 0.933),
+    "facilite_contact": (0.95, 0.905),
+    "comprehension": (1.0, 0.875),
+    "prise_en_charge": (0.773, 0.944),
+    "delais": (0.87, 0.952),
+    "courtoisie": (0.967, 0.879),
+    "autre": (1.0, 0.778),
+    "tone:irritant": (0.986, 0.933),
+    "tone:satisfaction": (1.0, 0.978),
     "tone:suggestion": (1.0, 1.0),
-    "tone:neutre": (0.75, 1.0),
+    "tone:neutre": (0.615, 1.0),
 }
 MARGIN = 0.05
 
@@ -119,6 +120,53 @@ def test_a_redaction_tag_inside_a_verbatim_adds_nothing() -> None:
     plain = tag("Merci à Madame pour sa gentillesse.")
     redacted = tag("Merci à Madame [nom] pour sa gentillesse.")
     assert redacted == plain
+
+
+def test_a_name_redacted_to_its_tag_keeps_the_courtesy_praise() -> None:
+    tagging = tag("Mme [nom] très aimable")
+    assert tagging.theme_names == {"courtoisie"}
+    assert tagging.tone == "satisfaction"
+
+
+def test_trop_before_praise_is_an_intensifier_not_a_complaint() -> None:
+    assert tag("C'était trop bien, conseillère trop gentille.").tone == "satisfaction"
+    assert tag("Trop long, trop compliqué.").tone == "irritant"
+
+
+def test_a_time_of_day_is_not_a_wait() -> None:
+    assert "delais" not in themes_of("On ne peut appeler qu'entre 9h et 12h, c'est trop court.")
+    assert "delais" in themes_of("Attente de 2h pour 5 minutes de rendez-vous.")
+
+
+def test_a_duration_in_words_is_a_wait() -> None:
+    assert words_of(tag("Dossier traité en une semaine."), "delais") == ("en _duree_",)
+
+
+def test_a_negated_duration_is_no_praise() -> None:
+    assert tag("Pas de réponse à mes mails depuis trois semaines.").tone == "irritant"
+
+
+@pytest.mark.parametrize(
+    ("text", "theme"),
+    [
+        ("Je n'ai rien compris au courrier.", "clarte"),
+        ("On ne comprend rien au formulaire.", "clarte"),
+        ("Rien compris aux explications.", "clarte"),
+        ("Elle n'a pas compris ma demande.", "comprehension"),
+        ("Il m'a pas compris.", "comprehension"),
+        ("J'ai été bien compris.", "comprehension"),
+    ],
+)
+def test_who_did_not_understand_decides_clarity_or_comprehension(text: str, theme: str) -> None:
+    assert themes_of(text) - {"autre"} == {theme}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["J'ai appelé pour un changement d'adresse.", "Je suis venue pour mon formulaire."],
+)
+def test_a_topic_mentioned_without_an_opinion_is_no_theme(text: str) -> None:
+    assert tag(text) == Tagging((), "neutre", ())
 
 
 @pytest.mark.parametrize(
