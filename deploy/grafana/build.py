@@ -180,6 +180,22 @@ def custom_variable(name: str, label: str, values: list[str]) -> dict[str, Any]:
     }
 
 
+def labelled_variable(name: str, label: str, options: list[tuple[str, str]]) -> dict[str, Any]:
+    """A fixed list shown in words, its value a code (Grafana's « text : value » custom list)."""
+    first_text, first_value = options[0]
+    return {
+        "type": "custom",
+        "name": name,
+        "label": label,
+        "query": ",".join(f"{text} : {value}" for text, value in options),
+        "current": {"text": first_text, "value": first_value},
+        "options": [
+            {"text": text, "value": value, "selected": i == 0}
+            for i, (text, value) in enumerate(options)
+        ],
+    }
+
+
 def text_variable(name: str, label: str, default: str = "") -> dict[str, Any]:
     return {
         "type": "textbox",
@@ -237,6 +253,25 @@ def dashboard(
 # --------------------------------------------------------------------------- site manager's board
 
 SITE_WEEK = "site_id = '${site}' AND week = '${week}'"
+# Issue #17: the tagger's themes and tones (scoring.themes; deploy never imports a service, the
+# tests compare the lists), « non classé » for a verbatim received before tagging.
+VERBATIM_THEMES = [
+    ("Réponse personnalisée", "reponse_personnalisee"),
+    ("Clarté de la réponse", "clarte"),
+    ("Facilité pour nous contacter", "facilite_contact"),
+    ("Compréhension de la demande", "comprehension"),
+    ("Prise en charge de la demande", "prise_en_charge"),
+    ("Délais de traitement", "delais"),
+    ("Courtoisie", "courtoisie"),
+    ("Autre", "autre"),
+]
+VERBATIM_TONES = [
+    ("Irritant", "irritant"),
+    ("Satisfaction", "satisfaction"),
+    ("Suggestion", "suggestion"),
+    ("Neutre", "neutre"),
+    ("Non classé", "non_classe"),
+]
 WEEK_START = "to_date('${week}-1', 'IYYY-\"W\"IW-ID')"
 INDICATORS = [
     ("nps", "NPS (recommandation)", "none"),
@@ -325,18 +360,40 @@ def site_board() -> dict[str, Any]:
             description="Aucune ligne sous 5 réponses (seuil d'anonymat).",
         ),
         table(
+            "Principaux irritants",
+            f"""
+            SELECT label AS "Thème", irritants AS "Nombre",
+                {shown("previous_mean")} AS "Moyenne des 4 semaines précédentes",
+                trend_text AS "Tendance"
+            FROM scoring.reporting_weekly_irritants WHERE {SITE_WEEK} ORDER BY rank""",
+            w=12,
+            description="Thèmes des verbatims au ton irritant de la semaine (étiquetés à "
+            "l'arrivée, mots déclencheurs dans le panneau des verbatims), avec la tendance de "
+            "leur part des réponses par rapport aux quatre semaines précédentes : « stable » "
+            "quand l'écart reste dans la marge d'incertitude à 95 % (Newcombe). Masqué sous 5 "
+            "réponses (seuil d'anonymat).",
+        ),
+        table(
             "Verbatims de la semaine",
             f"""
             SELECT answered_at AS "Reçu le", channel AS "Canal", motif AS "Motif",
                 satisfaction_globale AS "Satisfaction", recommandation AS "Recommandation",
-                effort AS "Effort", verbatim AS "Verbatim"
-            FROM survey_responses.reporting_verbatims
-            WHERE {SITE_WEEK} AND verbatim ILIKE '%' || '${{verbatim_filter}}' || '%'
+                effort AS "Effort", verbatim AS "Verbatim", themes AS "Thèmes", tone AS "Ton",
+                trigger_words AS "Mots déclencheurs"
+            FROM scoring.reporting_verbatims
+            WHERE {SITE_WEEK}
+                AND strpos(lower(verbatim), lower(${{verbatim_filter:sqlstring}})) > 0
+                AND (${{verbatim_theme:sqlstring}} = 'tous'
+                     OR ${{verbatim_theme:sqlstring}} = ANY (theme_codes))
+                AND (${{verbatim_tone:sqlstring}} = 'tous'
+                     OR tone_code = ${{verbatim_tone:sqlstring}})
             ORDER BY answered_at DESC""",
             w=24,
             h=10,
-            description="Texte libre des usagers, pour l'équipe : jamais publié. Filtrez "
-            "avec la variable « Filtre verbatims » ou les en-têtes de colonnes.",
+            description="Texte libre des usagers (expurgé à la réception), pour l'équipe : "
+            "jamais publié. Thèmes et ton étiquetés à l'arrivée avec les mots qui les ont "
+            "déclenchés ; « non classé » : reçu avant l'étiquetage. Filtrez avec les variables "
+            "« Filtre verbatims », « Thème » et « Ton » ou les en-têtes de colonnes.",
         ),
         stat(
             "Rappels : détracteurs de la semaine",
@@ -426,6 +483,8 @@ def site_board() -> dict[str, Any]:
                      WHERE site_id = '${site}' ORDER BY 1 DESC""",
         ),
         text_variable("verbatim_filter", "Filtre verbatims"),
+        labelled_variable("verbatim_theme", "Thème", [("Tous", "tous"), *VERBATIM_THEMES]),
+        labelled_variable("verbatim_tone", "Ton", [("Tous", "tous"), *VERBATIM_TONES]),
     ]
     return dashboard(
         "enquetes-site-weekly", "Enquêtes à chaud — revue hebdomadaire du site", panels, variables

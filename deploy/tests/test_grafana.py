@@ -20,7 +20,8 @@ from typing import Any
 
 import asyncpg
 import pytest
-from scoring import domain, repository
+from scoring import domain, irritants, repository
+from scoring.themes import THEMES, TONES, tag
 
 from contracts import figures, questionnaire
 from contracts.events import SiteIndicatorsUpdated
@@ -45,6 +46,8 @@ VARIABLES = {
     "week": "2026-W47",
     "indicator": "satisfaction",
     "verbatim_filter": "",
+    "verbatim_theme": "tous",
+    "verbatim_tone": "tous",
     "public_floor": "30",
     "public_period": "rolling_90d",
 }
@@ -74,9 +77,18 @@ def sql_queries() -> list[tuple[str, str, str]]:
     return queries
 
 
-def substitute(sql: str) -> str:
-    """Grafana's interpolation of ${name} variables, as it does for single-value variables."""
-    return re.sub(r"\$\{(\w+)\}", lambda match: VARIABLES[match.group(1)], sql)
+def substitute(sql: str, **values: str) -> str:
+    """Grafana's interpolation of ${name} variables, as it does for single-value variables:
+    raw, or with `:sqlstring` quoted and its quotes doubled."""
+
+    def value(match: re.Match[str]) -> str:
+        text = values.get(match.group(1), VARIABLES.get(match.group(1), ""))
+        if match.group(2) == "sqlstring":
+            return "'" + text.replace("'", "''") + "'"
+        assert match.group(2) is None, match.group(0)
+        return text
+
+    return re.sub(r"\$\{(\w+)(?::(\w+))?\}", value, sql)
 
 
 def test_committed_dashboards_match_the_generator():
@@ -140,7 +152,8 @@ async def seed_response(
     closed_at = datetime.combine(monday + timedelta(days=number % 5), datetime.min.time(), UTC)
     closed_at += timedelta(hours=9, minutes=number)
     key = f"{site_id}-{monday.isoformat()}-{number}"
-    answers = simulator.answers() | {"suggestion": f"Verbatim {number}", "recommandation": 3}
+    answers = simulator.answers() | {"suggestion": verbatim_text(monday, number),
+                                     "recommandation": 3}  # fmt: skip
     if number % 3:
         answers["recommandation"] = 9
     await connection.execute(
@@ -166,6 +179,22 @@ async def seed_response(
         " VALUES ($1, $1, $2::jsonb, $3)", key, json.dumps(answers), answered_at,
     )  # fmt: skip
     await seed_scoring(connection, key, site, closed_at, channel, motif, answers)
+
+
+# Issue #17: W46 has 5 complaints about waiting on the phone and 5 about the welcome; W47 has
+# 20 about waiting (a rise) and 5 about the welcome (stable); one W47 verbatim is untagged.
+WAITING = "Trop d'attente au téléphone, personne ne décroche"
+WELCOME = "L'accueil était désagréable"
+OTHERS = ("Conseillère très aimable, merci", "Il faudrait ouvrir le samedi", "RAS",
+          "Réponse claire et rapide")  # fmt: skip
+
+
+def verbatim_text(monday: date, number: int) -> str:
+    if number % 8 == 1:
+        return WELCOME
+    if number % 8 == 0 or (monday == WEEKS["2026-W47"] and number % 2 == 0):
+        return WAITING
+    return f"{OTHERS[number % len(OTHERS)]} ({number})"
 
 
 async def seed_scoring(
@@ -194,6 +223,21 @@ async def seed_scoring(
     )  # fmt: skip
     # Issue #15: the response's facts (team) and its invitation's (survey channel, reminder).
     number = int(key.rsplit("-", 1)[1])
+    # Issue #17: the verbatim as scoring's consumer stores it, tagged (the last one untagged).
+    tagging = tag(str(answers["suggestion"]))
+    tagged = number != RESPONSES_PER_SITE_WEEK - 1
+    await connection.execute(
+        "INSERT INTO scoring.verbatims (response_id, site_id, day, channel, motif, text, "
+        "satisfaction, recommandation, contact_id, themes, tone, trigger_words, effort) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $1, $9, $10, $11::jsonb, $12)",
+        key, site_id, day, channel, motif, answers["suggestion"],
+        answers.get("satisfaction_globale"), answers.get("recommandation"),
+        [t.theme for t in tagging.themes] if tagged else None,
+        tagging.tone if tagged else None,
+        json.dumps({"themes": {t.theme: list(t.words) for t in tagging.themes},
+                    "tone": list(tagging.tone_words)}) if tagged else None,
+        answers.get("effort"),
+    )  # fmt: skip
     answered_at = closed_at + timedelta(hours=1)
     reminded_at = closed_at + timedelta(minutes=30) if number % 4 == 0 else None
     await connection.execute(
@@ -585,3 +629,99 @@ async def test_the_views_know_the_items_of_every_questionnaire_version(reporting
         for version, form in questionnaire.load_all().items()
         for item in form.items
     }
+
+
+# --------------------------------------------------------------------------- issue #17
+
+VERBATIMS_PANEL = "Verbatims de la semaine"
+
+
+def site_panel_sql(title: str) -> str:
+    [panel] = [p for p in load_build().site_board()["panels"] if p["title"] == title]
+    return panel["targets"][0]["rawSql"]
+
+
+@pytest.mark.integration
+async def test_a_quote_in_the_verbatim_filter_filters_instead_of_breaking_the_panel(reporting_db):
+    """The text filter was pasted raw into '%...%': « l'accueil » ended the string (a syntax
+    error, or SQL of the viewer's choosing). Quoted by Grafana's `sqlstring` format now."""
+    sql = site_panel_sql(VERBATIMS_PANEL)
+    rows = await as_grafana(reporting_db, substitute(sql, verbatim_filter="l'accueil"))
+    assert rows and {row["Verbatim"] for row in rows} == {WELCOME}
+    hostile = "x' OR '1'='1"
+    assert await as_grafana(reporting_db, substitute(sql, verbatim_filter=hostile)) == []
+    everything = await as_grafana(reporting_db, substitute(sql))
+    assert len(everything) == RESPONSES_PER_SITE_WEEK
+
+
+@pytest.mark.integration
+async def test_the_verbatim_panel_filters_by_theme_and_tone_with_trigger_words(reporting_db):
+    sql = site_panel_sql(VERBATIMS_PANEL)
+    waiting = await as_grafana(
+        reporting_db, substitute(sql, verbatim_theme="delais", verbatim_tone="irritant")
+    )
+    assert {row["Verbatim"] for row in waiting} == {WAITING}
+    assert len(waiting) == 20
+    row = waiting[0]
+    assert row["Thèmes"] == "Facilité pour nous contacter, Délais de traitement"
+    assert row["Ton"] == "irritant"
+    assert row["Mots déclencheurs"] == (
+        "Délais de traitement : attente ; Facilité pour nous contacter : telephone, decroche"
+        " ; ton : trop, decroche"
+    )
+    untagged = await as_grafana(reporting_db, substitute(sql, verbatim_tone="non_classe"))
+    assert [(r["Thèmes"], r["Ton"]) for r in untagged] == [("non classé", "non classé")]
+    suggestions = await as_grafana(reporting_db, substitute(sql, verbatim_tone="suggestion"))
+    assert suggestions and all(r["Verbatim"].startswith("Il faudrait") for r in suggestions)
+
+
+def test_the_boards_theme_and_tone_lists_are_the_taggers():
+    build = load_build()
+    assert [code for _, code in build.VERBATIM_THEMES] == list(THEMES)
+    assert [label for label, _ in build.VERBATIM_THEMES] == [
+        irritants.THEME_LABELS[code] for code in THEMES
+    ]
+    assert [code for _, code in build.VERBATIM_TONES] == [*TONES, "non_classe"]
+    variables = {v["name"]: v for v in build.site_board()["templating"]["list"]}
+    assert variables["verbatim_theme"]["current"]["value"] == "tous"
+    assert "Délais de traitement : delais" in variables["verbatim_theme"]["query"]
+
+
+@pytest.mark.integration
+async def test_the_boards_top_irritants_are_scoring_irritants(reporting_db):
+    """« Principaux irritants » (SQL) says what scoring.irritants says on the same rows: the
+    rise of waiting complaints from 5 to 20 of 40 answers, the welcome's 5 stable."""
+    rows = await as_grafana(reporting_db, substitute(site_panel_sql("Principaux irritants")))
+    async with reporting_db.transaction():
+        await reporting_db.execute("SET LOCAL search_path TO scoring")
+        monday = WEEKS["2026-W47"]
+        weeks = await repository.irritant_weeks(
+            reporting_db, site_id=SITE_ID, first_monday=monday - timedelta(weeks=4),
+            last_monday=monday,
+        )  # fmt: skip
+        labels = {code: await reporting_db.fetchval("SELECT reporting_theme_label($1)", code)
+                  for code in THEMES}  # fmt: skip
+    expected = irritants.weekly_top_irritants(
+        {day: irritants.SiteWeek(n, counts) for day, (n, counts) in weeks.items()}, monday,
+        floor=5,
+    )  # fmt: skip
+    assert expected is not None
+    assert labels == irritants.THEME_LABELS
+    got = [(r["Thème"], r["Nombre"], float(r["Moyenne des 4 semaines précédentes"]),
+            r["Tendance"]) for r in rows]  # fmt: skip
+    assert got == [
+        (i.label, i.count, float(figures.round_half_away(i.previous_mean, 1)), i.trend_text)
+        for i in expected
+    ]
+    assert got[:2] == [("Facilité pour nous contacter", 20, 5.0, "en hausse"),
+                       ("Délais de traitement", 20, 5.0, "en hausse")]  # fmt: skip
+    assert ("Courtoisie", 5, 5.0, figures.STABLE_TEXT) in got
+    view = await as_grafana(
+        reporting_db, substitute("SELECT * FROM scoring.reporting_weekly_irritants "
+                                 "WHERE site_id = '${site}' AND week = '${week}' ORDER BY rank"),
+    )  # fmt: skip
+    for row, irritant in zip(view, expected, strict=True):
+        assert irritant.change is not None
+        assert row["change_low"] == pytest.approx(irritant.change.low, abs=1e-9)
+        assert row["change_high"] == pytest.approx(irritant.change.high, abs=1e-9)
+        assert row["trend"] == irritant.trend

@@ -37,6 +37,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"description": "Ce site n'est pas le vôtre."},
     404: {"description": "Site inconnu."},
 }
+TAGGED_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Thème ou ton inconnu (les valeurs possibles sont dans le message)."},
+    **ERRORS,
+}
 
 
 async def authorize(conn: Connection, principal: Principal, site_id: str) -> None:
@@ -166,8 +170,46 @@ def manager_router(settings: ScoringSettings, auth: AdminAuth) -> APIRouter:
             "survey_channels": [_survey_channel_json(row) for row in rows],
         }  # fmt: skip
 
+    @router.get("/{site_id}/verbatims", responses=TAGGED_ERRORS)
+    async def verbatims(
+        request: Request,
+        site_id: SiteId,
+        principal: Admin,
+        period: Annotated[str, Query(max_length=40)] = "previous_iso_week",
+        week: extras.Week = None,
+        theme: extras.Theme = None,
+        tone: extras.Tone = None,
+    ) -> dict[str, Any]:
+        """Issue #17: the period's verbatims (redacted upstream) with their themes, tone and the
+        words that triggered them, filtered by `theme` and `tone`; none below the anonymity
+        floor. An ISO week (`week`, or the periods `iso_week` and `previous_iso_week`) also
+        gets its top irritant themes with their trend against the four previous weeks."""
+        check_period(period, week)
+        extras.check_tagging(theme, tone)
+        async with request.app.state.runtime.db_pool.acquire() as conn:
+            await authorize(conn, principal, site_id)
+            chosen, _, _ = await chosen_period(conn, site_id, period, week)
+            responses, rows = await extras.period_verbatims(
+                conn, settings, site_id=site_id, period=chosen, theme=theme, tone=tone
+            )
+            top = None
+            if chosen.start.weekday() == 0 and chosen.end == chosen.start + timedelta(days=6):
+                top = await extras.week_irritants(
+                    conn, settings, site_id=site_id, monday=chosen.start
+                )
+        body: dict[str, Any] = {
+            "site_id": site_id, **_period_json(chosen), "anonymity_floor": settings.anonymity_floor,
+            "theme": theme, "tone": tone,
+        }  # fmt: skip
+        if rows is None:
+            return {**body, "withheld": True, "reason": "below the anonymity floor"}
+        return {
+            **body, "withheld": False, "responses": responses, "verbatims": rows,
+            "top_irritants": None if top is None else [extras.irritant_json(i) for i in top],
+        }  # fmt: skip
+
     @router.get(
-        "/{site_id}/export.csv", responses=ERRORS, response_class=Response,
+        "/{site_id}/export.csv", responses=TAGGED_ERRORS, response_class=Response,
         openapi_extra={"responses": {"200": {"content": {"text/csv": {}}}}},
     )  # fmt: skip
     async def export_csv(
@@ -176,16 +218,21 @@ def manager_router(settings: ScoringSettings, auth: AdminAuth) -> APIRouter:
         principal: Admin,
         period: Annotated[str, Query(max_length=40)] = "previous_iso_week",
         week: extras.Week = None,
+        theme: extras.Theme = None,
+        tone: extras.Tone = None,
     ) -> Response:
         """Issue #15: a site's breakdowns and floored verbatims for its manager, as CSV (`;`,
-        UTF-8); text cells a spreadsheet would run as formulas are neutralised."""
+        UTF-8); text cells a spreadsheet would run as formulas are neutralised. Issue #17: the
+        verbatims carry their themes and tone, and `theme` / `tone` keep only those."""
         check_period(period, week)
+        extras.check_tagging(theme, tone)
         async with request.app.state.runtime.db_pool.acquire() as conn:
             await authorize(conn, principal, site_id)
             chosen, start, end = await chosen_period(conn, site_id, period, week)
             body = await extras.export_csv(
-                conn, settings, site_id=site_id, period=chosen, start=start, end=end
-            )
+                conn, settings, site_id=site_id, period=chosen, start=start, end=end,
+                theme=theme, tone=tone,
+            )  # fmt: skip
         name = f"enquetes-{site_id.replace('/', '_')}-{chosen.id}.csv"
         return Response(
             body, media_type="text/csv; charset=utf-8",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections import Counter
@@ -25,7 +26,7 @@ from contracts.topics import (
 from plumbing.db import Connection
 from plumbing.outbox import enqueue_many
 from plumbing.tracing import current_traceparent
-from scoring import domain, repository
+from scoring import domain, repository, themes
 from scoring.settings import ScoringSettings
 
 SOURCE = "/scoring"
@@ -172,11 +173,16 @@ class ScoringHandler:
         text = str(response.answers.get("suggestion", "")).strip()
         if not text:
             return None
-        scores = [response.answers.get(item) for item in ("satisfaction_globale", "recommandation")]
+        items = ("satisfaction_globale", "recommandation", "effort")
+        scores = [response.answers.get(item) for item in items]
+        tagging = themes.tag(text)  # issue #17: on the text as stored, redacted upstream
         return (response.response_id, response.site_id, day,
                 response.channel.value, response.motif, text,
-                *[score if isinstance(score, int) else None for score in scores],
-                response.contact_id)  # fmt: skip
+                *[score if isinstance(score, int) else None for score in scores[:2]],
+                response.contact_id, [t.theme for t in tagging.themes], tagging.tone,
+                json.dumps({"themes": {t.theme: list(t.words) for t in tagging.themes},
+                            "tone": list(tagging.tone_words)}, ensure_ascii=False),
+                scores[2] if isinstance(scores[2], int) else None)  # fmt: skip
 
     def _alert_for(self, response: ResponseSubmitted) -> DetractorAlert | None:
         if not domain.consents_to_call_back(response.answers):

@@ -1011,18 +1011,22 @@ def survey_channel_rows(
 EXPORT_COLUMNS = (
     "site", "periode", "date_debut", "date_fin", "section", "dimension", "cellule", "indicateur",
     "libelle", "valeur", "unite", "nombre_reponses", "ic95_borne_basse", "ic95_borne_haute",
-    "texte",
+    "texte", "themes", "ton",
 )  # fmt: skip
+ExportVerbatim = (
+    tuple[date, str, str, int | None] | tuple[date, str, str, int | None, str, str]
+)  # day, channel, text, satisfaction[, themes, tone] (French words, issue #17)
 
 
 def export_rows(
     *, site_id: str, period: Period, breakdowns: Mapping[str, Sequence[BreakdownCell]],
-    verbatims: Iterable[tuple[date, str, str, int | None]], responses: int, floor: int,
+    verbatims: Iterable[ExportVerbatim], responses: int, floor: int,
 ) -> list[dict[str, str]]:  # fmt: skip
     """The manager's CSV of a site and period: one row per breakdown cell and figure (a withheld
-    cell is one row without figures), then the verbatims (day, channel, text, satisfaction),
-    only when the period's answers reach the anonymity floor, as in the weekly e-mail. Text
-    cells are made spreadsheet-safe by the caller's writer (`contracts.spreadsheet`)."""
+    cell is one row without figures), then the verbatims (day, channel, text, satisfaction, and
+    their themes and tone when given), only when the period's answers reach the anonymity
+    floor, as in the weekly e-mail. Text cells are made spreadsheet-safe by the caller's writer
+    (`contracts.spreadsheet`)."""
     base = {"site": site_id, "periode": period.id, "date_debut": period.start.isoformat(),
             "date_fin": period.end.isoformat()}  # fmt: skip
     rows: list[dict[str, str]] = []
@@ -1043,12 +1047,14 @@ def export_rows(
                     "ic95_borne_haute": _number(figure.interval.high if figure.interval else None),
                 })  # fmt: skip
     if may_show(responses, floor):
-        for day, channel, text, satisfaction in verbatims:
+        for verbatim in verbatims:
+            day, channel, text, satisfaction = verbatim[:4]
+            tags = {"themes": verbatim[4], "ton": verbatim[5]} if len(verbatim) == 6 else {}
             rows.append({**base, "section": "verbatim", "dimension": "channel",
                          "cellule": channel, "date_debut": day.isoformat(),
                          "date_fin": day.isoformat(), "indicateur": "satisfaction_globale",
                          "valeur": "" if satisfaction is None else str(satisfaction),
-                         "texte": text})  # fmt: skip
+                         "texte": text, **tags})  # fmt: skip
     return rows
 
 

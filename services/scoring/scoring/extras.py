@@ -7,16 +7,18 @@ floor function (contracts.floors) at the anonymity floor."""
 
 import csv
 import io
-from datetime import datetime
-from typing import Annotated, Literal
+import json
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any, Literal
 
 from fastapi import HTTPException, Query
 
 from contracts import questionnaire
 from contracts.envelope import utc_now
+from contracts.floors import may_show
 from contracts.spreadsheet import spreadsheet_text
 from plumbing.db import Connection
-from scoring import domain, repository
+from scoring import domain, irritants, repository, themes
 from scoring.settings import ScoringSettings
 
 Week = Annotated[
@@ -28,7 +30,23 @@ Answers = Annotated[
     Query(description="« user » : les réponses corrigées par l'usager (canal, nature, profil) "
           "remplacent celles du CRM."),
 ]  # fmt: skip
+Theme = Annotated[
+    str | None,
+    Query(max_length=40, description="Issue #17 : un thème, « delais », « courtoisie », ..."),
+]
+Tone = Annotated[
+    str | None,
+    Query(max_length=20, description="Issue #17 : irritant, satisfaction, suggestion, neutre."),
+]
 DIMENSIONS = ("channel", "motif", "nature", "profile")
+
+
+def check_tagging(theme: str | None, tone: str | None) -> None:
+    """400 with the expected values, in French, for a theme or tone the tagger never gives."""
+    if theme is not None and theme not in themes.THEMES:
+        raise HTTPException(400, "thème inconnu ; valeurs possibles : " + ", ".join(themes.THEMES))
+    if tone is not None and tone not in themes.TONES:
+        raise HTTPException(400, "ton inconnu ; valeurs possibles : " + ", ".join(themes.TONES))
 
 
 def week_or_422(week: str) -> domain.Period:
@@ -103,7 +121,7 @@ async def survey_channel_rows(
 
 async def export_csv(
     conn: Connection, settings: ScoringSettings, *, site_id: str, period: domain.Period,
-    start: datetime, end: datetime,
+    start: datetime, end: datetime, theme: str | None = None, tone: str | None = None,
 ) -> str:  # fmt: skip
     breakdowns = {
         dimension: await crm_cells(
@@ -121,14 +139,81 @@ async def export_csv(
         conn, site_id=site_id, start=period.start, end=period.end
     )
     verbatims = await repository.verbatims_between(
-        conn, site_id=site_id, start=period.start, end=period.end
+        conn, site_id=site_id, start=period.start, end=period.end, theme=theme, tone=tone
     )
     rows = domain.export_rows(
         site_id=site_id, period=period, breakdowns=breakdowns,
-        verbatims=[(r["day"], r["channel"], r["text"], r["satisfaction"]) for r in verbatims],
+        verbatims=[(r["day"], r["channel"], r["text"], r["satisfaction"],
+                    theme_words(r["themes"], r["tone"]), irritants.tone_label(r["tone"]))
+                   for r in verbatims],
         responses=domain.response_count(tally), floor=settings.anonymity_floor,
     )  # fmt: skip
     return render_csv(rows)
+
+
+def theme_words(codes: list[str] | None, tone: str | None) -> str:
+    """A verbatim's themes in French; « non classé » before tagging (migration 0240)."""
+    if tone is None:
+        return irritants.UNTAGGED
+    return ", ".join(irritants.theme_label(code) for code in codes or ()) or "aucun thème"
+
+
+async def period_verbatims(
+    conn: Connection, settings: ScoringSettings, *, site_id: str, period: domain.Period,
+    theme: str | None, tone: str | None,
+) -> tuple[int, list[dict[str, Any]] | None]:  # fmt: skip
+    """The period's responses and its verbatims with their themes, tone and trigger words,
+    None below the anonymity floor (as the CSV and the weekly e-mail)."""
+    tally = await repository.tally_between(
+        conn, site_id=site_id, start=period.start, end=period.end
+    )
+    responses = domain.response_count(tally)
+    if not may_show(responses, settings.anonymity_floor):
+        return responses, None
+    rows = await repository.verbatims_between(
+        conn, site_id=site_id, start=period.start, end=period.end, theme=theme, tone=tone
+    )
+    return responses, [verbatim_json(row) for row in rows]
+
+
+def verbatim_json(row: Any) -> dict[str, Any]:
+    words = row["trigger_words"] or {}
+    if isinstance(words, str):  # a connection without plumbing.db's JSON codec
+        words = json.loads(words)
+    return {
+        "day": row["day"].isoformat(), "channel": row["channel"], "motif": row["motif"],
+        "text": row["text"], "satisfaction": row["satisfaction"],
+        "recommandation": row["recommandation"], "effort": row["effort"],
+        "tagged": row["tone"] is not None, "themes": list(row["themes"] or []),
+        "theme_labels": theme_words(row["themes"], row["tone"]),
+        "tone": row["tone"], "tone_label": irritants.tone_label(row["tone"]),
+        "trigger_words": words,
+    }  # fmt: skip
+
+
+async def week_irritants(
+    conn: Connection, settings: ScoringSettings, *, site_id: str, monday: date,
+    limit: int | None = None,
+) -> list[irritants.Irritant] | None:  # fmt: skip
+    """The week's top irritant themes with their trend (scoring.irritants), None below the
+    anonymity floor; one query for the week and its four previous weeks."""
+    weeks = await repository.irritant_weeks(
+        conn, site_id=site_id, first_monday=monday - timedelta(weeks=irritants.HISTORY_WEEKS),
+        last_monday=monday,
+    )  # fmt: skip
+    return irritants.weekly_top_irritants(
+        {day: irritants.SiteWeek(n, counts) for day, (n, counts) in weeks.items()},
+        monday, floor=settings.anonymity_floor, limit=limit,
+    )  # fmt: skip
+
+
+def irritant_json(irritant: irritants.Irritant) -> dict[str, Any]:
+    return {
+        "theme": irritant.theme, "label": irritant.label, "count": irritant.count,
+        "previous_mean": irritant.previous_mean, "trend": irritant.trend,
+        "trend_text": irritant.trend_text,
+        "change": irritant.change.as_json() if irritant.change else None,
+    }  # fmt: skip
 
 
 def render_csv(rows: list[dict[str, str]]) -> str:

@@ -738,10 +738,12 @@ async def contact_distributions(
 
 async def add_verbatims(conn: Connection, *, rows: list[tuple[Any, ...]]) -> None:
     """Rows: response id, site, day, channel, motif, text, satisfaction, recommandation, contact
-    id; the user's pseudonym comes from the contact when it is known (else on its arrival)."""
+    id, themes, tone, trigger words (JSON text), effort (issue #17: tagged by the consumer); the
+    user's pseudonym comes from the contact when it is known (else on its arrival)."""
     await conn.executemany(
         "INSERT INTO verbatims (response_id, site_id, day, channel, motif, text, satisfaction, "
-        "recommandation, contact_id, user_pseudo_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+        "recommandation, contact_id, themes, tone, trigger_words, effort, user_pseudo_id) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::jsonb, $13, "
         "(SELECT user_pseudo_id FROM contacts WHERE contact_id = $9)) "
         "ON CONFLICT (response_id) DO NOTHING",
         rows,
@@ -749,15 +751,44 @@ async def add_verbatims(conn: Connection, *, rows: list[tuple[Any, ...]]) -> Non
 
 
 async def verbatims_between(
-    conn: Connection, *, site_id: str, start: date, end: date
-) -> list[asyncpg.Record]:
+    conn: Connection, *, site_id: str, start: date, end: date,
+    theme: str | None = None, tone: str | None = None,
+) -> list[asyncpg.Record]:  # fmt: skip
+    """The period's verbatims, least satisfied first; `theme` / `tone` keep those tagged so
+    (issue #17; a verbatim stored before tagging has a NULL tone and no theme)."""
     return await conn.fetch(
-        "SELECT day, channel, motif, text, satisfaction, recommandation FROM verbatims "
-        "WHERE site_id = $1 AND day BETWEEN $2 AND $3 ORDER BY satisfaction NULLS LAST, day",
-        site_id,
-        start,
-        end,
-    )
+        "SELECT day, channel, motif, text, satisfaction, recommandation, effort, themes, tone, "
+        "trigger_words FROM verbatims "
+        "WHERE site_id = $1 AND day BETWEEN $2 AND $3 "
+        "AND ($4::text IS NULL OR $4 = ANY(themes)) AND ($5::text IS NULL OR tone = $5) "
+        "ORDER BY satisfaction NULLS LAST, day",
+        site_id, start, end, theme, tone,
+    )  # fmt: skip
+
+
+async def irritant_weeks(
+    conn: Connection, *, site_id: str, first_monday: date, last_monday: date
+) -> dict[date, tuple[int, dict[str, int]]]:
+    """Per ISO week (its Monday) from `first_monday` to the week of `last_monday`: the site's
+    responses and, per theme, its irritant verbatims (issue #17). One query."""
+    rows = await conn.fetch(
+        "WITH weeks AS (SELECT date_trunc('week', day)::date AS monday, sum(count)::bigint AS n "
+        "  FROM tallies WHERE site_id = $1 AND item = '__responses__' "
+        "  AND day BETWEEN $2 AND $3::date + 6 GROUP BY 1), "
+        "irritants AS (SELECT date_trunc('week', v.day)::date AS monday, t.theme, "
+        "  count(*)::bigint AS n FROM verbatims v CROSS JOIN LATERAL unnest(v.themes) AS t(theme) "
+        "  WHERE v.site_id = $1 AND v.tone = 'irritant' AND v.day BETWEEN $2 AND $3::date + 6 "
+        "  GROUP BY 1, 2) "
+        "SELECT w.monday, w.n AS responses, i.theme, i.n AS irritants "
+        "FROM weeks w LEFT JOIN irritants i USING (monday)",
+        site_id, first_monday, last_monday,
+    )  # fmt: skip
+    weeks: dict[date, tuple[int, dict[str, int]]] = {}
+    for row in rows:
+        _, counts = weeks.setdefault(row["monday"], (int(row["responses"]), {}))
+        if row["theme"] is not None:
+            counts[row["theme"]] = int(row["irritants"])
+    return weeks
 
 
 # --------------------------------------------------------------------------- managers (#15)

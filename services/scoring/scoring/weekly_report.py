@@ -42,7 +42,7 @@ from contracts.events import CALLBACK_OUTCOME_LABELS, IndicatorFigure
 from contracts.sites import site_timezone
 from plumbing import db
 from plumbing.db import Connection
-from scoring import domain, extras, managers, repository
+from scoring import domain, extras, irritants, managers, repository
 from scoring.settings import ScoringSettings
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -50,6 +50,7 @@ ANONYMITY_FLOOR = floors.ANONYMITY_FLOOR  # the default; the settings' floor is 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 log = logging.getLogger(__name__)
 THEMES_TO_IMPROVE = 3
+TOP_IRRITANTS = 3  # « Ce qui irrite le plus cette semaine » (issue #17)
 DEFAULT_BOARD_URL = "http://grafana.example/d/enquetes-site-weekly/"
 # The email's headline figures, in this order (scoring.domain indicator ids).
 HEADLINE = ("satisfaction", "nps", "ces", "fcr_declared", "fcr_observed", "response_rate")
@@ -150,6 +151,8 @@ class WeeklyReport:
     teams: list[TeamLine] = field(default_factory=list)  # at or above the floor only
     teams_withheld: int = 0  # teams with answers this week, but fewer than the floor
     survey_channels: list[SurveyChannelLine] = field(default_factory=list)
+    # Issue #17: the week's top irritant themes with their trend; None below the floor.
+    top_irritants: list[irritants.Irritant] | None = None
 
     @property
     def callback_outcomes(self) -> list[tuple[str, int]]:
@@ -294,6 +297,9 @@ async def build_report(
             for row in verbatims
         ],
         floor=floor,
+        top_irritants=await extras.week_irritants(
+            conn, settings, site_id=site_id, monday=current.start, limit=TOP_IRRITANTS
+        ) if shown else None,
         **await team_and_channel_lines(conn, settings, site_id=site_id, period=current),
     )  # fmt: skip
 

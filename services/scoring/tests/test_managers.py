@@ -124,7 +124,8 @@ async def seed_site(conn: asyncpg.Connection, site: str, network: str) -> None:
         )  # fmt: skip
     await conn.execute(
         "INSERT INTO verbatims (response_id, site_id, day, channel, motif, text, satisfaction, "
-        "recommandation) VALUES ($1, $2, $3, 'telephone', 'declaration', $4, 9, 3)",
+        "recommandation, themes, tone) VALUES ($1, $2, $3, 'telephone', 'declaration', $4, 9, 3, "
+        "'{delais}', 'irritant')",  # issue #17: tagged, so reporting_weekly_irritants has a row
         f"response-{site}", site, MONDAY, f"Verbatim du site {site}",
     )  # fmt: skip
 
@@ -377,8 +378,14 @@ async def test_the_managers_board_runs_as_the_manager_and_shows_only_their_site(
     queries += [v["query"] for v in board["templating"]["list"] if v["type"] == "query"]
 
     def substitute(sql: str, site: str, network: str) -> str:
-        values = {"site": site, "network": network, "week": WEEK, "verbatim_filter": ""}
-        return re.sub(r"\$\{(\w+)\}", lambda match: values[match.group(1)], sql)
+        values = {"site": site, "network": network, "week": WEEK, "verbatim_filter": "",
+                  "verbatim_theme": "tous", "verbatim_tone": "tous"}  # fmt: skip
+
+        def value(match: re.Match[str]) -> str:  # `:sqlstring`: quoted, quotes doubled
+            text = values[match.group(1)]
+            return "'" + text.replace("'", "''") + "'" if match.group(2) else text
+
+        return re.sub(r"\$\{(\w+)(?::(sqlstring))?\}", value, sql)
 
     fay = await manager_connection(stack, "fay_f")
     try:
