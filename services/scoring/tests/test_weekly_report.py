@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from scoring import domain, weekly_report
 from scoring.settings import ScoringSettings
+from scoring.themes import tag
 
 from contracts import questionnaire
 from plumbing import db
@@ -520,3 +521,86 @@ def test_a_figure_is_never_shown_outside_its_own_interval():
     assert line.low <= line.value <= line.high
     assert weekly_report.format_value(line) == "+25 (centre de l'intervalle : trop peu de réponses)"
     assert weekly_report.format_interval(line) == "\u221248,5 à 98,5"
+
+
+# --------------------------------------------------------------------------- issue #17
+
+IRRITANTS_ID = "site-irritants"
+# (week, text, how many): W46 one complaint about delays in 20 answers; W47 eight, then the
+# welcome twice, clarity and the car park once each (the fourth theme leaves the top 3).
+IRRITANT_VERBATIMS = [
+    (PREVIOUS, "Trop long", 1),
+    (WEEK, "Délais interminables, trois semaines pour une réponse", 8),
+    (WEEK, "L'accueil était désagréable", 2),
+    (WEEK, "Réponse incompréhensible", 1),
+    (WEEK, "Le parking est toujours plein", 1),
+    (WEEK, "Conseillère très aimable, merci", 3),
+]
+
+
+@pytest.fixture(scope="module")
+async def irritants_site(stack, seeded):
+    """A site of 20 answers a week for W46 and W47, its verbatims tagged as the consumer does."""
+    conn = await db.connect(stack.database_url, schema="scoring")
+    try:
+        await conn.execute(
+            "INSERT INTO sites (site_id, network, site_name) VALUES ($1, $2, 'Irritants')",
+            IRRITANTS_ID, NETWORK,
+        )  # fmt: skip
+        for week in (PREVIOUS, WEEK):
+            await conn.execute(
+                "INSERT INTO tallies (site_id, day, channel, motif, item, value, count) "
+                "VALUES ($1, $2, 'telephone', 'declaration', '__responses__', '1', 20)",
+                IRRITANTS_ID, weekly_report.week_start(week),
+            )  # fmt: skip
+        number = 0
+        for week, text, count in IRRITANT_VERBATIMS:
+            tagging = tag(text)
+            for _ in range(count):
+                number += 1
+                await conn.execute(
+                    "INSERT INTO verbatims (response_id, site_id, day, channel, motif, text, "
+                    "satisfaction, themes, tone) VALUES ($1, $2, $3, 'telephone', "
+                    "'declaration', $4, 3, $5, $6)",
+                    f"r-irr-{number}", IRRITANTS_ID, weekly_report.week_start(week) + timedelta(1),
+                    text, [t.theme for t in tagging.themes], tagging.tone,
+                )  # fmt: skip
+    finally:
+        await conn.close()
+
+
+async def test_the_email_says_what_irritates_most_this_week_with_its_trend(pool, irritants_site):
+    async with pool.acquire() as conn:
+        report = await weekly_report.build_report(
+            conn, ScoringSettings(), site_id=IRRITANTS_ID, week=WEEK, now=NOW
+        )
+    assert report.top_irritants is not None
+    assert [(i.theme, i.count) for i in report.top_irritants] == [
+        ("delais", 8), ("courtoisie", 2), ("clarte", 1)
+    ]  # fmt: skip
+    _, html, text = weekly_report.render(report)
+    assert "CE QUI IRRITE LE PLUS CETTE SEMAINE" in text
+    assert (
+        "1. Délais de traitement : 8 commentaires, en hausse "
+        "(moyenne des semaines précédentes : 1,0)" in text
+    )
+    assert (
+        "2. Courtoisie : 2 commentaires, stable (écart dans la marge d'incertitude) "
+        "(moyenne des semaines précédentes : 0,0)" in text
+    )
+    assert "3. Clarté de la réponse : 1 commentaire, stable" in text
+    assert "Autre" not in text  # fourth: the e-mail keeps three
+    assert "Ce qui irrite le plus cette semaine</h2>" in html
+    assert "Délais de traitement : 8 commentaires, en hausse" in html
+
+
+async def test_no_irritant_ranking_below_the_floor(pool, small_site):
+    async with pool.acquire() as conn:
+        report = await weekly_report.build_report(
+            conn, ScoringSettings(), site_id=SMALL_ID, week=WEEK, now=NOW
+        )
+    assert report.top_irritants is None
+    _, html, text = weekly_report.render(report)
+    assert "CE QUI IRRITE LE PLUS CETTE SEMAINE" in text
+    assert "Non communiqué : moins de 5 réponses cette semaine." in text
+    assert "Non communiqué : moins de 5 réponses cette semaine." in html
