@@ -780,6 +780,71 @@ async def test_managers_extras_teams_survey_channels_past_week_own_answers_and_c
     assert "'=HYPERLINK" in verbatim and ";=HYPERLINK" not in verbatim
 
 
+async def test_a_verbatim_is_tagged_at_ingest_and_managers_filter_by_theme_and_tone(
+    stack, scoring, network_admin
+):
+    """Issue #17: each verbatim is stored with its themes, tone and trigger words (tagged in the
+    consumer's batch); the manager's verbatims route and CSV filter by theme and tone (400 in
+    French for a value the tagger never gives) and the route ranks the week's irritants."""
+    site = "site-themes"
+    today = utc_now().date()
+    monday = today - timedelta(days=today.weekday() + 7)  # last week, whole
+    year, number, _ = monday.isocalendar()
+    week = f"{year}-W{number:02d}"
+    waiting = "Trop d'attente au téléphone, personne ne décroche"
+    texts = [waiting, waiting, '=HYPERLINK("http://x") délais trop longs',
+             "L'accueil était désagréable", "Conseillère très aimable, merci",
+             "Il faudrait ouvrir le samedi", ""]  # fmt: skip
+    history = ["Trop long", "", "", "", ""]  # the week before: one complaint about delays
+    events = [
+        response(site, {"recommandation": 5, "suggestion": text} if text else {"recommandation": 8},
+                 answered_at=datetime.combine(day, time(11), UTC))
+        for day, batch in ((monday + timedelta(days=2), texts), (monday - timedelta(days=5),
+                                                                 history))
+        for text in batch
+    ]  # fmt: skip
+    await produce(stack.kafka_bootstrap_servers, SURVEY_RESPONSE.name, events)
+    await async_wait_for(lambda: rows_of(stack, "verbatims", site, 7), timeout=30)
+    [stored] = await fetch(
+        stack.database_url,
+        "SELECT themes, tone, trigger_words::text AS words FROM scoring.verbatims "
+        "WHERE site_id = $1 AND text = $2 LIMIT 1", site, waiting,
+    )  # fmt: skip
+    assert stored["themes"] == ["facilite_contact", "delais"] and stored["tone"] == "irritant"
+    assert json.loads(stored["words"]) == {
+        "themes": {"facilite_contact": ["telephone", "decroche"], "delais": ["attente"]},
+        "tone": ["trop", "decroche"],
+    }
+    path = f"/v1/sites/{site}"
+    async with httpx.AsyncClient(base_url=scoring.url, headers=network_admin) as client:
+        delays = (await client.get(f"{path}/verbatims",
+                                   params={"week": week, "theme": "delais"})).json()  # fmt: skip
+        suggestions = (
+            await client.get(f"{path}/verbatims", params={"week": week, "tone": "suggestion"})
+        ).json()
+        bad_theme = await client.get(f"{path}/verbatims", params={"week": week, "theme": "x'"})
+        bad_tone = await client.get(f"{path}/export.csv", params={"week": week, "tone": "colere"})
+        export = await client.get(
+            f"{path}/export.csv", params={"week": week, "theme": "delais", "tone": "irritant"}
+        )
+    assert sorted(v["text"] for v in delays["verbatims"]) == sorted([*texts[:3]])
+    first = next(v for v in delays["verbatims"] if v["text"] == waiting)
+    assert first["theme_labels"] == "Facilité pour nous contacter, Délais de traitement"
+    assert (first["tone"], first["tagged"]) == ("irritant", True)
+    assert [v["text"] for v in suggestions["verbatims"]] == ["Il faudrait ouvrir le samedi"]
+    top = {i["theme"]: i for i in delays["top_irritants"]}
+    assert (top["delais"]["count"], top["delais"]["previous_mean"]) == (3, 1.0)
+    assert top["delais"]["trend_text"] == "stable (écart dans la marge d'incertitude)"
+    assert top["courtoisie"]["count"] == 1
+    assert bad_theme.status_code == 400 and "thème inconnu" in bad_theme.json()["detail"]
+    assert bad_tone.status_code == 400 and "ton inconnu" in bad_tone.json()["detail"]
+    verbatim_lines = [line for line in export.text.splitlines() if ";verbatim;" in line]
+    assert len(verbatim_lines) == 3
+    assert all(line.endswith(";irritant") for line in verbatim_lines)
+    hyperlink = next(line for line in verbatim_lines if "HYPERLINK" in line)
+    assert "'=HYPERLINK" in hyperlink and ";Délais de traitement;irritant" in hyperlink
+
+
 async def test_fcr_sql_agrees_with_the_domain_on_generated_contacts(stack, scoring):
     connection = await asyncpg.connect(stack.database_url)
     try:
