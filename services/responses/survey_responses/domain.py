@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from contracts.questionnaire import Item, ItemKind, Questionnaire
+from survey_responses.first_names import FIRST_NAMES, HOMOGRAPHS
 
 MAX_TOKEN_LENGTH = 128  # real tokens are ~16 characters; longer ones are cut, never hashed whole
 
@@ -140,9 +142,170 @@ _REDACTIONS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]],
 
 
 def redact(text: str) -> str:
-    """`text` with phone numbers, e-mail addresses, NIR and IBAN replaced by a French tag."""
+    """`text` with phone numbers, e-mail addresses, NIR, IBAN and person names replaced by a
+    French tag."""
     for pattern, replacement in _REDACTIONS:
         text = pattern.sub(replacement, text)
+    return redact_names(text)
+
+
+# Person names: « Mme Dupont », « M. Jean-Luc Le Goff », « conseillère Sophie », « je m'appelle
+# karim », « de la part de Marie Martin », « Sophie Durand m'a reçu » become « [nom] » (the
+# civility or role stays: it says who was praised without saying who). A name is a capitalised
+# word after a civility, a role or an introduction, or a known first name (FIRST_NAMES, in any
+# case; one that is also a word, HOMOGRAPHS, only capitalised inside a sentence). After
+# « Mme », « monsieur »... and an introduction, a lower-case word is a name too unless it is an
+# ordinary word that follows them (« madame très gentille », « monsieur qui m'a reçu »).
+# A capitalised ordinary word (« Merci », « Caf », « Pôle emploi », a sentence start) is not.
+
+NAME_TAG = "[nom]"
+# a word, hyphenated or not; « N'Diaye », « O'Neill », « D'Almeida » are one word
+_NAME_WORD = re.compile(r"(?:[DLNO]['’](?=[A-ZÀ-ÖØ-Þ]))?[^\W\d_]+(?:-[^\W\d_]+)*")
+_NAME_JOIN = re.compile(r"[ \t\u00a0]+|[ \t\u00a0]*['’][ \t\u00a0]*")  # between parts of one name
+_CIVILITY_GAP = re.compile(r"\.?[ \t\u00a0]+|\.")  # « M. Dupont », « Mme Dupont », « M.Dupont »
+_INTRODUCTION_GAP = re.compile(r"[ \t\u00a0]*[:,]?[ \t\u00a0]*")  # « je m'appelle : Marie »
+_CIVILITIES = frozenset(
+    ("m", "mr", "mme", "mmes", "mlle", "melle", "dr", "monsieur", "madame", "mademoiselle",
+     "docteur", "maitre", "professeur")
+)  # fmt: skip
+_ROLES = frozenset(
+    ("conseiller", "conseillere", "agent", "agente", "gestionnaire", "interlocuteur",
+     "interlocutrice", "collegue", "assistante", "assistant", "referent", "referente")
+)  # fmt: skip
+_INTRODUCTIONS = (
+    ("je", "m", "appelle"),
+    ("je", "me", "nomme"),
+    ("mon", "nom", "est"),
+    ("mon", "nom", "c", "est"),
+    ("mon", "prenom", "est"),
+    ("mon", "prenom", "c", "est"),
+    ("de", "la", "part", "de"),
+    ("de", "la", "part", "d"),
+    ("signe",),
+)
+_PARTICLES = frozenset(["de", "du", "des", "d", "le", "la", "van", "von", "ben", "el", "da"])
+# Ordinary words that follow a civility or start a sentence, capitalised or not: never a name.
+_NOT_NAMES_TEXT = """
+    a à au aux avec ce cet cette c ça d de des du elle en est et était etait été ete il ils j je
+    l la le les leur lui m ma me mes moi mon n ne nous on ou où par pas pour qu que qui s sa se
+    ses son sur t ta te tes toi ton tu un une vos votre vous y
+    très tres trop super hyper vraiment bien mal toujours jamais aussi si peu plus moins
+    gentil gentille gentils gentilles aimable aimables sympa sympathique agréable agreable
+    désagréable desagreable souriant souriante poli polie polis impoli impolie patient patiente
+    compétent compétente competent competente efficace professionnel professionnelle accueillant
+    accueillante charmant charmante adorable serviable disponible top parfait parfaite nul nulle
+    froid froide sèche seche pressé pressée bon bonne belle excellent excellente grand grande
+    avait a ai explique expliqué parle parlé répond répondu reçoit reçu sait savait fait dit
+    connaît connait connaissait peut pouvait doit devait prend pris rappelle rappelé aide aidé
+    dame monsieur madame mademoiselle personne agent maire préfet prefet président presidente
+    chef adjoint adjointe
+    conseiller conseillère conseillere directeur directrice responsable secrétaire secretaire
+    merci bonjour bonsoir salut cordialement svp stp bravo félicitations felicitations
+    caf cpam urssaf msa carsat cnav ameli mdph pôle pole emploi france travail impôts impots
+    mairie préfecture prefecture sécurité securite sociale assurance maladie retraite poste
+    agence accueil guichet service standard dossier
+    rsa apl cmu css ame rib tva siret nir iban sms mail cesu paje cdd cdi rdv ok
+    lundi mardi mercredi jeudi vendredi samedi dimanche janvier février fevrier mars avril mai
+    juin juillet août aout septembre octobre novembre décembre decembre
+"""
+
+
+def _fold(word: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", word.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+_FIRST_NAMES = frozenset(_fold(name) for name in FIRST_NAMES)
+_HOMOGRAPHS = frozenset(_fold(name) for name in HOMOGRAPHS)
+_NOT_NAMES = frozenset(_fold(word) for word in _NOT_NAMES_TEXT.split())
+
+
+def _is_name(word: str, *, lower_case_too: bool) -> bool:
+    folded = _fold(word)
+    if folded in _NOT_NAMES:
+        return False
+    if not lower_case_too and word.isupper() and len(word) <= 5 and folded not in _FIRST_NAMES:
+        return False  # an acronym: « agent SNCF », « conseillère MDPH »
+    return word[0].isupper() or folded in _FIRST_NAMES or lower_case_too
+
+
+def _starts_a_sentence(text: str, start: int) -> bool:
+    before = text[:start].rstrip()
+    return not before or before[-1] in ".!?…\n"
+
+
+def _name_span(text: str, words: list[re.Match[str]], index: int, *, lower_case_too: bool) -> int:
+    """How many words from `index` make a name (at most four: « Jean-Luc de La Fontaine »)."""
+    taken = 0
+    while index + taken < len(words) and taken < 4:
+        word = words[index + taken]
+        if taken and not _NAME_JOIN.fullmatch(text, words[index + taken - 1].end(), word.start()):
+            break
+        # lower case: the first word, and the one after a known first name (« kevin dupont »)
+        loose = lower_case_too and (
+            taken == 0 or (taken == 1 and _fold(words[index][0]) in _FIRST_NAMES)
+        )
+        if _is_name(word[0], lower_case_too=loose):
+            taken += 1
+        elif (
+            (taken or lower_case_too)
+            and _fold(word[0]) in _PARTICLES
+            and index + taken + 1 < len(words)
+            and words[index + taken + 1][0][0].isupper()
+            and _is_name(words[index + taken + 1][0], lower_case_too=False)
+            and _NAME_JOIN.fullmatch(text, word.end(), words[index + taken + 1].start())
+        ):
+            taken += 1  # « Le » in « M. Le Goff »: only with a capitalised name after it
+        else:
+            break
+    return taken
+
+
+def _introduction_ends(folded: list[str], index: int) -> bool:
+    return any(
+        index + 1 >= len(intro) and tuple(folded[index + 1 - len(intro) : index + 1]) == intro
+        for intro in _INTRODUCTIONS
+    )
+
+
+def redact_names(text: str) -> str:
+    """`text` with the person names it names replaced by « [nom] »."""
+    words = list(_NAME_WORD.finditer(text))
+    folded = [_fold(word[0]) for word in words]
+    spans: list[tuple[int, int]] = []
+    index = 0
+    while index < len(words):
+        word, key = words[index], folded[index]
+        after = words[index + 1].start() if index + 1 < len(words) else len(text)
+        start, taken = index + 1, 0
+        # « M » only capitalised or with its dot: « il m explique » (SMS) is no civility
+        civility = key in _CIVILITIES and (
+            key != "m" or word[0] == "M" or text[word.end() :][:1] == "."
+        )
+        if civility and _CIVILITY_GAP.fullmatch(text, word.end(), after):
+            taken = _name_span(text, words, start, lower_case_too=True)
+        elif key in _ROLES and _CIVILITY_GAP.fullmatch(text, word.end(), after):
+            taken = _name_span(text, words, start, lower_case_too=False)
+        elif _introduction_ends(folded, index) and _INTRODUCTION_GAP.fullmatch(
+            text, word.end(), after
+        ):
+            taken = _name_span(text, words, start, lower_case_too=True)
+        elif key in _FIRST_NAMES:
+            start = index
+            taken = _name_span(text, words, start, lower_case_too=False)
+            if (
+                taken == 1
+                and key in _HOMOGRAPHS
+                and (word[0][0].islower() or _starts_a_sentence(text, word.start()))
+            ):
+                taken = 0  # « Rose et verte », « en jean »: a word, not « merci à Claire »
+        if taken:
+            spans.append((words[start].start(), words[start + taken - 1].end()))
+            index = start + taken
+        else:
+            index += 1
+    for begin, end in reversed(spans):
+        text = text[:begin] + NAME_TAG + text[end:]
     return text
 
 
