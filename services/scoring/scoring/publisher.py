@@ -39,7 +39,7 @@ from plumbing.db import Connection
 from plumbing.listener import CONNECTION_ERRORS, Listener
 from plumbing.outbox import enqueue
 from plumbing.tracing import Tracing, stamped
-from scoring import domain, repository
+from scoring import domain, repository, tally_vectors
 from scoring.settings import ScoringSettings
 
 SOURCE = "/scoring"
@@ -72,6 +72,7 @@ class IndicatorsPublisher:
             on_listening=self._wake.set,
         )  # fmt: skip
         self._figures: dict[tuple[str, str], tuple[Hashable, PeriodFigures]] = {}
+        self._cells: dict[int, tally_vectors.Cell] = {}  # position -> cell (never change)
         self.published = Counter(
             "scoring_indicator_events_total", "Site indicators events emitted", registry=registry
         )
@@ -179,21 +180,31 @@ class IndicatorsPublisher:
     def _period_figures(
         self, site_id: str, period: domain.Period, tally: domain.Tally, cohort: domain.Cohort,
         fcr: tuple[int, int, int], form: questionnaire.Questionnaire, now: datetime,
+        counts: tuple[int, ...],
     ) -> PeriodFigures:  # fmt: skip
         """`domain.period_figures`, reused when none of its inputs changed since the site's
         last publish (a pure function): the previous week, month and 90 days rarely change.
+        `counts` is the period's summed count vector, which `tally` names: the cheap key.
         The response rate is the period's invitation cohort's, provisional while it is open."""
-        # Every figure from the versions this period's responses carry (`questionnaire_of`).
-        form = domain.questionnaire_of([tally], questionnaire.load_all(), fallback=form)
-        inputs = (period, cohort, cohort.still_open(now), fcr, form.version, _frozen(tally))
+        inputs = (period, cohort, cohort.still_open(now), fcr, form.version, counts)
         known = self._figures.get((site_id, period.id))
         if known is not None and known[0] == inputs:
             return known[1]
+        # Every figure from the versions this period's responses carry (`questionnaire_of`).
+        form = domain.questionnaire_of([tally], questionnaire.load_all(), fallback=form)
         figures = domain.period_figures(
             period, tally, invitations=cohort, questionnaire=form, fcr=fcr, now=now
         )
         self._figures[(site_id, period.id)] = (inputs, figures)
         return figures
+
+    async def _tallies(self, conn: Connection, sums: list[list[int]]) -> list[domain.Tally]:
+        """The summed vectors named by their cells; the cells read again when one is new."""
+        try:
+            return [tally_vectors.tally_of(summed, self._cells) for summed in sums]
+        except KeyError:  # committed before the vectors that count it: read after them
+            self._cells = await repository.cell_names(conn)
+            return [tally_vectors.tally_of(summed, self._cells) for summed in sums]
 
     def _midnight(self, day: date, zone: ZoneInfo | None = None) -> datetime:
         return datetime.combine(day, datetime.min.time(), zone or self.zone)
@@ -221,7 +232,10 @@ class IndicatorsPublisher:
         form = questionnaire.load()
         windows = domain.periods(now.astimezone(zone).date())
         days = [(period.start, period.end) for period in windows]
-        cohorts = await repository.cohorts_for_periods(conn, site_id=site_id, periods=days)
+        since = min(start for start, _ in days)
+        cohorts = tally_vectors.period_cohorts(
+            await repository.cohort_days(conn, site_id=site_id, since=since), days
+        )
         fcr = await repository.fcr_counts_for_periods(
             conn, site_id=site_id, window_days=self.settings.fcr_window_days, as_of=now,
             periods=[
@@ -230,13 +244,20 @@ class IndicatorsPublisher:
             ],
         )  # fmt: skip
         # The answers last: the later this read, the more recent responses the event includes.
-        tallies = await repository.tallies_for_periods(conn, site_id=site_id, periods=days)
+        sums = tally_vectors.period_sums(
+            await repository.site_day_counts(conn, site_id=site_id, since=since), days
+        )
+        tallies = await self._tallies(conn, sums)
         # The questionnaire versions the site's responses carry (issue #15): a window without
         # responses shows the indicators of the site's other windows, not the default's.
         form = domain.questionnaire_of(tallies, questionnaire.load_all(), fallback=form)
         periods = [
-            self._period_figures(site_id, period, tally, domain.cohort_of(*counts), f, form, now)
-            for period, tally, counts, f in zip(windows, tallies, cohorts, fcr, strict=True)
+            self._period_figures(
+                site_id, period, tally, domain.cohort_of(*counts), f, form, now, tuple(summed)
+            )
+            for period, tally, counts, f, summed in zip(
+                windows, tallies, cohorts, fcr, sums, strict=True
+            )
         ]
         data = SiteIndicatorsUpdated(
             site_id=site_id, site_name=site_name, network=network, computed_at=now,
@@ -246,10 +267,6 @@ class IndicatorsPublisher:
             id=new_event_id(), source=SOURCE, type=SITE_INDICATORS_UPDATED.type, time=now,
             subject=site_id, data=data,
         )  # fmt: skip
-
-
-def _frozen(tally: domain.Tally) -> tuple[tuple[str, tuple[tuple[str, int], ...]], ...]:
-    return tuple(sorted((item, tuple(sorted(values.items()))) for item, values in tally.items()))
 
 
 def encode_fast(event: CloudEvent[SiteIndicatorsUpdated]) -> bytes:

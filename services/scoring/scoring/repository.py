@@ -497,27 +497,22 @@ async def tally_between(
     return tally
 
 
-async def tallies_for_periods(
-    conn: Connection, *, site_id: str, periods: list[tuple[date, date]]
-) -> list[dict[str, dict[str, int]]]:
-    """The site's tally for each (start, end) period, in one scan of the site-level rollup."""
-    sums = ", ".join(
-        f"sum(count) FILTER (WHERE day BETWEEN ${2 * n + 3} AND ${2 * n + 4})::bigint"
-        for n in range(len(periods))
-    )
-    rows = await conn.fetch(  # summed per position, then named: one join per cell, not per day
-        f"SELECT c.item, c.value, s.* FROM (SELECT u.position, {sums} "
-        "FROM site_day_vectors v CROSS JOIN LATERAL unnest(v.counts) WITH ORDINALITY "
-        "AS u(count, position) WHERE v.site_id = $1 AND v.day >= $2 AND u.count <> 0 "
-        "GROUP BY u.position) s JOIN tally_cells c ON c.position = s.position",
-        site_id, min(start for start, _ in periods), *[d for period in periods for d in period],
+async def site_day_counts(
+    conn: Connection, *, site_id: str, since: date
+) -> list[tuple[date, list[int]]]:
+    """The site's count vector of each day from `since` on, in day order: the publisher sums
+    them per period (`tally_vectors.period_sums`), which costs PostgreSQL one index range read
+    instead of unnesting and grouping every count."""
+    rows = await conn.fetch(
+        "SELECT day, counts FROM site_day_vectors WHERE site_id = $1 AND day >= $2 ORDER BY day",
+        site_id, since,
     )  # fmt: skip
-    tallies: list[dict[str, dict[str, int]]] = [{} for _ in periods]
-    for row in rows:
-        for index, tally in enumerate(tallies):
-            if row[index + 3]:
-                tally.setdefault(row["item"], {})[row["value"]] = int(row[index + 3])
-    return tallies
+    return [(row[0], row[1]) for row in rows]
+
+
+async def cell_names(conn: Connection) -> dict[int, tally_vectors.Cell]:
+    """Position -> (item, value) of every tally cell (positions never change)."""
+    return {position: cell for cell, position in (await cell_positions(conn)).items()}
 
 
 Counts = tuple[int, int, datetime | None]
@@ -544,6 +539,19 @@ async def cohorts_for_periods(
     return [
         (int(values[3 * n]), int(values[3 * n + 1]), values[3 * n + 2]) for n in range(len(periods))
     ]
+
+
+async def cohort_days(
+    conn: Connection, *, site_id: str, since: date
+) -> list[tuple[date, int, int, datetime | None]]:
+    """The site's invitation cohort of each send day from `since` on, in day order (the
+    publisher sums them per period: `tally_vectors.period_cohorts`)."""
+    rows = await conn.fetch(
+        "SELECT day, sum(count)::bigint, sum(answered)::bigint, max(open_until) "
+        "FROM invitation_tallies WHERE site_id = $1 AND day >= $2 GROUP BY day ORDER BY day",
+        site_id, since,
+    )  # fmt: skip
+    return [(row[0], int(row[1]), int(row[2]), row[3]) for row in rows]
 
 
 async def cohort_between(conn: Connection, *, site_id: str, start: date, end: date) -> Counts:

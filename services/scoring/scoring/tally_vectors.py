@@ -8,7 +8,11 @@ order gives the same array (the rebuild compares them as they are).
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from itertools import accumulate
+from operator import add, sub
 from typing import TypeVar
 
 Cell = tuple[str, str]
@@ -60,3 +64,48 @@ def literal(vector: Sequence[int]) -> str:
 def cells_from_vector(vector: Sequence[int], cells: Mapping[int, Cell]) -> dict[Cell, int]:
     """The non-zero counts of a vector, by cell (`cells`: position -> cell)."""
     return {cells[spot]: n for spot, n in enumerate(vector, start=1) if n}
+
+
+def period_sums(
+    days: Sequence[tuple[date, Sequence[int]]], periods: Sequence[tuple[date, date]]
+) -> list[list[int]]:
+    """The element-wise sum of the day vectors of each (start, end) period, both days included;
+    `days` sorted by day, one vector per day (a site's `site_day_vectors`). Prefix sums: each
+    day's vector is added once, each period is then one subtraction, however long."""
+    width = max((len(vector) for _, vector in days), default=0)
+    zero = [0] * width
+    prefix = list(accumulate(
+        ([*vector, *zero[len(vector):]] for _, vector in days),
+        lambda total, vector: list(map(add, total, vector)), initial=zero,
+    ))  # fmt: skip
+    moments = [day for day, _ in days]
+    sums = []
+    for start, end in periods:
+        low, high = bisect_left(moments, start), bisect_right(moments, end)
+        sums.append(list(map(sub, prefix[high], prefix[low])) if high > low else [])
+    return sums
+
+
+def tally_of(vector: Sequence[int], cells: Mapping[int, Cell]) -> dict[str, dict[str, int]]:
+    """A summed vector as a tally {item: {value: count}} (its non-zero counts only)."""
+    tally: dict[str, dict[str, int]] = {}
+    for spot, n in enumerate(vector, start=1):
+        if n:
+            item, value = cells[spot]
+            tally.setdefault(item, {})[value] = n
+    return tally
+
+
+def period_cohorts(
+    days: Sequence[tuple[date, int, int, datetime | None]], periods: Sequence[tuple[date, date]]
+) -> list[tuple[int, int, datetime | None]]:
+    """Each (start, end) period's invitations, answers to them and last expiry (None without
+    any), from the cohorts of its send days (`days` sorted by day)."""
+    moments = [day[0] for day in days]
+    cohorts = []
+    for start, end in periods:
+        inside = days[bisect_left(moments, start) : bisect_right(moments, end)]
+        expiries = [until for *_, until in inside if until is not None]
+        cohorts.append((sum(day[1] for day in inside), sum(day[2] for day in inside),
+                        max(expiries, default=None)))  # fmt: skip
+    return cohorts

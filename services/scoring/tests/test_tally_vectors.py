@@ -5,6 +5,7 @@ arrays as they are)."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 from itertools import count
 
 from hypothesis import given
@@ -94,3 +95,54 @@ def test_the_vectors_of_any_split_add_up_to_the_same_arrays(raw, cut):
 
 def test_array_literal():
     assert tally_vectors.literal([3, 0, 12]) == "{3,0,12}"
+
+
+days = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=40).map(lambda n: date(2026, 1, 1) + timedelta(n)),
+        st.lists(st.integers(min_value=0, max_value=5), max_size=6),
+    ),
+    max_size=12,
+    unique_by=lambda day: day[0],
+).map(sorted)
+spans = st.lists(
+    st.tuples(st.integers(min_value=-3, max_value=45), st.integers(min_value=0, max_value=50)).map(
+        lambda s: (date(2026, 1, 1) + timedelta(s[0]), date(2026, 1, 1) + timedelta(s[0] + s[1]))
+    ),
+    max_size=8,
+)
+
+
+@given(days, spans)
+def test_period_sums_are_the_sums_of_the_days_in_each_period(day_vectors, periods):
+    """What the publisher's tallies are made of: the summed vector of each period names the
+    same counts as adding, day by day, the vectors of the days inside it."""
+    cells = {spot: ("item", str(spot)) for spot in range(1, 7)}
+    for (start, end), summed in zip(
+        periods, tally_vectors.period_sums(day_vectors, periods), strict=True
+    ):
+        expected = [0] * 6
+        for day, vector in day_vectors:
+            if start <= day <= end:
+                expected = add(expected, vector)
+        assert tally_vectors.tally_of(summed, cells) == tally_vectors.tally_of(expected, cells)
+        assert sum(summed) == sum(expected)
+
+
+@given(days, spans)
+def test_period_cohorts_sum_invitations_and_answers_and_keep_the_last_expiry(day_vectors, periods):
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    cohort_days = [
+        (day, sum(v), len(v), moment + timedelta(hours=sum(v)) if v else None)
+        for day, v in day_vectors
+    ]
+    for (start, end), cohort in zip(
+        periods, tally_vectors.period_cohorts(cohort_days, periods), strict=True
+    ):
+        inside = [day for day in cohort_days if start <= day[0] <= end]
+        expiries = [day[3] for day in inside if day[3] is not None]
+        assert cohort == (
+            sum(day[1] for day in inside),
+            sum(day[2] for day in inside),
+            max(expiries) if expiries else None,
+        )
