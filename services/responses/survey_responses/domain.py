@@ -230,8 +230,10 @@ def _is_name(word: str, *, lower_case_too: bool) -> bool:
 
 
 def _starts_a_sentence(text: str, start: int) -> bool:
-    before = text[:start].rstrip()
-    return not before or before[-1] in ".!?…\n"
+    index = start - 1
+    while index >= 0 and text[index] in " \t\u00a0":
+        index -= 1
+    return index < 0 or text[index] in ".!?…\r\n"
 
 
 def _name_span(text: str, words: list[re.Match[str]], index: int, *, lower_case_too: bool) -> int:
