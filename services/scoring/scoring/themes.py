@@ -100,6 +100,14 @@ LEXICON: tuple[_Entry, ...] = (
     _e("sans$ raport", REP, FIXED),
     _e("regard dosier", REP, GOOD),
     _e("lisent$|lit$|lire$", REP, GOOD),
+    _e("hors$ sujet$", REP, BAD),
+    _e("toutes$ reponses$", REP, GOOD),
+    _e("generique", REP, BAD),
+    _e("reponse|mesage|mail|mails$|courier|couriel automati", REP, BAD),
+    _e("standardis", REP, BAD),
+    _e("impersonel", REP, BAD),
+    _e("rien$ voir$", REP, BAD),
+    _e("repond question", REP, GOOD),
     _e("repondu precis", REP, GOOD),
     # clarté
     _e("clair", CLA, GOOD),
@@ -127,6 +135,17 @@ LEXICON: tuple[_Entry, ...] = (
     _e("info$|infos$", CLA, TOPIC),
     _e("pedago", CLA, GOOD),
     _e("adreser$", CLA, TOPIC),
+    _e("usine$ gaz$", CLA, BAD),
+    _e("chacun$ dit$", CLA, BAD),
+    _e("confus", CLA, BAD),
+    _e("obscur", CLA, BAD),
+    _e("ambigu", CLA, BAD),
+    _e("lisibl", CLA, GOOD),
+    _e("vulgaris", CLA, GOOD),
+    _e("charabia", CLA, BAD),
+    _e("embrouil", CLA, BAD),
+    _e("demarche", CLA, TOPIC),
+    _e("informatiq", AUT, TOPIC),  # « informatique » is no information
     # facilité de contact
     _e("joindr", CON, TOPIC),
     _e("joignabl", CON, GOOD),
@@ -152,6 +171,15 @@ LEXICON: tuple[_Entry, ...] = (
     _e("mails$|courriels$", CON, TOPIC),
     _e("parler$ quelqu", CON, TOPIC),
     _e("robot", CON, BAD),
+    _e("ligne$ coupe|coupee", CON, BAD),
+    _e("envoyer$ mesage|mail|courier", CON, TOPIC),
+    _e("numero", CON, TOPIC),
+    _e("acueil telephon", CON, TOPIC),
+    _e("bone$ persone$", CON, TOPIC),
+    _e("transfer", CON, TOPIC),
+    _e("rendez vous$ obtenu|pris$", CON, TOPIC),
+    _e("ecrire$ mail$|mails$|courier", CON, TOPIC),
+    _e("suite$ apel", None, (0, 0)),
     _e("racroch", CON, BAD),
     _e("sone$", CON, TOPIC),
     _e("obtenir|avoir$|prendre$|prise$ rendez", CON, TOPIC),
@@ -169,6 +197,11 @@ LEXICON: tuple[_Entry, ...] = (
     _e("idiot", COM, BAD),
     _e("coup parole", COM, BAD),
     _e("lais parl", COM, GOOD),
+    _e("lais finir", COM, GOOD),
+    _e("empathi", COM, GOOD),
+    _e("rasur", COM, GOOD),
+    _e("infantilis", COM, BAD),
+    _e("pris$|prend$|prenent$ pour$ idiot|imbecil|debil|menteu|voleu|fraudeu|profiteu", COM, BAD),
     # prise en charge
     _e("prise$|pris$ en$ charg", PEC, GOOD),
     _e("pris$ main$", PEC, GOOD),
@@ -192,7 +225,6 @@ LEXICON: tuple[_Entry, ...] = (
     _e("rapel", PEC, TOPIC),
     _e("promi", PEC, BAD),
     _e("corig", PEC, GOOD),
-    _e("ereur", PEC, TOPIC),
     _e("bloqu", PEC, BAD),
     _e("recommenc", PEC, BAD),
     _e("revenir", PEC, BAD),
@@ -200,7 +232,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("meme$|memes$ papier|document|piece|probleme", PEC, BAD),
     _e("tenu$|tenue$|tenus$ informe", PEC, GOOD),
     _e("solution", PEC, GOOD),
-    _e("previen|prevenu", PEC, TOPIC),
+    _e("previen|preven", PEC, TOPIC),
     _e("clotur", PEC, TOPIC),
     _e("acuse reception", PEC, TOPIC),
     _e("reexpliqu", PEC, BAD),
@@ -210,6 +242,23 @@ LEXICON: tuple[_Entry, ...] = (
     _e("sans$ ereur", PEC, GOOD),
     _e("orient", PEC, GOOD),
     _e("mal$ orient", PEC, BAD),
+    _e("incomplet", PEC, BAD),
+    _e("deja$ fourni|envoy|done", PEC, BAD),
+    _e("reste$|restee$|restes$ sans$", PEC, FIXED),
+    _e("boucl", PEC, GOOD),
+    _e("fait$ necesaire$", PEC, GOOD),
+    _e("comme$ promi", PEC, GOOD),
+    _e("persones$|interlocuteurs$|conseilers$ diferent", PEC, BAD),
+    _e("annul", PEC, BAD),
+    _e("ereur$|ereurs$", PEC, BAD),
+    _e("ereur corig", PEC, GOOD),
+    _e("reclamation", PEC, TOPIC),
+    _e("pris$ soin", PEC, GOOD),
+    _e("debloq", PEC, GOOD),
+    _e("abouti", PEC, GOOD),
+    _e("balad|trimbal", PEC, BAD),
+    _e("ping pong$", PEC, BAD),
+    _e("gere$|geree$|gerer$|gere$", PEC, GOOD),
     # délais
     _e("rapid", DEL, GOOD),
     _e("vite$", DEL, GOOD),
@@ -234,6 +283,16 @@ LEXICON: tuple[_Entry, ...] = (
     _e("tout$ monde$", None, (0, 0)),
     _e("temps$ fou$", DEL, BAD),
     _e("pris$ temps$ fou$", DEL, BAD),
+    _e("temps$ traitement$", DEL, TOPIC),
+    _e("viremen|paiemen|versemen", DEL, TOPIC),
+    _e("retard", DEL, BAD),
+    _e("dans$ journee$|heure$", DEL, GOOD),
+    _e("reactiv", DEL, GOOD),
+    _e("perte$|perdu$ temps$", DEL, BAD),
+    _e("ponctu", DEL, GOOD),
+    _e("jour$ meme$", DEL, GOOD),
+    _e("depuis$ debut$", None, (0, 0)),
+    _e("aide$|aides$ logement|social|financier", None, (0, 0)),  # a benefit, not help
     # courtoisie
     _e("acueil", COU, TOPIC),
     _e("acueilan", COU, GOOD),
@@ -274,6 +333,28 @@ LEXICON: tuple[_Entry, ...] = (
     _e("arogan", COU, BAD),
     _e("betail", COU, BAD),
     _e("traite$|traites$|traitee$|traitees$ comme$", COU, BAD),
+    _e("respect$", COU, GOOD),
+    _e("discutent$|discutaient$", COU, BAD),
+    _e("ignor", COU, BAD),
+    _e("condescend", COU, BAD),
+    _e("grosier", COU, BAD),
+    _e("insolen", COU, BAD),
+    _e("iresp", COU, BAD),
+    _e("agace", COU, BAD),
+    _e("enerv", COU, BAD),
+    _e("soupir", COU, BAD),
+    _e("menac", COU, BAD),
+    _e("jovial", COU, GOOD),
+    _e("cordial", COU, GOOD),
+    _e("avenan", COU, GOOD),
+    _e("prevenan", COU, GOOD),
+    _e("humeur", COU, TOPIC),
+    _e("agent$|agente$|hotese|persone$ acueil", None, (0, 0)),  # a role, not a welcome
+    _e("blase", COU, BAD),
+    _e("indiferen", COU, BAD),
+    _e("nonchalan", COU, BAD),
+    _e("parle$|parlent$|parlait$ mal$", COU, BAD),
+    _e("mal$ parle", COU, BAD),
     # autre
     _e("gare", AUT, TOPIC),
     _e("parking", AUT, TOPIC),
@@ -303,6 +384,34 @@ LEXICON: tuple[_Entry, ...] = (
     _e("velo", AUT, TOPIC),
     _e("fait$ froid$|chaud$", AUT, BAD),
     _e("fait$ trop$ froid$|chaud$", AUT, BAD),
+    _e("hors$ service$", AUT, BAD),
+    _e("aplication|apli$", AUT, TOPIC),
+    _e("espace$ persone", AUT, TOPIC),
+    _e("conect", AUT, TOPIC),
+    _e("acces$", AUT, TOPIC),
+    _e("transport", AUT, TOPIC),
+    _e("demenag", AUT, TOPIC),
+    _e("ouverture", AUT, TOPIC),
+    _e("case$|cases$|casee$|casees$", AUT, BAD),  # cassé(e)s, doubled letters collapsed
+    _e("vetust", AUT, BAD),
+    _e("eclair", AUT, TOPIC),
+    _e("odeur", AUT, BAD),
+    _e("bruit", AUT, BAD),
+    _e("couloir", AUT, TOPIC),
+    _e("batiment", AUT, TOPIC),
+    _e("siege|banc$|bancs$", AUT, TOPIC),
+    _e("borne$|bornes$", AUT, TOPIC),
+    _e("ticket", AUT, TOPIC),
+    _e("escalier", AUT, TOPIC),
+    _e("acesib", AUT, TOPIC),
+    _e("signaleti", AUT, TOPIC),
+    _e("panneau", AUT, TOPIC),
+    _e("mot$ pase$", AUT, TOPIC),
+    _e("identifian", AUT, TOPIC),
+    _e("rapel rendez|sms", AUT, TOPIC),
+    _e("systeme$", AUT, TOPIC),
+    _e("payer$|paiement$ carte$", AUT, TOPIC),
+    _e("heures$ ouverture", AUT, TOPIC),
     _e("rampe$", AUT, TOPIC),
     _e("fauteuil", AUT, TOPIC),
     _e("ferme$|fermee$|fermes$|fermees$|fermeture", AUT, BAD),
@@ -337,6 +446,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("pro$|profesionel", None, GOOD),
     _e("plein$|pleine$|pleins$|pleines$", None, BAD),
     _e("mal$ francais$", None, (0, 0)),
+    _e("parle$|parlent$|parlait$ mal$ francais$", None, (0, 0)),
     _e("nul$|nule$|nuls$|nules$", None, BAD),
     _e("nule$ part$", None, FIXED),
     _e("importe quoi$", None, FIXED),
@@ -345,6 +455,20 @@ LEXICON: tuple[_Entry, ...] = (
     _e("desastr", None, BAD),
     _e("horibl", None, BAD),
     _e("nickel", None, GOOD),
+    _e("insufisan", None, BAD),
+    _e("galere", None, BAD),
+    _e("parcours$ combatant", None, BAD),
+    _e("digne", None, GOOD),
+    _e("ravi$|ravie$|ravis$|ravies$", None, GOOD),
+    _e("maitris", None, GOOD),
+    _e("atentif|atentiv", None, GOOD),
+    _e("pratique$|pratiques$", None, GOOD),
+    _e("apreciabl", None, GOOD),
+    _e("gratuit", None, GOOD),
+    _e("elargi|etendu", None, GOOD),
+    _e("disponibl", None, GOOD),
+    _e("inexistan", None, BAD),
+    _e("exemplair", None, GOOD),
     _e("pas$ jour$", None, FIXED),
     _e("decu", None, BAD),
     _e("lamentabl", None, BAD),
@@ -367,8 +491,14 @@ LEXICON: tuple[_Entry, ...] = (
     _e("grand chose$", None, BAD),
     _e("rien$ redire$|dire$|signaler$|ajouter$", None, (0, 0)),
     _e("ras$", None, (0, 0)),
+    _e("avis$|comentaire|comentaires$|remarque|remarques$", None, (0, 0)),
+    _e("sais$|sait$ pas$", None, (0, 0)),
+    _e("rien$ special|particulier", None, (0, 0)),
 )
 
+# Things a verbatim names in passing (« remplir le formulaire », « mon courrier est resté sans
+# réponse »): their theme counts only when no other theme is found, or when they are judged.
+WEAK_TOPICS = frozenset(["formulair", "courier", "detail", "apel", "telephon"])
 NEGATORS = frozenset(
     {"pas", "jamais", "aucun", "aucune", "sans", "peu", "ni", "rien", "n", "ne", "non"}
 )
@@ -523,6 +653,7 @@ class _Compiled:
     plain: int
     negated: int
     size: int
+    weak: bool = False
 
 
 def _collapse(word: str) -> str:
@@ -539,7 +670,8 @@ def _compile(entry: _Entry) -> _Compiled:
             options.append((_collapse(option.rstrip("$")), exact))
         words.append(tuple(options))
     first = len(pattern.split()[0].split("|")[0])
-    return _Compiled(tuple(words), theme, plain, negated, len(words) * 100 + first)
+    weak = pattern in WEAK_TOPICS
+    return _Compiled(tuple(words), theme, plain, negated, len(words) * 100 + first, weak)
 
 
 _COMPILED = tuple(sorted((_compile(e) for e in LEXICON), key=lambda c: -c.size))
@@ -581,6 +713,19 @@ def _who_understood(words: list[str]) -> list[str]:
     return marked
 
 
+def _unelided(word: str) -> str:
+    """« lattente », « daide », « lecoute »: an elided article glued to a lexicon word (SMS)."""
+    if (
+        len(word) > 4
+        and word[0] in "ldjmnst"
+        and word[1] in "aeiouyh"
+        and _match([(word, word, False)], 0) is None
+        and _match([(word[1:], word, False)], 0) is not None
+    ):
+        return word[1:]
+    return word
+
+
 def _word_matches(options: tuple[tuple[str, bool], ...], word: str) -> bool:
     return any(word == stem if exact else word.startswith(stem) for stem, exact in options)
 
@@ -612,6 +757,9 @@ def tag(text: str) -> Tagging:
     positive: list[str] = []
     negative: list[str] = []
     all_words: list[str] = []
+    negation: list[str] = []  # the first negator that negates a word
+    nothing_to_say = False  # « rien à signaler », « pas d'avis »
+    strong: set[str] = set()  # themes with a word other than a weak topic
     for clause in _CLAUSE.split(folded):
         raw = [SPELLING.get(w, w) for w in _WORD.findall(clause)]
         all_words.extend(raw)
@@ -621,9 +769,11 @@ def tag(text: str) -> Tagging:
         for marked, word in zip(_who_understood(raw), raw, strict=True):
             if word in STOPWORDS:
                 continue
-            content.append((_collapse(marked), word, negated))
+            content.append((_unelided(_collapse(marked)), word, negated))
             if word in NEGATORS:
                 negated = True
+            elif negated and not negation:
+                negation.append(next(w for _, w, _ in content if w in NEGATORS))
         index = 0
         intensifier: str | None = None  # « trop » right before praise: « trop sympa »
         while index < len(content):
@@ -636,11 +786,14 @@ def tag(text: str) -> Tagging:
             span = content[index : index + len(entry.alternatives)]
             surface = " ".join(s for _, s, _ in span)
             polarity = entry.negated if span[0][2] else entry.plain
+            nothing_to_say |= entry.theme is None and entry.plain == entry.negated == 0
             if intensifier is not None and polarity > 0:
                 negative.remove(intensifier)
             intensifier = surface if surface == "trop" and polarity < 0 else None
             if entry.theme is not None:
                 theme_words.setdefault(entry.theme, []).append(surface)
+                if not entry.weak or polarity:
+                    strong.add(entry.theme)
             if polarity > 0:
                 positive.append(surface)
             elif polarity < 0:
@@ -653,9 +806,15 @@ def tag(text: str) -> Tagging:
         tone, tone_words = "irritant", negative
     elif positive:
         tone, tone_words = "satisfaction", positive
+    elif negation and not nothing_to_say:
+        # no opinion word but a negated statement: « l'appli ne fonctionne plus », « pas de
+        # rampe » — users write to complain far more than to state a negative fact
+        tone, tone_words = "irritant", negation
     else:
         # topic words with no opinion (« j'ai appelé pour un changement d'adresse »): no theme
         tone, tone_words, theme_words = "neutre", [], {}
+    if strong:
+        theme_words = {theme: words for theme, words in theme_words.items() if theme in strong}
     themes = tuple(
         ThemeTag(theme, tuple(theme_words[theme])) for theme in THEMES if theme in theme_words
     )
