@@ -78,13 +78,13 @@ LEXICON: tuple[_Entry, ...] = (
     _e("reponse standard$", REP, BAD),
     _e("toute$|toutes$ faite$|faites$", REP, BAD),
     _e("meme$|memes$ reponse", REP, BAD),
-    _e("copier coler", REP, BAD),
+    _e("copi col", REP, BAD),
     _e("personalis", REP, GOOD),
     _e("adapt", REP, GOOD),
     _e("corespond", REP, GOOD),
     _e("cas$", REP, TOPIC),
     _e("sur$ mesure", REP, GOOD),
-    _e("tenu$|tient$|tenir$ compte", REP, GOOD),
+    _e("tenu$|tient$|tenir$|tiennent$|tenez$ compte", REP, GOOD),
     _e("cote question", REP, BAD),
     _e("question", REP, TOPIC),
     _e("general", REP, BAD),
@@ -93,8 +93,10 @@ LEXICON: tuple[_Entry, ...] = (
     _e("reponse precis", REP, GOOD),
     _e("prise$|pris$|prendre$ en$ compte", REP, GOOD),
     _e("cote plaque", REP, BAD),
-    _e("conais dosier|situation|cas$", REP, GOOD),
-    _e("conais bien$ dosier|situation|cas$", REP, GOOD),
+    _e("conais dosier|situation|cas$|sujet", REP, GOOD),
+    _e("conais bien$ dosier|situation|cas$|sujet", REP, GOOD),
+    _e("conais pas$ dosier|situation|cas$|sujet", REP, FIXED),
+    _e("tenu$|tient$|tenir$|tiennent$|tenez$ pas$ compte", REP, FIXED),
     _e("reponse complet", REP, GOOD),
     _e("reponse vague", REP, BAD),
     _e("sans$ raport", REP, FIXED),
@@ -178,6 +180,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("bone$ persone$", CON, TOPIC),
     _e("transfer", CON, TOPIC),
     _e("rendez vous$ obtenu|pris$", CON, TOPIC),
+    _e("avoir$ conseil|interlocut", CON, TOPIC),
     _e("ecrire$ mail$|mails$|courier", CON, TOPIC),
     _e("suite$ apel", None, (0, 0)),
     _e("racroch", CON, BAD),
@@ -200,6 +203,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("lais finir", COM, GOOD),
     _e("empathi", COM, GOOD),
     _e("rasur", COM, GOOD),
+    _e("pris$|prend$|prenent$|prendre$ serieux", COM, GOOD),
     _e("infantilis", COM, BAD),
     _e("pris$|prend$|prenent$ pour$ idiot|imbecil|debil|menteu|voleu|fraudeu|profiteu", COM, BAD),
     # prise en charge
@@ -253,6 +257,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("ereur$|ereurs$", PEC, BAD),
     _e("ereur corig", PEC, GOOD),
     _e("reclamation", PEC, TOPIC),
+    _e("en$ cours$", PEC, TOPIC),
     _e("pris$ soin", PEC, GOOD),
     _e("debloq", PEC, GOOD),
     _e("abouti", PEC, GOOD),
@@ -291,6 +296,9 @@ LEXICON: tuple[_Entry, ...] = (
     _e("perte$|perdu$ temps$", DEL, BAD),
     _e("ponctu", DEL, GOOD),
     _e("jour$ meme$", DEL, GOOD),
+    _e("temps$ perdu$", DEL, BAD),
+    _e("date$ limite$", DEL, TOPIC),
+    _e("apres$ date$ limite$", DEL, BAD),
     _e("depuis$ debut$", None, (0, 0)),
     _e("aide$|aides$ logement|social|financier", None, (0, 0)),  # a benefit, not help
     # courtoisie
@@ -349,7 +357,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("avenan", COU, GOOD),
     _e("prevenan", COU, GOOD),
     _e("humeur", COU, TOPIC),
-    _e("agent$|agente$|hotese|persone$ acueil", None, (0, 0)),  # a role, not a welcome
+    # a role or a place, not a welcome
+    _e("agent$|agente$|hotese|persone$|borne$|bornes$|banque$|hal$ acueil", None, (0, 0)),
     _e("blase", COU, BAD),
     _e("indiferen", COU, BAD),
     _e("nonchalan", COU, BAD),
@@ -412,6 +421,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("systeme$", AUT, TOPIC),
     _e("payer$|paiement$ carte$", AUT, TOPIC),
     _e("heures$ ouverture", AUT, TOPIC),
+    _e("midi$ deux$", AUT, TOPIC),
+    _e("ouvrir$|ouvert$|ouverte$|ouverts$", AUT, TOPIC),
     _e("rampe$", AUT, TOPIC),
     _e("fauteuil", AUT, TOPIC),
     _e("ferme$|fermee$|fermes$|fermees$|fermeture", AUT, BAD),
@@ -469,6 +480,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("disponibl", None, GOOD),
     _e("inexistan", None, BAD),
     _e("exemplair", None, GOOD),
+    _e("payant$|payante$", None, BAD),
     _e("pas$ jour$", None, FIXED),
     _e("decu", None, BAD),
     _e("lamentabl", None, BAD),
@@ -610,7 +622,8 @@ _CLOCK = re.compile(
 _DURATION = re.compile(
     r"\b(?:\d+\s*(?:h|heures?|minutes?|mins?|mn|semaines?|mois|jours?|ans?)(?:\d+)?"
     r"|une?\s+(?:heure|semaine|mois|an)"
-    r"|(?:deux|trois|quatre|cinq|six|sept|huit|dix|quinze|vingt|trente|quarante|plusieurs)\s+"
+    r"|(?:deux|trois|quatre|cinq|six|sept|huit|dix|quinze|vingt|trente|quarante|plusieurs"
+    r"|quelques)\s+"
     r"(?:heures|minutes|semaines|mois|jours|ans))\b"
 )
 _TIMES = re.compile(
@@ -757,7 +770,7 @@ def tag(text: str) -> Tagging:
     positive: list[str] = []
     negative: list[str] = []
     all_words: list[str] = []
-    negation: list[str] = []  # the first negator that negates a word
+    negation: list[str] = []  # the negators of the first clause that negates a word
     nothing_to_say = False  # « rien à signaler », « pas d'avis »
     strong: set[str] = set()  # themes with a word other than a weak topic
     for clause in _CLAUSE.split(folded):
@@ -765,15 +778,17 @@ def tag(text: str) -> Tagging:
         all_words.extend(raw)
         # (word for matching, surface word, negated)
         content: list[tuple[str, str, bool]] = []
-        negated = False
+        negated = negated_word = False
         for marked, word in zip(_who_understood(raw), raw, strict=True):
             if word in STOPWORDS:
                 continue
             content.append((_unelided(_collapse(marked)), word, negated))
             if word in NEGATORS:
                 negated = True
-            elif negated and not negation:
-                negation.append(next(w for _, w, _ in content if w in NEGATORS))
+            elif negated:
+                negated_word = True
+        if negated_word and not negation:
+            negation.append(" ".join(w for _, w, _ in content if w in NEGATORS))
         index = 0
         intensifier: str | None = None  # « trop » right before praise: « trop sympa »
         while index < len(content):

@@ -161,6 +161,33 @@ def test_who_did_not_understand_decides_clarity_or_comprehension(text: str, them
     assert themes_of(text) - {"autre"} == {theme}
 
 
+def test_an_elided_article_glued_to_a_word_is_read() -> None:
+    assert themes_of("trop dattente") == {"delais"}
+    assert themes_of("pas lecoute du tout") == {"comprehension"}
+
+
+def test_a_negated_statement_without_an_opinion_word_is_an_irritant() -> None:
+    tagging = tag("Je n'ai jamais reçu ma carte.")
+    assert tagging.tone == "irritant"
+    assert tagging.tone_words == ("n jamais",)
+    assert tag("On ne trouve pas l'entrée.").tone == "irritant"
+
+
+@pytest.mark.parametrize("text", ["Je ne sais pas.", "Pas d'avis particulier.", "Rien."])
+def test_nothing_to_say_with_a_negation_stays_neutral(text: str) -> None:
+    assert tag(text).tone == "neutre"
+
+
+def test_a_thing_named_in_passing_is_no_theme_beside_a_judged_one() -> None:
+    assert themes_of("Mon courrier est resté sans réponse.") == {"prise_en_charge"}
+    assert themes_of("On m'a bien aidé à remplir le formulaire.") == {"prise_en_charge"}
+    assert themes_of("Formulaire en ligne simple à remplir.") == {"clarte"}
+
+
+def test_a_benefit_is_not_help() -> None:
+    assert themes_of("Réponse rapide à ma demande d'aide au logement.") == {"delais"}
+
+
 @pytest.mark.parametrize(
     "text",
     ["J'ai appelé pour un changement d'adresse.", "Je suis venue pour mon formulaire."],
