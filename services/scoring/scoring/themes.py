@@ -181,6 +181,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("transfer", CON, TOPIC),
     _e("rendez vous$ obtenu|pris$", CON, TOPIC),
     _e("avoir$ conseil|interlocut", CON, TOPIC),
+    _e("visio", CON, TOPIC),
+    _e("proposer$|propose$|proposent$ rendez", CON, TOPIC),
     _e("ecrire$ mail$|mails$|courier", CON, TOPIC),
     _e("suite$ apel", None, (0, 0)),
     _e("racroch", CON, BAD),
@@ -204,6 +206,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("empathi", COM, GOOD),
     _e("rasur", COM, GOOD),
     _e("pris$|prend$|prenent$|prendre$ serieux", COM, GOOD),
+    _e("entendu$ parler$", None, (0, 0)),
     _e("infantilis", COM, BAD),
     _e("pris$|prend$|prenent$ pour$ idiot|imbecil|debil|menteu|voleu|fraudeu|profiteu", COM, BAD),
     # prise en charge
@@ -258,6 +261,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("ereur corig", PEC, GOOD),
     _e("reclamation", PEC, TOPIC),
     _e("en$ cours$", PEC, TOPIC),
+    _e("dit$ rapel", PEC, BAD),  # « on m'a dit de rappeler »
+    _e("informe$|informee$|informes$ avancement", PEC, TOPIC),
     _e("pris$ soin", PEC, GOOD),
     _e("debloq", PEC, GOOD),
     _e("abouti", PEC, GOOD),
@@ -297,6 +302,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("ponctu", DEL, GOOD),
     _e("jour$ meme$", DEL, GOOD),
     _e("temps$ perdu$", DEL, BAD),
+    _e("ca$|file$|queue$|atente$ avanc", DEL, TOPIC),  # the queue moves, not the file
     _e("date$ limite$", DEL, TOPIC),
     _e("apres$ date$ limite$", DEL, BAD),
     _e("depuis$ debut$", None, (0, 0)),
@@ -358,7 +364,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("prevenan", COU, GOOD),
     _e("humeur", COU, TOPIC),
     # a role or a place, not a welcome
-    _e("agent$|agente$|hotese|persone$|borne$|bornes$|banque$|hal$ acueil", None, (0, 0)),
+    _e("agent$|agente$|hotese|persone$|borne$|bornes$|banque$|hal$|espace$ acueil", None, (0, 0)),
     _e("blase", COU, BAD),
     _e("indiferen", COU, BAD),
     _e("nonchalan", COU, BAD),
