@@ -93,9 +93,9 @@ LEXICON: tuple[_Entry, ...] = (
     _e("reponse precis", REP, GOOD),
     _e("prise$|pris$|prendre$ en$ compte", REP, GOOD),
     _e("cote plaque", REP, BAD),
-    _e("conais dosier|situation|cas$|sujet", REP, GOOD),
-    _e("conais bien$ dosier|situation|cas$|sujet", REP, GOOD),
-    _e("conais pas$ dosier|situation|cas$|sujet", REP, FIXED),
+    _e("conais dosier|situation|cas$|sujet|reglementation|regles$|droits$", REP, GOOD),
+    _e("conais bien$ dosier|situation|cas$|sujet|reglementation|regles$|droits$", REP, GOOD),
+    _e("conais pas$ dosier|situation|cas$|sujet|reglementation|regles$|droits$", REP, FIXED),
     _e("tenu$|tient$|tenir$|tiennent$|tenez$ pas$ compte", REP, FIXED),
     _e("reponse complet", REP, GOOD),
     _e("reponse vague", REP, BAD),
@@ -147,6 +147,9 @@ LEXICON: tuple[_Entry, ...] = (
     _e("charabia", CLA, BAD),
     _e("embrouil", CLA, BAD),
     _e("demarche", CLA, TOPIC),
+    _e("contredi", CLA, BAD),
+    _e("demarche|demarches$|etapes$ suivre$", CLA, TOPIC),
+    _e("reglementation", None, (0, 0)),
     _e("informatiq", AUT, TOPIC),  # « informatique » is no information
     # facilité de contact
     _e("joindr", CON, TOPIC),
@@ -207,6 +210,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("rasur", COM, GOOD),
     _e("pris$|prend$|prenent$|prendre$ serieux", COM, GOOD),
     _e("entendu$ parler$", None, (0, 0)),
+    _e("cerne$|cernee$|cerner$|cernait$", COM, GOOD),
     _e("infantilis", COM, BAD),
     _e("pris$|prend$|prenent$ pour$ idiot|imbecil|debil|menteu|voleu|fraudeu|profiteu", COM, BAD),
     # prise en charge
@@ -262,6 +266,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("reclamation", PEC, TOPIC),
     _e("en$ cours$", PEC, TOPIC),
     _e("dit$ rapel", PEC, BAD),  # « on m'a dit de rappeler »
+    _e("transmis$|envoye$|envoyee$|oriente$|orientee$ mauvais", PEC, BAD),
+    _e("refaire", PEC, BAD),
     _e("informe$|informee$|informes$ avancement", PEC, TOPIC),
     _e("pris$ soin", PEC, GOOD),
     _e("debloq", PEC, GOOD),
@@ -303,6 +309,9 @@ LEXICON: tuple[_Entry, ...] = (
     _e("jour$ meme$", DEL, GOOD),
     _e("temps$ perdu$", DEL, BAD),
     _e("ca$|file$|queue$|atente$ avanc", DEL, TOPIC),  # the queue moves, not the file
+    _e("imediat", DEL, GOOD),
+    _e("annonce$|annoncee$|prevu$|prevue$ _duree_", None, (0, 0)),
+    _e("tout$ long$", None, (0, 0)),  # « tout au long de »
     _e("date$ limite$", DEL, TOPIC),
     _e("apres$ date$ limite$", DEL, BAD),
     _e("depuis$ debut$", None, (0, 0)),
@@ -351,6 +360,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("discutent$|discutaient$", COU, BAD),
     _e("ignor", COU, BAD),
     _e("condescend", COU, BAD),
+    _e("disponibilit", COU, GOOD),
     _e("grosier", COU, BAD),
     _e("insolen", COU, BAD),
     _e("iresp", COU, BAD),
@@ -428,6 +438,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("payer$|paiement$ carte$", AUT, TOPIC),
     _e("heures$ ouverture", AUT, TOPIC),
     _e("midi$ deux$", AUT, TOPIC),
+    _e("site$|apli|aplication|conexion|internet$ lent", AUT, BAD),
+    _e("ambiance", AUT, TOPIC),
     _e("ouvrir$|ouvert$|ouverte$|ouverts$", AUT, TOPIC),
     _e("rampe$", AUT, TOPIC),
     _e("fauteuil", AUT, TOPIC),
