@@ -27,6 +27,7 @@ from scoring.managers import managers_router
 from scoring.publisher import IndicatorsPublisher
 from scoring.retention import Purger
 from scoring.settings import ScoringSettings
+from scoring.tagging import Retagger
 
 SERVICE = "scoring"
 CONSUMED = (SURVEY_RESPONSE, SURVEY_INVITATION, SURVEY_CONTACT, CRM_CALLBACK_COMPLETED)
@@ -73,6 +74,8 @@ def create_app(settings: ScoringSettings) -> FastAPI:
             settings=settings, pool=runtime.db_pool, topics=CONSUMED, registry=runtime.registry
         )
         runtime.spawn("retention-purge", purger.run)
+        # Issue #17: verbatims stored before tagging, or tagged by another lexicon, re-tagged.
+        runtime.spawn("verbatim-tags", Retagger(runtime.db_pool).run)
         tune_collector()
 
     app = service_app(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections import Counter
@@ -26,7 +25,7 @@ from contracts.topics import (
 from plumbing.db import Connection
 from plumbing.outbox import enqueue_many
 from plumbing.tracing import current_traceparent
-from scoring import domain, repository, themes
+from scoring import domain, repository, tagging
 from scoring.settings import ScoringSettings
 
 SOURCE = "/scoring"
@@ -175,14 +174,11 @@ class ScoringHandler:
             return None
         items = ("satisfaction_globale", "recommandation", "effort")
         scores = [response.answers.get(item) for item in items]
-        tagging = themes.tag(text)  # issue #17: on the text as stored, redacted upstream
         return (response.response_id, response.site_id, day,
                 response.channel.value, response.motif, text,
-                *[score if isinstance(score, int) else None for score in scores[:2]],
-                response.contact_id, [t.theme for t in tagging.themes], tagging.tone,
-                json.dumps({"themes": {t.theme: list(t.words) for t in tagging.themes},
-                            "tone": list(tagging.tone_words)}, ensure_ascii=False),
-                scores[2] if isinstance(scores[2], int) else None)  # fmt: skip
+                *[score if isinstance(score, int) else None for score in scores],
+                # Issue #17: tagged in the batch, on the text as stored (redacted upstream).
+                response.contact_id, *tagging.verbatim_tags(text))  # fmt: skip
 
     def _alert_for(self, response: ResponseSubmitted) -> DetractorAlert | None:
         if not domain.consents_to_call_back(response.answers):

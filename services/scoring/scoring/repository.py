@@ -497,17 +497,30 @@ async def tally_between(
     return tally
 
 
-async def site_day_counts(
-    conn: Connection, *, site_id: str, since: date
-) -> list[tuple[date, list[int]]]:
-    """The site's count vector of each day from `since` on, in day order: the publisher sums
-    them per period (`tally_vectors.period_sums`), which costs PostgreSQL one index range read
-    instead of unnesting and grouping every count."""
+SiteDays = tuple[
+    str | None, list[tuple[date, list[int]]], list[tuple[date, int, int, datetime | None]]
+]
+"""A site's clock as its events told it, its count vector of each day, and its invitation
+cohort of each send day (`site_days`)."""
+
+
+async def site_days(conn: Connection, *, site_id: str, since: date) -> SiteDays:
+    """What the publisher sums per period (`tally_vectors.period_sums`, `period_cohorts`), from
+    `since` on in day order, in one round trip and one snapshot: each day's count vector (one
+    index range read, not every count unnested and grouped), each send day's cohort, and the
+    site's clock (sites.timezone)."""
     rows = await conn.fetch(
-        "SELECT day, counts FROM site_day_vectors WHERE site_id = $1 AND day >= $2 ORDER BY day",
+        "SELECT (SELECT timezone FROM sites WHERE site_id = $1), d.* FROM (SELECT 1) AS one "
+        "LEFT JOIN ((SELECT day, counts, NULL::bigint, NULL::bigint, NULL::timestamptz "
+        "  FROM site_day_vectors WHERE site_id = $1 AND day >= $2) UNION ALL "
+        " (SELECT day, NULL, sum(count)::bigint, sum(answered)::bigint, max(open_until) "
+        "  FROM invitation_tallies WHERE site_id = $1 AND day >= $2 GROUP BY day)) "
+        "AS d (day, counts, invited, answered, open_until) ON true ORDER BY d.day",
         site_id, since,
     )  # fmt: skip
-    return [(row[0], row[1]) for row in rows]
+    vectors = [(row[1], row[2]) for row in rows if row[2] is not None]
+    cohorts = [(row[1], row[3], row[4], row[5]) for row in rows if row[3] is not None]
+    return rows[0][0], vectors, cohorts
 
 
 async def cell_names(conn: Connection) -> dict[int, tally_vectors.Cell]:
@@ -539,19 +552,6 @@ async def cohorts_for_periods(
     return [
         (int(values[3 * n]), int(values[3 * n + 1]), values[3 * n + 2]) for n in range(len(periods))
     ]
-
-
-async def cohort_days(
-    conn: Connection, *, site_id: str, since: date
-) -> list[tuple[date, int, int, datetime | None]]:
-    """The site's invitation cohort of each send day from `since` on, in day order (the
-    publisher sums them per period: `tally_vectors.period_cohorts`)."""
-    rows = await conn.fetch(
-        "SELECT day, sum(count)::bigint, sum(answered)::bigint, max(open_until) "
-        "FROM invitation_tallies WHERE site_id = $1 AND day >= $2 GROUP BY day ORDER BY day",
-        site_id, since,
-    )  # fmt: skip
-    return [(row[0], int(row[1]), int(row[2]), row[3]) for row in rows]
 
 
 async def cohort_between(conn: Connection, *, site_id: str, start: date, end: date) -> Counts:
@@ -745,15 +745,37 @@ async def contact_distributions(
 
 
 async def add_verbatims(conn: Connection, *, rows: list[tuple[Any, ...]]) -> None:
-    """Rows: response id, site, day, channel, motif, text, satisfaction, recommandation, contact
-    id, themes, tone, trigger words (JSON text), effort (issue #17: tagged by the consumer); the
-    user's pseudonym comes from the contact when it is known (else on its arrival)."""
+    """Rows: response id, site, day, channel, motif, text, satisfaction, recommandation, effort,
+    contact id, then themes, tone, trigger words (JSON text) and tagger (issue #17,
+    scoring.tagging.verbatim_tags); the user's pseudonym comes from the contact when it is known
+    (else on its arrival)."""
     await conn.executemany(
         "INSERT INTO verbatims (response_id, site_id, day, channel, motif, text, satisfaction, "
-        "recommandation, contact_id, themes, tone, trigger_words, effort, user_pseudo_id) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::jsonb, $13, "
-        "(SELECT user_pseudo_id FROM contacts WHERE contact_id = $9)) "
+        "recommandation, effort, contact_id, themes, tone, trigger_words, tagger, user_pseudo_id) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::text::jsonb, $14, "
+        "(SELECT user_pseudo_id FROM contacts WHERE contact_id = $10)) "
         "ON CONFLICT (response_id) DO NOTHING",
+        rows,
+    )
+
+
+async def verbatims_to_tag(
+    conn: Connection, *, version: str, after: str, limit: int
+) -> list[asyncpg.Record]:
+    """Issue #17: the next verbatims (by response id, after `after`) that tagger `version` did
+    not tag, locked; those another transaction holds are skipped."""
+    return await conn.fetch(
+        "SELECT response_id, text FROM verbatims WHERE response_id > $1 "
+        "AND tagger IS DISTINCT FROM $2 ORDER BY response_id LIMIT $3 FOR UPDATE SKIP LOCKED",
+        after, version, limit,
+    )  # fmt: skip
+
+
+async def set_verbatim_tags(conn: Connection, *, rows: list[tuple[Any, ...]]) -> None:
+    """Rows: response id, themes, tone, trigger words (JSON text), tagger."""
+    await conn.executemany(
+        "UPDATE verbatims SET themes = $2, tone = $3, trigger_words = $4::text::jsonb, "
+        "tagger = $5 WHERE response_id = $1",
         rows,
     )
 

@@ -24,7 +24,7 @@ import asyncpg
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
-from scoring import domain, repository
+from scoring import domain, repository, tagging
 from scoring.retention import Purger
 from scoring.settings import ScoringSettings
 
@@ -807,10 +807,11 @@ async def test_a_verbatim_is_tagged_at_ingest_and_managers_filter_by_theme_and_t
     await async_wait_for(lambda: rows_of(stack, "verbatims", site, 7), timeout=30)
     [stored] = await fetch(
         stack.database_url,
-        "SELECT themes, tone, trigger_words::text AS words FROM scoring.verbatims "
+        "SELECT themes, tone, trigger_words::text AS words, tagger FROM scoring.verbatims "
         "WHERE site_id = $1 AND text = $2 LIMIT 1", site, waiting,
     )  # fmt: skip
     assert stored["themes"] == ["facilite_contact", "delais"] and stored["tone"] == "irritant"
+    assert stored["tagger"] == tagging.tagger_version()  # a restart's Retagger leaves it alone
     assert json.loads(stored["words"]) == {
         "themes": {"facilite_contact": ["telephone", "decroche"], "delais": ["attente"]},
         "tone": ["trop", "decroche"],

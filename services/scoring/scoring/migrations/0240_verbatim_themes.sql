@@ -1,8 +1,8 @@
 -- Issue #17: each verbatim's themes, tone and the words that triggered them (scoring.themes.tag,
 -- run by the consumer at ingest on the text the responses service already redacted), and the
 -- effort answer beside its other scores (the boards read scoring's verbatims, not another
--- schema's). A verbatim stored before this migration has a NULL tone: it is shown « non classé »
--- and never counted as an irritant; retention removes it within verbatims_retention_days.
+-- schema's). A verbatim stored before this migration has a NULL tone: it reads « non classé »
+-- until scoring re-tags it at start (migration 0241, scoring.tagging); never an irritant before.
 -- trigger_words: {"themes": {"delais": ["trop long"], ...}, "tone": ["trop long"]}.
 ALTER TABLE verbatims
     ADD COLUMN themes text[],
