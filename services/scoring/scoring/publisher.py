@@ -209,11 +209,8 @@ class IndicatorsPublisher:
     def _midnight(self, day: date, zone: ZoneInfo | None = None) -> datetime:
         return datetime.combine(day, datetime.min.time(), zone or self.zone)
 
-    async def site_zone(
-        self, conn: Connection, site_id: str, network: str, timezone: str | None = None
-    ) -> ZoneInfo:
+    def site_zone(self, site_id: str, network: str, told: str | None) -> ZoneInfo:
         """The site's clock (sites.timezone, as its events told it), else the shared default."""
-        told = timezone or await repository.site_timezone(conn, site_id=site_id)
         return ZoneInfo(site_timezone(told, site_id=site_id, network=network,
                                       metropolitan=self.zone.key))  # fmt: skip
 
@@ -228,14 +225,18 @@ class IndicatorsPublisher:
         timezone: str | None = None,
     ) -> CloudEvent[SiteIndicatorsUpdated]:
         """The site's figures; its weeks and months on its own clock."""
-        zone = await self.site_zone(conn, site_id, network, timezone)
+        # From the earliest day any site's periods can start (no clock is a day behind UTC's
+        # yesterday): the site's clock comes in the same round trip as its counts.
+        earliest = min(period.start for period in domain.periods(now.date() - timedelta(days=1)))
+        told, vectors, cohort_days = await repository.site_days(
+            conn, site_id=site_id, since=earliest
+        )
+        zone = self.site_zone(site_id, network, timezone or told)
         form = questionnaire.load()
         windows = domain.periods(now.astimezone(zone).date())
         days = [(period.start, period.end) for period in windows]
-        since = min(start for start, _ in days)
-        cohorts = tally_vectors.period_cohorts(
-            await repository.cohort_days(conn, site_id=site_id, since=since), days
-        )
+        cohorts = tally_vectors.period_cohorts(cohort_days, days)
+        sums = tally_vectors.period_sums(vectors, days)
         fcr = await repository.fcr_counts_for_periods(
             conn, site_id=site_id, window_days=self.settings.fcr_window_days, as_of=now,
             periods=[
@@ -243,10 +244,6 @@ class IndicatorsPublisher:
                 for p in windows
             ],
         )  # fmt: skip
-        # The answers last: the later this read, the more recent responses the event includes.
-        sums = tally_vectors.period_sums(
-            await repository.site_day_counts(conn, site_id=site_id, since=since), days
-        )
         tallies = await self._tallies(conn, sums)
         # The questionnaire versions the site's responses carry (issue #15): a window without
         # responses shows the indicators of the site's other windows, not the default's.

@@ -94,7 +94,8 @@ def test_the_vectors_of_any_split_add_up_to_the_same_arrays(raw, cut):
 
 
 def test_array_literal():
-    assert tally_vectors.literal([3, 0, 12]) == "{3,0,12}"
+    assert tally_vectors.literal([3, 0, 12]) == "{3, 0, 12}"
+    assert tally_vectors.literal((3,)) == "{3}"
 
 
 days = st.lists(
