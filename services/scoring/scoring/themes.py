@@ -180,7 +180,10 @@ LEXICON: tuple[_Entry, ...] = (
     _e("envoyer$ mesage|mail|courier", CON, TOPIC),
     _e("numero", CON, TOPIC),
     _e("acueil telephon", CON, TOPIC),
-    _e("bone$ persone$", CON, TOPIC),
+    _e("bon$|bone$ persone$|interlocut|numero$", CON, TOPIC),
+    _e("coupe$|coupee$|coupent$|coupait$", CON, BAD),
+    _e("met$|mis$|mise$|metent$ en$ atente", CON, BAD),
+    _e("rendez vous$ facil", CON, GOOD),
     _e("transfer", CON, TOPIC),
     _e("rendez vous$ obtenu|pris$", CON, TOPIC),
     _e("avoir$ conseil|interlocut", CON, TOPIC),
@@ -268,6 +271,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("dit$ rapel", PEC, BAD),  # « on m'a dit de rappeler »
     _e("transmis$|envoye$|envoyee$|oriente$|orientee$ mauvais", PEC, BAD),
     _e("refaire", PEC, BAD),
+    _e("expliquer$ _fois_", PEC, BAD),
+    _e("perdu$ droits$", None, BAD),
     _e("informe$|informee$|informes$ avancement", PEC, TOPIC),
     _e("pris$ soin", PEC, GOOD),
     _e("debloq", PEC, GOOD),
@@ -308,6 +313,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("ponctu", DEL, GOOD),
     _e("jour$ meme$", DEL, GOOD),
     _e("temps$ perdu$", DEL, BAD),
+    _e("recu$|recue$|recus$|recues$ heure$", DEL, GOOD),  # « reçue à l'heure »
+    _e("paye$|payee$|payes$ temps$", DEL, GOOD),
     _e("ca$|file$|queue$|atente$ avanc", DEL, TOPIC),  # the queue moves, not the file
     _e("imediat", DEL, GOOD),
     _e("annonce$|annoncee$|prevu$|prevue$ _duree_", None, (0, 0)),
@@ -361,6 +368,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("ignor", COU, BAD),
     _e("condescend", COU, BAD),
     _e("disponibilit", COU, GOOD),
+    _e("regarde$|regardee$|regarder$", COU, TOPIC),
     _e("grosier", COU, BAD),
     _e("insolen", COU, BAD),
     _e("iresp", COU, BAD),
@@ -391,7 +399,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("ascenseur", AUT, TOPIC),
     _e("pane$|panes$", AUT, BAD),
     _e("toilete", AUT, TOPIC),
-    _e("sale$ atent", AUT, TOPIC),
+    _e("_salle_ atent", AUT, TOPIC),
     _e("chaise", AUT, TOPIC),
     _e("wifi", AUT, TOPIC),
     _e("reseau", AUT, TOPIC),
@@ -466,7 +474,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("respect", None, GOOD),
     _e("simpl", None, GOOD),
     _e("facil", None, GOOD),
-    _e("marche$|fonctione", None, GOOD),
+    _e("marche$|marchait$|marchent$|marchaient$|fonctione", None, GOOD),
     _e("pris$ temps$", None, GOOD),
     _e("correct$|correcte$|corrects$|correctes$", None, GOOD),
     _e("ok$", None, GOOD),
@@ -490,7 +498,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("digne", None, GOOD),
     _e("ravi$|ravie$|ravis$|ravies$", None, GOOD),
     _e("maitris", None, GOOD),
-    _e("atentif|atentiv", None, GOOD),
+    _e("atentif|atentiv", COM, GOOD),
     _e("pratique$|pratiques$", None, GOOD),
     _e("apreciabl", None, GOOD),
     _e("gratuit", None, GOOD),
@@ -524,11 +532,14 @@ LEXICON: tuple[_Entry, ...] = (
     _e("avis$|comentaire|comentaires$|remarque|remarques$", None, (0, 0)),
     _e("sais$|sait$ pas$", None, (0, 0)),
     _e("rien$ special|particulier", None, (0, 0)),
+    _e("sans$ probleme|soucis$|souci$", None, (1, 1)),
 )
 
 # Things a verbatim names in passing (« remplir le formulaire », « mon courrier est resté sans
 # réponse »): their theme counts only when no other theme is found, or when they are judged.
-WEAK_TOPICS = frozenset(["formulair", "courier", "detail", "apel", "telephon"])
+WEAK_TOPICS = frozenset(
+    ["formulair", "courier", "detail", "apel", "telephon", "viremen|paiemen|versemen"]
+)
 NEGATORS = frozenset(
     {"pas", "jamais", "aucun", "aucune", "sans", "peu", "ni", "rien", "n", "ne", "non"}
 )
@@ -610,6 +621,8 @@ SPELLING = {
     "mont": "ont",
     "rep0nse": "reponse",
     "koi": "quoi",
+    "salle": "_salle_",  # not « sale » once doubled letters are collapsed
+    "salles": "_salle_",
     "nimporte": "importe",
 }
 _SUGGESTION_WORDS = ("faudr", "devri", "pourri", "pourait", "aimerai", "souhait", "sugger")
@@ -672,6 +685,25 @@ _OTHER_PERSON = frozenset(
     ]
 )
 _USER_UNDERSTOOD = "_je_compr_"
+_EASY_OR_HARD = frozenset(
+    [
+        "simple",
+        "simples",
+        "facile",
+        "faciles",
+        "dur",
+        "dure",
+        "durs",
+        "dures",
+        "difficile",
+        "difficiles",
+        "complique",
+        "compliquee",
+        "compliques",
+        "compliquees",
+        "impossible",
+    ]
+)
 _CLAUSE = re.compile(r"[.!?;,:()\n]+|\bmais\b|\bms\b")
 _WORD = re.compile(r"[a-z0-9_]+")
 _DOUBLE = re.compile(r"(.)\1+")
@@ -736,6 +768,9 @@ def _who_understood(words: list[str]) -> list[str]:
         if not word.startswith("compr") or word.startswith(("comprehensi", "comprehensibl")):
             continue
         before = words[:index]
+        if before[-2:-1] and before[-1] == "a" and before[-2] in _EASY_OR_HARD:
+            marked[index] = _USER_UNDERSTOOD  # « simple à comprendre »: for the user
+            continue
         person = next((w for w in reversed(before) if w in _FIRST_PERSON | _OTHER_PERSON), None)
         if person in _FIRST_PERSON or (
             person is None and before and all(w in NEGATORS for w in before)

@@ -191,6 +191,17 @@ def test_a_thing_named_in_passing_is_no_theme_beside_a_judged_one() -> None:
     assert themes_of("Formulaire en ligne simple à remplir.") == {"clarte"}
 
 
+def test_a_room_is_not_dirty_once_doubled_letters_are_collapsed() -> None:
+    # « salle » collapsed to « sale » made « ne marchait pas dans la salle » praise
+    assert tag("Le chauffage ne marchait pas dans la salle.").tone == "irritant"
+    assert tag("La salle d'attente est propre.").tone == "satisfaction"
+
+
+def test_easy_or_hard_to_understand_is_clarity() -> None:
+    assert themes_of("Les courriers devraient être plus simples à comprendre.") == {"clarte"}
+    assert themes_of("Il n'a pas cherché à comprendre.") == {"comprehension"}
+
+
 def test_a_benefit_is_not_help() -> None:
     assert themes_of("Réponse rapide à ma demande d'aide au logement.") == {"delais"}
 
