@@ -20,23 +20,24 @@ CORPUS = Path(__file__).parent / "data" / "verbatims_fr.jsonl"
 # The « heldout » lines were written in batches before the tagger ran on them; a batch measured
 # once after a lexicon freeze then moved to « tune » is said so in the git log.
 
-# Measured on the held-out part (140 verbatims never used to tune the lexicon, written
-# before the tagger ran on them) after the last lexicon change; the floor is these figures minus
-# MARGIN. Labels with support < 10 on the held-out part (comprehension 8, autre 9, neutre 8)
-# are noisy: one verbatim moves them by 0.1+.
+# Measured on the held-out part (260 verbatims, each written before the tagger ran on it; the
+# 160 oldest were seen in aggregate while tuning, the last 100 measured once, after the lexicon's
+# last change). The floor is these figures minus MARGIN: it catches a regression, it is not the
+# issue's goal of 0.8 — prise_en_charge recall and neutre precision are under it (the bench
+# scenario verbatim_themes lists them as violations).
 HELD_OUT_MEASURED = {
-    "reponse_personnalisee": (1.0, 0.909),
-    "clarte": (0.933, 0.933),
-    "facilite_contact": (0.95, 0.905),
-    "comprehension": (1.0, 0.875),
-    "prise_en_charge": (0.773, 0.944),
-    "delais": (0.87, 0.952),
-    "courtoisie": (0.967, 0.879),
-    "autre": (1.0, 0.778),
-    "tone:irritant": (0.986, 0.933),
-    "tone:satisfaction": (1.0, 0.978),
-    "tone:suggestion": (1.0, 1.0),
-    "tone:neutre": (0.615, 1.0),
+    "reponse_personnalisee": (0.857, 0.9),
+    "clarte": (0.871, 0.931),
+    "facilite_contact": (0.909, 0.857),
+    "comprehension": (0.952, 1.0),
+    "prise_en_charge": (0.8, 0.762),
+    "delais": (0.837, 0.911),
+    "courtoisie": (0.907, 0.891),
+    "autre": (0.84, 0.84),
+    "tone:irritant": (0.97, 0.929),
+    "tone:satisfaction": (0.953, 0.943),
+    "tone:suggestion": (0.944, 1.0),
+    "tone:neutre": (0.636, 0.875),
 }
 MARGIN = 0.05
 
