@@ -160,7 +160,8 @@ def redact(text: str) -> str:
 
 NAME_TAG = "[nom]"
 # a word, hyphenated or not; « N'Diaye », « O'Neill », « D'Almeida » are one word
-_NAME_WORD = re.compile(r"(?:[DLNO]['’](?=[A-ZÀ-ÖØ-Þ]))?[^\W\d_]+(?:-[^\W\d_]+)*")
+# (not inside an identifier or a code: « SSE_MAX_CLIENTS », « B2B »)
+_NAME_WORD = re.compile(r"(?<!\w)(?:[DLNO]['’](?=[A-ZÀ-ÖØ-Þ]))?[^\W\d_]+(?:-[^\W\d_]+)*(?!\w)")
 _NAME_JOIN = re.compile(r"[ \t\u00a0]+|[ \t\u00a0]*['’][ \t\u00a0]*")  # between parts of one name
 _CIVILITY_GAP = re.compile(r"\.?[ \t\u00a0]+|\.")  # « M. Dupont », « Mme Dupont », « M.Dupont »
 _INTRODUCTION_GAP = re.compile(r"[ \t\u00a0]*[:,]?[ \t\u00a0]*")  # « je m'appelle : Marie »

@@ -85,6 +85,7 @@ UNCHANGED = [
     "Je suis venu lundi, Accueil Parfait.",
     "Mon dossier CAF est bloqué.",
     "[téléphone] [courriel] [nom]",
+    "Réglage SSE_MAX_CLIENTS à 4, code Marie2024.",
 ]
 
 
