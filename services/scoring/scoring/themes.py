@@ -280,6 +280,23 @@ LEXICON: tuple[_Entry, ...] = (
     _e("balad|trimbal", PEC, BAD),
     _e("ping pong$", PEC, BAD),
     _e("gere$|geree$|gerer$|gere$", PEC, GOOD),
+    _e("guid", PEC, GOOD),
+    _e("soutien|soutenu|epaul|depan", PEC, GOOD),
+    _e("tout$ repris$|regle$", PEC, GOOD),
+    _e("repris$ dosier|demande", PEC, GOOD),
+    _e("fait$ maximum|posible$", PEC, GOOD),
+    _e("abandon", PEC, BAD),
+    _e("laise$|laisee$|laises$ tomber", PEC, BAD),
+    _e("livre$|livree$|livres$ moi$|nous$|lui$|elle$", PEC, BAD),
+    _e("redemand", PEC, BAD),
+    _e("debrouil", PEC, BAD),
+    _e("retour$|retours$", PEC, TOPIC),  # « aucun retour », « pas de retour »
+    _e("dirig", PEC, GOOD),
+    _e("redirig", PEC, TOPIC),
+    _e("interven", PEC, GOOD),
+    _e("s$ charg", PEC, GOOD),  # « s'est chargée de tout »
+    _e("rien$ n$ fait$", PEC, FIXED),
+    _e("rien$ fait$", PEC, FIXED),
     # délais
     _e("rapid", DEL, GOOD),
     _e("vite$", DEL, GOOD),
@@ -533,6 +550,18 @@ LEXICON: tuple[_Entry, ...] = (
     _e("sais$|sait$ pas$", None, (0, 0)),
     _e("rien$ special|particulier", None, (0, 0)),
     _e("sans$ probleme|soucis$|souci$", None, (1, 1)),
+    _e("probleme|soucis$|souci$", None, (0, 1)),  # a trouble: see TROUBLES
+    _e("pour$ probleme|soucis$|souci$", None, (0, 0)),  # the reason for a visit
+    _e("remerci|felicit", None, GOOD),
+    _e("precis$|precise$|precises$|precisement$", None, GOOD),
+    _e("utile$|utiles$", None, GOOD),
+    _e("inutile", None, BAD),
+    _e("chouet|fluide|soulag|reconaisan|heureu", None, GOOD),
+    _e("grace$", None, GOOD),
+    _e("dommage|regret|marre$|penibl|inaceptabl|intolerabl|ridicul|absurd|aberan", None, BAD),
+    _e("ras$ bol$", None, BAD),
+    _e("mediocr|bof$", None, BAD),
+    _e("terribl", None, FIXED),
 )
 
 # Things a verbatim names in passing (« remplir le formulaire », « mon courrier est resté sans
@@ -540,9 +569,15 @@ LEXICON: tuple[_Entry, ...] = (
 WEAK_TOPICS = frozenset(
     ["formulair", "courier", "detail", "apel", "telephon", "viremen|paiemen|versemen"]
 )
+# A trouble named with no opinion word (« j'ai un problème avec mon dossier ») is a complaint,
+# beside praise it is what was solved (« a réglé mon problème »): it decides only an otherwise
+# opinion-less verbatim, like a negated statement.
+TROUBLES = frozenset(["probleme|soucis$|souci$"])
 NEGATORS = frozenset(
     {"pas", "jamais", "aucun", "aucune", "sans", "peu", "ni", "rien", "n", "ne", "non"}
 )
+_NE = frozenset(["n", "ne"])
+_SECOND_NEGATORS = frozenset(["pas", "jamais", "rien", "plus"])
 STOPWORDS = frozenset(
     [
         "le",
@@ -717,6 +752,7 @@ class _Compiled:
     negated: int
     size: int
     weak: bool = False
+    trouble: bool = False
 
 
 def _collapse(word: str) -> str:
@@ -734,7 +770,9 @@ def _compile(entry: _Entry) -> _Compiled:
         words.append(tuple(options))
     first = len(pattern.split()[0].split("|")[0])
     weak = pattern in WEAK_TOPICS
-    return _Compiled(tuple(words), theme, plain, negated, len(words) * 100 + first, weak)
+    trouble = pattern in TROUBLES
+    size = len(words) * 100 + first
+    return _Compiled(tuple(words), theme, plain, negated, size, weak, trouble)
 
 
 _COMPILED = tuple(sorted((_compile(e) for e in LEXICON), key=lambda c: -c.size))
@@ -824,6 +862,7 @@ def tag(text: str) -> Tagging:
     negative: list[str] = []
     all_words: list[str] = []
     negation: list[str] = []  # the negators of the first clause that negates a word
+    troubles: list[str] = []  # « problème », « souci » read plainly
     nothing_to_say = False  # « rien à signaler », « pas d'avis »
     strong: set[str] = set()  # themes with a word other than a weak topic
     for clause in _CLAUSE.split(folded):
@@ -837,6 +876,8 @@ def tag(text: str) -> Tagging:
                 continue
             content.append((_unelided(_collapse(marked)), word, negated))
             if word in NEGATORS:
+                # « qu'on n'a pas », « ce n'est pas »: ne…pas with only small words between
+                negated_word |= negated and word in _SECOND_NEGATORS and content[-2][1] in _NE
                 negated = True
             elif negated:
                 negated_word = True
@@ -855,6 +896,8 @@ def tag(text: str) -> Tagging:
             surface = " ".join(s for _, s, _ in span)
             polarity = entry.negated if span[0][2] else entry.plain
             nothing_to_say |= entry.theme is None and entry.plain == entry.negated == 0
+            if entry.trouble and polarity == 0:
+                troubles.append(surface)
             if intensifier is not None and polarity > 0:
                 negative.remove(intensifier)
             intensifier = surface if surface == "trop" and polarity < 0 else None
@@ -878,6 +921,8 @@ def tag(text: str) -> Tagging:
         # no opinion word but a negated statement: « l'appli ne fonctionne plus », « pas de
         # rampe » — users write to complain far more than to state a negative fact
         tone, tone_words = "irritant", negation
+    elif troubles:
+        tone, tone_words = "irritant", troubles
     else:
         # topic words with no opinion (« j'ai appelé pour un changement d'adresse »): no theme
         tone, tone_words, theme_words = "neutre", [], {}

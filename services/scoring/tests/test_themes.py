@@ -239,6 +239,49 @@ def test_nothing_to_say_is_neutral_with_no_theme(text: str) -> None:
     assert tag(text) == Tagging((), "neutre", ())
 
 
+def test_ne_pas_with_only_small_words_between_is_a_negated_statement() -> None:
+    # « qu'on n'a pas », « ce n'est pas »: the verb between ne and pas is a stopword
+    assert tag("Ils réclament une attestation qu'on n'a pas.").tone == "irritant"
+    assert tag("Pour le dossier, ce n'est pas ça.").tone == "irritant"
+    assert tag("Je n'ai rien à ajouter.").tone == "neutre"
+
+
+def test_a_trouble_decides_only_a_verbatim_without_opinion() -> None:
+    assert tag("J'ai encore un souci avec mes droits.").tone == "irritant"
+    assert tag("La conseillère a réglé mon souci.").tone == "satisfaction"
+    assert tag("Aucun problème, tout s'est passé comme prévu.").tone == "satisfaction"
+    assert tag("Je suis venue pour un problème de carte.").tone == "neutre"
+
+
+@pytest.mark.parametrize(
+    ("text", "tone"),
+    [
+        ("Je remercie toute l'équipe.", "satisfaction"),
+        ("Courrier précis.", "satisfaction"),
+        ("Franchement dommage.", "irritant"),
+        ("Ras le bol.", "irritant"),
+        ("Démarche inutile.", "irritant"),
+    ],
+)
+def test_thanks_and_regrets_are_opinion_words(text: str, tone: str) -> None:
+    assert tag(text).tone == tone
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Toujours aucun retour.",
+        "Elle s'est chargée de tout.",
+        "Il m'a guidé pas à pas.",
+        "On se sent abandonné.",
+        "Débrouillez-vous, m'a-t-on dit.",
+        "Le conseiller a tout repris.",
+    ],
+)
+def test_follow_up_words_are_the_handling(text: str) -> None:
+    assert "prise_en_charge" in themes_of(text)
+
+
 def load_corpus() -> list[dict[str, object]]:
     with CORPUS.open(encoding="utf-8") as lines:
         return [json.loads(line) for line in lines]
