@@ -549,8 +549,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("avis$|comentaire|comentaires$|remarque|remarques$", None, (0, 0)),
     _e("sais$|sait$ pas$", None, (0, 0)),
     _e("rien$ special|particulier", None, (0, 0)),
-    _e("sans$ probleme|soucis$|souci$", None, (1, 1)),
-    _e("probleme|soucis$|souci$", None, (0, 1)),  # a trouble: see TROUBLES
+    _e("_sans_souci_", None, (1, 1)),
+    _e("probleme|soucis$|souci$", None, (0, 0)),  # a trouble: see TROUBLES
     _e("pour$ probleme|soucis$|souci$", None, (0, 0)),  # the reason for a visit
     _e("remerci|felicit", None, GOOD),
     _e("precis$|precise$|precises$|precisement$", None, GOOD),
@@ -739,6 +739,11 @@ _EASY_OR_HARD = frozenset(
         "impossible",
     ]
 )
+# « pas de problème », « aucun souci », « sans soucis »: the negator is the trouble's own, not a
+# verb's (« ils comprennent rien à nos problèmes » is no praise).
+_NO_TROUBLE = re.compile(
+    r"\b(?:sans|pas|aucune?|jamais)\s+(?:de\s+|d\s+)?(?:problemes?|soucis?|pbs?)\b"
+)
 _CLAUSE = re.compile(r"[.!?;,:()\n]+|\bmais\b|\bms\b")
 _WORD = re.compile(r"[a-z0-9_]+")
 _DOUBLE = re.compile(r"(.)\1+")
@@ -857,6 +862,7 @@ def tag(text: str) -> Tagging:
     folded = _CLOCK.sub(" _heure_ ", folded)
     folded = _DURATION.sub(" _duree_ ", folded)
     folded = _TIMES.sub(" _fois_ ", folded)
+    folded = _NO_TROUBLE.sub(" _sans_souci_ ", folded)
     theme_words: dict[str, list[str]] = {}
     positive: list[str] = []
     negative: list[str] = []
@@ -895,8 +901,10 @@ def tag(text: str) -> Tagging:
             span = content[index : index + len(entry.alternatives)]
             surface = " ".join(s for _, s, _ in span)
             polarity = entry.negated if span[0][2] else entry.plain
-            nothing_to_say |= entry.theme is None and entry.plain == entry.negated == 0
-            if entry.trouble and polarity == 0:
+            nothing_to_say |= (
+                entry.theme is None and entry.plain == entry.negated == 0 and not entry.trouble
+            )
+            if entry.trouble and not span[0][2]:
                 troubles.append(surface)
             if intensifier is not None and polarity > 0:
                 negative.remove(intensifier)

@@ -253,6 +253,13 @@ def test_a_trouble_decides_only_a_verbatim_without_opinion() -> None:
     assert tag("Je suis venue pour un problème de carte.").tone == "neutre"
 
 
+def test_a_trouble_after_a_negated_verb_is_no_praise() -> None:
+    # « ils comprennent rien à nos problèmes »: the negation is the verb's, not « pas de souci »
+    assert tag("Ils ne s'intéressent jamais à nos soucis.").tone == "irritant"
+    assert tag("Je n'ai eu aucun souci.").tone == "satisfaction"
+    assert tag("Jamais de problème avec eux.").tone == "satisfaction"
+
+
 @pytest.mark.parametrize(
     ("text", "tone"),
     [
