@@ -150,6 +150,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("contredi", CLA, BAD),
     _e("demarche|demarches$|etapes$ suivre$", CLA, TOPIC),
     _e("reglementation", None, (0, 0)),
+    _e("reglement$|reglements$", None, (0, 0)),  # the rules, not « réglé »
+    _e("reformul", CLA, GOOD),
     _e("informatiq", AUT, TOPIC),  # « informatique » is no information
     # facilité de contact
     _e("joindr", CON, TOPIC),
@@ -203,6 +205,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("comprehensi", COM, GOOD),
     _e("incompri", COM, BAD),
     _e("ecout", COM, GOOD),
+    _e("lais expliqu", COM, GOOD),  # « pas laissé m'expliquer »: the agent did not listen
     _e("entendu", COM, GOOD),
     _e("juge", COM, BAD),
     _e("idiot", COM, BAD),
@@ -226,6 +229,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("suivi$|suit$|suivre$|suive$", PEC, GOOD),
     _e("s$ ocup", PEC, GOOD),
     _e("renvoy", PEC, BAD),
+    _e("renvoyer$", PEC, TOPIC),  # « je dois renvoyer mon attestation »: a task, not a runaround
     _e("service en$ service", PEC, BAD),
     _e("renvoi bale", PEC, BAD),
     _e("relanc", PEC, BAD),
@@ -286,6 +290,15 @@ LEXICON: tuple[_Entry, ...] = (
     _e("repris$ dosier|demande", PEC, GOOD),
     _e("fait$ maximum|posible$", PEC, GOOD),
     _e("abandon", PEC, BAD),
+    _e("ai$ abandone$", None, BAD),  # the user gave up: no handling named
+    _e("recontact", PEC, TOPIC),
+    _e("valide$|validee$|valides$|validees$|acepte$|aceptee$|aceptes$|aceptees$", PEC, GOOD),
+    _e("mis$|mise$|metre$ en$ relation$", PEC, GOOD),
+    _e("fait$|faire$ lien$|point$", PEC, GOOD),
+    _e("en$ ordre$", PEC, GOOD),
+    _e("laise$|laisee$|laises$|laisees$ seul$|seule$|seuls$|seules$", PEC, BAD),
+    _e("mains$ vide$|vides$", PEC, BAD),
+    _e("transmis$|transmise$", PEC, TOPIC),
     _e("laise$|laisee$|laises$ tomber", PEC, BAD),
     _e("livre$|livree$|livres$ moi$|nous$|lui$|elle$", PEC, BAD),
     _e("redemand", PEC, BAD),
@@ -327,6 +340,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("dans$ journee$|heure$", DEL, GOOD),
     _e("reactiv", DEL, GOOD),
     _e("perte$|perdu$ temps$", DEL, BAD),
+    _e("perdu$|perdre$|perd$ matinee$|journee$|apres$", DEL, BAD),
     _e("ponctu", DEL, GOOD),
     _e("jour$ meme$", DEL, GOOD),
     _e("temps$ perdu$", DEL, BAD),
@@ -394,6 +408,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("soupir", COU, BAD),
     _e("menac", COU, BAD),
     _e("jovial", COU, GOOD),
+    _e("douce$|doux$|atentione", COU, GOOD),
+    _e("glacial", COU, BAD),
     _e("cordial", COU, GOOD),
     _e("avenan", COU, GOOD),
     _e("prevenan", COU, GOOD),
@@ -414,6 +430,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("propre", AUT, GOOD),
     _e("chauf", AUT, TOPIC),
     _e("ascenseur", AUT, TOPIC),
+    _e("poussette", AUT, TOPIC),
     _e("pane$|panes$", AUT, BAD),
     _e("toilete", AUT, TOPIC),
     _e("_salle_ atent", AUT, TOPIC),
@@ -549,6 +566,12 @@ LEXICON: tuple[_Entry, ...] = (
     _e("avis$|comentaire|comentaires$|remarque|remarques$", None, (0, 0)),
     _e("sais$|sait$ pas$", None, (0, 0)),
     _e("rien$ special|particulier", None, (0, 0)),
+    _e("idee$", None, (0, 0)),  # « aucune idée »
+    _e("tous$|toutes$ jours$|semaines$|mois$|ans$", None, (0, 0)),  # a frequency, no wait
+    _e("roulet|coeur$", None, GOOD),
+    _e("mieux$", None, GOOD),
+    _e("mieux$ faire$", None, BAD),  # « peut mieux faire »
+    _e("pire$|rabais$|moqu", None, BAD),
     _e("_sans_souci_", None, (1, 1)),
     _e("probleme|soucis$|souci$", None, (0, 0)),  # a trouble: see TROUBLES
     _e("pour$ probleme|soucis$|souci$", None, (0, 0)),  # the reason for a visit
@@ -568,6 +591,18 @@ LEXICON: tuple[_Entry, ...] = (
 # réponse »): their theme counts only when no other theme is found, or when they are judged.
 WEAK_TOPICS = frozenset(
     ["formulair", "courier", "detail", "apel", "telephon", "viremen|paiemen|versemen"]
+)
+# Saying there is nothing to say: a negation beside them (« je n'ai rien à signaler ») is no
+# complaint. Other neutral entries (« en ligne », « tout le monde ») keep a negated statement one.
+NOTHING_TO_SAY = frozenset(
+    [
+        "rien$ redire$|dire$|signaler$|ajouter$",
+        "ras$",
+        "avis$|comentaire|comentaires$|remarque|remarques$",
+        "sais$|sait$ pas$",
+        "rien$ special|particulier",
+        "idee$",
+    ]
 )
 # A trouble named with no opinion word (« j'ai un problème avec mon dossier ») is a complaint,
 # beside praise it is what was solved (« a réglé mon problème »): it decides only an otherwise
@@ -659,6 +694,9 @@ SPELLING = {
     "salle": "_salle_",  # not « sale » once doubled letters are collapsed
     "salles": "_salle_",
     "nimporte": "importe",
+    "jamai": "jamais",
+    "reponce": "reponse",
+    "nikel": "nickel",
 }
 _SUGGESTION_WORDS = ("faudr", "devri", "pourri", "pourait", "aimerai", "souhait", "sugger")
 _SERAIT_AFTER = frozenset(
@@ -758,6 +796,7 @@ class _Compiled:
     size: int
     weak: bool = False
     trouble: bool = False
+    nothing_to_say: bool = False
 
 
 def _collapse(word: str) -> str:
@@ -777,7 +816,8 @@ def _compile(entry: _Entry) -> _Compiled:
     weak = pattern in WEAK_TOPICS
     trouble = pattern in TROUBLES
     size = len(words) * 100 + first
-    return _Compiled(tuple(words), theme, plain, negated, size, weak, trouble)
+    quiet = pattern in NOTHING_TO_SAY
+    return _Compiled(tuple(words), theme, plain, negated, size, weak, trouble, quiet)
 
 
 _COMPILED = tuple(sorted((_compile(e) for e in LEXICON), key=lambda c: -c.size))
@@ -799,7 +839,8 @@ _BY_START = _index(_COMPILED)
 
 
 def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.lower())
+    # « cœur », « œuvre »: the ligatures have no decomposition
+    decomposed = unicodedata.normalize("NFKD", text.lower().replace("œ", "oe").replace("æ", "ae"))
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
@@ -901,9 +942,7 @@ def tag(text: str) -> Tagging:
             span = content[index : index + len(entry.alternatives)]
             surface = " ".join(s for _, s, _ in span)
             polarity = entry.negated if span[0][2] else entry.plain
-            nothing_to_say |= (
-                entry.theme is None and entry.plain == entry.negated == 0 and not entry.trouble
-            )
+            nothing_to_say |= entry.nothing_to_say
             if entry.trouble and not span[0][2]:
                 troubles.append(surface)
             if intensifier is not None and polarity > 0:

@@ -254,6 +254,30 @@ def test_a_trouble_decides_only_a_verbatim_without_opinion() -> None:
     assert tag("Je suis venue pour un problème de carte.").tone == "neutre"
 
 
+def test_only_nothing_to_say_keeps_a_negated_statement_neutral() -> None:
+    # « en ligne », « tout le monde »... are neutral words, not « rien à signaler »
+    assert tag("Pas de rendez-vous en ligne avant juin.").tone == "irritant"
+    assert tag("Tout le monde n'a pas internet.").tone == "irritant"
+    assert tag("Aucune idée.").tone == "neutre"
+    assert tag("Je n'ai aucun commentaire à faire.").tone == "neutre"
+
+
+def test_a_frequency_is_no_wait_and_rules_are_not_settled() -> None:
+    assert tag("Je viens tous les mois pour pointer.") == Tagging((), "neutre", ())
+    assert "prise_en_charge" not in themes_of("On m'a récité le règlement, pas mon cas.")
+    assert tag("Je dois renvoyer mon attestation demain.").tone == "neutre"
+
+
+def test_a_ligature_is_read_as_its_letters() -> None:
+    # « cœur » lost its « œ » (no Unicode decomposition) and read as « c ur »
+    assert tag("Elle a pris mon dossier à cœur.").tone == "satisfaction"
+
+
+def test_user_giving_up_is_no_handling() -> None:
+    assert themes_of("Ligne toujours occupée, j'ai abandonné.") == {"facilite_contact"}
+    assert themes_of("On se sent abandonnés.") == {"prise_en_charge"}
+
+
 def test_a_trouble_after_a_negated_verb_is_no_praise() -> None:
     # « ils comprennent rien à nos problèmes »: the negation is the verb's, not « pas de souci »
     assert tag("Ils ne s'intéressent jamais à nos soucis.").tone == "irritant"
