@@ -20,25 +20,25 @@ CORPUS = Path(__file__).parent / "data" / "verbatims_fr.jsonl"
 # The « heldout » lines were written in batches before the tagger ran on them; a batch measured
 # once after a lexicon freeze then moved to « tune » is said so in the git log.
 
-# Measured on the held-out part (348 verbatims, each written before the tagger ran on it; the
+# Measured on the held-out part (393 verbatims, each written before the tagger ran on it; the
 # 160 oldest were seen in aggregate while tuning, the next 100 measured once after the fifth
-# freeze, the last 88 measured once after the sixth — they stay held out). The floor is these
-# figures minus MARGIN: it catches a regression, it is not the goal of 0.8 —
-# prise_en_charge recall and neutre precision are under it (the bench scenario verbatim_themes
-# lists them as violations).
+# freeze, 88 once after the sixth and the last 45 once after the seventh — all stay held out).
+# The floor is these figures minus MARGIN: it catches a regression, it is not the goal
+# of 0.8 — prise_en_charge recall and neutre precision are under it (the bench scenario
+# verbatim_themes lists them as violations).
 HELD_OUT_MEASURED = {
-    "reponse_personnalisee": (0.875, 0.84),
-    "clarte": (0.878, 0.9),
-    "facilite_contact": (0.886, 0.867),
-    "comprehension": (0.96, 0.923),
-    "prise_en_charge": (0.833, 0.776),
-    "delais": (0.846, 0.873),
-    "courtoisie": (0.912, 0.899),
-    "autre": (0.882, 0.857),
-    "tone:irritant": (0.961, 0.94),
-    "tone:satisfaction": (0.963, 0.921),
-    "tone:suggestion": (0.96, 1.0),
-    "tone:neutre": (0.694, 0.893),
+    "reponse_personnalisee": (0.889, 0.857),
+    "clarte": (0.854, 0.891),
+    "facilite_contact": (0.875, 0.84),
+    "comprehension": (0.931, 0.931),
+    "prise_en_charge": (0.839, 0.765),
+    "delais": (0.851, 0.875),
+    "courtoisie": (0.919, 0.895),
+    "autre": (0.889, 0.8),
+    "tone:irritant": (0.96, 0.931),
+    "tone:satisfaction": (0.951, 0.914),
+    "tone:suggestion": (0.964, 1.0),
+    "tone:neutre": (0.705, 0.912),
 }
 MARGIN = 0.05
 
