@@ -244,7 +244,9 @@ async def site_network(conn: Connection, *, site_id: str) -> str | None:
 
 SITES_DIRTY_CHANNEL = "scoring_sites_dirty"
 """NOTIFY channel: sent in the transaction that marks sites dirty, so delivered on its commit;
-the publisher listens and publishes at once the sites whose interval has passed."""
+the publisher listens and publishes at once the sites whose interval has passed. The payload
+names the sites marked, comma-separated (empty when too long for a payload: any site)."""
+NOTIFY_PAYLOAD_MAX = 7000  # PostgreSQL refuses 8000 bytes or more
 
 
 async def mark_sites_dirty(
@@ -274,12 +276,13 @@ async def mark_sites_dirty(
         "site_name = coalesce(EXCLUDED.site_name, sites.site_name), "
         "pending_since = least(sites.pending_since, EXCLUDED.pending_since), "
         "traceparent = coalesce(sites.traceparent, EXCLUDED.traceparent) RETURNING 1) "
-        f"SELECT pg_notify('{SITES_DIRTY_CHANNEL}', '') FROM (SELECT count(*) FROM marked) m",
+        f"SELECT pg_notify('{SITES_DIRTY_CHANNEL}', $6) FROM (SELECT count(*) FROM marked) m",
         ids,
         [merged[site_id][0] for site_id in ids],
         [merged[site_id][1] for site_id in ids],
         [oldest.get(site_id) for site_id in ids],
         traceparent,
+        named if len((named := ",".join(ids)).encode()) < NOTIFY_PAYLOAD_MAX else "",
     )  # the NOTIFY in the same round trip
 
 
