@@ -7,7 +7,9 @@ each with the words of the verbatim that triggered it. How it reads a verbatim:
    trigger a theme or a tone.
 2. Lower case, accents stripped, SMS forms and common misspellings mapped (« tro » → trop,
    « acceuil » → accueil, « tjs » → toujours), doubled letters collapsed so « rapeller » and
-   « rappeler » meet; durations (« 3 semaines », « 1h30 ») become one token.
+   « rappeler » meet; durations (« 3 semaines », « 1h30 ») become one token. Each step keeps
+   where its words were in the verbatim, so the words that triggered a tag are given back as
+   the user wrote them (« décroché », « 3 semaines », « plusieurs fois »), never folded.
 3. The text is cut into clauses (punctuation, « mais »). A negator (pas, jamais, aucun, sans,
    rien, ne…) negates every lexicon word after it in its clause: « pas aimable », « jamais
    rappelé », « aucune réponse ».
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 THEMES = (
@@ -838,10 +841,90 @@ def _index(entries: tuple[_Compiled, ...]) -> dict[str, tuple[_Compiled, ...]]:
 _BY_START = _index(_COMPILED)
 
 
-def _fold(text: str) -> str:
+# A piece of a text a normalising step rewrote: (start, end) in the new text, (start, end) in
+# the text before the step. A step is the list of its pieces, in order; the rest is unchanged.
+_Edit = tuple[int, int, int, int]
+
+
+def _fold_char(char: str) -> str:
     # « cœur », « œuvre »: the ligatures have no decomposition
-    decomposed = unicodedata.normalize("NFKD", text.lower().replace("œ", "oe").replace("æ", "ae"))
+    decomposed = unicodedata.normalize("NFKD", char.lower().replace("œ", "oe").replace("æ", "ae"))
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+# Latin letters, their accents and the punctuation a verbatim uses, folded once.
+_FOLDED = {chr(code): _fold_char(chr(code)) for code in range(0x370)} | {
+    char: _fold_char(char) for char in "’‘«»“”–—…œŒ"
+}
+
+
+def _fold(text: str) -> tuple[str, list[_Edit]]:
+    """Lower case, accents stripped, character by character (so « é » is still where it was)."""
+    if text.isascii():
+        return text.lower(), []
+    parts = [_FOLDED[c] if c in _FOLDED else _fold_char(c) for c in text]
+    folded = "".join(parts)
+    lengths = list(map(len, parts))
+    if len(folded) == len(text) and min(lengths) == 1:
+        return folded, []
+    edits: list[_Edit] = []
+    position = 0
+    for index, length in enumerate(lengths):
+        if length != 1:  # « ﬁ » → « fi », a combining accent → nothing
+            edits.append((position, position + length, index, index + 1))
+        position += length
+    return folded, edits
+
+
+def _sub(pattern: re.Pattern[str], replacement: str, text: str, steps: list[list[_Edit]]) -> str:
+    """`pattern.sub(replacement, text)`, the pieces it rewrote appended to `steps`."""
+    pieces: list[str] = []
+    edits: list[_Edit] = []
+    last = position = 0
+    for match in pattern.finditer(text):
+        start, end = match.span()
+        pieces.append(text[last:start])
+        position += start - last
+        pieces.append(replacement)
+        edits.append((position, position + len(replacement), start, end))
+        position += len(replacement)
+        last = end
+    if not edits:
+        return text
+    pieces.append(text[last:])
+    steps.append(edits)
+    return "".join(pieces)
+
+
+def _back(edits: list[_Edit], position: int, *, end: bool) -> int:
+    """Where a word's start (or end) in a step's text was in the text before the step: inside a
+    rewritten piece, the piece's start (or end); past a piece removed at its end (a combining
+    accent after « décroche »), the end keeps it."""
+    shift = 0
+    for new_start, new_end, old_start, old_end in edits:
+        if new_end <= position:
+            shift = old_end - new_end
+        elif new_start < position or (new_start == position and not end):
+            return old_end if end else old_start
+        else:
+            break
+    return position + shift
+
+
+def _written(text: str, steps: list[list[_Edit]], start: int, end: int) -> str:
+    """The verbatim's own words between two places of its normalised text."""
+    for edits in reversed(steps):
+        start, end = _back(edits, start, end=False), _back(edits, end, end=True)
+    return " ".join(text[start:end].split())
+
+
+def _clauses(folded: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each clause, as `_CLAUSE.split` cuts them."""
+    start = 0
+    for separator in _CLAUSE.finditer(folded):
+        yield start, separator.start()
+        start = separator.end()
+    yield start, len(folded)
 
 
 def _who_understood(words: list[str]) -> list[str]:
@@ -880,48 +963,63 @@ def _word_matches(options: tuple[tuple[str, bool], ...], word: str) -> bool:
     return any(word == stem if exact else word.startswith(stem) for stem, exact in options)
 
 
-def _suggestion(words: list[str]) -> list[str]:
-    found = [w for w in words if w.startswith(_SUGGESTION_WORDS) or w == "ferait"]
+def _suggestion(words: list[str]) -> list[tuple[int, int]]:
+    """The suggestion markers, each as (first, last) index of its words."""
+    found = [
+        (index, index)
+        for index, w in enumerate(words)
+        if w.startswith(_SUGGESTION_WORDS) or w == "ferait"
+    ]
     for index, word in enumerate(words):
         if word == "serait":
             before = words[index - 1] if index else ""
             after = words[index + 1] if index + 1 < len(words) else ""
             if before in ("ce", "il") or after in _SERAIT_AFTER:
-                found.append(word)
+                found.append((index, index))
         if word == "conseil" and index and words[index - 1] == "un":
-            found.append("un conseil")
+            found.append((index - 1, index))  # « un conseil »
         if word == "pourquoi" and words[index + 1 : index + 3] == ["ne", "pas"]:
-            found.append("pourquoi ne pas")
+            found.append((index, index + 2))  # « pourquoi ne pas »
     if words and _collapse(words[0]) in _IMPERATIVE_START:
-        found.append(words[0])
+        found.append((0, 0))
     return found
 
 
 def tag(text: str) -> Tagging:
     """Themes and tone of one verbatim, with the words that triggered each."""
-    folded = _fold(_REDACTION.sub(" . ", text)).replace("’", " ").replace("'", " ")
-    folded = _CLOCK.sub(" _heure_ ", folded)
-    folded = _DURATION.sub(" _duree_ ", folded)
-    folded = _TIMES.sub(" _fois_ ", folded)
-    folded = _NO_TROUBLE.sub(" _sans_souci_ ", folded)
-    theme_words: dict[str, list[str]] = {}
+    steps: list[list[_Edit]] = []  # each normalising step's rewrites, to give words back
+    folded, edits = _fold(_sub(_REDACTION, " . ", text, steps))
+    if edits:
+        steps.append(edits)
+    folded = folded.replace("’", " ").replace("'", " ")
+    folded = _sub(_CLOCK, " _heure_ ", folded, steps)
+    folded = _sub(_DURATION, " _duree_ ", folded, steps)
+    folded = _sub(_TIMES, " _fois_ ", folded, steps)
+    folded = _sub(_NO_TROUBLE, " _sans_souci_ ", folded, steps)
+    theme_words: dict[str, list[str]] = {}  # the words as the user wrote them, as below
     positive: list[str] = []
     negative: list[str] = []
     all_words: list[str] = []
+    all_places: list[tuple[int, int]] = []  # (start, end) of each word in `folded`
     negation: list[str] = []  # the negators of the first clause that negates a word
     troubles: list[str] = []  # « problème », « souci » read plainly
     nothing_to_say = False  # « rien à signaler », « pas d'avis »
     strong: set[str] = set()  # themes with a word other than a weak topic
-    for clause in _CLAUSE.split(folded):
-        raw = [SPELLING.get(w, w) for w in _WORD.findall(clause)]
+    for clause_start, clause_end in _clauses(folded):
+        found = list(_WORD.finditer(folded, clause_start, clause_end))
+        raw = [SPELLING.get(m.group(), m.group()) for m in found]
+        places = [m.span() for m in found]
         all_words.extend(raw)
-        # (word for matching, surface word, negated)
+        all_places.extend(places)
+        # (word for matching, surface word, negated), and where each is in `folded`
         content: list[tuple[str, str, bool]] = []
+        content_places: list[tuple[int, int]] = []
         negated = negated_word = False
-        for marked, word in zip(_who_understood(raw), raw, strict=True):
+        for marked, word, place in zip(_who_understood(raw), raw, places, strict=True):
             if word in STOPWORDS:
                 continue
             content.append((_unelided(_collapse(marked)), word, negated))
+            content_places.append(place)
             if word in NEGATORS:
                 # « qu'on n'a pas », « ce n'est pas »: ne…pas with only small words between
                 negated_word |= negated and word in _SECOND_NEGATORS and content[-2][1] in _NE
@@ -929,7 +1027,11 @@ def tag(text: str) -> Tagging:
             elif negated:
                 negated_word = True
         if negated_word and not negation:
-            negation.append(" ".join(w for _, w, _ in content if w in NEGATORS))
+            # from the clause's first negator to its last, as written: « n'ai jamais »
+            ends = [
+                p for (_, w, _), p in zip(content, content_places, strict=True) if w in NEGATORS
+            ]
+            negation.append(_written(text, steps, ends[0][0], ends[-1][1]))
         index = 0
         intensifier: str | None = None  # « trop » right before praise: « trop sympa »
         while index < len(content):
@@ -939,25 +1041,31 @@ def tag(text: str) -> Tagging:
                 intensifier = None
                 continue
             entry = hit
-            span = content[index : index + len(entry.alternatives)]
-            surface = " ".join(s for _, s, _ in span)
+            size = len(entry.alternatives)
+            span = content[index : index + size]
+            written = _written(
+                text, steps, content_places[index][0], content_places[index + size - 1][1]
+            )
             polarity = entry.negated if span[0][2] else entry.plain
             nothing_to_say |= entry.nothing_to_say
             if entry.trouble and not span[0][2]:
-                troubles.append(surface)
+                troubles.append(written)
             if intensifier is not None and polarity > 0:
                 negative.remove(intensifier)
-            intensifier = surface if surface == "trop" and polarity < 0 else None
+            intensifier = written if size == 1 and span[0][1] == "trop" and polarity < 0 else None
             if entry.theme is not None:
-                theme_words.setdefault(entry.theme, []).append(surface)
+                theme_words.setdefault(entry.theme, []).append(written)
                 if not entry.weak or polarity:
                     strong.add(entry.theme)
             if polarity > 0:
-                positive.append(surface)
+                positive.append(written)
             elif polarity < 0:
-                negative.append(surface)
+                negative.append(written)
             index += len(entry.alternatives)
-    suggestion = _suggestion(all_words)
+    suggestion = [
+        _written(text, steps, all_places[first][0], all_places[last][1])
+        for first, last in _suggestion(all_words)
+    ]
     if suggestion:
         tone, tone_words = "suggestion", suggestion
     elif negative:
