@@ -666,8 +666,8 @@ async def test_the_verbatim_panel_filters_by_theme_and_tone_with_trigger_words(r
     assert row["Thèmes"] == "Facilité pour nous contacter, Délais de traitement"
     assert row["Ton"] == "irritant"
     assert row["Mots déclencheurs"] == (
-        "Délais de traitement : attente ; Facilité pour nous contacter : telephone, decroche"
-        " ; ton : trop, decroche"
+        "Délais de traitement : attente ; Facilité pour nous contacter : téléphone, décroche"
+        " ; ton : Trop, décroche"
     )
     untagged = await as_grafana(reporting_db, substitute(sql, verbatim_tone="non_classe"))
     assert [(r["Thèmes"], r["Ton"]) for r in untagged] == [("non classé", "non classé")]

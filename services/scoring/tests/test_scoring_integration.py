@@ -813,8 +813,8 @@ async def test_a_verbatim_is_tagged_at_ingest_and_managers_filter_by_theme_and_t
     assert stored["themes"] == ["facilite_contact", "delais"] and stored["tone"] == "irritant"
     assert stored["tagger"] == tagging.tagger_version()  # a restart's Retagger leaves it alone
     assert json.loads(stored["words"]) == {
-        "themes": {"facilite_contact": ["telephone", "decroche"], "delais": ["attente"]},
-        "tone": ["trop", "decroche"],
+        "themes": {"facilite_contact": ["téléphone", "décroche"], "delais": ["attente"]},
+        "tone": ["Trop", "décroche"],
     }
     path = f"/v1/sites/{site}"
     async with httpx.AsyncClient(base_url=scoring.url, headers=network_admin) as client:

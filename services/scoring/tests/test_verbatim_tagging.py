@@ -76,7 +76,7 @@ def test_the_consumers_tags_are_the_taggers_with_its_version():
     themes, tone, words, version = tagging.verbatim_tags(LEGACY)
     assert (themes, tone) == (["facilite_contact", "delais"], "irritant")
     assert json.loads(words) == {
-        "themes": {"facilite_contact": ["telephone", "decroche"], "delais": ["attente"]},
-        "tone": ["trop", "decroche"],
+        "themes": {"facilite_contact": ["téléphone", "décroche"], "delais": ["attente"]},
+        "tone": ["Trop", "décroche"],
     }
     assert version == tagging.tagger_version() and len(version) == 16
