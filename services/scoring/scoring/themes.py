@@ -878,6 +878,8 @@ def _fold(text: str) -> tuple[str, list[_Edit]]:
 
 def _sub(pattern: re.Pattern[str], replacement: str, text: str, steps: list[list[_Edit]]) -> str:
     """`pattern.sub(replacement, text)`, the pieces it rewrote appended to `steps`."""
+    if pattern.search(text) is None:  # most verbatims: nothing to rewrite
+        return text
     pieces: list[str] = []
     edits: list[_Edit] = []
     last = position = 0
@@ -889,8 +891,6 @@ def _sub(pattern: re.Pattern[str], replacement: str, text: str, steps: list[list
         edits.append((position, position + len(replacement), start, end))
         position += len(replacement)
         last = end
-    if not edits:
-        return text
     pieces.append(text[last:])
     steps.append(edits)
     return "".join(pieces)
