@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Hashable, Mapping
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -258,9 +258,8 @@ class IndicatorsPublisher:
         """The site's figures; its weeks and months on its own clock."""
         # From the earliest day any site's periods can start (no clock is a day behind UTC's
         # yesterday): the site's clock comes in the same round trip as its counts.
-        earliest = min(period.start for period in domain.periods(now.date() - timedelta(days=1)))
         told, vectors, cohort_days = await repository.site_days(
-            conn, site_id=site_id, since=earliest
+            conn, site_id=site_id, since=earliest_start(now)
         )
         zone = self.site_zone(site_id, network, timezone or told)
         form = questionnaire.load()
@@ -295,6 +294,13 @@ class IndicatorsPublisher:
             id=new_event_id(), source=SOURCE, type=SITE_INDICATORS_UPDATED.type, time=now,
             subject=site_id, data=data,
         )  # fmt: skip
+
+
+def earliest_start(now: datetime) -> date:
+    """The first day of the earliest period of any site's clock at `now`: no clock is more
+    than a day behind UTC's, and each period starts no later when its last day is earlier."""
+    yesterday = now.astimezone(UTC).date() - timedelta(days=1)
+    return min(period.start for period in domain.periods(yesterday))
 
 
 def notified_due(

@@ -22,3 +22,22 @@ def test_a_site_that_may_be_due_now_asks_the_database():
     assert notified_due("a,old", published, SECOND, NOW) is None  # its interval has passed
     assert notified_due("a,new", published, SECOND, NOW) is None  # never published here
     assert notified_due("", published, SECOND, NOW) is None  # too many sites to name
+
+
+def test_the_days_read_for_a_site_cover_its_periods_on_any_clock():
+    """site_event reads the day vectors before it knows the site's clock (one round trip)."""
+    from zoneinfo import ZoneInfo, available_timezones
+
+    from scoring import domain
+    from scoring.publisher import earliest_start
+
+    zones = [ZoneInfo(name) for name in sorted(available_timezones())]
+    for moment in (
+        NOW,
+        datetime(2027, 1, 1, 0, 30, tzinfo=UTC),
+        datetime(2026, 3, 1, 11, tzinfo=UTC),
+    ):
+        for zone in zones:
+            local_day = moment.astimezone(zone).date()
+            starts = [period.start for period in domain.periods(local_day)]
+            assert earliest_start(moment) <= min(starts), (zone, moment)
