@@ -81,13 +81,25 @@ CORE_HUNGRY_MODULES = frozenset(
 )
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """`make test` runs two pytest-xdist workers (`--dist loadgroup`): a module's tests stay on
-    one worker, so its module-scoped stack starts once, and the core-hungry modules queue on
-    the same worker, so two of them never share the machine and race each other's timings."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        group = "core-hungry" if module in CORE_HUNGRY_MODULES else module
-        item.add_marker(pytest.mark.xdist_group(group))
+def work_unit_of(nodeid: str) -> str:
+    """The xdist work unit a test belongs to: its module, or the core-hungry queue."""
+    module = nodeid.split("::", 1)[0]
+    return "core-hungry" if module in CORE_HUNGRY_MODULES else module
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """`make test` runs two pytest-xdist workers: a module's tests stay on one worker, so its
+    module-scoped stack starts once and sees every test of the module, and the core-hungry
+    modules queue on the same worker, so two of them never share the machine and race each
+    other's timings.
+
+    A scheduler of our own rather than `--dist loadgroup` with `xdist_group` marks: xdist 3.8
+    appends the group to `item._nodeid`, which pytest 9.2 no longer reads, so every test became
+    its own work unit and a module's tests ran on both workers against two stacks."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit_of(nodeid)
+
+    return ModuleScheduling(config, log)
