@@ -29,6 +29,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 THEMES = (
     "reponse_personnalisee",
@@ -96,9 +97,9 @@ LEXICON: tuple[_Entry, ...] = (
     _e("reponse precis", REP, GOOD),
     _e("prise$|pris$|prendre$ en$ compte", REP, GOOD),
     _e("cote plaque", REP, BAD),
-    _e("conais dosier|situation|cas$|sujet|reglementation|regles$|droits$", REP, GOOD),
-    _e("conais bien$ dosier|situation|cas$|sujet|reglementation|regles$|droits$", REP, GOOD),
-    _e("conais pas$ dosier|situation|cas$|sujet|reglementation|regles$|droits$", REP, FIXED),
+    _e("conai dosier|situation|cas$|sujet|reglementation|regles$|droits$", REP, GOOD),
+    _e("conai bien$ dosier|situation|cas$|sujet|reglementation|regles$|droits$", REP, GOOD),
+    _e("conai pas$ dosier|situation|cas$|sujet|reglementation|regles$|droits$", REP, FIXED),
     _e("tenu$|tient$|tenir$|tiennent$|tenez$ pas$ compte", REP, FIXED),
     _e("reponse complet", REP, GOOD),
     _e("reponse vague", REP, BAD),
@@ -113,6 +114,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("impersonel", REP, BAD),
     _e("rien$ voir$", REP, BAD),
     _e("repond question", REP, GOOD),
+    _e("repond toutes$|tous$ questions$|demandes$", REP, GOOD),
+    _e("vrai$|vraie$|vraies$|vrais$ reponse", REP, GOOD),
     _e("repondu precis", REP, GOOD),
     # clarté
     _e("clair", CLA, GOOD),
@@ -151,6 +154,9 @@ LEXICON: tuple[_Entry, ...] = (
     _e("embrouil", CLA, BAD),
     _e("demarche", CLA, TOPIC),
     _e("contredi", CLA, BAD),
+    # « dit l'inverse », « tout et son contraire »
+    _e("inverse$|contraire$|contraires$", CLA, BAD),
+    _e("au$ contraire$", None, (0, 0)),
     _e("demarche|demarches$|etapes$ suivre$", CLA, TOPIC),
     _e("reglementation", None, (0, 0)),
     _e("reglement$|reglements$", None, (0, 0)),  # the rules, not « réglé »
@@ -166,6 +172,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("decroch", CON, TOPIC),
     _e("repondeur", CON, BAD),
     _e("serveur vocal", CON, BAD),
+    _e("musique", CON, BAD),  # « on tombe sur une musique d'attente »
     _e("plateform", CON, TOPIC),
     _e("surtax", CON, BAD),
     _e("ocup", CON, BAD),
@@ -200,6 +207,9 @@ LEXICON: tuple[_Entry, ...] = (
     _e("sone$", CON, TOPIC),
     _e("obtenir|avoir$|prendre$|prise$ rendez", CON, TOPIC),
     _e("creneau", CON, TOPIC),
+    _e("mesage$|mesages$ enregistr|automati|prereg", CON, BAD),
+    _e("boite$ vocal", CON, BAD),
+    _e("bout$ fil$", CON, TOPIC),
     _e("rapel automatique", CON, TOPIC),
     _e("avoir$ quelqu|persone$", CON, TOPIC),
     _e("ne$ repond", CON, FIXED),
@@ -231,9 +241,26 @@ LEXICON: tuple[_Entry, ...] = (
     _e("resolu|resoudr", PEC, GOOD),
     _e("suivi$|suit$|suivre$|suive$", PEC, GOOD),
     _e("s$ ocup", PEC, GOOD),
+    _e("s$ en$ ocup|charg", PEC, GOOD),  # « personne ne s'en occupe »
     _e("renvoy", PEC, BAD),
     _e("renvoyer$", PEC, TOPIC),  # « je dois renvoyer mon attestation »: a task, not a runaround
     _e("service en$ service", PEC, BAD),
+    # sent from one desk to another: « de bureau en bureau », « d'un service à l'autre »
+    _e(
+        "service|bureau|guichet|agence|persone|conseiler|interlocuteur|poste$|etage en$ "
+        "service|bureau|guichet|agence|persone|conseiler|interlocuteur|poste$|etage",
+        PEC,
+        BAD,
+    ),
+    _e(
+        "service$|bureau$|guichet$|agence$|interlocuteur$|conseiler$|poste$|etage$ autre$", PEC, BAD
+    ),
+    _e(
+        "entre$ trop$|plusieurs$|beaucoup$|tant$ mains$|persones$|services$|interlocuteurs$",
+        PEC,
+        BAD,
+    ),
+    _e("tourne$|tourner$|tournent$ en$ rond$", PEC, BAD),
     _e("renvoi bale", PEC, BAD),
     _e("relanc", PEC, BAD),
     _e("sans$ suite$", PEC, FIXED),
@@ -244,13 +271,46 @@ LEXICON: tuple[_Entry, ...] = (
     _e("acompagn", PEC, GOOD),
     _e("interlocuteur", PEC, TOPIC),
     _e("rapel", PEC, TOPIC),
-    _e("promi", PEC, BAD),
+    _e("promi", PEC, FIXED),  # « le mail promis », « pas reçu le mail promis »
     _e("corig", PEC, GOOD),
     _e("bloqu", PEC, BAD),
     _e("recommenc", PEC, BAD),
     _e("revenir", PEC, BAD),
     _e("egar", PEC, BAD),
-    _e("meme$|memes$ papier|document|piece|probleme", PEC, BAD),
+    _e(
+        "meme$|memes$ papier|document|piece|probleme|justif|atestation|releve|certificat|formulair"
+        "|dosier|demarche|rib$|facture|fiche|copie|info",
+        PEC,
+        BAD,
+    ),
+    # a request not followed up: « aucune nouvelle », « toujours rien », « pas de réponse à mes
+    # courriers », « toujours pas de retour »
+    _e("aucune$|aucunes$|pas$|sans$|jamais$|point$ nouvel|nouveles$", PEC, FIXED),
+    _e(
+        "toujours$|encore$ pas$|sans$|aucune$|aucun$|rien$ nouvel|nouveles$|retour|suite$|reponse",
+        PEC,
+        FIXED,
+    ),
+    _e("toujours$|encore$ rien$", PEC, FIXED),
+    _e(
+        "pas$|aucune$|sans$|jamais$ reponse|reponses$|retour "
+        "courier|dosier|reclamation|demande|relance|envoi|leter|depot|requete|recour",
+        PEC,
+        FIXED,
+    ),
+    # a request made again and again: « on m'a réclamé trois fois », « envoyé 3 fois »
+    _e(
+        "demand|redemand|reclam|envoy|envoi|renvoy|fourni|depos|transmi|redon|refourni _fois_",
+        PEC,
+        BAD,
+    ),
+    _e("_fois_ demand|redemand|reclam|envoi|envoy|renvoi|fourni|depos|transmet|redon", PEC, BAD),
+    # where a request stands: « personne n'a pu me dire où en est mon dossier » (où, est: stopwords)
+    _e("savoir$|dire$|sait$|sais$|indiquer$|informer$ en$ dosier|demande|situation", PEC, TOPIC),
+    _e("coeur$", PEC, GOOD),  # « pris mon dossier à cœur »
+    _e("desorganis|pagail|bazar|cafouil|foutoir", PEC, BAD),
+    _e("en$ suspens$|plan$", PEC, BAD),
+    _e("oubliete|tiroir", PEC, BAD),
     _e("tenu$|tenue$|tenus$ informe", PEC, GOOD),
     _e("solution", PEC, GOOD),
     _e("previen|preven", PEC, TOPIC),
@@ -273,6 +333,11 @@ LEXICON: tuple[_Entry, ...] = (
     _e("annul", PEC, BAD),
     _e("ereur$|ereurs$", PEC, BAD),
     _e("ereur corig", PEC, GOOD),
+    # an error seen, admitted or put right is praise: « ont vu l'erreur », « corrigé leur erreur »
+    _e(
+        "vu$|repere|trouve$|detecte|remarque$|reconu|admis|identifie|corig|rectifi ereur", PEC, GOOD
+    ),
+    _e("corig|rectifi|repare leur$|ses$|son$|cette$ ereur", PEC, GOOD),
     _e("reclamation", PEC, TOPIC),
     _e("en$ cours$", PEC, TOPIC),
     _e("dit$ rapel", PEC, BAD),  # « on m'a dit de rappeler »
@@ -284,7 +349,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("pris$ soin", PEC, GOOD),
     _e("debloq", PEC, GOOD),
     _e("abouti", PEC, GOOD),
-    _e("balad|trimbal", PEC, BAD),
+    _e("balad|trimbal|balot", PEC, BAD),
     _e("ping pong$", PEC, BAD),
     _e("gere$|geree$|gerer$|gere$", PEC, GOOD),
     _e("guid", PEC, GOOD),
@@ -303,6 +368,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("mains$ vide$|vides$", PEC, BAD),
     _e("transmis$|transmise$", PEC, TOPIC),
     _e("laise$|laisee$|laises$ tomber", PEC, BAD),
+    _e("laise$|laisee$|laises$|laisees$ cote$|plan$|trainer$|suspens$|poireauter$", PEC, BAD),
     _e("livre$|livree$|livres$ moi$|nous$|lui$|elle$", PEC, BAD),
     _e("redemand", PEC, BAD),
     _e("debrouil", PEC, BAD),
@@ -336,11 +402,17 @@ LEXICON: tuple[_Entry, ...] = (
     _e("monde$", DEL, TOPIC),
     _e("tout$ monde$", None, (0, 0)),
     _e("temps$ fou$", DEL, BAD),
+    _e("beaucoup$|tant$|enormement$|autant$ atent", DEL, BAD),
+    _e("moins$ _duree_", DEL, GOOD),  # « en moins de 24 heures »
+    _e("trop$ percu|paye|verse", None, (0, 0)),  # an overpayment, not « trop »
     _e("pris$ temps$ fou$", DEL, BAD),
     _e("temps$ traitement$", DEL, TOPIC),
     _e("viremen|paiemen|versemen", DEL, TOPIC),
     _e("retard", DEL, BAD),
     _e("dans$ journee$|heure$", DEL, GOOD),
+    _e("dans$ demi$ heure$|journee$", DEL, GOOD),
+    _e("dans$ temps$|delai|delais$", DEL, GOOD),  # « dans les temps », « dans les délais »
+    _e("hors$ delai|delais$", DEL, BAD),
     _e("reactiv", DEL, GOOD),
     _e("perte$|perdu$ temps$", DEL, BAD),
     _e("perdu$|perdre$|perd$ matinee$|journee$|apres$", DEL, BAD),
@@ -397,6 +469,14 @@ LEXICON: tuple[_Entry, ...] = (
     _e("arogan", COU, BAD),
     _e("betail", COU, BAD),
     _e("traite$|traites$|traitee$|traitees$ comme$", COU, BAD),
+    # « parlé comme à un enfant », « comme si j'étais stupide », « pris de haut »
+    _e("parle$|parlait$|parlent$|parler$|parlee$|repondu$|regarde$|regardee$ comme$", COU, BAD),
+    _e(
+        "parle$|parlait$|parlent$|pris$|prise$|regarde$|regardee$|regardent$|traite$ haut$",
+        COU,
+        BAD,
+    ),
+    _e("stupid|debil|imbecil|cretin|toise", COU, BAD),
     _e("respect$", COU, GOOD),
     _e("discutent$|discutaient$", COU, BAD),
     _e("ignor", COU, BAD),
@@ -446,6 +526,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("telecharg", AUT, TOPIC),
     _e("horair", AUT, TOPIC),
     _e("samedi", AUT, TOPIC),
+    _e("site$|sites$", AUT, TOPIC),  # the website, weak: « le site est mal fait »
     _e("distributeur", AUT, TOPIC),
     _e("plus$ pres$", AUT, TOPIC),
     _e("bug|beug", AUT, BAD),
@@ -566,12 +647,12 @@ LEXICON: tuple[_Entry, ...] = (
     _e("grand chose$", None, BAD),
     _e("rien$ redire$|dire$|signaler$|ajouter$", None, (0, 0)),
     _e("ras$", None, (0, 0)),
-    _e("avis$|comentaire|comentaires$|remarque|remarques$", None, (0, 0)),
+    _e("avis$|comentaire|comentaires$|remarque|remarques$|opinion", None, (0, 0)),
     _e("sais$|sait$ pas$", None, (0, 0)),
     _e("rien$ special|particulier", None, (0, 0)),
     _e("idee$", None, (0, 0)),  # « aucune idée »
     _e("tous$|toutes$ jours$|semaines$|mois$|ans$", None, (0, 0)),  # a frequency, no wait
-    _e("roulet|coeur$", None, GOOD),
+    _e("roulet", None, GOOD),
     _e("mieux$", None, GOOD),
     _e("mieux$ faire$", None, BAD),  # « peut mieux faire »
     _e("pire$|rabais$|moqu", None, BAD),
@@ -586,6 +667,32 @@ LEXICON: tuple[_Entry, ...] = (
     _e("grace$", None, GOOD),
     _e("dommage|regret|marre$|penibl|inaceptabl|intolerabl|ridicul|absurd|aberan", None, BAD),
     _e("ras$ bol$", None, BAD),
+    # opinions in words the lexicon lacked: praise
+    _e("formidabl|extraordinair|magnifi|merveil|remarquabl|admirabl|fantasti|chapeau$", None, GOOD),
+    _e("extra$|cool$|impec$|nikel|serieu|rigoureu|irepro|exceptionel|bluf|nicke", None, GOOD),
+    # ... and complaint
+    _e("minabl|pitoyabl|navr|degout|ecoeur|indign|insuport|infernal|enfer$|cauchemar", None, BAD),
+    _e(
+        "calvaire|usant$|epuis|chiant|relou|naze$|pourri$|pourie$|craint$|nulos|mecontent",
+        None,
+        BAD,
+    ),
+    _e(
+        "colere|furieu|enrag|exasper|decevan|decep|insatisf|frustr|choqu|inhumain|arnaq|escroq",
+        None,
+        BAD,
+    ),
+    _e("anormal|honteu|foutag|fout$ gueule$|zero$|nada$|dalle$|n$ importe$", None, BAD),
+    _e("normal$|normale$", None, TOPIC),  # « pas normal »
+    _e("sans$ plus$", None, (0, 0)),  # « correct, sans plus »
+    _e("corect|bien$|ok$|bon$|bone$|pasable|moyen sans$ plus$", None, (0, 0)),
+    # the user's own plight is no complaint: « compréhensive face à ma situation difficile »
+    _e("face$ retard|dificult|dificil|ereur|detres|colere|stres|probleme|soucis$", None, (0, 0)),
+    _e("situation$ dificil|compliq|delicat|precair", None, (0, 0)),
+    _e("faux$|fause$|fauses$|erone", None, BAD),  # « le numéro sur le site est faux »
+    _e("persone$ pour$", None, FIXED),  # « personne pour nous accueillir »
+    _e("saisi$", COM, GOOD),  # « n'a pas saisi ce que je demandais »
+    _e("grand chose$ dire$|signaler$|ajouter$", None, (0, 0)),
     _e("mediocr|bof$", None, BAD),
     _e("terribl", None, FIXED),
 )
@@ -593,7 +700,15 @@ LEXICON: tuple[_Entry, ...] = (
 # Things a verbatim names in passing (« remplir le formulaire », « mon courrier est resté sans
 # réponse »): their theme counts only when no other theme is found, or when they are judged.
 WEAK_TOPICS = frozenset(
-    ["formulair", "courier", "detail", "apel", "telephon", "viremen|paiemen|versemen"]
+    [
+        "formulair",
+        "courier",
+        "detail",
+        "apel",
+        "telephon",
+        "viremen|paiemen|versemen",
+        "site$|sites$",
+    ]
 )
 # Saying there is nothing to say: a negation beside them (« je n'ai rien à signaler ») is no
 # complaint. Other neutral entries (« en ligne », « tout le monde ») keep a negated statement one.
@@ -601,7 +716,9 @@ NOTHING_TO_SAY = frozenset(
     [
         "rien$ redire$|dire$|signaler$|ajouter$",
         "ras$",
-        "avis$|comentaire|comentaires$|remarque|remarques$",
+        "avis$|comentaire|comentaires$|remarque|remarques$|opinion",
+        "sans$ plus$",
+        "grand chose$ dire$|signaler$|ajouter$",
         "sais$|sait$ pas$",
         "rien$ special|particulier",
         "idee$",
@@ -611,8 +728,12 @@ NOTHING_TO_SAY = frozenset(
 # beside praise it is what was solved (« a réglé mon problème »): it decides only an otherwise
 # opinion-less verbatim, like a negated statement.
 TROUBLES = frozenset(["probleme|soucis$|souci$"])
+# Praise taken back to a shrug (« c'est correct, sans plus »): with no complaint, neutre.
+LUKEWARM = frozenset(["sans$ plus$", "corect|bien$|ok$|bon$|bone$|pasable|moyen sans$ plus$"])
 NEGATORS = frozenset(
     {"pas", "jamais", "aucun", "aucune", "sans", "peu", "ni", "rien", "n", "ne", "non"}
+    # a refusal negates what follows: « l'agent a refusé de m'écouter »
+    | {"refuse", "refusee", "refuses", "refusees", "refusent", "refusait", "refusaient", "refuser"}
 )
 _NE = frozenset(["n", "ne"])
 _SECOND_NEGATORS = frozenset(["pas", "jamais", "rien", "plus"])
@@ -669,6 +790,16 @@ STOPWORDS = frozenset(
         "sur",
         "par",
         "avec",
+        # « j'ai eu », « mes trois courriers »: no entry reads them, a pattern reads past them
+        "eu",
+        "deux",
+        "trois",
+        "quatre",
+        "cinq",
+        "2",
+        "3",
+        "4",
+        "5",
     ]
 )
 # SMS forms and common misspellings, on lower-case accent-free words.
@@ -700,6 +831,45 @@ SPELLING = {
     "jamai": "jamais",
     "reponce": "reponse",
     "nikel": "nickel",
+    "mrc": "merci",
+    "mci": "merci",
+    "mr6": "merci",
+    "tjr": "toujours",
+    "tjour": "toujours",
+    "tjours": "toujours",
+    "b1": "bien",
+    "bi1": "bien",
+    "jms": "jamais",
+    "jame": "jamais",
+    "pk": "pourquoi",
+    "pkoi": "pourquoi",
+    "pourkoi": "pourquoi",
+    "qqun": "quelqu",
+    "qqu": "quelqu",
+    "kelkun": "quelqu",
+    "pbs": "probleme",
+    "pbm": "probleme",
+    "msg": "message",
+    "nvl": "nouvelles",
+    "nvelles": "nouvelles",
+    "rpd": "rapide",
+    "dsl": "desole",
+    "ds": "dans",
+    "tt": "tout",
+    "svt": "souvent",
+    "rdvs": "rendez",
+    "reponces": "reponses",
+    "acceil": "accueil",
+    "accueuil": "accueil",
+    "aceuil": "accueil",
+    "amable": "aimable",
+    "aimabe": "aimable",
+    "sympat": "sympa",
+    "sinpa": "sympa",
+    "attante": "attente",
+    "atante": "attente",
+    "delait": "delai",
+    "delaie": "delai",
 }
 _SUGGESTION_WORDS = ("faudr", "devri", "pourri", "pourait", "aimerai", "souhait", "sugger")
 _SERAIT_AFTER = frozenset(
@@ -800,6 +970,7 @@ class _Compiled:
     weak: bool = False
     trouble: bool = False
     nothing_to_say: bool = False
+    lukewarm: bool = False
 
 
 def _collapse(word: str) -> str:
@@ -820,7 +991,8 @@ def _compile(entry: _Entry) -> _Compiled:
     trouble = pattern in TROUBLES
     size = len(words) * 100 + first
     quiet = pattern in NOTHING_TO_SAY
-    return _Compiled(tuple(words), theme, plain, negated, size, weak, trouble, quiet)
+    shrug = pattern in LUKEWARM
+    return _Compiled(tuple(words), theme, plain, negated, size, weak, trouble, quiet, shrug)
 
 
 _COMPILED = tuple(sorted((_compile(e) for e in LEXICON), key=lambda c: -c.size))
@@ -1004,6 +1176,7 @@ def tag(text: str) -> Tagging:
     negation: list[str] = []  # the negators of the first clause that negates a word
     troubles: list[str] = []  # « problème », « souci » read plainly
     nothing_to_say = False  # « rien à signaler », « pas d'avis »
+    lukewarm = False  # « sans plus »
     strong: set[str] = set()  # themes with a word other than a weak topic
     for clause_start, clause_end in _clauses(folded):
         found = list(_WORD.finditer(folded, clause_start, clause_end))
@@ -1048,6 +1221,7 @@ def tag(text: str) -> Tagging:
             )
             polarity = entry.negated if span[0][2] else entry.plain
             nothing_to_say |= entry.nothing_to_say
+            lukewarm |= entry.lukewarm
             if entry.trouble and not span[0][2]:
                 troubles.append(written)
             if intensifier is not None and polarity > 0:
@@ -1070,7 +1244,7 @@ def tag(text: str) -> Tagging:
         tone, tone_words = "suggestion", suggestion
     elif negative:
         tone, tone_words = "irritant", negative
-    elif positive:
+    elif positive and not lukewarm:
         tone, tone_words = "satisfaction", positive
     elif negation and not nothing_to_say:
         # no opinion word but a negated statement: « l'appli ne fonctionne plus », « pas de
@@ -1114,14 +1288,25 @@ def measure(
     return figures
 
 
+@lru_cache(maxsize=1 << 15)
+def _starting_on(word: str) -> tuple[_Compiled, ...]:
+    """The entries whose first word matches `word`, longest first: a pure function of the word,
+    remembered because verbatims share most of their words (« pas », « en », « attente »)."""
+    return tuple(
+        entry for entry in _BY_START.get(word[:2], ()) if _word_matches(entry.alternatives[0], word)
+    )
+
+
 def _match(content: list[tuple[str, str, bool]], index: int) -> _Compiled | None:
-    for entry in _BY_START.get(content[index][0][:2], ()):
+    for entry in _starting_on(content[index][0]):
         size = len(entry.alternatives)
+        if size == 1:
+            return entry
         if index + size > len(content):
             continue
         if all(
             _word_matches(options, content[index + k][0])
-            for k, options in enumerate(entry.alternatives)
+            for k, options in enumerate(entry.alternatives[1:], 1)
         ):
             return entry
     return None
