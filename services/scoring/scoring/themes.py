@@ -212,12 +212,19 @@ LEXICON: tuple[_Entry, ...] = (
     _e("bout$ fil$", CON, TOPIC),
     _e("rapel automatique", CON, TOPIC),
     _e("avoir$ quelqu|persone$", CON, TOPIC),
+    _e("ai$ quelqu", CON, TOPIC),  # « j'ai eu quelqu'un » (« eu » is a stopword)
     _e("ne$ repond", CON, FIXED),
     # compréhension
     _e("compr", COM, TOPIC),
     _e("comprehensi", COM, GOOD),
     _e("incompri", COM, BAD),
     _e("ecout", COM, GOOD),
+    # « n'a rien voulu entendre », « ne veut pas comprendre »
+    _e(
+        "voulu$|veut$|veulent$|voulait$|voulaient$ entendre$|ecouter$|comprendre$|savoir$",
+        COM,
+        TOPIC,
+    ),
     _e("lais expliqu", COM, GOOD),  # « pas laissé m'expliquer »: the agent did not listen
     _e("entendu", COM, GOOD),
     _e("juge", COM, BAD),
@@ -262,6 +269,12 @@ LEXICON: tuple[_Entry, ...] = (
     ),
     _e("tourne$|tourner$|tournent$ en$ rond$", PEC, BAD),
     _e("renvoi bale", PEC, BAD),
+    _e("renvoi|renvoy|rejet|rejete responsabilit", PEC, BAD),  # « se renvoient la responsabilité »
+    _e("responsabilit", PEC, TOPIC),  # « personne ne prend la responsabilité »
+    _e("done$|doner$|donent$|donera$|donee$ suite$", PEC, TOPIC),  # « personne n'a donné suite »
+    _e("letre$ morte$", PEC, BAD),
+    _e("bourique", PEC, BAD),  # « tourner en bourrique »
+    _e("comme$ convenu$", PEC, GOOD),
     _e("relanc", PEC, BAD),
     _e("sans$ suite$", PEC, FIXED),
     _e("perdu", PEC, BAD),
@@ -269,6 +282,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("boug", PEC, TOPIC),
     _e("aid", PEC, GOOD),
     _e("acompagn", PEC, GOOD),
+    _e("venu$|venue$|venus$|venues$|pour$ acompagner$", None, (0, 0)),  # came with someone
+    _e("finalis|concretis", PEC, GOOD),
     _e("interlocuteur", PEC, TOPIC),
     _e("rapel", PEC, TOPIC),
     _e("promi", PEC, FIXED),  # « le mail promis », « pas reçu le mail promis »
@@ -300,7 +315,8 @@ LEXICON: tuple[_Entry, ...] = (
     ),
     # a request made again and again: « on m'a réclamé trois fois », « envoyé 3 fois »
     _e(
-        "demand|redemand|reclam|envoy|envoi|renvoy|fourni|depos|transmi|redon|refourni _fois_",
+        "demand|redemand|reclam|envoy|envoi|renvoy|fourni|depos|transmi|redon|refourni|revien|revenu"
+        "|revenir|repase|deplac _fois_",
         PEC,
         BAD,
     ),
@@ -502,6 +518,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("blase", COU, BAD),
     _e("indiferen", COU, BAD),
     _e("nonchalan", COU, BAD),
+    _e("execrabl|antipathi|odieu|imbuvabl|desobligean|revech|bourru|casant|cinglan", COU, BAD),
+    _e("hause voix$", COU, BAD),  # « haussé la voix » (« ton » is a stopword)
     _e("parle$|parlent$|parlait$ mal$", COU, BAD),
     _e("mal$ parle", COU, BAD),
     # autre
@@ -539,6 +557,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("aplication|apli$", AUT, TOPIC),
     _e("espace$ persone", AUT, TOPIC),
     _e("conect", AUT, TOPIC),
+    _e("confidential|intimit", AUT, TOPIC),  # « aucune confidentialité au guichet »
     _e("acces$", AUT, TOPIC),
     _e("transport", AUT, TOPIC),
     _e("demenag", AUT, TOPIC),
@@ -597,7 +616,12 @@ LEXICON: tuple[_Entry, ...] = (
     _e("correct$|correcte$|corrects$|correctes$", None, GOOD),
     _e("ok$", None, GOOD),
     _e("competen", None, GOOD),
-    _e("incompetent", None, BAD),
+    _e("incompeten", None, BAD),
+    _e("laise$|laisent$|laisait$ desirer$", None, BAD),  # « laisse à désirer »
+    _e("en$ fiche$|fichent$|fichait$|fout$|foutent$|foutait$", None, BAD),  # « ils s'en fichent »
+    _e("fout$|foutent$|foutait$", None, BAD),  # « on se fout de nous »
+    _e("suis$|sommes$ bout$", None, BAD),  # « je suis à bout »
+    _e("comme$ prevu$", None, GOOD),
     _e("pro$|profesionel", None, GOOD),
     _e("plein$|pleine$|pleins$|pleines$", None, BAD),
     _e("mal$ francais$", None, (0, 0)),
@@ -645,7 +669,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("toujours$ pas$", None, FIXED),
     _e("sans$ reponse", None, FIXED),
     _e("grand chose$", None, BAD),
-    _e("rien$ redire$|dire$|signaler$|ajouter$", None, (0, 0)),
+    _e("rien$ dire$|signaler$|ajouter$", None, (0, 0)),
+    _e("rien$ redire$|reprocher$", None, (1, 1)),  # « rien à redire »: praise
     _e("ras$", None, (0, 0)),
     _e("avis$|comentaire|comentaires$|remarque|remarques$|opinion", None, (0, 0)),
     _e("sais$|sait$ pas$", None, (0, 0)),
@@ -667,6 +692,10 @@ LEXICON: tuple[_Entry, ...] = (
     _e("grace$", None, GOOD),
     _e("dommage|regret|marre$|penibl|inaceptabl|intolerabl|ridicul|absurd|aberan", None, BAD),
     _e("ras$ bol$", None, BAD),
+    _e("en$ ai$|avons$|a$ asez$", None, BAD),  # « j'en ai assez »
+    _e("plus$ jamais$", None, FIXED),
+    _e("derive$", None, BAD),  # « à la dérive »
+    _e("bonheur$", None, GOOD),
     # opinions in words the lexicon lacked: praise
     _e("formidabl|extraordinair|magnifi|merveil|remarquabl|admirabl|fantasti|chapeau$", None, GOOD),
     _e("extra$|cool$|impec$|nikel|serieu|rigoureu|irepro|exceptionel|bluf|nicke", None, GOOD),
@@ -714,7 +743,7 @@ WEAK_TOPICS = frozenset(
 # complaint. Other neutral entries (« en ligne », « tout le monde ») keep a negated statement one.
 NOTHING_TO_SAY = frozenset(
     [
-        "rien$ redire$|dire$|signaler$|ajouter$",
+        "rien$ dire$|signaler$|ajouter$",
         "ras$",
         "avis$|comentaire|comentaires$|remarque|remarques$|opinion",
         "sans$ plus$",
@@ -889,7 +918,11 @@ _SERAIT_AFTER = frozenset(
         "sympa",
     ]
 )
-_IMPERATIVE_START = frozenset(["metre", "ajouter", "instaler", "prevoir", "proposer", "creer"])
+_IMPERATIVE_START = frozenset(
+    {"metre", "ajouter", "instaler", "prevoir", "proposer", "creer", "embaucher", "recruter"}
+    | {"pensez", "metez", "ajoutez", "prevoyez", "instalez", "proposez", "ouvrez", "embauchez"}
+    | {"recrutez", "augmenter"}
+)
 
 _REDACTION = re.compile(r"\[[^\]]*\]")
 # A time of day (« entre 9h et 12h », « à 14h ») is no duration.
@@ -952,6 +985,8 @@ _EASY_OR_HARD = frozenset(
 )
 # « pas de problème », « aucun souci », « sans soucis »: the negator is the trouble's own, not a
 # verb's (« ils comprennent rien à nos problèmes » is no praise).
+# « au lieu de m'écouter »: what is done instead is not done, read as « sans »
+_INSTEAD = re.compile(r"\bau\s+lieu\s+d(?:e|u|es)?\b")
 _NO_TROUBLE = re.compile(
     r"\b(?:sans|pas|aucune?|jamais)\s+(?:de\s+|d\s+)?(?:problemes?|soucis?|pbs?)\b"
 )
@@ -1168,6 +1203,7 @@ def tag(text: str) -> Tagging:
     folded = _sub(_DURATION, " _duree_ ", folded, steps)
     folded = _sub(_TIMES, " _fois_ ", folded, steps)
     folded = _sub(_NO_TROUBLE, " _sans_souci_ ", folded, steps)
+    folded = _sub(_INSTEAD, " sans ", folded, steps)
     theme_words: dict[str, list[str]] = {}  # the words as the user wrote them, as below
     positive: list[str] = []
     negative: list[str] = []

@@ -559,3 +559,79 @@ def test_broader_theme_families(text: str, theme: str) -> None:
     tagging = tag(text)
     assert theme in tagging.theme_names
     assert tagging.tone != "neutre"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Personne n'a donné suite à ma demande.",
+        "Ma réclamation est restée lettre morte.",
+        "Ils se renvoient la responsabilité.",
+        "Personne ne prend la responsabilité de mon dossier.",
+        "On m'a fait tourner en bourrique.",
+        "Je n'ai pas été rappelée comme convenu.",
+    ],
+)
+def test_more_ways_to_say_a_request_was_dropped(text: str) -> None:
+    tagging = tag(text)
+    assert "prise_en_charge" in tagging.theme_names
+    assert tagging.tone == "irritant"
+
+
+def test_a_request_followed_up_as_agreed_or_finished_is_praise() -> None:
+    assert tag("J'ai été rappelée comme convenu.").theme_names == {"prise_en_charge"}
+    assert tag("Démarche finalisée sur place.").tone == "satisfaction"
+    assert tag("Je suis venue accompagner ma mère.").tone == "neutre"
+
+
+@pytest.mark.parametrize(
+    ("text", "tone"),
+    [
+        ("Rien à redire.", "satisfaction"),
+        ("Rien à reprocher.", "satisfaction"),
+        ("Que du bonheur.", "satisfaction"),
+        ("Ça laisse à désirer.", "irritant"),
+        ("Incompétence totale.", "irritant"),
+        ("Ils s'en fichent.", "irritant"),
+        ("On se fout de nous.", "irritant"),
+        ("Je suis à bout.", "irritant"),
+        ("J'en ai assez.", "irritant"),
+        ("Plus jamais.", "irritant"),
+        ("Service public à la dérive.", "irritant"),
+    ],
+)
+def test_more_opinions_the_lexicon_lacked(text: str, tone: str) -> None:
+    assert tag(text).tone == tone
+
+
+@pytest.mark.parametrize(
+    ("text", "theme"),
+    [
+        ("Accueil exécrable.", "courtoisie"),
+        ("Personnel antipathique.", "courtoisie"),
+        ("La dame était odieuse.", "courtoisie"),
+        ("Il a haussé la voix.", "courtoisie"),
+        ("Elle n'a rien voulu entendre.", "comprehension"),
+        ("Elle n'a rien voulu savoir.", "comprehension"),
+        ("Aucune confidentialité au guichet.", "autre"),
+    ],
+)
+def test_more_complaints_with_their_theme(text: str, theme: str) -> None:
+    tagging = tag(text)
+    assert theme in tagging.theme_names
+    assert tagging.tone == "irritant"
+
+
+def test_what_is_done_instead_is_not_done() -> None:
+    # « au lieu de m'écouter »: read as « sans m'écouter »
+    tagging = tag("Il regardait son écran au lieu de m'écouter.")
+    assert tagging.tone == "irritant"
+    assert "comprehension" in tagging.theme_names
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Pensez à mettre un distributeur d'eau.", "Mettez plus de guichets.", "Embaucher du monde."],
+)
+def test_an_imperative_opening_is_a_suggestion(text: str) -> None:
+    assert tag(text).tone == "suggestion"
