@@ -98,7 +98,11 @@ LEXICON: tuple[_Entry, ...] = (
     _e("prise$|pris$|prendre$ en$ compte", REP, GOOD),
     _e("cote plaque", REP, BAD),
     _e("conai dosier|situation|cas$|sujet|reglementation|regles$|droits$", REP, GOOD),
-    _e("conai bien$ dosier|situation|cas$|sujet|reglementation|regles$|droits$", REP, GOOD),
+    _e(
+        "conai bien$|parfaitement$ dosier|situation|cas$|sujet|reglementation|regles$|droits$",
+        REP,
+        GOOD,
+    ),
     _e("conai pas$ dosier|situation|cas$|sujet|reglementation|regles$|droits$", REP, FIXED),
     _e("tenu$|tient$|tenir$|tiennent$|tenez$ pas$ compte", REP, FIXED),
     _e("reponse complet", REP, GOOD),
@@ -219,6 +223,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("comprehensi", COM, GOOD),
     _e("incompri", COM, BAD),
     _e("ecout", COM, GOOD),
+    _e("parler$|parle$|parlait$ mur$", COM, BAD),  # « parler à un mur »
     # « n'a rien voulu entendre », « ne veut pas comprendre »
     _e(
         "voulu$|veut$|veulent$|voulait$|voulaient$ entendre$|ecouter$|comprendre$|savoir$",
@@ -249,6 +254,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("suivi$|suit$|suivre$|suive$", PEC, GOOD),
     _e("s$ ocup", PEC, GOOD),
     _e("s$ en$ ocup|charg", PEC, GOOD),  # « personne ne s'en occupe »
+    _e("persone$ s$ ocup|en$", PEC, FIXED),  # « personne s'occupe de rien » (SMS, no « ne »)
     _e("renvoy", PEC, BAD),
     _e("renvoyer$", PEC, TOPIC),  # « je dois renvoyer mon attestation »: a task, not a runaround
     _e("service en$ service", PEC, BAD),
@@ -279,6 +285,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("sans$ suite$", PEC, FIXED),
     _e("perdu", PEC, BAD),
     _e("avanc", PEC, GOOD),
+    _e("en$ avance$", DEL, GOOD),
     _e("boug", PEC, TOPIC),
     _e("aid", PEC, GOOD),
     _e("acompagn", PEC, GOOD),
@@ -328,6 +335,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("en$ suspens$|plan$", PEC, BAD),
     _e("oubliete|tiroir", PEC, BAD),
     _e("tenu$|tenue$|tenus$ informe", PEC, GOOD),
+    _e("tenu$|tenue$|tenus$|tenir$|tient$|tiene$|tienent$ courant$", PEC, GOOD),  # au courant
     _e("solution", PEC, GOOD),
     _e("previen|preven", PEC, TOPIC),
     _e("clotur", PEC, TOPIC),
@@ -469,6 +477,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("bonjour", COU, TOPIC),
     _e("tutoy", COU, BAD),
     _e("crie", COU, BAD),
+    _e("engueul|gueul|hurl", COU, BAD),
     _e("leve yeux", COU, BAD),
     _e("mal$ recu", COU, BAD),
     _e("serviabl", COU, GOOD),
@@ -900,6 +909,7 @@ SPELLING = {
     "delait": "delai",
     "delaie": "delai",
 }
+_ROTTEN = frozenset(["pourri", "pourrie", "pourris", "pourries"])  # not « pourrions »
 _SUGGESTION_WORDS = ("faudr", "devri", "pourri", "pourait", "aimerai", "souhait", "sugger")
 _SERAIT_AFTER = frozenset(
     [
@@ -987,6 +997,8 @@ _EASY_OR_HARD = frozenset(
 # verb's (« ils comprennent rien à nos problèmes » is no praise).
 # « au lieu de m'écouter »: what is done instead is not done, read as « sans »
 _INSTEAD = re.compile(r"\bau\s+lieu\s+d(?:e|u|es)?\b")
+# « Plus de permanence téléphonique. »: « plus de » opening a clause, before no number: none
+_NO_MORE = re.compile(r"(?:\A|(?<=[.!?;,:\n]))\s*plus\s+d(?:e|u|es)?\s+(?!\d|_duree_)")
 _NO_TROUBLE = re.compile(
     r"\b(?:sans|pas|aucune?|jamais)\s+(?:de\s+|d\s+)?(?:problemes?|soucis?|pbs?)\b"
 )
@@ -1175,7 +1187,7 @@ def _suggestion(words: list[str]) -> list[tuple[int, int]]:
     found = [
         (index, index)
         for index, w in enumerate(words)
-        if w.startswith(_SUGGESTION_WORDS) or w == "ferait"
+        if (w.startswith(_SUGGESTION_WORDS) and w not in _ROTTEN) or w == "ferait"
     ]
     for index, word in enumerate(words):
         if word == "serait":
@@ -1183,6 +1195,8 @@ def _suggestion(words: list[str]) -> list[tuple[int, int]]:
             after = words[index + 1] if index + 1 < len(words) else ""
             if before in ("ce", "il") or after in _SERAIT_AFTER:
                 found.append((index, index))
+        if word in ("propose", "suggere") and index and words[index - 1] == "je":
+            found.append((index - 1, index))  # « je propose »
         if word == "conseil" and index and words[index - 1] == "un":
             found.append((index - 1, index))  # « un conseil »
         if word == "pourquoi" and words[index + 1 : index + 3] == ["ne", "pas"]:
@@ -1204,6 +1218,7 @@ def tag(text: str) -> Tagging:
     folded = _sub(_TIMES, " _fois_ ", folded, steps)
     folded = _sub(_NO_TROUBLE, " _sans_souci_ ", folded, steps)
     folded = _sub(_INSTEAD, " sans ", folded, steps)
+    folded = _sub(_NO_MORE, " aucun ", folded, steps)
     theme_words: dict[str, list[str]] = {}  # the words as the user wrote them, as below
     positive: list[str] = []
     negative: list[str] = []

@@ -635,3 +635,44 @@ def test_what_is_done_instead_is_not_done() -> None:
 )
 def test_an_imperative_opening_is_a_suggestion(text: str) -> None:
     assert tag(text).tone == "suggestion"
+
+
+def test_no_more_at_the_start_of_a_clause_is_a_negation() -> None:
+    # « Plus de permanence téléphonique. »: no more, not « more »; « plus de 2h » stays a wait
+    tagging = tag("Plus de permanence téléphonique.")
+    assert tagging.theme_names == {"facilite_contact"}
+    assert tagging.tone == "irritant"
+    assert tag("Plus de 2 heures d'attente.").theme_names == {"delais"}
+
+
+@pytest.mark.parametrize(
+    ("text", "tone"),
+    [
+        ("Service pourri.", "irritant"),  # « pourri », not « pourrions »
+        ("Je propose des horaires plus larges.", "suggestion"),
+        ("On m'a engueulé devant tout le monde.", "irritant"),
+        ("J'ai l'impression de parler à un mur.", "irritant"),
+    ],
+)
+def test_rotten_is_no_suggestion_and_i_propose_is_one(text: str, tone: str) -> None:
+    assert tag(text).tone == tone
+
+
+@pytest.mark.parametrize(
+    ("text", "theme", "tone"),
+    [
+        ("personne s'occupe de rien ici", "prise_en_charge", "irritant"),
+        ("Personne ne m'a tenu au courant.", "prise_en_charge", "irritant"),
+        ("On m'a tenue au courant à chaque étape.", "prise_en_charge", "satisfaction"),
+        ("Versement arrivé en avance.", "delais", "satisfaction"),
+        (
+            "Le conseiller connaissait parfaitement mon dossier.",
+            "reponse_personnalisee",
+            "satisfaction",
+        ),
+    ],
+)
+def test_kept_informed_sms_nobody_and_early(text: str, theme: str, tone: str) -> None:
+    tagging = tag(text)
+    assert theme in tagging.theme_names
+    assert tagging.tone == tone
