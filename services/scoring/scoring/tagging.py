@@ -1,6 +1,6 @@
 """Verbatims' themes and tone, as stored (issue #17): the consumer tags each verbatim of a batch
 in process (scoring.themes.tag, pure, no round-trip), and `Retagger` brings older rows up to the
-running tagger at start.
+running tagger at start and every `RETAG_EVERY_SECONDS` after.
 
 Each row records the tagger that tagged it (a digest of scoring.themes' source). A verbatim
 stored before tagging existed, or tagged by another version of the lexicon, is re-tagged in
@@ -25,6 +25,9 @@ from scoring import repository, themes
 
 log = logging.getLogger(__name__)
 BATCH = 1000
+# During a rolling deploy the replica still on the old lexicon goes on tagging new rows after the
+# new one's first pass: the next pass, this long after, brings them up to date.
+RETAG_EVERY_SECONDS = 600.0
 
 
 @cache
@@ -50,17 +53,21 @@ def verbatim_tags(text: str) -> tuple[list[str], str, str, str]:
 
 
 class Retagger:
-    """Re-tags the verbatims the running tagger did not tag, once at start, then idles (a
-    background task that ended would read as a stopped one in `/readyz`). Rows an older replica
-    tags during a rolling deploy are re-tagged at the next start."""
+    """Re-tags the verbatims the running tagger did not tag, at start and then every
+    `every_seconds` (rows an older replica tags during a rolling deploy); a pass that finds
+    nothing reads the verbatims' tagger column once."""
 
-    def __init__(self, pool: asyncpg.Pool, *, batch: int = BATCH) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, batch: int = BATCH, every_seconds: float = RETAG_EVERY_SECONDS
+    ) -> None:
         self.pool = pool
         self.batch = batch
+        self.every_seconds = every_seconds
 
     async def run(self) -> None:
-        await self.retag()
-        await asyncio.Event().wait()  # until the service stops
+        while True:  # until the service stops
+            await self.retag()
+            await asyncio.sleep(self.every_seconds)
 
     async def retag(self) -> int:
         """The number of verbatims re-tagged."""

@@ -4,6 +4,8 @@ are left alone."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from datetime import date
 from pathlib import Path
@@ -13,6 +15,7 @@ from scoring import tagging
 from scoring.themes import tag
 
 from plumbing import db
+from plumbing.testing import async_wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +83,27 @@ def test_the_consumers_tags_are_the_taggers_with_its_version():
         "tone": ["Trop", "décroche"],
     }
     assert version == tagging.tagger_version() and len(version) == 16
+
+
+async def test_a_row_an_older_replica_tags_later_is_retagged_by_the_next_pass(pool):
+    """A rolling deploy: after this replica's first pass, a replica still on the old lexicon
+    stores a verbatim with its own version; the running retagger brings it up to date."""
+    running = asyncio.create_task(tagging.Retagger(pool, every_seconds=0.05).run())
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO verbatims (response_id, site_id, day, channel, motif, text, themes, "
+                "tone, tagger) VALUES ('r-late-old', 'site-tags', $1, 'telephone', "
+                "'declaration', $2, '{autre}', 'neutre', '1111111111111111')",
+                DAY, OLD_LEXICON,
+            )  # fmt: skip
+
+        async def retagged() -> bool:
+            return (await stored(pool))["r-late-old"]["tagger"] == tagging.tagger_version()
+
+        await async_wait_for(retagged, timeout=10, interval=0.05)
+        assert (await stored(pool))["r-late-old"]["tone"] == tag(OLD_LEXICON).tone
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
