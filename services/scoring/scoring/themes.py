@@ -997,8 +997,6 @@ _EASY_OR_HARD = frozenset(
 # verb's (« ils comprennent rien à nos problèmes » is no praise).
 # « au lieu de m'écouter »: what is done instead is not done, read as « sans »
 _INSTEAD = re.compile(r"\bau\s+lieu\s+d(?:e|u|es)?\b")
-# « Plus de permanence téléphonique. »: « plus de » opening a clause, before no number: none
-_NO_MORE = re.compile(r"(?:\A|(?<=[.!?;,:\n]))\s*plus\s+d(?:e|u|es)?\s+(?!\d|_duree_)")
 _NO_TROUBLE = re.compile(
     r"\b(?:sans|pas|aucune?|jamais)\s+(?:de\s+|d\s+)?(?:problemes?|soucis?|pbs?)\b"
 )
@@ -1218,7 +1216,6 @@ def tag(text: str) -> Tagging:
     folded = _sub(_TIMES, " _fois_ ", folded, steps)
     folded = _sub(_NO_TROUBLE, " _sans_souci_ ", folded, steps)
     folded = _sub(_INSTEAD, " sans ", folded, steps)
-    folded = _sub(_NO_MORE, " aucun ", folded, steps)
     theme_words: dict[str, list[str]] = {}  # the words as the user wrote them, as below
     positive: list[str] = []
     negative: list[str] = []

@@ -640,14 +640,6 @@ def test_an_imperative_opening_is_a_suggestion(text: str) -> None:
     assert tag(text).tone == "suggestion"
 
 
-def test_no_more_at_the_start_of_a_clause_is_a_negation() -> None:
-    # « Plus de permanence téléphonique. »: no more, not « more »; « plus de 2h » stays a wait
-    tagging = tag("Plus de permanence téléphonique.")
-    assert tagging.theme_names == {"facilite_contact"}
-    assert tagging.tone == "irritant"
-    assert tag("Plus de 2 heures d'attente.").theme_names == {"delais"}
-
-
 @pytest.mark.parametrize(
     ("text", "tone"),
     [
