@@ -27,6 +27,7 @@ POSTGRES = {"type": "grafana-postgresql-datasource", "uid": "enquetes-postgres"}
 PROMETHEUS = {"type": "prometheus", "uid": "enquetes-prometheus"}
 
 Panel = dict[str, Any]
+NO_FIGURE = "Aucun chiffre cette semaine : pas de réponse, ou question non posée"
 
 # --------------------------------------------------------------------------- building blocks
 
@@ -78,7 +79,9 @@ def stat(title: str, sql: str, *, unit: str, description: str = "") -> Panel:
         h=6,
         description=description,
         fieldConfig={
-            "defaults": {"unit": unit, "decimals": 1},
+            # No row: no answer this week, or a question this site's questionnaire does not ask
+            # (an SMS-only site has no NPS) — said in French rather than Grafana's « No data ».
+            "defaults": {"unit": unit, "decimals": 1, "noValue": NO_FIGURE},
             "overrides": [
                 {
                     "matcher": {"id": "byName", "options": "n"},

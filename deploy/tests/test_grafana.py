@@ -725,3 +725,18 @@ async def test_the_boards_top_irritants_are_scoring_irritants(reporting_db):
         assert row["change_low"] == pytest.approx(irritant.change.low, abs=1e-9)
         assert row["change_high"] == pytest.approx(irritant.change.high, abs=1e-9)
         assert row["trend"] == irritant.trend
+
+
+def test_a_figure_without_a_row_is_told_in_french_not_no_data():
+    """An SMS-only site's NPS stat read « No data »: no row, since its questionnaire does not
+    ask the recommendation question."""
+    build = load_build()
+    stats = [
+        panel
+        for make in build.DASHBOARDS.values()
+        for panel in make()["panels"]
+        if panel.get("type") == "stat" and panel["targets"][0]["datasource"] == build.POSTGRES
+    ]
+    assert stats
+    for panel in stats:
+        assert panel["fieldConfig"]["defaults"]["noValue"] == build.NO_FIGURE, panel["title"]
