@@ -240,7 +240,9 @@ def dashboard(
         "uid": uid,
         "title": title,
         "tags": ["enquetes"],
-        "timezone": "Europe/Paris",
+        # Times (not the day and week buckets, which the views put on each site's clock) on the
+        # reader's own clock: a manager in Guadeloupe reads Guadeloupe times, not Paris's.
+        "timezone": "browser",
         "schemaVersion": 39,
         "version": 1,
         "editable": False,

@@ -740,3 +740,9 @@ def test_a_figure_without_a_row_is_told_in_french_not_no_data():
     assert stats
     for panel in stats:
         assert panel["fieldConfig"]["defaults"]["noValue"] == build.NO_FIGURE, panel["title"]
+
+
+def test_times_are_drawn_on_the_readers_clock_not_paris():
+    """Overseas managers read Paris times on the boards before (issue #15's own clock)."""
+    build = load_build()
+    assert {make()["timezone"] for make in build.DASHBOARDS.values()} == {"browser"}
