@@ -140,6 +140,14 @@ LEXICON: tuple[_Entry, ...] = (
     _e("detail", CLA, GOOD),
     _e("fournir$", CLA, TOPIC),
     _e("enfin compris$", CLA, GOOD),
+    _e("enfin$ _je_compr_", CLA, GOOD),  # « j'ai enfin compris »
+    # « je ne sais pas quoi faire », « on ne sait jamais comment procéder »
+    _e(
+        "sais$|sait$|savons$|savais$|savait$ pas$|jamais$|toujours$|plus$ quoi$|comment$ "
+        "faire$|proceder$|remplir$|faut$",
+        CLA,
+        FIXED,
+    ),
     _e("compris$ explica", CLA, TOPIC),
     _e("limpid", CLA, GOOD),
     _e("renseign", CLA, TOPIC),
@@ -216,6 +224,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("bout$ fil$", CON, TOPIC),
     _e("rapel automatique", CON, TOPIC),
     _e("avoir$ quelqu|persone$", CON, TOPIC),
+    _e("avoir$ telephon", CON, TOPIC),  # « impossible de les avoir au téléphone »
     _e("ai$ quelqu", CON, TOPIC),  # « j'ai eu quelqu'un » (« eu » is a stopword)
     _e("ne$ repond", CON, FIXED),
     # compréhension
@@ -390,6 +399,9 @@ LEXICON: tuple[_Entry, ...] = (
     _e("en$ ordre$", PEC, GOOD),
     _e("laise$|laisee$|laises$|laisees$ seul$|seule$|seuls$|seules$", PEC, BAD),
     _e("mains$ vide$|vides$", PEC, BAD),
+    _e("bredouil", PEC, BAD),
+    _e("repartir$|reparti$|repartie$|repartis$ sans$", PEC, FIXED),  # « laissé repartir sans rien »
+    _e("courant$", PEC, TOPIC),  # « personne n'est au courant de mon dossier »
     _e("transmis$|transmise$", PEC, TOPIC),
     _e("laise$|laisee$|laises$ tomber", PEC, BAD),
     _e("laise$|laisee$|laises$|laisees$ cote$|plan$|trainer$|suspens$|poireauter$", PEC, BAD),
@@ -460,6 +472,12 @@ LEXICON: tuple[_Entry, ...] = (
     _e("amabilit", COU, GOOD),
     _e("gentil", COU, GOOD),
     _e("souri", COU, GOOD),
+    # « personnel agréable »: pleasant people are a courteous welcome
+    _e(
+        "personel|equipe|agent$|agents$|agente$|conseiler|conseilere|dame$|guichetier agreabl",
+        COU,
+        GOOD,
+    ),
     _e("poli$|polie$|polis$", COU, GOOD),
     _e("mal$ poli", COU, BAD),
     _e("malpoli|impoli", COU, BAD),
@@ -543,6 +561,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("poussette", AUT, TOPIC),
     _e("pane$|panes$", AUT, BAD),
     _e("toilete", AUT, TOPIC),
+    _e("asise$|asises$|asis$", AUT, TOPIC),  # « places assises »
     _e("_salle_ atent", AUT, TOPIC),
     _e("chaise", AUT, TOPIC),
     _e("wifi", AUT, TOPIC),
@@ -679,6 +698,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("sans$ reponse", None, FIXED),
     _e("grand chose$", None, BAD),
     _e("rien$ dire$|signaler$|ajouter$", None, (0, 0)),
+    _e("rien$ plus$|autre$ dire$|signaler$|ajouter$", None, (0, 0)),
     _e("rien$ redire$|reprocher$", None, (1, 1)),  # « rien à redire »: praise
     _e("ras$", None, (0, 0)),
     _e("avis$|comentaire|comentaires$|remarque|remarques$|opinion", None, (0, 0)),
@@ -758,6 +778,7 @@ NOTHING_TO_SAY = frozenset(
         "sans$ plus$",
         "grand chose$ dire$|signaler$|ajouter$",
         "sais$|sait$ pas$",
+        "rien$ plus$|autre$ dire$|signaler$|ajouter$",
         "rien$ special|particulier",
         "idee$",
     ]
@@ -913,6 +934,10 @@ _ROTTEN = frozenset(["pourri", "pourrie", "pourris", "pourries"])  # not « pour
 _SUGGESTION_WORDS = ("faudr", "devri", "pourri", "pourait", "aimerai", "souhait", "sugger")
 _SERAIT_AFTER = frozenset(
     [
+        "bienvenu",
+        "bienvenue",
+        "souhaitable",
+        "judicieux",
         "bien",
         "mieux",
         "pratique",
@@ -1191,6 +1216,8 @@ def _suggestion(words: list[str]) -> list[tuple[int, int]]:
         if word == "serait":
             before = words[index - 1] if index else ""
             after = words[index + 1] if index + 1 < len(words) else ""
+            if after in ("le", "la", "les") and index + 2 < len(words):
+                after = words[index + 2]  # « serait le bienvenu »
             if before in ("ce", "il") or after in _SERAIT_AFTER:
                 found.append((index, index))
         if word in ("propose", "suggere") and index and words[index - 1] == "je":

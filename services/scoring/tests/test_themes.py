@@ -671,3 +671,35 @@ def test_kept_informed_sms_nobody_and_early(text: str, theme: str, tone: str) ->
     tagging = tag(text)
     assert theme in tagging.theme_names
     assert tagging.tone == tone
+
+
+@pytest.mark.parametrize(
+    ("text", "theme", "tone"),
+    [
+        ("Je ne sais pas quoi faire.", "clarte", "irritant"),
+        ("On ne sait jamais comment procéder.", "clarte", "irritant"),
+        ("J'ai enfin compris mes droits.", "clarte", "satisfaction"),
+        ("Impossible de les avoir au téléphone.", "facilite_contact", "irritant"),
+        ("On m'a laissé repartir sans rien.", "prise_en_charge", "irritant"),
+        ("Je suis repartie bredouille.", "prise_en_charge", "irritant"),
+        ("Personne n'est au courant de mon dossier.", "prise_en_charge", "irritant"),
+        ("Personnel agréable.", "courtoisie", "satisfaction"),
+        ("Pas assez de places assises.", "autre", "irritant"),
+    ],
+)
+def test_what_to_do_reaching_someone_leaving_empty_handed(text: str, theme: str, tone: str) -> None:
+    tagging = tag(text)
+    assert theme in tagging.theme_names
+    assert tagging.tone == tone
+
+
+@pytest.mark.parametrize(
+    ("text", "tone"),
+    [
+        ("Je ne sais pas quoi dire.", "neutre"),
+        ("Je n'ai rien de plus à dire.", "neutre"),
+        ("Un numéro direct serait le bienvenu.", "suggestion"),
+    ],
+)
+def test_nothing_more_to_say_and_a_welcome_wish(text: str, tone: str) -> None:
+    assert tag(text).tone == tone
