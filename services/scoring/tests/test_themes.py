@@ -703,3 +703,23 @@ def test_what_to_do_reaching_someone_leaving_empty_handed(text: str, theme: str,
 )
 def test_nothing_more_to_say_and_a_welcome_wish(text: str, tone: str) -> None:
     assert tag(text).tone == tone
+
+
+@pytest.mark.parametrize(
+    "word", ["calme", "convivial", "fiable", "organisé", "soigné", "consciencieux", "réactif"]
+)
+def test_more_praise_words(word: str) -> None:
+    assert tag(f"Service {word}.").tone == "satisfaction"
+
+
+@pytest.mark.parametrize(
+    "word",
+    ["bâclé", "chaotique", "incohérent", "inefficace", "injuste", "kafkaïen", "stressant", "dur"],
+)
+def test_more_complaint_words(word: str) -> None:
+    assert tag(f"Service {word}.").tone == "irritant"
+
+
+def test_comfort_is_the_premises() -> None:
+    assert tag("Salle d'attente inconfortable.").theme_names == {"autre"}
+    assert tag("Sièges confortables.").tone == "satisfaction"
