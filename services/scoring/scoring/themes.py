@@ -288,8 +288,25 @@ LEXICON: tuple[_Entry, ...] = (
     _e("renvoi bale", PEC, BAD),
     _e("renvoi|renvoy|rejet|rejete responsabilit", PEC, BAD),  # « se renvoient la responsabilité »
     _e("responsabilit", PEC, TOPIC),  # « personne ne prend la responsabilité »
-    _e("done$|doner$|donent$|donera$|donee$ suite$", PEC, TOPIC),  # « personne n'a donné suite »
+    _e(
+        "done$|doner$|donent$|donera$|donee$ suite$|nouvel|nouveles$", PEC, TOPIC
+    ),  # « personne n'a donné suite »
     _e("letre$ morte$", PEC, BAD),
+    _e("silence$ radio$|total$|complet$", PEC, BAD),
+    _e("point$ mort$", PEC, BAD),
+    _e("en$ soufrance$", PEC, BAD),
+    _e("stand$ by$|standby", PEC, BAD),
+    _e("fait$|faire$|font$ trainer$", PEC, BAD),
+    _e("mis$|mise$|metre$|mises$ cote$", PEC, BAD),  # « mis de côté »
+    _e("laise$|laisee$|laises$ en$ atente|plan$|suspens$", PEC, BAD),
+    # a request and what became of it: « dossier négligé », « demande gelée » (« a été »: stopwords)
+    _e(
+        "dosier|demande|reclamation|requete neglig|ignor|bacl|gele$|gelee$|suspendu|melang",
+        PEC,
+        BAD,
+    ),
+    _e("rectifi|regularise$|regularisee$|regularises$", PEC, GOOD),  # not « régularisation »
+    _e("en$ priorite$|prioritair", PEC, GOOD),
     _e("bourique", PEC, BAD),  # « tourner en bourrique »
     _e("comme$ convenu$", PEC, GOOD),
     _e("relanc", PEC, BAD),
@@ -372,7 +389,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e(
         "vu$|repere|trouve$|detecte|remarque$|reconu|admis|identifie|corig|rectifi ereur", PEC, GOOD
     ),
-    _e("corig|rectifi|repare leur$|ses$|son$|cette$ ereur", PEC, GOOD),
+    _e("corig|rectifi|repare leur$|cette$ ereur", PEC, GOOD),
     _e("reclamation", PEC, TOPIC),
     _e("en$ cours$", PEC, TOPIC),
     _e("dit$ rapel", PEC, BAD),  # « on m'a dit de rappeler »
@@ -754,7 +771,8 @@ LEXICON: tuple[_Entry, ...] = (
         None,
         BAD,
     ),
-    _e("anormal|honteu|foutag|fout$ gueule$|zero$|nada$|dalle$|n$ importe$", None, BAD),
+    _e("anormal|honteu|foutag|nada$|dalle$", None, BAD),
+    _e("importe comment$", None, FIXED),  # « n'importe comment »
     _e("normal$|normale$", None, TOPIC),  # « pas normal »
     _e("sans$ plus$", None, (0, 0)),  # « correct, sans plus »
     _e("corect|bien$|ok$|bon$|bone$|pasable|moyen sans$ plus$", None, (0, 0)),
@@ -804,7 +822,7 @@ TROUBLES = frozenset(["probleme|soucis$|souci$"])
 # Praise taken back to a shrug (« c'est correct, sans plus »): with no complaint, neutre.
 LUKEWARM = frozenset(["sans$ plus$", "corect|bien$|ok$|bon$|bone$|pasable|moyen sans$ plus$"])
 NEGATORS = frozenset(
-    {"pas", "jamais", "aucun", "aucune", "sans", "peu", "ni", "rien", "n", "ne", "non"}
+    {"pas", "jamais", "aucun", "aucune", "sans", "peu", "ni", "rien", "n", "ne", "non", "zero"}
     # a refusal negates what follows: « l'agent a refusé de m'écouter »
     | {"refuse", "refusee", "refuses", "refusees", "refusent", "refusait", "refusaient", "refuser"}
 )

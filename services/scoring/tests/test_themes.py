@@ -723,3 +723,35 @@ def test_more_complaint_words(word: str) -> None:
 def test_comfort_is_the_premises() -> None:
     assert tag("Salle d'attente inconfortable.").theme_names == {"autre"}
     assert tag("Sièges confortables.").tone == "satisfaction"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Mon dossier a été mis de côté.",
+        "Ma demande a été gelée.",
+        "Dossier négligé.",
+        "Ma demande est au point mort.",
+        "Dossier en souffrance.",
+        "Silence radio.",
+        "Zéro suivi.",
+        "On ne m'a jamais donné de nouvelles.",
+        "Ils ont fait traîner les choses.",
+    ],
+)
+def test_a_request_set_aside_or_stalled_is_the_handling(text: str) -> None:
+    tagging = tag(text)
+    assert "prise_en_charge" in tagging.theme_names
+    assert tagging.tone == "irritant"
+
+
+def test_a_request_put_right_or_put_first_is_praise() -> None:
+    assert tag("Mon dossier a été rectifié.").theme_names == {"prise_en_charge"}
+    assert tag("Mon dossier a été traité en priorité.").tone == "satisfaction"
+    assert tag("On ne comprend rien aux courriers de régularisation.").theme_names == {"clarte"}
+
+
+def test_zero_is_a_negator_and_anormal_a_complaint() -> None:
+    assert tag("Zéro attente.").tone == "satisfaction"
+    assert tag("C'est anormal.").tone == "irritant"
+    assert tag("Traité n'importe comment.").tone == "irritant"
