@@ -91,6 +91,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("sur$ mesure", REP, GOOD),
     _e("tenu$|tient$|tenir$|tiennent$|tenez$ compte", REP, GOOD),
     _e("cote question", REP, BAD),
+    _e("reponse|repondu|repond cote$", REP, BAD),  # « réponse à côté »
     _e("question", REP, TOPIC),
     _e("general", REP, BAD),
     _e("sans$ regard", REP, FIXED),
@@ -130,6 +131,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("incomprehensibl", CLA, BAD),
     _e("comprehensibl", CLA, GOOD),
     _e("jargon", CLA, BAD),
+    _e("termes$|mots$|vocabulaire$ techniq|compliq|administrati|juridiq", CLA, BAD),
     _e("compliqu", CLA, BAD),
     _e("simplifi", CLA, TOPIC),
     _e("formulair", CLA, TOPIC),
@@ -194,6 +196,11 @@ LEXICON: tuple[_Entry, ...] = (
     _e("ligne$", CON, TOPIC),
     _e("en$ ligne$", None, (0, 0)),
     _e("chat$", CON, TOPIC),
+    _e("chatbot", CON, TOPIC),
+    _e("joint$|joignons$|joignait$", CON, TOPIC),  # « on les joint facilement »
+    _e("leur$|vous$ ecrire$|parler$|telephoner$", CON, TOPIC),  # « on ne peut pas leur écrire »
+    _e("acesibl telephon|tel$|mail|mails$|internet$|courier", CON, GOOD),
+    _e("rendez vous$ disponibl|libre", CON, TOPIC),  # « plus aucun rendez-vous disponible »
     _e("mesagerie", CON, TOPIC),
     _e("adrese mail", CON, TOPIC),
     _e("contacter$|contact$", CON, TOPIC),
@@ -443,6 +450,9 @@ LEXICON: tuple[_Entry, ...] = (
     _e("atend", DEL, BAD),
     _e("delai", DEL, TOPIC),
     _e("delai traitement", DEL, TOPIC),
+    _e("delai|delais$|atente|retard|queue$ enorm|interminabl|inadmisibl|excesi", DEL, BAD),
+    _e("delai|delais$ traitement$ enorm|long|interminabl|excesi", DEL, BAD),
+    _e("express$", DEL, GOOD),
     _e("temps$ atent", DEL, (0, 1)),
     _e("poireaut", DEL, BAD),
     _e("traine$|trainent$", DEL, BAD),
@@ -581,6 +591,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("poussette", AUT, TOPIC),
     _e("pane$|panes$", AUT, BAD),
     _e("toilete", AUT, TOPIC),
+    _e("abri$|abris$|fontaine|eau$", AUT, TOPIC),
     _e("asise$|asises$|asis$", AUT, TOPIC),  # « places assises »
     _e("inconfort", AUT, BAD),
     _e("confort", AUT, GOOD),
@@ -594,7 +605,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("telecharg", AUT, TOPIC),
     _e("horair", AUT, TOPIC),
     _e("samedi", AUT, TOPIC),
-    _e("site$|sites$", AUT, TOPIC),  # the website, weak: « le site est mal fait »
+    # the website, weak and never judged itself (« pas clairs sur le site »): a theme alone
+    _e("site$|sites$", AUT, (0, 0)),
     _e("distributeur", AUT, TOPIC),
     _e("plus$ pres$", AUT, TOPIC),
     _e("bug|beug", AUT, BAD),
@@ -655,6 +667,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("excelent", None, GOOD),
     _e("recommand", None, GOOD),
     _e("eficac", None, GOOD),
+    _e("clic|clics$", None, GOOD),  # « en deux clics »
     _e("agreabl", None, GOOD),
     _e("genial", None, GOOD),
     _e("content", None, GOOD),

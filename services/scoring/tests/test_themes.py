@@ -755,3 +755,29 @@ def test_zero_is_a_negator_and_anormal_a_complaint() -> None:
     assert tag("Zéro attente.").tone == "satisfaction"
     assert tag("C'est anormal.").tone == "irritant"
     assert tag("Traité n'importe comment.").tone == "irritant"
+
+
+@pytest.mark.parametrize(
+    ("text", "theme", "tone"),
+    [
+        ("Réponse à côté.", "reponse_personnalisee", "irritant"),
+        ("Des termes techniques partout, c'est pénible.", "clarte", "irritant"),
+        ("On ne peut pas leur écrire.", "facilite_contact", "irritant"),
+        ("On les joint facilement.", "facilite_contact", "satisfaction"),
+        ("Accessible par téléphone et par mail.", "facilite_contact", "satisfaction"),
+        ("Plus aucun rendez-vous disponible.", "facilite_contact", "irritant"),
+        ("Délai de traitement énorme.", "delais", "irritant"),
+        ("Traitement express.", "delais", "satisfaction"),
+        ("Pas d'abri dehors.", "autre", "irritant"),
+    ],
+)
+def test_more_theme_families_from_probe_sentences(text: str, theme: str, tone: str) -> None:
+    tagging = tag(text)
+    assert theme in tagging.theme_names
+    assert tagging.tone == tone
+
+
+def test_the_website_is_a_theme_only_alone() -> None:
+    # « site » is never judged itself: « pas clairs sur le site » is clarity, not the website
+    assert themes_of("Les documents ne sont pas clairs sur le site.") == {"clarte"}
+    assert themes_of("Le site ne marche pas le soir.") == {"autre"}
