@@ -319,6 +319,15 @@ LEXICON: tuple[_Entry, ...] = (
     _e("relanc", PEC, BAD),
     _e("sans$ suite$", PEC, FIXED),
     _e("perdu", PEC, BAD),
+    # what the user lost is no lost file: « j'ai perdu ma carte vitale », « carte vitale perdue »
+    _e(
+        "perdu$|perdue$|perdus$ carte|emploi|travail|portefeuil|sac$|cle$|cles$|permis"
+        "|pasepor|conjoint|mari$|femme$|epoux|epouse",
+        None,
+        (0, 0),
+    ),
+    _e("vitale$|identite$|carte$|papiers$|pasepor|permis$ perdu|perdue$|perdus$", None, (0, 0)),
+    _e("rendez vous$ suivi$", None, (0, 0)),  # a follow-up appointment, no judgement
     _e("avanc", PEC, GOOD),
     _e("en$ avance$", DEL, GOOD),
     _e("boug", PEC, TOPIC),
@@ -749,6 +758,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("sais$|sait$ pas$", None, (0, 0)),
     _e("rien$ special|particulier", None, (0, 0)),
     _e("idee$", None, (0, 0)),  # « aucune idée »
+    _e("chaque$ jour$|semaine$|mois$|annee$|an$|trimestre$", None, (0, 0)),  # a frequency
     _e("tous$|toutes$ jours$|semaines$|mois$|ans$", None, (0, 0)),  # a frequency, no wait
     _e("roulet", None, GOOD),
     _e("mieux$", None, GOOD),

@@ -781,3 +781,21 @@ def test_the_website_is_a_theme_only_alone() -> None:
     # « site » is never judged itself: « pas clairs sur le site » is clarity, not the website
     assert themes_of("Les documents ne sont pas clairs sur le site.") == {"clarte"}
     assert themes_of("Le site ne marche pas le soir.") == {"autre"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "J'ai perdu ma carte vitale.",
+        "Rendez-vous pour ma carte vitale perdue.",
+        "J'ai perdu mon emploi, je viens m'inscrire.",
+        "Rendez-vous de suivi avec ma conseillère.",
+        "Je viens chaque mois pointer.",
+    ],
+)
+def test_what_the_user_lost_or_a_routine_visit_is_neutral(text: str) -> None:
+    assert tag(text) == Tagging((), "neutre", ())
+
+
+def test_a_file_they_lost_is_still_the_handling() -> None:
+    assert themes_of("Ils ont perdu mes papiers deux fois.") == {"prise_en_charge"}
