@@ -83,7 +83,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("toute$|toutes$ faite$|faites$", REP, BAD),
     _e("meme$|memes$ reponse", REP, BAD),
     _e("copi col", REP, BAD),
-    _e("personalis", REP, GOOD),
+    _e("personalis|personelement", REP, GOOD),
+    _e("etudie|etudier|examine|examiner cas$|dosier|situation|demande", REP, GOOD),
     _e("adapt", REP, GOOD),
     _e("inadapt", REP, BAD),
     _e("corespond", REP, GOOD),
@@ -160,6 +161,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("adreser$", CLA, TOPIC),
     _e("usine$ gaz$", CLA, BAD),
     _e("chacun$ dit$", CLA, BAD),
+    # « une information différente » à chaque fois: contradictory
+    _e("information|info$|infos$|reponse|reponses$|version|explication diferent", CLA, BAD),
     _e("confus", CLA, BAD),
     _e("obscur", CLA, BAD),
     _e("ambigu", CLA, BAD),
@@ -225,6 +228,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("ecrire$ mail$|mails$|courier", CON, TOPIC),
     _e("suite$ apel", None, (0, 0)),
     _e("racroch", CON, BAD),
+    _e("apel|rapel|telephon _fois_", CON, BAD),  # « appelé cinq fois »
     _e("sone$", CON, TOPIC),
     _e("obtenir|avoir$|prendre$|prise$ rendez", CON, TOPIC),
     _e("creneau", CON, TOPIC),
@@ -299,6 +303,8 @@ LEXICON: tuple[_Entry, ...] = (
         "done$|doner$|donent$|donera$|donee$ suite$|nouvel|nouveles$", PEC, TOPIC
     ),  # « personne n'a donné suite »
     _e("letre$ morte$", PEC, BAD),
+    _e("trape$", PEC, BAD),  # « passé à la trappe »
+    _e("verifi", PEC, TOPIC),
     _e("silence$ radio$|total$|complet$", PEC, BAD),
     _e("point$ mort$", PEC, BAD),
     _e("en$ soufrance$", PEC, BAD),
@@ -779,6 +785,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("plus$ jamais$", None, FIXED),
     _e("derive$", None, BAD),  # « à la dérive »
     _e("bonheur$", None, GOOD),
+    _e("hauteur$", None, GOOD),  # « pas à la hauteur »
+    _e("en$ pleurs$|larmes$", None, BAD),
     # opinions in words the lexicon lacked: praise
     _e("formidabl|extraordinair|magnifi|merveil|remarquabl|admirabl|fantasti|chapeau$", None, GOOD),
     _e("extra$|cool$|impec$|nikel|serieu|rigoureu|irepro|exceptionel|bluf|nicke", None, GOOD),

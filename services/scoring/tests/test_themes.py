@@ -799,3 +799,32 @@ def test_what_the_user_lost_or_a_routine_visit_is_neutral(text: str) -> None:
 
 def test_a_file_they_lost_is_still_the_handling() -> None:
     assert themes_of("Ils ont perdu mes papiers deux fois.") == {"prise_en_charge"}
+
+
+@pytest.mark.parametrize(
+    ("text", "theme", "tone"),
+    [
+        ("Chaque agent me donne une information différente.", "clarte", "irritant"),
+        ("J'ai appelé cinq fois, dossier toujours bloqué.", "facilite_contact", "irritant"),
+        ("Mon dossier est passé à la trappe.", "prise_en_charge", "irritant"),
+        ("Elle a étudié mon cas personnellement.", "reponse_personnalisee", "satisfaction"),
+    ],
+)
+def test_different_answers_calling_again_and_again_a_case_studied(
+    text: str, theme: str, tone: str
+) -> None:
+    tagging = tag(text)
+    assert theme in tagging.theme_names
+    assert tagging.tone == tone
+
+
+@pytest.mark.parametrize(
+    ("text", "tone"),
+    [
+        ("Pas à la hauteur.", "irritant"),
+        ("À la hauteur de mes attentes.", "satisfaction"),
+        ("Je suis ressortie en pleurs.", "irritant"),
+    ],
+)
+def test_up_to_the_mark_and_tears(text: str, tone: str) -> None:
+    assert tag(text).tone == tone
