@@ -787,6 +787,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("bonheur$", None, GOOD),
     _e("hauteur$", None, GOOD),  # « pas à la hauteur »
     _e("en$ pleurs$|larmes$", None, BAD),
+    _e("blague$|blagues$|rigolade|mascarade|cirque$", None, BAD),  # « c'est une blague »
     # opinions in words the lexicon lacked: praise
     _e("formidabl|extraordinair|magnifi|merveil|remarquabl|admirabl|fantasti|chapeau$", None, GOOD),
     _e("extra$|cool$|impec$|nikel|serieu|rigoureu|irepro|exceptionel|bluf|nicke", None, GOOD),
@@ -953,6 +954,13 @@ SPELLING = {
     "jamai": "jamais",
     "reponce": "reponse",
     "nikel": "nickel",
+    "davoir": "avoir",
+    "dobtenir": "obtenir",
+    "jai": "ai",
+    "jsuis": "suis",
+    "jsui": "suis",
+    "cest": "c",
+    "ke": "que",
     "mrc": "merci",
     "mci": "merci",
     "mr6": "merci",

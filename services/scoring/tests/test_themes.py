@@ -828,3 +828,8 @@ def test_different_answers_calling_again_and_again_a_case_studied(
 )
 def test_up_to_the_mark_and_tears(text: str, tone: str) -> None:
     assert tag(text).tone == tone
+
+
+def test_sms_elisions_and_a_joke() -> None:
+    assert tag("impossible davoir un rdv").theme_names == {"facilite_contact"}
+    assert tag("cest une blague").tone == "irritant"
