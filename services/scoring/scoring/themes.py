@@ -12,7 +12,8 @@ each with the words of the verbatim that triggered it. How it reads a verbatim:
    the user wrote them (« décroché », « 3 semaines », « plusieurs fois »), never folded.
 3. The text is cut into clauses (punctuation, « mais »). A negator (pas, jamais, aucun, sans,
    rien, ne…) negates every lexicon word after it in its clause: « pas aimable », « jamais
-   rappelé », « aucune réponse ».
+   rappelé », « aucune réponse »; so do « zéro » and a refusal (« a refusé de m'écouter »), and
+   « au lieu de » is read as « sans ».
 4. Lexicon entries are stems (prefix match; `$` = exact word; `a|b` = either) or short
    sequences of them; at each place the longest entry wins and consumes its words, so
    « réponse standard » is a generic answer, not the switchboard.
@@ -20,7 +21,9 @@ each with the words of the verbatim that triggered it. How it reads a verbatim:
    « téléphone » is neutral, negated it is a complaint; « attente » negated is praise).
    Tone: a suggestion marker (« il faudrait », « ce serait bien ») → suggestion; else any
    complaint → irritant (mixed praise and complaint counts as an irritant, what managers follow);
-   else any praise → satisfaction; else neutre.
+   else any praise → satisfaction (unless taken back: « correct, sans plus »); else neutre.
+6. The entries that can start on a word are a pure function of the word, remembered per word
+   (verbatims share most of their words): the lexicon grows without slowing the tagger.
 """
 
 from __future__ import annotations
@@ -788,6 +791,12 @@ LEXICON: tuple[_Entry, ...] = (
     _e("hauteur$", None, GOOD),  # « pas à la hauteur »
     _e("en$ pleurs$|larmes$", None, BAD),
     _e("blague$|blagues$|rigolade|mascarade|cirque$", None, BAD),  # « c'est une blague »
+    _e("malheureu|helas", None, BAD),  # « malheureusement »
+    _e(
+        "ameliore$|amelioree$|ameliores$|amelioration$|progres$", None, GOOD
+    ),  # « ça s'est amélioré »
+    _e("ameliorer$", None, BAD),  # « accueil à améliorer »
+    _e("moins$ atente|monde$|queue$", DEL, GOOD),  # « moins d'attente qu'avant »
     # opinions in words the lexicon lacked: praise
     _e("formidabl|extraordinair|magnifi|merveil|remarquabl|admirabl|fantasti|chapeau$", None, GOOD),
     _e("extra$|cool$|impec$|nikel|serieu|rigoureu|irepro|exceptionel|bluf|nicke", None, GOOD),

@@ -833,3 +833,16 @@ def test_up_to_the_mark_and_tears(text: str, tone: str) -> None:
 def test_sms_elisions_and_a_joke() -> None:
     assert tag("impossible davoir un rdv").theme_names == {"facilite_contact"}
     assert tag("cest une blague").tone == "irritant"
+
+
+@pytest.mark.parametrize(
+    ("text", "tone"),
+    [
+        ("Malheureusement, le dossier est toujours là.", "irritant"),
+        ("Accueil à améliorer.", "irritant"),
+        ("Ça s'est amélioré.", "satisfaction"),
+        ("Moins d'attente qu'avant.", "satisfaction"),
+    ],
+)
+def test_regret_and_improvement(text: str, tone: str) -> None:
+    assert tag(text).tone == tone
