@@ -268,7 +268,12 @@ LEXICON: tuple[_Entry, ...] = (
     _e("entendu$ parler$", None, (0, 0)),
     _e("cerne$|cernee$|cerner$|cernait$", COM, GOOD),
     _e("infantilis", COM, BAD),
-    _e("pris$|prend$|prenent$ pour$ idiot|imbecil|debil|menteu|voleu|fraudeu|profiteu", COM, BAD),
+    _e(
+        "pris$|prend$|prenent$ pour$ idiot|imbecil|debil|menteu|voleu|fraudeu|profiteu|numero|pion"
+        "|chien",
+        COM,
+        BAD,
+    ),
     # prise en charge
     _e("prise$|pris$ en$ charg", PEC, GOOD),
     _e("pris$ main$", PEC, GOOD),
@@ -311,7 +316,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("silence$ radio$|total$|complet$", PEC, BAD),
     _e("point$ mort$", PEC, BAD),
     _e("en$ soufrance$", PEC, BAD),
-    _e("stand$ by$|standby", PEC, BAD),
+    _e("stand$ by$", PEC, BAD),
+    _e("standby", PEC, BAD),
     _e("fait$|faire$|font$ trainer$", PEC, BAD),
     _e("mis$|mise$|metre$|mises$ cote$", PEC, BAD),  # « mis de côté »
     _e("laise$|laisee$|laises$ en$ atente|plan$|suspens$", PEC, BAD),
@@ -536,7 +542,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("desagreabl", COU, BAD),
     _e("hautain", COU, BAD),
     _e("mepris", COU, BAD),
-    _e("humilian|degradan|rabaisan|impatien", COU, BAD),
+    _e("humili|degradan|rabaisan|impatien", COU, BAD),
     _e("agresi", COU, BAD),
     _e("froid", COU, BAD),
     _e("sec$|sechement$", COU, BAD),
@@ -792,6 +798,14 @@ LEXICON: tuple[_Entry, ...] = (
     _e("en$ pleurs$|larmes$", None, BAD),
     _e("blague$|blagues$|rigolade|mascarade|cirque$", None, BAD),  # « c'est une blague »
     _e("malheureu|helas", None, BAD),  # « malheureusement »
+    _e("toujours$ meme$|memes$ chose$|choses$|histoire$|refrain$|cinema$", None, BAD),
+    _e(
+        "jamais$ aussi$|autant$ bien$|bone$|mieux$", None, (1, 1)
+    ),  # « jamais été aussi bien reçue »
+    _e("compliment", None, GOOD),
+    _e("en$ or$", None, GOOD),  # « une équipe en or »
+    _e("aime$|aiment$|aimait$|aimaient$ leur$ travail$|metier$", None, GOOD),
+    _e("reproch|acroc|anicroche|encombre$", None, BAD),  # « aucun reproche », « sans accroc »
     _e(
         "ameliore$|amelioree$|ameliores$|amelioration$|progres$", None, GOOD
     ),  # « ça s'est amélioré »

@@ -846,3 +846,22 @@ def test_sms_elisions_and_a_joke() -> None:
 )
 def test_regret_and_improvement(text: str, tone: str) -> None:
     assert tag(text).tone == tone
+
+
+@pytest.mark.parametrize(
+    ("text", "tone"),
+    [
+        ("C'est toujours la même chose.", "irritant"),
+        ("Je me suis sentie humiliée.", "irritant"),
+        ("On nous prend pour des numéros.", "irritant"),
+        ("Je n'ai jamais été aussi bien reçue.", "satisfaction"),
+        ("Que des compliments.", "satisfaction"),
+        ("Une équipe en or.", "satisfaction"),
+        ("On sent qu'ils aiment leur travail.", "satisfaction"),
+        ("Aucun reproche.", "satisfaction"),
+        ("Tout s'est déroulé sans accroc.", "satisfaction"),
+        ("Dossier en standby.", "irritant"),
+    ],
+)
+def test_set_phrases_of_praise_and_complaint(text: str, tone: str) -> None:
+    assert tag(text).tone == tone
