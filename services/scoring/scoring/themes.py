@@ -147,7 +147,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("detail", CLA, GOOD),
     _e("fournir$", CLA, TOPIC),
     _e("enfin compris$", CLA, GOOD),
-    _e("enfin$ _je_compr_", CLA, GOOD),  # « j'ai enfin compris »
+    _e("enfin$|tout$ _je_compr_", CLA, GOOD),  # « j'ai enfin compris », « tout compris »
     # « je ne sais pas quoi faire », « on ne sait jamais comment procéder »
     _e(
         "sais$|sait$|savons$|savais$|savait$ pas$|jamais$|toujours$|plus$ quoi$|comment$ "
@@ -163,6 +163,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("pedago", CLA, GOOD),
     _e("adreser$", CLA, TOPIC),
     _e("usine$ gaz$", CLA, BAD),
+    _e("case$ tete$", CLA, BAD),  # « casse-tête », not « cassé »
+    _e("s$ perd$|perdre$|perdait$", CLA, BAD),  # « on s'y perd »
     _e("chacun$ dit$", CLA, BAD),
     # « une information différente » à chaque fois: contradictory
     _e("information|info$|infos$|reponse|reponses$|version|explication diferent", CLA, BAD),
@@ -508,6 +510,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("ponctu", DEL, GOOD),
     _e("jour$ meme$", DEL, GOOD),
     _e("temps$ perdu$", DEL, BAD),
+    _e("perd$|perdre$|perdons$ temps$", DEL, BAD),
+    _e("ralonge", DEL, BAD),  # « délais à rallonge »
     _e("recu$|recue$|recus$|recues$ heure$", DEL, GOOD),  # « reçue à l'heure »
     _e("paye$|payee$|payes$ temps$", DEL, GOOD),
     _e("ca$|file$|queue$|atente$ avanc", DEL, TOPIC),  # the queue moves, not the file
@@ -1061,6 +1065,7 @@ _CLOCK = re.compile(
 _DURATION = re.compile(
     r"\b(?:\d+\s*(?:h|heures?|minutes?|mins?|mn|semaines?|mois|jours?|ans?)(?:\d+)?"
     r"|une?\s+(?:heure|semaine|mois|an)"
+    r"|(?:un\s+)?quart\s+d\s*heure"
     r"|(?:deux|trois|quatre|cinq|six|sept|huit|dix|quinze|vingt|trente|quarante|plusieurs"
     r"|quelques)\s+"
     r"(?:heures|minutes|semaines|mois|jours|ans))\b"

@@ -865,3 +865,20 @@ def test_regret_and_improvement(text: str, tone: str) -> None:
 )
 def test_set_phrases_of_praise_and_complaint(text: str, tone: str) -> None:
     assert tag(text).tone == tone
+
+
+@pytest.mark.parametrize(
+    ("text", "theme", "tone"),
+    [
+        ("Délais à rallonge.", "delais", "irritant"),
+        ("Tout a été fait en un quart d'heure.", "delais", "satisfaction"),
+        ("Le formulaire est un casse-tête.", "clarte", "irritant"),
+        ("Sur le site on s'y perd.", "clarte", "irritant"),
+        ("J'ai tout compris.", "clarte", "satisfaction"),
+        ("On perd du temps pour rien.", "delais", "irritant"),
+    ],
+)
+def test_waits_and_puzzles_in_set_phrases(text: str, theme: str, tone: str) -> None:
+    tagging = tag(text)
+    assert theme in tagging.theme_names
+    assert tagging.tone == tone
