@@ -164,6 +164,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("adreser$", CLA, TOPIC),
     _e("usine$ gaz$", CLA, BAD),
     _e("case$ tete$", CLA, BAD),  # « casse-tête », not « cassé »
+    _e("sigle|acronym|abreviation", CLA, BAD),
+    _e("chose$ diferent", CLA, BAD),  # « chaque courrier dit quelque chose de différent »
     _e("s$ perd$|perdre$|perdait$", CLA, BAD),  # « on s'y perd »
     _e("chacun$ dit$", CLA, BAD),
     # « une information différente » à chaque fois: contradictory
@@ -314,6 +316,7 @@ LEXICON: tuple[_Entry, ...] = (
     ),  # « personne n'a donné suite »
     _e("letre$ morte$", PEC, BAD),
     _e("trape$", PEC, BAD),  # « passé à la trappe »
+    _e("dort$|dorment$|dormait$", PEC, BAD),  # « mon dossier dort dans un tiroir »
     _e("verifi", PEC, TOPIC),
     _e("silence$ radio$|total$|complet$", PEC, BAD),
     _e("point$ mort$", PEC, BAD),
@@ -441,6 +444,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("soutien|soutenu|epaul|depan", PEC, GOOD),
     _e("tout$ repris$|regle$", PEC, GOOD),
     _e("repris$ dosier|demande", PEC, GOOD),
+    _e("repris$|reprise$ tout$", PEC, GOOD),  # « elle a repris tout mon dossier »
+    _e("s$ soucie|soucier|soucient|souciait", PEC, GOOD),  # « personne ne s'est soucié »
     _e("fait$ maximum|posible$", PEC, GOOD),
     _e("abandon", PEC, BAD),
     _e("ai$ abandone$", None, BAD),  # the user gave up: no handling named
@@ -529,6 +534,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("amabilit", COU, GOOD),
     _e("gentil", COU, GOOD),
     _e("souri", COU, GOOD),
+    _e("petits$ soins$", COU, GOOD),  # « aux petits soins »
+    _e("tourne$|tourner$|tournait$ dos$", COU, BAD),  # « m'a tourné le dos »
     # « personnel agréable »: pleasant people are a courteous welcome
     _e(
         "personel|equipe|agent$|agents$|agente$|conseiler|conseilere|dame$|guichetier agreabl",
@@ -719,6 +726,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("comme$ prevu$", None, GOOD),
     _e("pro$|profesionel", None, GOOD),
     _e("plein$|pleine$|pleins$|pleines$", None, BAD),
+    _e("en$ plein$|pleine$", None, (0, 0)),  # « en plein milieu », not « full »
     _e("mal$ francais$", None, (0, 0)),
     _e("parle$|parlent$|parlait$ mal$ francais$", None, (0, 0)),
     _e("nul$|nule$|nuls$|nules$", None, BAD),

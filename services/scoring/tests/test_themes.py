@@ -882,3 +882,24 @@ def test_waits_and_puzzles_in_set_phrases(text: str, theme: str, tone: str) -> N
     tagging = tag(text)
     assert theme in tagging.theme_names
     assert tagging.tone == tone
+
+
+@pytest.mark.parametrize(
+    ("text", "theme", "tone"),
+    [
+        (
+            "Conseillère aux petits soins, elle a repris tout mon dossier.",
+            "prise_en_charge",
+            "satisfaction",
+        ),
+        ("Ma demande dort quelque part depuis deux mois.", "prise_en_charge", "irritant"),
+        ("Personne ne s'est soucié de mon dossier.", "prise_en_charge", "irritant"),
+        ("L'agent m'a tourné le dos en plein milieu de ma phrase.", "courtoisie", "irritant"),
+        ("Chaque courrier dit quelque chose de différent.", "clarte", "irritant"),
+        ("Des sigles partout dans le courrier.", "clarte", "irritant"),
+    ],
+)
+def test_a_sleeping_file_a_turned_back_and_acronyms(text: str, theme: str, tone: str) -> None:
+    tagging = tag(text)
+    assert theme in tagging.theme_names
+    assert tagging.tone == tone
