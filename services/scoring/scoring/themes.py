@@ -317,6 +317,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("letre$ morte$", PEC, BAD),
     _e("trape$", PEC, BAD),  # « passé à la trappe »
     _e("dort$|dorment$|dormait$", PEC, BAD),  # « mon dossier dort dans un tiroir »
+    _e("tour$ services$|bureaux$|guichets$|agences$", PEC, BAD),  # « fait le tour des services »
     _e("verifi", PEC, TOPIC),
     _e("silence$ radio$|total$|complet$", PEC, BAD),
     _e("point$ mort$", PEC, BAD),
@@ -498,6 +499,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("monde$", DEL, TOPIC),
     _e("tout$ monde$", None, (0, 0)),
     _e("temps$ fou$", DEL, BAD),
+    _e("temps$ infini$|enorme|considerable", DEL, BAD),
     _e("beaucoup$|tant$|enormement$|autant$ atent", DEL, BAD),
     _e("moins$ _duree_", DEL, GOOD),  # « en moins de 24 heures »
     _e("trop$ percu|paye|verse", None, (0, 0)),  # an overpayment, not « trop »
@@ -535,6 +537,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("gentil", COU, GOOD),
     _e("souri", COU, GOOD),
     _e("petits$ soins$", COU, GOOD),  # « aux petits soins »
+    _e("rembar|rabrou", COU, BAD),  # « on se fait rembarrer »
+    _e("envoye$|envoyee$|envoyer$ bouler$|paitre$|promener$", COU, BAD),
     _e("tourne$|tourner$|tournait$ dos$", COU, BAD),  # « m'a tourné le dos »
     # « personnel agréable »: pleasant people are a courteous welcome
     _e(
@@ -661,6 +665,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("ouverture", AUT, TOPIC),
     _e("case$|cases$|casee$|casees$", AUT, BAD),  # cassé(e)s, doubled letters collapsed
     _e("vetust", AUT, BAD),
+    _e("entretenu$|entretenue$|entretenus$|entretenues$|lumineu", AUT, GOOD),  # « mal entretenu »
     _e("eclair", AUT, TOPIC),
     _e("odeur", AUT, BAD),
     _e("bruit", AUT, BAD),
@@ -796,6 +801,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("pour$ probleme|soucis$|souci$", None, (0, 0)),  # the reason for a visit
     _e("remerci|felicit", None, GOOD),
     _e("precis$|precise$|precises$|precisement$", None, GOOD),
+    _e("preciser$|precisent$|precisait$", CLA, GOOD),
+    _e("ne$ precise$", CLA, FIXED),  # « le courrier ne précise pas la date »
     _e("utile$|utiles$", None, GOOD),
     _e("inutile", None, BAD),
     _e("chouet|fluide|soulag|reconaisan|heureu", None, GOOD),
@@ -808,6 +815,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("bonheur$", None, GOOD),
     _e("hauteur$", None, GOOD),  # « pas à la hauteur »
     _e("en$ pleurs$|larmes$", None, BAD),
+    _e("releve$ exploit|miracle|parcours", None, BAD),  # « relève de l'exploit »
+    _e("rend$|rendent$ malade|fou$|folle$|dingue", None, BAD),  # « ça me rend malade »
     _e("blague$|blagues$|rigolade|mascarade|cirque$", None, BAD),  # « c'est une blague »
     _e("malheureu|helas", None, BAD),  # « malheureusement »
     _e("toujours$ meme$|memes$ chose$|choses$|histoire$|refrain$|cinema$", None, BAD),

@@ -903,3 +903,25 @@ def test_a_sleeping_file_a_turned_back_and_acronyms(text: str, theme: str, tone:
     tagging = tag(text)
     assert theme in tagging.theme_names
     assert tagging.tone == tone
+
+
+@pytest.mark.parametrize(
+    ("text", "theme", "tone"),
+    [
+        ("Mon dossier a fait trois fois le tour des services.", "prise_en_charge", "irritant"),
+        ("Joindre quelqu'un relève de l'exploit.", "facilite_contact", "irritant"),
+        ("On se fait rembarrer dès qu'on pose une question.", "courtoisie", "irritant"),
+        ("Le courrier ne précise pas la date limite.", "clarte", "irritant"),
+        ("Le lieu est triste et mal entretenu.", "autre", "irritant"),
+        ("Le traitement prend un temps infini.", "delais", "irritant"),
+    ],
+)
+def test_the_tour_of_the_services_and_other_set_phrases(text: str, theme: str, tone: str) -> None:
+    tagging = tag(text)
+    assert theme in tagging.theme_names
+    assert tagging.tone == tone
+
+
+def test_it_makes_me_ill_and_thanks_infinitely() -> None:
+    assert tag("Ça me rend malade.").tone == "irritant"
+    assert tag("Merci infiniment.").tone == "satisfaction"
