@@ -316,6 +316,9 @@ LEXICON: tuple[_Entry, ...] = (
     ),  # « personne n'a donné suite »
     _e("letre$ morte$", PEC, BAD),
     _e("trape$", PEC, BAD),  # « passé à la trappe »
+    _e(
+        "trompe$|trompes$|trompee$|trompees$|tromper$|trompent$", PEC, BAD
+    ),  # « trompés de dossier »
     _e("dort$|dorment$|dormait$", PEC, BAD),  # « mon dossier dort dans un tiroir »
     _e("tour$ services$|bureaux$|guichets$|agences$", PEC, BAD),  # « fait le tour des services »
     _e("verifi", PEC, TOPIC),
@@ -506,6 +509,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("pris$ temps$ fou$", DEL, BAD),
     _e("temps$ traitement$", DEL, TOPIC),
     _e("viremen|paiemen|versemen", DEL, TOPIC),
+    _e("rembours", DEL, (0, 0)),  # weak, never judged itself: a theme only alone
     _e("retard", DEL, BAD),
     _e("dans$ journee$|heure$", DEL, GOOD),
     _e("dans$ demi$ heure$|journee$", DEL, GOOD),
@@ -519,6 +523,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("temps$ perdu$", DEL, BAD),
     _e("perd$|perdre$|perdons$ temps$", DEL, BAD),
     _e("ralonge", DEL, BAD),  # « délais à rallonge »
+    _e("oblige$|obligent$|obligee$|obliges$", None, BAD),  # « on nous oblige à »
+    _e("plein$|pleine$ humour|energie|vie$|bone$|atention", None, GOOD),  # not « full »
     _e("recu$|recue$|recus$|recues$ heure$", DEL, GOOD),  # « reçue à l'heure »
     _e("paye$|payee$|payes$ temps$", DEL, GOOD),
     _e("ca$|file$|queue$|atente$ avanc", DEL, TOPIC),  # the queue moves, not the file
@@ -562,6 +568,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("froid", COU, BAD),
     _e("sec$|sechement$", COU, BAD),
     _e("bonjour", COU, TOPIC),
+    _e("salue$|salues$|saluee$|saluer$|saluent$", COU, TOPIC),  # « personne ne nous a salués »
     _e("tutoy", COU, BAD),
     _e("crie", COU, BAD),
     _e("engueul|gueul|hurl", COU, BAD),
@@ -630,6 +637,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("poussette", AUT, TOPIC),
     _e("pane$|panes$", AUT, BAD),
     _e("toilete", AUT, TOPIC),
+    _e("aseoir|asoir|endroit", AUT, TOPIC),  # « aucun endroit pour s'asseoir »
     _e("abri$|abris$|fontaine|eau$", AUT, TOPIC),
     _e("asise$|asises$|asis$", AUT, TOPIC),  # « places assises »
     _e("inconfort", AUT, BAD),
@@ -873,6 +881,7 @@ WEAK_TOPICS = frozenset(
         "apel",
         "telephon",
         "viremen|paiemen|versemen",
+        "rembours",
         "site$|sites$",
     ]
 )

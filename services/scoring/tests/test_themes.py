@@ -925,3 +925,24 @@ def test_the_tour_of_the_services_and_other_set_phrases(text: str, theme: str, t
 def test_it_makes_me_ill_and_thanks_infinitely() -> None:
     assert tag("Ça me rend malade.").tone == "irritant"
     assert tag("Merci infiniment.").tone == "satisfaction"
+
+
+@pytest.mark.parametrize(
+    ("text", "theme", "tone"),
+    [
+        ("Remboursement toujours pas arrivé.", "delais", "irritant"),
+        ("Ils se sont trompés de dossier.", "prise_en_charge", "irritant"),
+        ("Aucun endroit pour s'asseoir.", "autre", "irritant"),
+        ("Personne ne nous a salués.", "courtoisie", "irritant"),
+        ("Une personne charmante et pleine d'humour.", "courtoisie", "satisfaction"),
+    ],
+)
+def test_a_refund_a_mistaken_file_a_seat_a_greeting(text: str, theme: str, tone: str) -> None:
+    tagging = tag(text)
+    assert theme in tagging.theme_names
+    assert tagging.tone == tone
+
+
+def test_a_refund_beside_a_judged_theme_is_no_wait() -> None:
+    assert themes_of("Aucune explication claire sur mon remboursement.") == {"clarte"}
+    assert tag("On nous oblige à tout faire sur internet.").tone == "irritant"
