@@ -96,6 +96,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("tenu$|tient$|tenir$|tiennent$|tenez$ compte", REP, GOOD),
     _e("cote question", REP, BAD),
     _e("reponse|repondu|repond cote$", REP, BAD),  # « réponse à côté »
+    _e("script|recite|recitait|reciter", REP, BAD),  # « lisait un script »
     _e("question", REP, TOPIC),
     _e("general", REP, BAD),
     _e("sans$ regard", REP, FIXED),
@@ -252,6 +253,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("comprehensi", COM, GOOD),
     _e("incompri", COM, BAD),
     _e("ecout", COM, GOOD),
+    _e("cru$|crue$|crus$|croit$|croient$|croyait$|croire$", COM, TOPIC),  # « il ne m'a pas cru »
     _e("parler$|parle$|parlait$ mur$", COM, BAD),  # « parler à un mur »
     # « n'a rien voulu entendre », « ne veut pas comprendre »
     _e(
@@ -352,6 +354,10 @@ LEXICON: tuple[_Entry, ...] = (
     ),
     _e("vitale$|identite$|carte$|papiers$|pasepor|permis$ perdu|perdue$|perdus$", None, (0, 0)),
     _e("rendez vous$ suivi$", None, (0, 0)),  # a follow-up appointment, no judgement
+    _e("rendez vous$ _duree_", None, (0, 0)),  # « mon rendez-vous de 14h »: a time, no wait
+    _e("tout$ reprendre$|refaire$|reexpliquer$", PEC, BAD),  # « il faut tout reprendre »
+    _e("cause$ ereur|ereurs$", PEC, FIXED),  # « à cause d'une erreur »
+    _e("cause$ leur$|votre$ ereur|ereurs$", PEC, FIXED),
     _e("avanc", PEC, GOOD),
     _e("en$ avance$", DEL, GOOD),
     _e("boug", PEC, TOPIC),
@@ -529,6 +535,9 @@ LEXICON: tuple[_Entry, ...] = (
     _e("paye$|payee$|payes$ temps$", DEL, GOOD),
     _e("ca$|file$|queue$|atente$ avanc", DEL, TOPIC),  # the queue moves, not the file
     _e("imediat", DEL, GOOD),
+    _e("aussitot", DEL, GOOD),
+    _e("persone$ devant$", DEL, GOOD),  # « personne devant moi »
+    _e("queue$|file$ debord", DEL, BAD),  # « la queue déborde »
     _e("annonce$|annoncee$|prevu$|prevue$ _duree_", None, (0, 0)),
     _e("tout$ long$", None, (0, 0)),  # « tout au long de »
     _e("date$ limite$", DEL, TOPIC),

@@ -946,3 +946,24 @@ def test_a_refund_a_mistaken_file_a_seat_a_greeting(text: str, theme: str, tone:
 def test_a_refund_beside_a_judged_theme_is_no_wait() -> None:
     assert themes_of("Aucune explication claire sur mon remboursement.") == {"clarte"}
     assert tag("On nous oblige à tout faire sur internet.").tone == "irritant"
+
+
+@pytest.mark.parametrize(
+    ("text", "theme", "tone"),
+    [
+        ("Il faut tout reprendre depuis le début.", "prise_en_charge", "irritant"),
+        ("Sans ressources à cause de leur erreur.", "prise_en_charge", "irritant"),
+        ("Il ne m'a pas cru.", "comprehension", "irritant"),
+        ("La queue déborde jusque dans la rue.", "delais", "irritant"),
+        ("Personne devant moi, reçu aussitôt.", "delais", "satisfaction"),
+        ("La conseillère lisait un script.", "reponse_personnalisee", "irritant"),
+    ],
+)
+def test_starting_over_their_error_disbelief_and_a_script(text: str, theme: str, tone: str) -> None:
+    tagging = tag(text)
+    assert theme in tagging.theme_names
+    assert tagging.tone == tone
+
+
+def test_an_appointment_time_is_no_wait() -> None:
+    assert tag("J'étais là pour mon rendez-vous de 14h.") == Tagging((), "neutre", ())
