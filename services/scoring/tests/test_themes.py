@@ -21,28 +21,27 @@ CORPUS = Path(__file__).parent / "data" / "verbatims_fr.jsonl"
 # The « heldout » lines were written in batches before the tagger ran on them; a batch measured
 # once after a lexicon freeze then moved to « tune » is said so in the git log.
 
-# Measured on the held-out part (393 verbatims, each written before the tagger ran on it; the
-# 160 oldest were seen in aggregate while tuning, the next 100 measured once after the fifth
-# freeze, 88 once after the sixth and the last 45 once after the seventh — all stay held out).
-# Round eight: those 393 lines became tune material and a fresh blind batch is being written;
-# until it is in, the test below checks these floors on the tune split, and the lead re-measures
-# them on the new held-out batch.
-# The floor is these figures minus MARGIN: it catches a regression, it is not the goal
-# of 0.8 — prise_en_charge recall and neutre precision are under it (the bench scenario
-# verbatim_themes lists them as violations).
+# Measured once on the held-out part: 400 verbatims written blind by an engineer who never saw
+# the tagger, its tests or this corpus (only the labelling rules above), committed before the
+# tagger ran on them, measured after the round-eight freeze (loadtests/results/
+# 2026-12-03T072527Z.json). The earlier held-out batches, written by the lexicon's authors,
+# measured 0.70-0.96 and became tune material; a different writer's words and boundaries
+# between themes are the honest test, and most figures fall under the goal of 0.8 (the
+# bench scenario verbatim_themes lists them as violations).
+# The floor is these figures minus MARGIN: it catches a regression, it is not the goal.
 HELD_OUT_MEASURED = {
-    "reponse_personnalisee": (0.889, 0.857),
-    "clarte": (0.854, 0.891),
-    "facilite_contact": (0.875, 0.84),
-    "comprehension": (0.931, 0.931),
-    "prise_en_charge": (0.839, 0.765),
-    "delais": (0.851, 0.875),
-    "courtoisie": (0.919, 0.895),
-    "autre": (0.889, 0.8),
-    "tone:irritant": (0.96, 0.931),
-    "tone:satisfaction": (0.951, 0.914),
-    "tone:suggestion": (0.964, 1.0),
-    "tone:neutre": (0.705, 0.912),
+    "reponse_personnalisee": (0.73, 0.9),
+    "clarte": (0.804, 0.837),
+    "facilite_contact": (0.729, 0.673),
+    "comprehension": (0.742, 0.719),
+    "prise_en_charge": (0.741, 0.75),
+    "delais": (0.826, 0.95),
+    "courtoisie": (0.891, 0.845),
+    "autre": (0.7, 0.75),
+    "tone:irritant": (0.808, 0.931),
+    "tone:satisfaction": (0.907, 0.892),
+    "tone:suggestion": (0.951, 0.65),
+    "tone:neutre": (0.757, 0.747),
 }
 MARGIN = 0.05
 
