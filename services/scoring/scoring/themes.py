@@ -102,6 +102,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("sans$ regard", REP, FIXED),
     _e("lu$", REP, GOOD),
     _e("reponse precis", REP, GOOD),
+    _e("en$ detail$|details$", REP, GOOD),  # « regardé mon dossier en détail »
     _e("prise$|pris$|prendre$ en$ compte", REP, GOOD),
     _e("cote plaque", REP, BAD),
     _e("conai dosier|situation|cas$|sujet|reglementation|regles$|droits$", REP, GOOD),
@@ -125,6 +126,21 @@ LEXICON: tuple[_Entry, ...] = (
     _e("impersonel", REP, BAD),
     _e("rien$ voir$", REP, BAD),
     _e("repond question", REP, GOOD),
+    # round nine: « ne répond pas à ma question / à mon cas », « la même lettre à tout le monde »,
+    # « on m'a recopié le texte de loi », « on me répond sur autre chose »
+    _e(
+        "repond|repondent|repondait pas$ question|questions$|cas$|demande|situation|besoin",
+        REP,
+        FIXED,
+    ),
+    _e(
+        "ne$ repond|repondent|repondait pas$ question|questions$|cas$|demande|situation|besoin",
+        REP,
+        FIXED,
+    ),
+    _e("meme$|memes$ letre|courier|mail|mesage|texte|pave$|discours", REP, BAD),
+    _e("recopi", REP, BAD),
+    _e("repond|repondu|reponse autre$ chose$", REP, BAD),
     _e("repond toutes$|tous$ questions$|demandes$", REP, GOOD),
     _e("vrai$|vraie$|vraies$|vrais$ reponse", REP, GOOD),
     _e("repondu precis", REP, GOOD),
@@ -188,6 +204,16 @@ LEXICON: tuple[_Entry, ...] = (
     _e("reglementation", None, (0, 0)),
     _e("reglement$|reglements$", None, (0, 0)),  # the rules, not « réglé »
     _e("reformul", CLA, GOOD),
+    # round nine: the user lost or enlightened: « j'ai rien capté », « un labyrinthe », « on ne
+    # trouve rien », « site plus intuitif », « 3 montants différents », « ne dit pas pourquoi »
+    _e("capte$|pige$", CLA, TOPIC),
+    _e("labyrinth|dedale", CLA, BAD),
+    _e("serveur vocal labyrinth|dedale", CON, BAD),
+    _e("trouve$|trouver$ rien$", CLA, FIXED),
+    _e("intuiti", CLA, GOOD),
+    _e("montant|montants$|chifre|chifres$|calcul diferent", CLA, BAD),
+    _e("dit$|dire$|disent$|explique$|expliquer$ pourquoi$", CLA, TOPIC),
+    _e("francais$ courant$", None, (0, 0)),  # plain French, not « au courant »
     _e("informatiq", AUT, TOPIC),  # « informatique » is no information
     # facilité de contact
     _e("joindr", CON, TOPIC),
@@ -248,12 +274,42 @@ LEXICON: tuple[_Entry, ...] = (
     _e("avoir$ telephon", CON, TOPIC),  # « impossible de les avoir au téléphone »
     _e("ai$ quelqu", CON, TOPIC),  # « j'ai eu quelqu'un » (« eu » is a stopword)
     _e("ne$ repond", CON, FIXED),
+    # round nine: opening hours and ways in are how easy the service is to reach (the written
+    # rules: « opening hours », « appointments availability »)
+    _e("horair", CON, TOPIC),
+    _e("ouverture", CON, TOPIC),
+    _e("heures$ ouverture", CON, TOPIC),
+    _e("ouvrir$|ouvert$|ouverte$|ouverts$|ouvertes$|ouvre$|ouvrent$", CON, TOPIC),
+    _e("guichet|guichets$|caise|caises$ ouvert|ouverts$", AUT, TOPIC),  # staffing, not hours
+    _e("ouvrir$ plus$ guichet|guichets$", None, (0, 0)),
+    _e("ferme$|fermee$|fermes$|fermees$|fermeture", CON, BAD),
+    _e("samedi", CON, TOPIC),
+    _e("midi$ deux$", CON, TOPIC),
+    _e("permanenc", CON, TOPIC),
+    _e("acueil$ physique|_sans_rdv_", CON, TOPIC),
+    _e("_sans_rdv_", None, (0, 0)),  # « je suis passé sans rendez-vous »: a fact
+    _e("acueil$ ferme$|fermee$", CON, BAD),
+    _e("menu$|menus$ vocal|vocaux", CON, BAD),
+    _e("seul$|unique$ numero|interlocut", CON, GOOD),
+    _e("rendez vous$ dispo$|dispos$", CON, GOOD),  # « rdv dispo dès la semaine suivante »
+    _e("service$|systeme$ rapel", CON, TOPIC),  # « le service de rappel est top »
+    # a file or social security number is no phone number
+    _e(
+        "numero$|numeros$ dosier|alocataire|securite|secu$|fiscal|client|demande|ticket",
+        None,
+        (0, 0),
+    ),
+    _e("numero$|numeros$ apel|pasage", AUT, TOPIC),  # « les numéros d'appel » on a screen
+    _e("ecran$|ecrans$", AUT, TOPIC),
+    _e("page$ acueil", None, (0, 0)),  # a website's home page, not a welcome
+    _e("dit$ rapeler$ plus$ tard$", CON, BAD),  # the answering machine's « rappelez plus tard »
+    _e("en$ boucle$", None, BAD),  # « musique en boucle »
     # compréhension
     _e("compr", COM, TOPIC),
     _e("comprehensi", COM, GOOD),
     _e("incompri", COM, BAD),
     _e("ecout", COM, GOOD),
-    _e("cru$|crue$|crus$|croit$|croient$|croyait$|croire$", COM, TOPIC),  # « il ne m'a pas cru »
+    _e("croit$|croient$|croire$", COM, TOPIC),  # « ils ne me croient pas »
     _e("parler$|parle$|parlait$ mur$", COM, BAD),  # « parler à un mur »
     # « n'a rien voulu entendre », « ne veut pas comprendre »
     _e(
@@ -285,6 +341,10 @@ LEXICON: tuple[_Entry, ...] = (
     _e("pris$ main$", PEC, GOOD),
     _e("en$ main$", PEC, GOOD),
     _e("trait", PEC, TOPIC),
+    # processing (« 3 mois pour traiter », « traitement hyper long ») is a wait, not the handling
+    # judged (« traitée en 48h »): weak
+    _e("traitement$|traitements$", DEL, TOPIC),
+    _e("traiter$", PEC, TOPIC),
     _e("regl", PEC, GOOD),
     _e("resolu|resoudr", PEC, GOOD),
     _e("suivi$|suit$|suivre$|suive$", PEC, GOOD),
@@ -293,6 +353,16 @@ LEXICON: tuple[_Entry, ...] = (
     _e("persone$ s$ ocup|en$", PEC, FIXED),  # « personne s'occupe de rien » (SMS, no « ne »)
     _e("renvoy", PEC, BAD),
     _e("renvoyer$", PEC, TOPIC),  # « je dois renvoyer mon attestation »: a task, not a runaround
+    _e("renvoie$|renvoient$", PEC, BAD),  # « on me renvoie vers la CAF »
+    # having to say it all again: « répéter 10 fois la même chose », « tout redire »
+    _e("repet|redire|redit _fois_", PEC, BAD),
+    _e("tout$ redire$|repeter$", PEC, BAD),
+    _e("repeter$|redire$ meme$ chose$", PEC, BAD),
+    _e("rien$ pu$|pouvait$|peut$|pouvaient$ faire$", PEC, FIXED),  # « il n'a rien pu faire »
+    _e("enregistre$|enregistree$|enregistres$|enregistrees$", PEC, TOPIC),  # « jamais enregistré »
+    _e("mis$|mise$|metre$ dosier|demande cote$", PEC, BAD),  # « mis mon dossier de côté »
+    _e("trace$|traces$", PEC, TOPIC),  # « aucune trace de mon appel »
+    _e("lieu$", PEC, TOPIC),  # « le rendez-vous n'a jamais eu lieu »
     _e("service en$ service", PEC, BAD),
     # sent from one desk to another: « de bureau en bureau », « d'un service à l'autre »
     _e(
@@ -543,6 +613,11 @@ LEXICON: tuple[_Entry, ...] = (
     _e("date$ limite$", DEL, TOPIC),
     _e("apres$ date$ limite$", DEL, BAD),
     _e("depuis$ debut$", None, (0, 0)),
+    _e("malgre$ monde$", None, (0, 0)),  # « accueil souriant malgré le monde »
+    _e("pendant$ atend|atente", None, (0, 0)),  # « pendant qu'on attend »: when, not how long
+    _e("attends$|attend$ suite$", None, (0, 0)),  # « j'attends la suite »: no wait judged
+    _e("plus$ besoin$ atendr|atente|poireaut", DEL, GOOD),
+    _e("peur$ galer", None, (0, 0)),  # « j'avais peur de galérer »
     _e("aide$|aides$ logement|social|financier", None, (0, 0)),  # a benefit, not help
     # courtoisie
     _e("acueil", COU, TOPIC),
@@ -553,7 +628,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("souri", COU, GOOD),
     _e("petits$ soins$", COU, GOOD),  # « aux petits soins »
     _e("rembar|rabrou", COU, BAD),  # « on se fait rembarrer »
-    _e("envoye$|envoyee$|envoyer$ bouler$|paitre$|promener$", COU, BAD),
+    _e("envoye$|envoyee$|envoyer$ bouler$|paitre$|promener$|balader$", COU, BAD),
     _e("tourne$|tourner$|tournait$ dos$", COU, BAD),  # « m'a tourné le dos »
     # « personnel agréable »: pleasant people are a courteous welcome
     _e(
@@ -616,10 +691,14 @@ LEXICON: tuple[_Entry, ...] = (
     _e("iresp", COU, BAD),
     _e("agace", COU, BAD),
     _e("enerv", COU, BAD),
-    _e("soupir", COU, BAD),
+    _e("soupir|soufl", COU, BAD),
+    _e("rigol|papot|bavard", COU, BAD),  # « rigolait avec sa collègue »
+    # the agent on their own phone: « au téléphone perso », « regardait son téléphone »
+    _e("telephone$|portable$ perso$|personel$", COU, BAD),
+    _e("regard|regardait|regarde$ telephone$|portable$", COU, BAD),
     _e("menac", COU, BAD),
     _e("jovial", COU, GOOD),
-    _e("douce$|doux$|atentione", COU, GOOD),
+    _e("douce$|doux$|douceur|atentione", COU, GOOD),
     _e("glacial", COU, BAD),
     _e("cordial", COU, GOOD),
     _e("avenan", COU, GOOD),
@@ -646,6 +725,14 @@ LEXICON: tuple[_Entry, ...] = (
     _e("poussette", AUT, TOPIC),
     _e("pane$|panes$", AUT, BAD),
     _e("toilete", AUT, TOPIC),
+    _e("toilete ferme|fermee|fermees$", AUT, BAD),
+    _e("toilete ouvert|ouvertes$", AUT, TOPIC),
+    _e("questionaire|enquete|sondage long|lent|interminabl", AUT, BAD),
+    _e("questionaire|enquete|sondage trop$ long|lent", AUT, BAD),
+    _e("enquete|questionaire satisf", AUT, TOPIC),  # the survey, not a satisfied user
+    _e("toilete sont$|etaient$|etait$ ferme|fermee|fermees$", AUT, BAD),
+    _e("questionaire|enquete|sondage", AUT, TOPIC),  # the survey itself, not « question »
+    _e("froid$ canard$", AUT, BAD),
     _e("aseoir|asoir|endroit", AUT, TOPIC),  # « aucun endroit pour s'asseoir »
     _e("abri$|abris$|fontaine|eau$", AUT, TOPIC),
     _e("asise$|asises$|asis$", AUT, TOPIC),  # « places assises »
@@ -659,8 +746,6 @@ LEXICON: tuple[_Entry, ...] = (
     _e("loin$", AUT, BAD),
     _e("plante", AUT, BAD),
     _e("telecharg", AUT, TOPIC),
-    _e("horair", AUT, TOPIC),
-    _e("samedi", AUT, TOPIC),
     # the website, weak and never judged itself (« pas clairs sur le site »): a theme alone
     _e("site$|sites$", AUT, (0, 0)),
     _e("distributeur", AUT, TOPIC),
@@ -669,17 +754,16 @@ LEXICON: tuple[_Entry, ...] = (
     _e("bruyant", AUT, BAD),
     _e("climatis", AUT, TOPIC),
     _e("velo", AUT, TOPIC),
-    _e("fait$ froid$|chaud$", AUT, BAD),
+    _e("fait$|faisait$ froid$|chaud$", AUT, BAD),
     _e("fait$ trop$ froid$|chaud$", AUT, BAD),
     _e("hors$ service$", AUT, BAD),
     _e("aplication|apli$", AUT, TOPIC),
-    _e("espace$ persone", AUT, TOPIC),
+    _e("espace$ persone|perso$", AUT, TOPIC),
     _e("conect", AUT, TOPIC),
     _e("confidential|intimit", AUT, TOPIC),  # « aucune confidentialité au guichet »
     _e("acces$", AUT, TOPIC),
     _e("transport", AUT, TOPIC),
     _e("demenag", AUT, TOPIC),
-    _e("ouverture", AUT, TOPIC),
     _e("case$|cases$|casee$|casees$", AUT, BAD),  # cassé(e)s, doubled letters collapsed
     _e("vetust", AUT, BAD),
     _e("entretenu$|entretenue$|entretenus$|entretenues$|lumineu", AUT, GOOD),  # « mal entretenu »
@@ -700,14 +784,10 @@ LEXICON: tuple[_Entry, ...] = (
     _e("rapel rendez|sms", AUT, TOPIC),
     _e("systeme$", AUT, TOPIC),
     _e("payer$|paiement$ carte$", AUT, TOPIC),
-    _e("heures$ ouverture", AUT, TOPIC),
-    _e("midi$ deux$", AUT, TOPIC),
     _e("site$|apli|aplication|conexion|internet$ lent", AUT, BAD),
     _e("ambiance", AUT, TOPIC),
-    _e("ouvrir$|ouvert$|ouverte$|ouverts$", AUT, TOPIC),
     _e("rampe$", AUT, TOPIC),
     _e("fauteuil", AUT, TOPIC),
-    _e("ferme$|fermee$|fermes$|fermees$|fermeture", AUT, BAD),
     # tone only
     _e("merci", None, GOOD),
     _e("bravo", None, GOOD),
@@ -736,6 +816,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("simpl", None, GOOD),
     _e("facil", None, GOOD),
     _e("marche$|marchait$|marchent$|marchaient$|fonctione", None, GOOD),
+    _e("marche$ suivre$", CLA, TOPIC),  # « la marche à suivre »
     _e("pris$ temps$", None, GOOD),
     _e("correct$|correcte$|corrects$|correctes$", None, GOOD),
     _e("ok$", None, GOOD),
@@ -872,12 +953,41 @@ LEXICON: tuple[_Entry, ...] = (
     # the user's own plight is no complaint: « compréhensive face à ma situation difficile »
     _e("face$ retard|dificult|dificil|ereur|detres|colere|stres|probleme|soucis$", None, (0, 0)),
     _e("situation$ dificil|compliq|delicat|precair", None, (0, 0)),
+    _e("situation$ pourtant$ dificil|compliq|delicat|precair", None, (0, 0)),
+    # came with a relative: no help judged
+    _e(
+        "acompagne$|acompagnee$|acompagnes$ fils$|file$|mari$|femme$|mere$|pere$|enfant"
+        "|epoux|epouse|ami$|amie$|soeur|frere|parent",
+        None,
+        (0, 0),
+    ),
     _e("faux$|fause$|fauses$|erone", None, BAD),  # « le numéro sur le site est faux »
     _e("persone$ pour$", None, FIXED),  # « personne pour nous accueillir »
     _e("saisi$", COM, GOOD),  # « n'a pas saisi ce que je demandais »
+    # round nine: a wrong belief about my case (« a cru que je demandais le RSA »), stuck on an
+    # idea, having to explain everything to them
+    _e("cru$|crue$|crus$|croyait$|croyaient$", COM, FIXED),
+    _e("reste|restait|campe|campait|bute idee$|position$|positions$", COM, BAD),
+    _e("tout$ leur$ expliq|reexpliq", COM, BAD),
+    _e("beau$ expliq|dire$|repeter|insister|montrer", COM, BAD),  # « j'avais beau expliquer »
+    _e("vu$|cerne$|identifie$|compris$ probleme|soucis$|souci$", COM, GOOD),  # « vu le problème »
+    _e("juger$", None, (0, 0)),  # « je ne peux pas juger »  # « n'a pas saisi ce que je demandais »
     _e("grand chose$ dire$|signaler$|ajouter$", None, (0, 0)),
     _e("mediocr|bof$", None, BAD),
     _e("terribl", None, FIXED),
+    # round nine: nothing to say, as the writers said it
+    _e("sugest|suger", None, (0, 0)),  # « pas de suggestion », « rien à suggérer »
+    _e("concerne$|concernee$|concernes$|concernees$", None, (0, 0)),  # « pas concerné »
+    # « ne concerne pas (du tout) mon cas »: the answer, not the user
+    _e("concerne$|concernait$ pas$ cas$|situation|dosier|demande|question", REP, FIXED),
+    _e("concerne$|concernait$ pas$ tout$ cas$|situation|dosier|demande|question", REP, FIXED),
+    _e("prononce", None, (0, 0)),  # « je ne me prononce pas »
+    _e("vois$|voit$ pas$|rien$", None, (0, 0)),  # « je ne vois pas »
+    _e("instant$|moment$", None, (0, 0)),  # « pas pour l'instant »
+    _e("vraiment$|specialement$|particulierement$", None, (0, 0)),  # « non pas vraiment »
+    _e("non$ merci$", None, (0, 0)),
+    _e("autre$|autres$ question|questions$", None, (0, 0)),  # « pas d'autres questions »
+    _e("joli|modern|court$|courte$|courts$|courtes$", None, GOOD),  # « enquête courte »
 )
 
 # Things a verbatim names in passing (« remplir le formulaire », « mon courrier est resté sans
@@ -892,6 +1002,12 @@ WEAK_TOPICS = frozenset(
         "viremen|paiemen|versemen",
         "rembours",
         "site$|sites$",
+        "traitement$|traitements$",
+        "traiter$",
+        "ecran$|ecrans$",
+        "question",
+        "lieu$",
+        "trace$|traces$",
     ]
 )
 # Saying there is nothing to say: a negation beside them (« je n'ai rien à signaler ») is no
@@ -907,6 +1023,15 @@ NOTHING_TO_SAY = frozenset(
         "rien$ plus$|autre$ dire$|signaler$|ajouter$",
         "rien$ special|particulier",
         "idee$",
+        "sugest|suger",
+        "concerne$|concernee$|concernes$|concernees$",
+        "prononce",
+        "vois$|voit$ pas$|rien$",
+        "instant$|moment$",
+        "vraiment$|specialement$|particulierement$",
+        "non$ merci$",
+        "autre$|autres$ question|questions$",
+        "juger$",
     ]
 )
 # A trouble named with no opinion word (« j'ai un problème avec mon dossier ») is a complaint,
@@ -1062,6 +1187,10 @@ SPELLING = {
     "atante": "attente",
     "delait": "delai",
     "delaie": "delai",
+    "case": "_case_",  # a box to tick, not « cassé » once doubled letters are collapsed
+    "cases": "_case_",
+    "svp": "_svp_",
+    "stp": "_svp_",
 }
 _ROTTEN = frozenset(["pourri", "pourrie", "pourris", "pourries"])  # not « pourrions »
 _SUGGESTION_WORDS = ("faudr", "devri", "pourri", "pourait", "aimerai", "souhait", "sugger")
@@ -1084,18 +1213,52 @@ _SERAIT_AFTER = frozenset(
         "apreciable",
         "ideal",
         "sympa",
+        # round nine (compared with doubled letters collapsed)
+        "apreciable",
+        "aprecie",
+        "apreciee",
+        "aprecies",
+        "apreciees",
+        "necesaire",
+        "important",
+        "interesant",
+        "genial",
+        "parfait",
+        "cool",
+        "agreable",
+        "simple",
+        "logique",
     ]
 )
 _IMPERATIVE_START = frozenset(
     {"metre", "ajouter", "instaler", "prevoir", "proposer", "creer", "embaucher", "recruter"}
     | {"pensez", "metez", "ajoutez", "prevoyez", "instalez", "proposez", "ouvrez", "embauchez"}
     | {"recrutez", "augmenter"}
+    # round nine: a wish written as an infinitive (« Former le personnel », « Ouvrir le soir »)
+    | {"former", "ouvrir", "pouvoir", "doner", "remetre", "simplifier", "accelerer", "afficher"}
+    | {"informer", "indiquer", "ameliorer", "reduire", "developer", "permetre", "faciliter"}
+    | {"eviter", "rendre", "privilegier", "renforcer", "revoir", "suprimer", "harmoniser"}
+    | {"multiplier", "envoyer", "faites", "soyez", "dites"}
 )
+# An imperative opening a clause (« Souriez un peu », « prévenez-nous »): a verb in « -ez »,
+# but not these words nor a praise (« Continuez comme ça ! » is satisfaction) nor a plain
+# request to be contacted (« contactez-moi à [email] »).
+_NOT_IMPERATIVE = frozenset({"assez", "chez", "nez", "rez", "rendez", "continuez", "vous"})
+# « serait » reported, not proposed: « on m'avait dit que ce serait réglé »
+_REPORTED = frozenset({"que", "qu"})
+# a suggestion word negated is no suggestion: « rien à suggérer », « aucune suggestion »
+_NO_SUGGESTION = frozenset({"rien", "pas", "aucun", "aucune", "sans"})
 
 _REDACTION = re.compile(r"\[[^\]]*\]")
+# « rdv » (SMS) reads as « rendez vous », so « rdv obtenu » meets « rendez-vous obtenu »
+_RDV = re.compile(r"\brdvs?\b")
+# An age (« ma mère de 87 ans », « j'ai 72 ans ») is no duration
+_SANS_RDV = re.compile(r"\bsans\s+rendez[\s-]*vous\b")  # a way in, not a negation
+_AGE = re.compile(r"\b(?:de|ai|a|agee?s?)\s+\d{2,3}\s*ans\b")
 # A time of day (« entre 9h et 12h », « à 14h ») is no duration.
 _CLOCK = re.compile(
     r"\b(?:entre|a|vers|des)\s+\d{1,2}\s*h\d{0,2}(?:\s+(?:et|a)\s+\d{1,2}\s*h\d{0,2})?\b"
+    r"|\bde\s+\d{1,2}\s*h\d{0,2}\s+a\s+\d{1,2}\s*h\d{0,2}\b"  # « de 9h à 16h »
 )
 _DURATION = re.compile(
     r"\b(?:\d+\s*(?:h|heures?|minutes?|mins?|mn|semaines?|mois|jours?|ans?)(?:\d+)?"
@@ -1130,8 +1293,24 @@ _OTHER_PERSON = frozenset(
         "dame",
         "monsieur",
         "madame",
+        # round nine: « je ne me suis pas sentie comprise »: the user was understood
+        "me",
+        "senti",
+        "sentie",
+        "sentis",
+        "senties",
     ]
 )
+# What was (not) understood decides who did when no one else is named: « on a pas compris ma
+# situation » is the agent, « pas du tout compris la réponse » the user.
+_AGENT_OBJECTS = frozenset(["ma", "mon", "mes", "situation", "dossier", "demande", "cas", "besoin"])
+_USER_OBJECTS = frozenset(
+    ["reponse", "lettre", "courrier", "explication", "explications", "formulaire", "message"]
+)
+_ASKED = frozenset(
+    ["voulais", "voulait", "veux", "demandais", "demandait", "cherchais", "disais", "venais"]
+)
+_BEFORE_UNDERSTOOD = frozenset(["du", "tout", "bien", "vraiment", "trop", "grand", "chose"])
 _USER_UNDERSTOOD = "_je_compr_"
 _EASY_OR_HARD = frozenset(
     [
@@ -1315,10 +1494,20 @@ def _who_understood(words: list[str]) -> list[str]:
             marked[index] = _USER_UNDERSTOOD  # « simple à comprendre »: for the user
             continue
         person = next((w for w in reversed(before) if w in _FIRST_PERSON | _OTHER_PERSON), None)
+        after = words[index + 1 : index + 3]
+        obj = next((w for w in after if w not in ("la", "le", "les", "l")), None)
+        if person in (None, "on") and (
+            obj in _AGENT_OBJECTS or _ASKED.intersection(words[index + 1 : index + 6])
+        ):
+            continue  # « on a pas compris ma situation », « bien compris ce que je voulais »
         if person in _FIRST_PERSON or (
-            person is None and before and all(w in NEGATORS for w in before)
+            person is None
+            and before
+            and all(w in NEGATORS or w in _BEFORE_UNDERSTOOD for w in before)
         ):
             marked[index] = _USER_UNDERSTOOD
+        elif person is None and obj in _USER_OBJECTS:
+            marked[index] = _USER_UNDERSTOOD  # « compris la lettre »: the user
     return marked
 
 
@@ -1344,7 +1533,13 @@ def _suggestion(words: list[str]) -> list[tuple[int, int]]:
     found = [
         (index, index)
         for index, w in enumerate(words)
-        if (w.startswith(_SUGGESTION_WORDS) and w not in _ROTTEN) or w == "ferait"
+        if (
+            (w.startswith(_SUGGESTION_WORDS) and w not in _ROTTEN)
+            or w in ("ferait", "devrait", "devraient", "_svp_")
+        )
+        and not (
+            w.startswith("sugger") and _NO_SUGGESTION.intersection(words[max(0, index - 3) : index])
+        )
     ]
     for index, word in enumerate(words):
         if word == "serait":
@@ -1352,7 +1547,8 @@ def _suggestion(words: list[str]) -> list[tuple[int, int]]:
             after = words[index + 1] if index + 1 < len(words) else ""
             if after in ("le", "la", "les") and index + 2 < len(words):
                 after = words[index + 2]  # « serait le bienvenu »
-            if before in ("ce", "il") or after in _SERAIT_AFTER:
+            reported = index >= 2 and words[index - 2] in _REPORTED
+            if (before in ("ce", "il") and not reported) or _collapse(after) in _SERAIT_AFTER:
                 found.append((index, index))
         if word in ("propose", "suggere") and index and words[index - 1] == "je":
             found.append((index - 1, index))  # « je propose »
@@ -1360,6 +1556,8 @@ def _suggestion(words: list[str]) -> list[tuple[int, int]]:
             found.append((index - 1, index))  # « un conseil »
         if word == "pourquoi" and words[index + 1 : index + 3] == ["ne", "pas"]:
             found.append((index, index + 2))  # « pourquoi ne pas »
+        if word == "pourquoi" and words[index + 1 : index + 2] == ["pas"]:
+            found.append((index, index + 1))  # « pourquoi pas »
     if words and _collapse(words[0]) in _IMPERATIVE_START:
         found.append((0, 0))
     return found
@@ -1372,6 +1570,9 @@ def tag(text: str) -> Tagging:
     if edits:
         steps.append(edits)
     folded = folded.replace("’", " ").replace("'", " ")
+    folded = _sub(_RDV, "rendez vous", folded, steps)
+    folded = _sub(_AGE, " _age_ ", folded, steps)
+    folded = _sub(_SANS_RDV, " _sans_rdv_ ", folded, steps)
     folded = _sub(_CLOCK, " _heure_ ", folded, steps)
     folded = _sub(_DURATION, " _duree_ ", folded, steps)
     folded = _sub(_TIMES, " _fois_ ", folded, steps)
@@ -1382,15 +1583,25 @@ def tag(text: str) -> Tagging:
     negative: list[str] = []
     all_words: list[str] = []
     all_places: list[tuple[int, int]] = []  # (start, end) of each word in `folded`
+    imperatives: list[int] = []  # index in `all_words` of a clause opening on an imperative
     negation: list[str] = []  # the negators of the first clause that negates a word
     troubles: list[str] = []  # « problème », « souci » read plainly
     nothing_to_say = False  # « rien à signaler », « pas d'avis »
     lukewarm = False  # « sans plus »
     strong: set[str] = set()  # themes with a word other than a weak topic
+    complained: set[str] = set()  # themes with a complaint
     for clause_start, clause_end in _clauses(folded):
         found = list(_WORD.finditer(folded, clause_start, clause_end))
         raw = [SPELLING.get(m.group(), m.group()) for m in found]
         places = [m.span() for m in found]
+        if (
+            raw
+            and len(raw[0]) > 3
+            and raw[0].endswith("ez")
+            and raw[0] not in _NOT_IMPERATIVE
+            and raw[1:2] != ["moi"]
+        ):
+            imperatives.append(len(all_words))  # « Souriez un peu », « prévenez-nous »
         all_words.extend(raw)
         all_places.extend(places)
         # (word for matching, surface word, negated), and where each is in `folded`
@@ -1402,6 +1613,8 @@ def tag(text: str) -> Tagging:
                 continue
             content.append((_unelided(_collapse(marked)), word, negated))
             content_places.append(place)
+            if word in NEGATORS and "pourquoi" in [w for w, _, _ in content[-3:-1]]:
+                continue  # « pourquoi ne pas ouvrir le samedi »: a proposal, nothing negated
             if word in NEGATORS:
                 # « qu'on n'a pas », « ce n'est pas »: ne…pas with only small words between
                 negated_word |= negated and word in _SECOND_NEGATORS and content[-2][1] in _NE
@@ -1444,10 +1657,12 @@ def tag(text: str) -> Tagging:
                 positive.append(written)
             elif polarity < 0:
                 negative.append(written)
+                if entry.theme is not None:
+                    complained.add(entry.theme)
             index += len(entry.alternatives)
     suggestion = [
         _written(text, steps, all_places[first][0], all_places[last][1])
-        for first, last in _suggestion(all_words)
+        for first, last in _suggestion(all_words) + [(i, i) for i in imperatives]
     ]
     if suggestion:
         tone, tone_words = "suggestion", suggestion
@@ -1464,6 +1679,8 @@ def tag(text: str) -> Tagging:
     else:
         # topic words with no opinion (« j'ai appelé pour un changement d'adresse »): no theme
         tone, tone_words, theme_words = "neutre", [], {}
+    if DEL in complained and any(w[:3].lower() in ("tel", "tél") for w in theme_words.get(CON, ())):
+        strong.add(CON)  # waiting on the phone is contact and delay (the written rules)
     if strong:
         theme_words = {theme: words for theme, words in theme_words.items() if theme in strong}
     themes = tuple(

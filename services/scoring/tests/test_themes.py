@@ -18,6 +18,17 @@ CORPUS = Path(__file__).parent / "data" / "verbatims_fr.jsonl"
 # or waiting is « delais », also when it qualifies the handling (« réglé rapidement »: prise en
 # charge and délais); the user not understanding is « clarte », the agent not understanding
 # « comprehension »; praise and complaint together is « irritant »; a suggestion wins the tone.
+# Where the writers had to decide (their written rules): opening hours and days, being open or
+# closed, a visit without appointment and appointment availability are « facilite_contact »
+# (how easy the service is to reach; the rooms themselves are « autre »); waiting on hold or
+# months for an appointment is « facilite_contact » and « delais », not getting through at all
+# « facilite_contact » only; processing time alone is « delais », plus « prise_en_charge » only
+# when the handling itself is judged (« traitée en 48h », « toujours pas traité »); nobody called
+# back, a lost file, being sent from office to office or having to repeat is « prise_en_charge »;
+# no explanation of a refusal, jargon, being lost on the website is « clarte », the website's
+# bugs unrelated to contact « autre »; the survey itself is « autre »; « Continuez comme ça ! »
+# is satisfaction; a plain proposal (« Souriez un peu », « plus de conseillers svp ») is a
+# suggestion; « pas de suggestion », « pas concerné », « non merci » are neutre.
 # The « heldout » lines were written in batches before the tagger ran on them; a batch measured
 # once after a lexicon freeze then moved to « tune » is said so in the git log.
 
@@ -966,3 +977,221 @@ def test_starting_over_their_error_disbelief_and_a_script(text: str, theme: str,
 
 def test_an_appointment_time_is_no_wait() -> None:
     assert tag("J'étais là pour mon rendez-vous de 14h.") == Tagging((), "neutre", ())
+
+
+# Round nine: the 400 lines written blind by another engineer (measured once, now tune material)
+# grouped by cause; each family below is checked on sentences the corpus does not hold.
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Pas de suggestion.",
+        "Rien à suggérer pour l'instant.",
+        "Aucune suggestion particulière",
+        "Non merci, ça ira.",
+        "pas concernée",
+        "Je préfère ne pas me prononcer.",
+        "Je ne vois rien d'autre.",
+        "Pas pour le moment.",
+        "Pas vraiment.",
+        "Non, pas spécialement.",
+        "Pas d'autre question.",
+        "Je ne peux pas encore juger.",
+    ],
+)
+def test_saying_there_is_nothing_to_suggest_is_neutral(text: str) -> None:
+    assert tag(text) == Tagging((), "neutre", ())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Souriez un peu plus au guichet.",
+        "Répondez aux mails dans la semaine.",
+        "Si le dossier part dans un autre service, prévenez-nous.",
+        "plus de créneaux le samedi svp",
+        "Un peu plus de patience serait appréciée.",
+        "On devrait pouvoir joindre son conseiller directement.",
+        "Former les agents à l'écoute.",
+        "Simplifier les courriers.",
+        "Pourquoi pas un accueil le samedi ?",
+    ],
+)
+def test_a_proposal_as_users_write_it_is_a_suggestion(text: str) -> None:
+    assert tag(text).tone == "suggestion"
+
+
+@pytest.mark.parametrize(
+    ("text", "tone"),
+    [
+        ("Continuez comme ça !", "satisfaction"),
+        ("Rendez-vous à l'heure, parfait.", "satisfaction"),
+        ("contactez-moi au [téléphone]", "neutre"),
+        ("On m'avait dit que ce serait réglé en mai, toujours rien.", "irritant"),
+    ],
+)
+def test_praise_a_plain_request_or_reported_speech_is_no_suggestion(text: str, tone: str) -> None:
+    assert tag(text).tone == tone
+
+
+@pytest.mark.parametrize(
+    ("text", "theme"),
+    [
+        ("Pas du tout compris la lettre.", "clarte"),
+        ("g rien capté", "clarte"),
+        ("On n'a pas compris ma situation.", "comprehension"),
+        ("Je ne me suis pas senti compris.", "comprehension"),
+        ("Pas compris ce que je demandais.", "comprehension"),
+        ("J'avais beau répéter, rien à faire.", "comprehension"),
+        ("Il a cru que je voulais une attestation.", "comprehension"),
+        ("Elle campait sur sa position.", "comprehension"),
+    ],
+)
+def test_who_understood_follows_what_was_understood(text: str, theme: str) -> None:
+    tagging = tag(text)
+    assert tagging.theme_names == {theme}
+    assert tagging.tone in ("irritant", "satisfaction")
+
+
+@pytest.mark.parametrize(
+    ("text", "tone"),
+    [
+        ("Horaires d'ouverture trop restreints.", "irritant"),
+        ("Fermé le samedi, dommage.", "irritant"),
+        ("Une permanence le samedi serait pratique.", "suggestion"),
+        ("L'accueil sans rendez-vous, très pratique.", "satisfaction"),
+        ("rdv dispo dès le lendemain", "satisfaction"),
+    ],
+)
+def test_opening_hours_and_ways_in_are_ease_of_contact(text: str, tone: str) -> None:
+    tagging = tag(text)
+    assert "facilite_contact" in tagging.theme_names
+    assert "autre" not in tagging.theme_names
+    assert tagging.tone == tone
+
+
+def test_waiting_on_the_phone_is_contact_and_delay_but_a_call_that_solved_it_is_not() -> None:
+    assert themes_of("Une heure d'attente au téléphone.") == {"facilite_contact", "delais"}
+    assert themes_of("Réglé en 5 minutes au téléphone.") == {"prise_en_charge", "delais"}
+    assert themes_of("rdv obtenu en 2 jours") == {"facilite_contact", "delais"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Je suis venu sans rendez-vous.",
+        "Je suis venue avec mon père de 90 ans.",
+        "Accompagnée de ma fille.",
+        "J'attends la suite.",
+        "Toilettes ouvertes au public.",
+    ],
+)
+def test_a_visit_without_appointment_an_age_or_a_companion_is_a_fact(text: str) -> None:
+    assert tag(text).tone == "neutre"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "on me renvoie vers un autre organisme",
+        "Il n'a rien pu faire pour moi.",
+        "Mon changement de situation n'a jamais été enregistré.",
+        "Ils ont mis ma demande de côté.",
+        "Aucune trace de mon dossier.",
+        "Il faut tout redire à chaque appel.",
+        "Le rendez-vous n'a jamais eu lieu.",
+    ],
+)
+def test_a_request_sent_back_dropped_or_to_repeat_is_the_handling(text: str) -> None:
+    tagging = tag(text)
+    assert "prise_en_charge" in tagging.theme_names
+    assert tagging.tone == "irritant"
+
+
+def test_processing_time_alone_is_a_delay_the_handling_only_when_judged() -> None:
+    assert themes_of("Six mois pour traiter un dossier, trop long.") == {"delais"}
+    assert themes_of("Traitement très long.") == {"delais"}
+    assert themes_of("Accélérez le traitement svp") == {"delais"}
+    assert themes_of("Dossier traité en 48h.") == {"prise_en_charge", "delais"}
+    assert themes_of("Il n'a pas pu traiter ma demande.") == {"prise_en_charge"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ça ne répond pas à ma question.",
+        "On m'envoie la même lettre qu'à tout le monde.",
+        "Il m'a recopié un article du site.",
+        "Il m'a répondu sur autre chose.",
+        "La réponse ne concerne pas mon cas.",
+    ],
+)
+def test_an_answer_beside_my_case_is_no_personal_answer(text: str) -> None:
+    tagging = tag(text)
+    assert tagging.theme_names == {"reponse_personnalisee"}
+    assert tagging.tone == "irritant"
+
+
+def test_a_file_looked_at_in_detail_is_a_personal_answer() -> None:
+    assert themes_of("Elle a regardé mon dossier en détail.") == {"reponse_personnalisee"}
+
+
+@pytest.mark.parametrize(
+    ("text", "tone"),
+    [
+        ("Ce site est un vrai labyrinthe.", "irritant"),
+        ("On ne trouve rien sur ce site.", "irritant"),
+        ("Deux courriers, deux montants différents.", "irritant"),
+        ("Personne ne m'a dit pourquoi.", "irritant"),
+        ("Il m'a donné la marche à suivre.", "neutre"),
+        ("Il faudrait un site plus intuitif.", "suggestion"),
+    ],
+)
+def test_lost_on_the_site_or_not_told_why_is_clarity(text: str, tone: str) -> None:
+    tagging = tag(text)
+    assert tagging.tone == tone
+    assert tagging.theme_names == (set() if tone == "neutre" else {"clarte"})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Le questionnaire est trop long.",
+        "Questionnaire interminable.",
+        "Il faisait froid dans la salle d'attente.",
+    ],
+)
+def test_the_survey_itself_and_the_premises_are_other(text: str) -> None:
+    tagging = tag(text)
+    assert tagging.theme_names == {"autre"}
+    assert tagging.tone == "irritant"
+
+
+def test_a_box_to_tick_or_a_file_number_is_neither_broken_nor_a_phone() -> None:
+    assert "autre" not in themes_of("Aucune case du formulaire ne me correspond, dommage.")
+    assert themes_of("Très pratique d'avoir un numéro de dossier.") == set()
+    assert themes_of("La page d'accueil du site est claire.") == {"clarte"}
+
+
+@pytest.mark.parametrize(
+    ("text", "tone"),
+    [
+        ("L'agent rigolait avec sa collègue.", "irritant"),
+        ("Elle soufflait dès que je parlais.", "irritant"),
+        ("Il était sur son portable perso pendant le rendez-vous.", "irritant"),
+        ("On m'a envoyé balader.", "irritant"),
+        ("Une douceur rare.", "satisfaction"),
+        ("Les agents papotent pendant qu'on attend.", "irritant"),
+        ("Accueil souriant malgré le monde.", "satisfaction"),
+    ],
+)
+def test_rudeness_and_kindness_in_the_writers_words_is_courtesy(text: str, tone: str) -> None:
+    tagging = tag(text)
+    assert tagging.theme_names == {"courtoisie"}
+    assert tagging.tone == tone
+
+
+def test_no_more_waiting_and_a_fear_that_did_not_come_true_are_praise() -> None:
+    assert tag("Plus besoin d'attendre grâce au rappel.").tone == "satisfaction"
+    assert tag("J'avais peur de galérer mais tout s'est bien passé.").tone == "satisfaction"
