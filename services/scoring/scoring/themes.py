@@ -102,7 +102,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("sans$ regard", REP, FIXED),
     _e("lu$", REP, GOOD),
     _e("reponse precis", REP, GOOD),
-    _e("en$ detail$|details$", REP, GOOD),  # « regardé mon dossier en détail »
+    _e("en$ detail$|details$", None, GOOD),  # « regardé mon dossier en détail »: no clarity
     _e("prise$|pris$|prendre$ en$ compte", REP, GOOD),
     _e("cote plaque", REP, BAD),
     _e("conai dosier|situation|cas$|sujet|reglementation|regles$|droits$", REP, GOOD),
@@ -281,12 +281,21 @@ LEXICON: tuple[_Entry, ...] = (
     _e("heures$ ouverture", CON, TOPIC),
     _e("ouvrir$|ouvert$|ouverte$|ouverts$|ouvertes$|ouvre$|ouvrent$", CON, TOPIC),
     _e("guichet|guichets$|caise|caises$ ouvert|ouverts$", AUT, TOPIC),  # staffing, not hours
+    # an account or a file opened or closed is no opening hour
+    _e("ouvert$|ouvrir$|ouvre$ compte|dosier|espace|droits$|mail|courier|letre", None, (0, 0)),
+    _e("compte|dosier ferme$|fermee$|fermes$", PEC, BAD),
     _e("ouvrir$ plus$ guichet|guichets$", None, (0, 0)),
     _e("ferme$|fermee$|fermes$|fermees$|fermeture", CON, BAD),
     _e("samedi", CON, TOPIC),
     _e("midi$ deux$", CON, TOPIC),
     _e("permanenc", CON, TOPIC),
     _e("acueil$ physique|_sans_rdv_", CON, TOPIC),
+    # « pas d'accueil le mercredi »: the days a desk is open
+    _e(
+        "acueil$ lundi$|mardi$|mercredi$|jeudi$|vendredi$|samedi$|dimanche$|matin$|soir$|apres$",
+        CON,
+        TOPIC,
+    ),
     _e("_sans_rdv_", None, (0, 0)),  # « je suis passé sans rendez-vous »: a fact
     _e("acueil$ ferme$|fermee$", CON, BAD),
     _e("menu$|menus$ vocal|vocaux", CON, BAD),
@@ -983,8 +992,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("concerne$|concernait$ pas$ tout$ cas$|situation|dosier|demande|question", REP, FIXED),
     _e("prononce", None, (0, 0)),  # « je ne me prononce pas »
     _e("vois$|voit$ pas$|rien$", None, (0, 0)),  # « je ne vois pas »
-    _e("instant$|moment$", None, (0, 0)),  # « pas pour l'instant »
-    _e("vraiment$|specialement$|particulierement$", None, (0, 0)),  # « non pas vraiment »
+    _e("pas$|rien$ pour$ instant$|moment$", None, (0, 0)),  # « pas pour l'instant »
+    _e("pas$ vraiment$|specialement$|particulierement$", None, (0, 0)),  # « non pas vraiment »
     _e("non$ merci$", None, (0, 0)),
     _e("autre$|autres$ question|questions$", None, (0, 0)),  # « pas d'autres questions »
     _e("joli|modern|court$|courte$|courts$|courtes$", None, GOOD),  # « enquête courte »
@@ -1027,8 +1036,8 @@ NOTHING_TO_SAY = frozenset(
         "concerne$|concernee$|concernes$|concernees$",
         "prononce",
         "vois$|voit$ pas$|rien$",
-        "instant$|moment$",
-        "vraiment$|specialement$|particulierement$",
+        "pas$|rien$ pour$ instant$|moment$",
+        "pas$ vraiment$|specialement$|particulierement$",
         "non$ merci$",
         "autre$|autres$ question|questions$",
         "juger$",
@@ -1243,11 +1252,14 @@ _IMPERATIVE_START = frozenset(
 # An imperative opening a clause (« Souriez un peu », « prévenez-nous »): a verb in « -ez »,
 # but not these words nor a praise (« Continuez comme ça ! » is satisfaction) nor a plain
 # request to be contacted (« contactez-moi à [email] »).
-_NOT_IMPERATIVE = frozenset({"assez", "chez", "nez", "rez", "rendez", "continuez", "vous"})
+_NOT_IMPERATIVE = frozenset(
+    {"assez", "chez", "nez", "rez", "rendez", "continuez", "vous", "avez", "savez", "voulez"}
+    | {"sachez"}
+)
 # « serait » reported, not proposed: « on m'avait dit que ce serait réglé »
 _REPORTED = frozenset({"que", "qu"})
 # a suggestion word negated is no suggestion: « rien à suggérer », « aucune suggestion »
-_NO_SUGGESTION = frozenset({"rien", "pas", "aucun", "aucune", "sans"})
+_NO_SUGGESTION = frozenset({"rien", "pas", "aucun", "aucune", "sans", "non", "ras"})
 
 _REDACTION = re.compile(r"\[[^\]]*\]")
 # « rdv » (SMS) reads as « rendez vous », so « rdv obtenu » meets « rendez-vous obtenu »
@@ -1303,7 +1315,10 @@ _OTHER_PERSON = frozenset(
 )
 # What was (not) understood decides who did when no one else is named: « on a pas compris ma
 # situation » is the agent, « pas du tout compris la réponse » the user.
-_AGENT_OBJECTS = frozenset(["ma", "mon", "mes", "situation", "dossier", "demande", "cas", "besoin"])
+_AGENT_OBJECTS = frozenset(
+    ["situation", "dossier", "demande", "cas", "besoin", "probleme", "question", "besoins"]
+)
+_DETERMINERS = frozenset(["la", "le", "les", "l", "ma", "mon", "mes", "sa", "son", "ses", "du"])
 _USER_OBJECTS = frozenset(
     ["reponse", "lettre", "courrier", "explication", "explications", "formulaire", "message"]
 )
@@ -1494,8 +1509,8 @@ def _who_understood(words: list[str]) -> list[str]:
             marked[index] = _USER_UNDERSTOOD  # « simple à comprendre »: for the user
             continue
         person = next((w for w in reversed(before) if w in _FIRST_PERSON | _OTHER_PERSON), None)
-        after = words[index + 1 : index + 3]
-        obj = next((w for w in after if w not in ("la", "le", "les", "l")), None)
+        after = words[index + 1 : index + 4]
+        obj = next((w for w in after if w not in _DETERMINERS and w != "tout"), None)
         if person in (None, "on") and (
             obj in _AGENT_OBJECTS or _ASKED.intersection(words[index + 1 : index + 6])
         ):
@@ -1535,10 +1550,12 @@ def _suggestion(words: list[str]) -> list[tuple[int, int]]:
         for index, w in enumerate(words)
         if (
             (w.startswith(_SUGGESTION_WORDS) and w not in _ROTTEN)
-            or w in ("ferait", "devrait", "devraient", "_svp_")
+            or w in ("ferait", "devrait", "devraient", "_svp_", "suggestion", "suggestions")
         )
+        # « rien à suggérer », « pas de suggestion », « suggestion : aucune »
         and not (
-            w.startswith("sugger") and _NO_SUGGESTION.intersection(words[max(0, index - 3) : index])
+            w.startswith("sugge")
+            and _NO_SUGGESTION.intersection(words[max(0, index - 3) : index + 3])
         )
     ]
     for index, word in enumerate(words):
@@ -1552,13 +1569,15 @@ def _suggestion(words: list[str]) -> list[tuple[int, int]]:
                 found.append((index, index))
         if word in ("propose", "suggere") and index and words[index - 1] == "je":
             found.append((index - 1, index))  # « je propose »
+        if word == "pense" and index and words[index - 1] == "vous":
+            found.append((index - 1, index))  # « avez-vous pensé à »
         if word == "conseil" and index and words[index - 1] == "un":
             found.append((index - 1, index))  # « un conseil »
         if word == "pourquoi" and words[index + 1 : index + 3] == ["ne", "pas"]:
             found.append((index, index + 2))  # « pourquoi ne pas »
         if word == "pourquoi" and words[index + 1 : index + 2] == ["pas"]:
             found.append((index, index + 1))  # « pourquoi pas »
-    if words and _collapse(words[0]) in _IMPERATIVE_START:
+    if words and _collapse(words[0]) in _IMPERATIVE_START and "_fois_" not in words[1:4]:
         found.append((0, 0))
     return found
 
@@ -1662,13 +1681,13 @@ def tag(text: str) -> Tagging:
             index += len(entry.alternatives)
     suggestion = [
         _written(text, steps, all_places[first][0], all_places[last][1])
-        for first, last in _suggestion(all_words) + [(i, i) for i in imperatives]
+        for first, last in dict.fromkeys(_suggestion(all_words) + [(i, i) for i in imperatives])
     ]
     if suggestion:
         tone, tone_words = "suggestion", suggestion
     elif negative:
         tone, tone_words = "irritant", negative
-    elif positive and not lukewarm:
+    elif positive and not lukewarm and all_words != ["ok"]:  # a bare « ok » is no opinion
         tone, tone_words = "satisfaction", positive
     elif negation and not nothing_to_say:
         # no opinion word but a negated statement: « l'appli ne fonctionne plus », « pas de

@@ -1195,3 +1195,26 @@ def test_rudeness_and_kindness_in_the_writers_words_is_courtesy(text: str, tone:
 def test_no_more_waiting_and_a_fear_that_did_not_come_true_are_praise() -> None:
     assert tag("Plus besoin d'attendre grâce au rappel.").tone == "satisfaction"
     assert tag("J'avais peur de galérer mais tout s'est bien passé.").tone == "satisfaction"
+
+
+@pytest.mark.parametrize(
+    ("text", "tone"),
+    [
+        ("ok", "neutre"),
+        ("Suggestion : aucune", "neutre"),
+        ("Ma suggestion : des rendez-vous le samedi.", "suggestion"),
+        ("Avez-vous pensé à ouvrir le samedi ?", "suggestion"),
+        ("Envoyer un SMS quand le dossier avance.", "suggestion"),
+        ("Envoyer 3 fois les mêmes papiers, c'est épuisant.", "irritant"),
+        ("Sachez que j'ai attendu deux heures.", "irritant"),
+        ("Je n'ai vraiment pas eu de chance avec ce conseiller.", "irritant"),
+    ],
+)
+def test_a_bare_ok_a_suggestion_named_or_a_wish_opening_on_a_verb(text: str, tone: str) -> None:
+    assert tag(text).tone == tone
+
+
+def test_a_desk_closed_on_a_day_is_contact_an_account_opened_or_a_file_closed_is_not() -> None:
+    assert themes_of("Pas d'accueil le mercredi, c'est galère.") == {"facilite_contact"}
+    assert themes_of("J'ai ouvert mon espace en ligne sans souci, très simple.") == set()
+    assert themes_of("Mon dossier a été fermé sans raison.") == {"prise_en_charge"}
