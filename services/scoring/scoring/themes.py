@@ -208,6 +208,10 @@ LEXICON: tuple[_Entry, ...] = (
     # trouve rien », « site plus intuitif », « 3 montants différents », « ne dit pas pourquoi »
     _e("capte$|pige$", CLA, TOPIC),
     _e("labyrinth|dedale", CLA, BAD),
+    _e(
+        "motif|justification$|justifications$", CLA, TOPIC
+    ),  # « rejeté sans motif »: a refusal not explained
+    _e("paperas", CLA, BAD),  # « trop de paperasse »
     _e("serveur vocal labyrinth|dedale", CON, BAD),
     _e("trouve$|trouver$ rien$", CLA, FIXED),
     _e("intuiti", CLA, GOOD),
@@ -299,6 +303,17 @@ LEXICON: tuple[_Entry, ...] = (
     _e("_sans_rdv_", None, (0, 0)),  # « je suis passé sans rendez-vous »: a fact
     _e("acueil$ ferme$|fermee$", CON, BAD),
     _e("menu$|menus$ vocal|vocaux", CON, BAD),
+    _e("decalage$ horair", CON, BAD),  # overseas: « avec le décalage horaire »
+    # everything online or by appointment only: « tout se fait sur internet », « pas d'ordinateur »
+    _e("tout$ rendez vous$", CON, BAD),
+    _e("tout$ internet$|dematerialis|numerique", CON, BAD),
+    _e("tout$ fait$|faire$|pase$|faut$ internet$|dematerialis|numerique", CON, BAD),
+    _e("tout$ fait$|faire$|pase$|faut$ en$ ligne$", CON, BAD),
+    _e("tout$ en$ ligne$", CON, BAD),
+    _e("ordinateur", CON, TOPIC),
+    _e("zone$ blanche$", CON, BAD),
+    _e("internet$", CON, TOPIC),
+    _e("site$|sites$ internet$", AUT, (0, 0)),  # the website, as « site »
     _e("seul$|unique$ numero|interlocut", CON, GOOD),
     _e("rendez vous$ dispo$|dispos$", CON, GOOD),  # « rdv dispo dès la semaine suivante »
     _e("service$|systeme$ rapel", CON, TOPIC),  # « le service de rappel est top »
@@ -359,6 +374,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("suivi$|suit$|suivre$|suive$", PEC, GOOD),
     _e("s$ ocup", PEC, GOOD),
     _e("s$ en$ ocup|charg", PEC, GOOD),  # « personne ne s'en occupe »
+    _e("rejet", PEC, BAD),  # « ma demande a été rejetée »
+    _e("prendre$ dosier|demande|dossiers$", PEC, GOOD),  # « refusé de prendre mon dossier »
     _e("persone$ s$ ocup|en$", PEC, FIXED),  # « personne s'occupe de rien » (SMS, no « ne »)
     _e("renvoy", PEC, BAD),
     _e("renvoyer$", PEC, TOPIC),  # « je dois renvoyer mon attestation »: a task, not a runaround
@@ -581,7 +598,9 @@ LEXICON: tuple[_Entry, ...] = (
     _e("_duree_", DEL, (-1, 0)),  # « pas de réponse depuis 3 semaines » is no praise
     _e("en$ _duree_", DEL, GOOD),
     _e("heures$|semaines$|mois$|jours$", DEL, FIXED),
-    _e("depuis", DEL, FIXED),
+    # « depuis » names a wait only beside a complaint: « bloqué depuis janvier », not « retraité
+    # depuis mars »
+    _e("depuis", DEL, (0, 0)),
     _e("sous$ _duree_", None, (0, 0)),
     _e("lendemain", DEL, GOOD),
     _e("monde$", DEL, TOPIC),
@@ -594,6 +613,10 @@ LEXICON: tuple[_Entry, ...] = (
     _e("pris$ temps$ fou$", DEL, BAD),
     _e("temps$ traitement$", DEL, TOPIC),
     _e("viremen|paiemen|versemen", DEL, TOPIC),
+    _e("verse$|versee$|verses$|versees$|vire$|viree$|vires$", DEL, TOPIC),  # « pas encore versée »
+    _e("toujours$|encore$ en$ atente", DEL, FIXED),  # « toujours en attente »
+    _e("rendez vous$ avance$|avancee$", DEL, GOOD),  # « le rendez-vous a été avancé »
+    _e("fin$ mois$|semaine$|annee$|journee$", None, (0, 0)),  # a date, not a wait
     _e("rembours", DEL, (0, 0)),  # weak, never judged itself: a theme only alone
     _e("retard", DEL, BAD),
     _e("dans$ journee$|heure$", DEL, GOOD),
@@ -665,6 +688,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("tutoy", COU, BAD),
     _e("crie", COU, BAD),
     _e("engueul|gueul|hurl", COU, BAD),
+    _e("foutage|fout|foutent|foutait gueule", None, BAD),  # « foutage de gueule »: no rudeness
     _e("leve yeux", COU, BAD),
     _e("mal$ recu", COU, BAD),
     _e("serviabl", COU, GOOD),
@@ -840,6 +864,9 @@ LEXICON: tuple[_Entry, ...] = (
     _e("plein$|pleine$|pleins$|pleines$", None, BAD),
     _e("en$ plein$|pleine$", None, (0, 0)),  # « en plein milieu », not « full »
     _e("mal$ francais$", None, (0, 0)),
+    # the user's own French: « je parle pas bien français »
+    _e("parle$|parlons$|lis$|ecris$|comprends$ pas$ bien$ francais$", None, (0, 0)),
+    _e("parle$|parlons$|lis$|ecris$|comprends$ pas$ francais$", None, (0, 0)),
     _e("parle$|parlent$|parlait$ mal$ francais$", None, (0, 0)),
     _e("nul$|nule$|nuls$|nules$", None, BAD),
     _e("nule$ part$", None, FIXED),
@@ -980,7 +1007,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("tout$ leur$ expliq|reexpliq", COM, BAD),
     _e("beau$ expliq|dire$|repeter|insister|montrer", COM, BAD),  # « j'avais beau expliquer »
     _e("vu$|cerne$|identifie$|compris$ probleme|soucis$|souci$", COM, GOOD),  # « vu le problème »
-    _e("juger$", None, (0, 0)),  # « je ne peux pas juger »  # « n'a pas saisi ce que je demandais »
+    _e("juger$", None, (0, 0)),  # « je ne peux pas juger »
     _e("grand chose$ dire$|signaler$|ajouter$", None, (0, 0)),
     _e("mediocr|bof$", None, BAD),
     _e("terribl", None, FIXED),
@@ -1011,6 +1038,10 @@ WEAK_TOPICS = frozenset(
         "viremen|paiemen|versemen",
         "rembours",
         "site$|sites$",
+        "internet$",
+        "site$|sites$ internet$",
+        "ordinateur",
+        "verse$|versee$|verses$|versees$|vire$|viree$|vires$",
         "traitement$|traitements$",
         "traiter$",
         "ecran$|ecrans$",

@@ -1218,3 +1218,29 @@ def test_a_desk_closed_on_a_day_is_contact_an_account_opened_or_a_file_closed_is
     assert themes_of("Pas d'accueil le mercredi, c'est galère.") == {"facilite_contact"}
     assert themes_of("J'ai ouvert mon espace en ligne sans souci, très simple.") == set()
     assert themes_of("Mon dossier a été fermé sans raison.") == {"prise_en_charge"}
+
+
+@pytest.mark.parametrize(
+    ("text", "themes", "tone"),
+    [
+        ("Tout se fait sur internet, à mon âge c'est dur.", {"facilite_contact"}, "irritant"),
+        ("Je n'ai pas d'ordinateur.", {"facilite_contact"}, "irritant"),
+        ("Avec le décalage horaire, on ne vous a jamais.", {"facilite_contact"}, "irritant"),
+        ("Ma bourse n'est toujours pas versée.", {"delais"}, "irritant"),
+        ("Dossier toujours en attente.", {"delais"}, "irritant"),
+        ("Le rendez-vous a été avancé, super.", {"delais"}, "satisfaction"),
+        ("Demande rejetée sans motif.", {"prise_en_charge", "clarte"}, "irritant"),
+        ("Trop de paperasse.", {"clarte"}, "irritant"),
+        ("Foutage de gueule.", set(), "irritant"),
+        ("Je parle pas bien français, merci pour votre patience.", {"courtoisie"}, "satisfaction"),
+        ("L'agent a refusé de prendre mon dossier.", {"prise_en_charge"}, "irritant"),
+        ("Je suis retraité depuis mars.", set(), "neutre"),
+        ("Dossier bloqué depuis janvier.", {"prise_en_charge", "delais"}, "irritant"),
+    ],
+)
+def test_voices_of_other_users_online_only_unpaid_rejected_and_since_when(
+    text: str, themes: set[str], tone: str
+) -> None:
+    tagging = tag(text)
+    assert tagging.theme_names == themes
+    assert tagging.tone == tone
