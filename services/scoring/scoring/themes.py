@@ -103,7 +103,15 @@ LEXICON: tuple[_Entry, ...] = (
     _e("lu$", REP, GOOD),
     _e("reponse precis", REP, GOOD),
     _e("en$ detail$|details$", None, GOOD),  # « regardé mon dossier en détail »: no clarity
-    _e("prise$|pris$|prendre$ en$ compte", REP, GOOD),
+    # « pris en compte »: my situation (a personal answer), or a paper or a change recorded (the
+    # handling: « mon changement d'adresse n'a jamais été pris en compte »)
+    _e("prise$|pris$|prendre$ en$ compte", PEC, GOOD),
+    _e(
+        "prise$|pris$|prendre$|prenez$|prenent$|prend$ en$ compte$ "
+        "situation|cas$|particul|besoin|contraint|handicap|age$",
+        REP,
+        GOOD,
+    ),
     _e("cote plaque", REP, BAD),
     _e("conai dosier|situation|cas$|sujet|reglementation|regles$|droits$", REP, GOOD),
     _e(
@@ -388,6 +396,10 @@ LEXICON: tuple[_Entry, ...] = (
     _e("enregistre$|enregistree$|enregistres$|enregistrees$", PEC, TOPIC),  # « jamais enregistré »
     _e("mis$|mise$|metre$ dosier|demande cote$", PEC, BAD),  # « mis mon dossier de côté »
     _e("trace$|traces$", PEC, TOPIC),  # « aucune trace de mon appel »
+    _e("trace$|traces$ apel|apels$|mail|mails$|courier|dosier|demande|pasage", PEC, TOPIC),
+    # « malgré mes relances / 3 appels »: the request was not followed up
+    _e("malgre$ apel|apels$|relanc|mails$|couriers$|demandes$|visites$", PEC, BAD),
+    _e("etre$ rapele$|rapelee$|rapeles$", CON, TOPIC),  # « pouvoir être rappelé »: a way in
     _e("lieu$", PEC, TOPIC),  # « le rendez-vous n'a jamais eu lieu »
     _e("service en$ service", PEC, BAD),
     # sent from one desk to another: « de bureau en bureau », « d'un service à l'autre »

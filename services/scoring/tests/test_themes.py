@@ -1244,3 +1244,19 @@ def test_voices_of_other_users_online_only_unpaid_rejected_and_since_when(
     tagging = tag(text)
     assert tagging.theme_names == themes
     assert tagging.tone == tone
+
+
+@pytest.mark.parametrize(
+    ("text", "themes"),
+    [
+        ("Ma déclaration n'a pas été prise en compte.", {"prise_en_charge"}),
+        ("Elle a bien pris en compte mon handicap.", {"reponse_personnalisee"}),
+        ("Aucune trace de mon appel.", {"prise_en_charge"}),
+        ("Rien ne bouge malgré mes appels.", {"prise_en_charge"}),
+        ("Ce serait bien de pouvoir être rappelé.", {"facilite_contact"}),
+    ],
+)
+def test_recorded_or_followed_up_is_the_handling_a_callback_offered_is_contact(
+    text: str, themes: set[str]
+) -> None:
+    assert themes_of(text) == themes
