@@ -270,7 +270,10 @@ LEXICON: tuple[_Entry, ...] = (
     _e("rendez vous$ obtenu|pris$", CON, TOPIC),
     _e("avoir$ conseil|interlocut", CON, TOPIC),
     _e("visio", CON, TOPIC),
-    _e("proposer$|propose$|proposent$ rendez", CON, TOPIC),
+    _e("proposer$|propose$|proposent$|proposez$ rendez", CON, TOPIC),
+    # « les créneaux sont toujours complets »
+    _e("creneau|creneaux$|agenda|planing complet$|complets$|plein$|pleins$", CON, BAD),
+    _e("rendez vous$ complet$|complets$", CON, BAD),
     _e("ecrire$ mail$|mails$|courier", CON, TOPIC),
     _e("suite$ apel", None, (0, 0)),
     _e("racroch", CON, BAD),
@@ -1070,6 +1073,7 @@ NOTHING_TO_SAY = frozenset(
         "ras$",
         "avis$|comentaire|comentaires$|remarque|remarques$|opinion",
         "sans$ plus$",
+        "corect|bien$|ok$|bon$|bone$|pasable|moyen sans$ plus$",  # « correct sans plus »
         "grand chose$ dire$|signaler$|ajouter$",
         "sais$|sait$ pas$",
         "rien$ plus$|autre$ dire$|signaler$|ajouter$",

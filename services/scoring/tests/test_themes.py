@@ -1260,3 +1260,9 @@ def test_recorded_or_followed_up_is_the_handling_a_callback_offered_is_contact(
     text: str, themes: set[str]
 ) -> None:
     assert themes_of(text) == themes
+
+
+def test_a_shrug_without_a_comma_and_full_slots() -> None:
+    assert tag("Accueil correct sans plus.") == Tagging((), "neutre", ())
+    assert themes_of("Créneaux complets, rien avant l'été.") == {"facilite_contact"}
+    assert themes_of("Proposez des rendez-vous le soir.") == {"facilite_contact"}
