@@ -661,6 +661,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("apres$ date$ limite$", DEL, BAD),
     _e("depuis$ debut$", None, (0, 0)),
     _e("malgre$ monde$", None, (0, 0)),  # « accueil souriant malgré le monde »
+    _e("bonde$|bondee$|blinde$|blindee$", None, BAD),  # « toujours bondé »
+    _e("atente$|queue$|monde$ acueil$", DEL, TOPIC),  # « trop de monde à l'accueil »: a place
     _e("pendant$ atend|atente", None, (0, 0)),  # « pendant qu'on attend »: when, not how long
     _e("attends$|attend$ suite$", None, (0, 0)),  # « j'attends la suite »: no wait judged
     _e("plus$ besoin$ atendr|atente|poireaut", DEL, GOOD),
@@ -1305,6 +1307,7 @@ _NOT_IMPERATIVE = frozenset(
 )
 # « serait » reported, not proposed: « on m'avait dit que ce serait réglé »
 _REPORTED = frozenset({"que", "qu"})
+_WISHED = frozenset({"aurais", "aurait", "aurions", "auraient"})
 # a suggestion word negated is no suggestion: « rien à suggérer », « aucune suggestion »
 _NO_SUGGESTION = frozenset({"rien", "pas", "aucun", "aucune", "sans", "non", "ras"})
 
@@ -1612,12 +1615,18 @@ def _suggestion(words: list[str]) -> list[tuple[int, int]]:
             if after in ("le", "la", "les") and index + 2 < len(words):
                 after = words[index + 2]  # « serait le bienvenu »
             reported = index >= 2 and words[index - 2] in _REPORTED
-            if (before in ("ce", "il") and not reported) or _collapse(after) in _SERAIT_AFTER:
+            if (before in ("ce", "il", "ideal", "mieux") and not reported) or _collapse(
+                after
+            ) in _SERAIT_AFTER:  # « l'idéal serait », « le mieux serait »
                 found.append((index, index))
         if word in ("propose", "suggere") and index and words[index - 1] == "je":
             found.append((index - 1, index))  # « je propose »
         if word == "pense" and index and words[index - 1] == "vous":
             found.append((index - 1, index))  # « avez-vous pensé à »
+        if word in ("aime", "aimee", "voulu") and index and words[index - 1] in _WISHED:
+            found.append((index - 1, index))  # « j'aurais aimé être informée »
+        if word == "seulement" and index and words[index - 1] == "si":
+            found.append((index - 1, index))  # « si seulement »
         if word == "conseil" and index and words[index - 1] == "un":
             found.append((index - 1, index))  # « un conseil »
         if word == "pourquoi" and words[index + 1 : index + 3] == ["ne", "pas"]:

@@ -1266,3 +1266,21 @@ def test_a_shrug_without_a_comma_and_full_slots() -> None:
     assert tag("Accueil correct sans plus.") == Tagging((), "neutre", ())
     assert themes_of("Créneaux complets, rien avant l'été.") == {"facilite_contact"}
     assert themes_of("Proposez des rendez-vous le soir.") == {"facilite_contact"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "J'aurais aimé être prévenue du retard.",
+        "Si seulement on avait un seul interlocuteur.",
+        "L'idéal serait de tout faire par mail.",
+        "Le mieux serait un rappel par SMS.",
+    ],
+)
+def test_a_wish_in_the_conditional_past_or_an_ideal_is_a_suggestion(text: str) -> None:
+    assert tag(text).tone == "suggestion"
+
+
+def test_a_crowded_desk_is_a_place_and_a_crowd_no_rudeness() -> None:
+    assert themes_of("Trop de monde à l'accueil.") == {"delais"}
+    assert tag("C'est toujours bondé.").tone == "irritant"
