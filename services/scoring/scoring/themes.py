@@ -1704,9 +1704,15 @@ def tag(text: str) -> Tagging:
             negation.append(_written(text, steps, ends[0][0], ends[-1][1]))
         index = 0
         intensifier: str | None = None  # « trop » right before praise: « trop sympa »
+        # a negator bears on the first thing judged after it: « pas très aimable au téléphone »
+        # does not complain of the phone (a topic named after it stays a topic until the next
+        # negator: « ni »)
+        judged_since_negator = False
         while index < len(content):
             hit = _match(content, index)
             if hit is None:
+                if content[index][1] in NEGATORS:
+                    judged_since_negator = False
                 index += 1
                 intensifier = None
                 continue
@@ -1717,6 +1723,12 @@ def tag(text: str) -> Tagging:
                 text, steps, content_places[index][0], content_places[index + size - 1][1]
             )
             polarity = entry.negated if span[0][2] else entry.plain
+            if span[0][2] and judged_since_negator and entry.plain == 0 and polarity < 0:
+                polarity = 0
+            if any(word in NEGATORS for _, word, _ in span[1:]):
+                judged_since_negator = False
+            elif span[0][2] and polarity and span[0][1] not in NEGATORS:
+                judged_since_negator = True
             nothing_to_say |= entry.nothing_to_say
             lukewarm |= entry.lukewarm
             if entry.trouble and not span[0][2]:

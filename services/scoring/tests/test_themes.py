@@ -353,9 +353,9 @@ def test_words_a_step_rewrote_come_back_whole() -> None:
     # « pas de problème » is read as one token, « ﬁ » and « œ » as two letters, and an accent
     # typed as a combining mark (NFD) follows its letter: the words are still the user's
     assert tag("Pas de problème, merci").tone_words == ("Pas de problème", "merci")
-    nfd = unicodedata.normalize("NFD", "Personne n'a décroché au téléphone.")
+    nfd = unicodedata.normalize("NFD", "Personne n'a décroché, téléphone saturé.")
     assert tag(nfd).tone_words == tuple(
-        unicodedata.normalize("NFD", w) for w in ("décroché", "téléphone")
+        unicodedata.normalize("NFD", w) for w in ("décroché", "saturé")
     )
     assert tag("Elle a pris mon dossier à cœur.").tone_words == ("cœur",)
     assert tag("Conseillère très eﬃcace.").tone_words == ("eﬃcace",)
@@ -1284,3 +1284,24 @@ def test_a_wish_in_the_conditional_past_or_an_ideal_is_a_suggestion(text: str) -
 def test_a_crowded_desk_is_a_place_and_a_crowd_no_rudeness() -> None:
     assert themes_of("Trop de monde à l'accueil.") == {"delais"}
     assert tag("C'est toujours bondé.").tone == "irritant"
+
+
+@pytest.mark.parametrize(
+    ("text", "themes", "tone"),
+    [
+        ("Pas très aimable au téléphone.", {"courtoisie"}, "irritant"),
+        (
+            "Pas trop long pour avoir quelqu'un au téléphone.",
+            {"delais", "facilite_contact"},
+            "satisfaction",
+        ),
+        ("Personne n'a décroché au téléphone.", {"facilite_contact"}, "irritant"),
+        ("Pas de rampe ni d'ascenseur.", {"autre"}, "irritant"),
+    ],
+)
+def test_a_negator_bears_on_the_first_thing_judged_not_on_a_topic_named_after(
+    text: str, themes: set[str], tone: str
+) -> None:
+    tagging = tag(text)
+    assert tagging.theme_names == themes
+    assert tagging.tone == tone
