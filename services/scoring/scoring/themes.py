@@ -93,7 +93,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("corespond", REP, GOOD),
     _e("cas$", REP, TOPIC),
     _e("sur$ mesure", REP, GOOD),
-    _e("tenu$|tient$|tenir$|tiennent$|tenez$ compte", REP, GOOD),
+    _e("tenu$|tient$|tenir$|tiennent$|tenez$|tenait$|tenaient$ compte", REP, GOOD),
     _e("cote question", REP, BAD),
     _e("reponse|repondu|repond cote$", REP, BAD),  # « réponse à côté »
     _e("script|recite|recitait|reciter", REP, BAD),  # « lisait un script »
@@ -120,7 +120,7 @@ LEXICON: tuple[_Entry, ...] = (
         GOOD,
     ),
     _e("conai pas$ dosier|situation|cas$|sujet|reglementation|regles$|droits$", REP, FIXED),
-    _e("tenu$|tient$|tenir$|tiennent$|tenez$ pas$ compte", REP, FIXED),
+    _e("tenu$|tient$|tenir$|tiennent$|tenez$|tenait$|tenaient$ pas$ compte", REP, FIXED),
     _e("reponse complet", REP, GOOD),
     _e("reponse vague", REP, BAD),
     _e("sans$ raport", REP, FIXED),
@@ -212,6 +212,11 @@ LEXICON: tuple[_Entry, ...] = (
     _e("reglementation", None, (0, 0)),
     _e("reglement$|reglements$", None, (0, 0)),  # the rules, not « réglé »
     _e("reformul", CLA, GOOD),
+    # the agent restating my request, or the user made to restate it: understanding
+    _e("reformul demande|question|besoin", COM, GOOD),
+    _e("tout$ reformuler$|reformule$", COM, BAD),
+    _e("atendait$|atend$|atendent$|atendez$|atendaient$ moi$|nous$", None, (0, 0)),  # of me
+    _e("parler$|parle$|parlait$ dans$ vide$", COM, BAD),  # « parler dans le vide »
     # round nine: the user lost or enlightened: « j'ai rien capté », « un labyrinthe », « on ne
     # trouve rien », « site plus intuitif », « 3 montants différents », « ne dit pas pourquoi »
     _e("capte$|pige$", CLA, TOPIC),
@@ -382,7 +387,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("traiter$", PEC, TOPIC),
     _e("regl", PEC, GOOD),
     _e("resolu|resoudr", PEC, GOOD),
-    _e("suivi$|suit$|suivre$|suive$", PEC, GOOD),
+    _e("suivi$|suit$|suivre$|suive$|suivie$|suivis$|suivies$", PEC, GOOD),
     _e("s$ ocup", PEC, GOOD),
     _e("s$ en$ ocup|charg", PEC, GOOD),  # « personne ne s'en occupe »
     _e("rejet", PEC, BAD),  # « ma demande a été rejetée »

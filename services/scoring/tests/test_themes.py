@@ -1305,3 +1305,21 @@ def test_a_negator_bears_on_the_first_thing_judged_not_on_a_topic_named_after(
     tagging = tag(text)
     assert tagging.theme_names == themes
     assert tagging.tone == tone
+
+
+@pytest.mark.parametrize(
+    ("text", "themes", "tone"),
+    [
+        ("J'ai été suivie par la même conseillère, merci.", {"prise_en_charge"}, "satisfaction"),
+        ("La réponse ne tenait pas compte de mon statut.", {"reponse_personnalisee"}, "irritant"),
+        ("J'ai eu l'impression de parler dans le vide.", {"comprehension"}, "irritant"),
+        ("Elle a reformulé ma demande, parfait.", {"comprehension"}, "satisfaction"),
+        ("Je n'ai pas compris ce qu'on attendait de moi.", {"clarte"}, "irritant"),
+    ],
+)
+def test_followed_through_talking_into_the_void_and_what_was_expected_of_me(
+    text: str, themes: set[str], tone: str
+) -> None:
+    tagging = tag(text)
+    assert tagging.theme_names == themes
+    assert tagging.tone == tone
