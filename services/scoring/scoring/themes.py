@@ -945,6 +945,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("avis$|comentaire|comentaires$|remarque|remarques$|opinion", None, (0, 0)),
     _e("sais$|sait$ pas$", None, (0, 0)),
     _e("rien$ special|particulier", None, (0, 0)),
+    _e("verra$|verai$|verons$ bien$", None, (0, 0)),  # « on verra bien »
     _e("idee$", None, (0, 0)),  # « aucune idée »
     _e("chaque$ jour$|semaine$|mois$|annee$|an$|trimestre$", None, (0, 0)),  # a frequency
     _e("tous$|toutes$ jours$|semaines$|mois$|ans$", None, (0, 0)),  # a frequency, no wait
@@ -1066,6 +1067,7 @@ WEAK_TOPICS = frozenset(
         "verse$|versee$|verses$|versees$|vire$|viree$|vires$",
         "traitement$|traitements$",
         "traiter$",
+        "demarche",
         "ecran$|ecrans$",
         "question",
         "lieu$",

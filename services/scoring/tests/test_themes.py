@@ -1323,3 +1323,9 @@ def test_followed_through_talking_into_the_void_and_what_was_expected_of_me(
     tagging = tag(text)
     assert tagging.theme_names == themes
     assert tagging.tone == tone
+
+
+def test_a_step_named_in_passing_is_no_clarity_and_we_will_see_is_no_praise() -> None:
+    assert themes_of("Démarche faite en 5 minutes, génial.") == {"delais"}
+    assert themes_of("Démarches trop compliquées.") == {"clarte"}
+    assert tag("On verra bien.") == Tagging((), "neutre", ())
