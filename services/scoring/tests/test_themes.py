@@ -40,6 +40,8 @@ CORPUS = Path(__file__).parent / "data" / "verbatims_fr.jsonl"
 # between themes are the honest test, and most figures fall under the goal of 0.8 (the
 # bench scenario verbatim_themes lists them as violations).
 # The floor is these figures minus MARGIN: it catches a regression, it is not the goal.
+# Round nine made those 400 lines tune material (error analysis by cause); a new blind batch is
+# the next held-out, and until it is added the floors are checked on the tune split below.
 HELD_OUT_MEASURED = {
     "reponse_personnalisee": (0.73, 0.9),
     "clarte": (0.804, 0.837),
