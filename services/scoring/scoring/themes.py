@@ -391,6 +391,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("s$ ocup", PEC, GOOD),
     _e("s$ en$ ocup|charg", PEC, GOOD),  # « personne ne s'en occupe »
     _e("rejet", PEC, BAD),  # « ma demande a été rejetée »
+    _e("decision", PEC, TOPIC),  # « toujours pas de décision »
     _e("prendre$ dosier|demande|dossiers$", PEC, GOOD),  # « refusé de prendre mon dossier »
     _e("persone$ s$ ocup|en$", PEC, FIXED),  # « personne s'occupe de rien » (SMS, no « ne »)
     _e("renvoy", PEC, BAD),
@@ -783,7 +784,12 @@ LEXICON: tuple[_Entry, ...] = (
     _e("toilete ferme|fermee|fermees$", AUT, BAD),
     _e("toilete ouvert|ouvertes$", AUT, TOPIC),
     _e("questionaire|enquete|sondage long|lent|interminabl", AUT, BAD),
-    _e("questionaire|enquete|sondage trop$ long|lent", AUT, BAD),
+    _e("questionaire|enquete|sondage trop$|peu$ long|lent", AUT, BAD),
+    _e(
+        "questionaire|enquete|sondage beaucoup$|bien$|vraiment$|franchement$ trop$ long|lent",
+        AUT,
+        BAD,
+    ),
     _e("enquete|questionaire satisf", AUT, TOPIC),  # the survey, not a satisfied user
     _e("toilete sont$|etaient$|etait$ ferme|fermee|fermees$", AUT, BAD),
     _e("questionaire|enquete|sondage", AUT, TOPIC),  # the survey itself, not « question »
@@ -1068,6 +1074,7 @@ WEAK_TOPICS = frozenset(
         "traitement$|traitements$",
         "traiter$",
         "demarche",
+        "decision",
         "ecran$|ecrans$",
         "question",
         "lieu$",

@@ -1331,3 +1331,8 @@ def test_a_step_named_in_passing_is_no_clarity_and_we_will_see_is_no_praise() ->
     assert themes_of("Démarche faite en 5 minutes, génial.") == {"delais"}
     assert themes_of("Démarches trop compliquées.") == {"clarte"}
     assert tag("On verra bien.") == Tagging((), "neutre", ())
+
+
+def test_no_decision_yet_is_the_handling_and_a_long_survey_no_wait() -> None:
+    assert themes_of("Ça traîne, toujours pas de décision.") == {"delais", "prise_en_charge"}
+    assert themes_of("Le questionnaire est beaucoup trop long.") == {"autre"}
