@@ -1259,6 +1259,9 @@ SPELLING = {
     "atante": "attente",
     "delait": "delai",
     "delaie": "delai",
+    "sere": "serait",  # « ce seré bien »
+    "seret": "serait",
+    "srait": "serait",
     "case": "_case_",  # a box to tick, not « cassé » once doubled letters are collapsed
     "cases": "_case_",
     "svp": "_svp_",
@@ -1317,10 +1320,15 @@ _IMPERATIVE_START = frozenset(
 # request to be contacted (« contactez-moi à [email] »).
 _NOT_IMPERATIVE = frozenset(
     {"assez", "chez", "nez", "rez", "rendez", "continuez", "vous", "avez", "savez", "voulez"}
-    | {"sachez"}
+    | {"sachez", "gardez", "conservez"}
 )
 # « serait » reported, not proposed: « on m'avait dit que ce serait réglé »
 _REPORTED = frozenset({"que", "qu"})
+_FILLERS = frozenset({"peut", "etre", "_svp_", "juste", "donc", "alors", "bref", "sinon", "aussi"})
+_NOT_INFINITIVE = frozenset(
+    {"avoir", "etre", "votre", "notre", "autre", "entre", "contre", "premiere", "derniere"}
+)
+_PRONOUNS = frozenset({"m", "me", "nous", "l", "les", "le", "la", "y", "en", "bien", "tout"})
 _WISHED = frozenset({"aurais", "aurait", "aurions", "auraient"})
 # a suggestion word negated is no suggestion: « rien à suggérer », « aucune suggestion »
 _NO_SUGGESTION = frozenset({"rien", "pas", "aucun", "aucune", "sans", "non", "ras"})
@@ -1647,8 +1655,24 @@ def _suggestion(words: list[str]) -> list[tuple[int, int]]:
             found.append((index, index + 2))  # « pourquoi ne pas »
         if word == "pourquoi" and words[index + 1 : index + 2] == ["pas"]:
             found.append((index, index + 1))  # « pourquoi pas »
-    if words and _collapse(words[0]) in _IMPERATIVE_START and "_fois_" not in words[1:4]:
-        found.append((0, 0))
+    # a wish opening on an infinitive, after a filler: « Peut-être prévoir plus de guichets »
+    start = 0
+    while start < len(words) - 1 and words[start] in _FILLERS:
+        start += 1
+    if (
+        words
+        and _collapse(words[start]) in _IMPERATIVE_START
+        and "_fois_" not in words[start + 1 : start + 4]
+    ):
+        found.append((start, start))
+    for index, word in enumerate(words):
+        # « Merci de rappeler les gens »: a request (not « merci de m'avoir aidé »)
+        if word == "merci" and words[index + 1 : index + 2] in (["de"], ["d"]):
+            verb = next((w for w in words[index + 2 : index + 4] if w not in _PRONOUNS), "")
+            if verb.endswith(("er", "ir", "re")) and verb not in _NOT_INFINITIVE:
+                found.append((index, index + 1))
+        if word == "hesitez" and index and words[index - 1] in ("n", "ne"):
+            found.append((index - 1, index))  # « n'hésitez pas à »
     return found
 
 

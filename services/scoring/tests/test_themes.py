@@ -1336,3 +1336,21 @@ def test_a_step_named_in_passing_is_no_clarity_and_we_will_see_is_no_praise() ->
 def test_no_decision_yet_is_the_handling_and_a_long_survey_no_wait() -> None:
     assert themes_of("Ça traîne, toujours pas de décision.") == {"delais", "prise_en_charge"}
     assert themes_of("Le questionnaire est beaucoup trop long.") == {"autre"}
+
+
+@pytest.mark.parametrize(
+    ("text", "tone"),
+    [
+        ("Peut-être prévoir plus de guichets le lundi.", "suggestion"),
+        ("Merci de rappeler les gens quand vous le dites.", "suggestion"),
+        ("N'hésitez pas à mettre plus de chaises.", "suggestion"),
+        ("ce seré bien d'avoir 1 interlocuteur unique", "suggestion"),
+        ("Merci de votre accueil.", "satisfaction"),
+        ("Merci de m'avoir aidé.", "satisfaction"),
+        ("Gardez ce service téléphonique, il est très utile.", "satisfaction"),
+    ],
+)
+def test_a_request_after_a_filler_or_merci_de_is_a_suggestion_thanks_are_not(
+    text: str, tone: str
+) -> None:
+    assert tag(text).tone == tone
