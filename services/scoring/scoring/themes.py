@@ -221,6 +221,7 @@ LEXICON: tuple[_Entry, ...] = (
     # trouve rien », « site plus intuitif », « 3 montants différents », « ne dit pas pourquoi »
     _e("capte$|pige$", CLA, TOPIC),
     _e("labyrinth|dedale", CLA, BAD),
+    _e("suis$|sommes$|sens$|sent$ perdu$|perdue$|perdus$|perdues$", CLA, BAD),  # the user lost
     _e(
         "motif|justification$|justifications$", CLA, TOPIC
     ),  # « rejeté sans motif »: a refusal not explained
@@ -794,6 +795,9 @@ LEXICON: tuple[_Entry, ...] = (
     _e("toilete sont$|etaient$|etait$ ferme|fermee|fermees$", AUT, BAD),
     _e("questionaire|enquete|sondage", AUT, TOPIC),  # the survey itself, not « question »
     _e("froid$ canard$", AUT, BAD),
+    # a bug on screen is no mistake in my file: « le site affiche une erreur », « message d'erreur »
+    _e("afiche|afichent|mesage|mesages$|page$ ereur|ereurs$", AUT, BAD),
+    _e("ereur$|ereurs$ techniq|informatiq|conexion|serveur|systeme$|404$|500$", AUT, BAD),
     _e("aseoir|asoir|endroit", AUT, TOPIC),  # « aucun endroit pour s'asseoir »
     _e("abri$|abris$|fontaine|eau$", AUT, TOPIC),
     _e("asise$|asises$|asis$", AUT, TOPIC),  # « places assises »

@@ -1354,3 +1354,10 @@ def test_a_request_after_a_filler_or_merci_de_is_a_suggestion_thanks_are_not(
     text: str, tone: str
 ) -> None:
     assert tag(text).tone == tone
+
+
+def test_a_user_lost_is_clarity_and_an_error_on_screen_is_other() -> None:
+    assert themes_of("Je me suis perdue sur le site pour trouver le formulaire.") == {"clarte"}
+    assert themes_of("Le site affiche une erreur à chaque connexion.") == {"autre"}
+    assert themes_of("Message d'erreur sur l'appli, impossible de valider.") == {"autre"}
+    assert themes_of("Ils ont fait une erreur dans mon dossier.") == {"prise_en_charge"}
