@@ -402,9 +402,10 @@ def test_the_corpus_is_labelled_with_known_themes_and_tones() -> None:
     rows = load_corpus()
     assert len(rows) >= 250
     held_out = [row for row in rows if row["split"] == "heldout"]
-    # No held-out line while a fresh blind batch is being written (the 393 earlier ones became
-    # tune material); once it is in, it is a quarter to a third of the corpus.
-    assert not held_out or 0.25 <= len(held_out) / len(rows) <= 0.35
+    # No held-out line while a fresh blind batch is being written (each measured batch becomes
+    # tune material); once it is in, it is large enough to measure every theme on (one writer's
+    # batch of ~400 lines, with at least 20 lines of each theme).
+    assert not held_out or len(held_out) >= 300
     for row in rows:
         assert set(row["themes"]) <= set(THEMES)  # type: ignore[call-overload]
         assert row["tone"] in TONES
