@@ -78,6 +78,11 @@ def _e(pattern: str, theme: str | None, polarity: tuple[int, int]) -> _Entry:
     return (pattern, theme, polarity[0], polarity[1])
 
 
+STILL_NOT = (
+    "toujours$|encore$ pas$ recu$|recue$|recus$|recues$|versement|virement|paiement|verse$|"
+    "versee$|paye$|payee$|envoye$|envoyee$|arive"
+)
+
 LEXICON: tuple[_Entry, ...] = (
     # réponse personnalisée
     _e("reponse type", REP, BAD),
@@ -96,6 +101,9 @@ LEXICON: tuple[_Entry, ...] = (
     _e("tenu$|tient$|tenir$|tiennent$|tenez$|tenait$|tenaient$ compte", REP, GOOD),
     _e("cote question", REP, BAD),
     _e("reponse|repondu|repond cote$", REP, BAD),  # « réponse à côté »
+    _e("reponse|repondu|repond completement$|totalement$|tout$|carement$ cote$", REP, BAD),
+    # « une réponse qui colle à ma situation », « les articles applicables à ma situation »
+    _e("cole$|colait$|colent$|applicable|applicables$ situation|cas$|dosier|activite", REP, GOOD),
     _e("script|recite|recitait|reciter", REP, BAD),  # « lisait un script »
     _e("question", REP, TOPIC),
     _e("general", REP, BAD),
@@ -331,7 +339,10 @@ LEXICON: tuple[_Entry, ...] = (
     _e("zone$ blanche$", CON, BAD),
     _e("internet$", CON, TOPIC),
     _e("site$|sites$ internet$", AUT, (0, 0)),  # the website, as « site »
-    _e("seul$|unique$ numero|interlocut", CON, GOOD),
+    _e("seul$|unique$ numero", CON, GOOD),
+    # one person following the file is the handling (« un interlocuteur unique pour mon dossier »)
+    _e("seul$|unique$ interlocut", PEC, GOOD),
+    _e("interlocut seul$|unique$", PEC, GOOD),
     _e("rendez vous$ dispo$|dispos$", CON, GOOD),  # « rdv dispo dès la semaine suivante »
     _e("service$|systeme$ rapel", CON, TOPIC),  # « le service de rappel est top »
     # a file or social security number is no phone number
@@ -473,6 +484,10 @@ LEXICON: tuple[_Entry, ...] = (
     _e("vitale$|identite$|carte$|papiers$|pasepor|permis$ perdu|perdue$|perdus$", None, (0, 0)),
     _e("rendez vous$ suivi$", None, (0, 0)),  # a follow-up appointment, no judgement
     _e("rendez vous$ _duree_", None, (0, 0)),  # « mon rendez-vous de 14h »: a time, no wait
+    # « 3 semaines d'attente pour un rendez-vous »: named in passing, beside a wait it makes it
+    # contact too (see _waits_for_contact)
+    _e("pour$|avant$ rendez vous$", CON, TOPIC),
+    _e("pour$|avant$ rendez vous$ _duree_", None, (0, 0)),  # « pour mon rendez-vous de 14h »
     _e("tout$ reprendre$|refaire$|reexpliquer$", PEC, BAD),  # « il faut tout reprendre »
     _e("cause$ ereur|ereurs$", PEC, FIXED),  # « à cause d'une erreur »
     _e("cause$ leur$|votre$ ereur|ereurs$", PEC, FIXED),
@@ -484,6 +499,9 @@ LEXICON: tuple[_Entry, ...] = (
     _e("venu$|venue$|venus$|venues$|pour$ acompagner$", None, (0, 0)),  # came with someone
     _e("finalis|concretis", PEC, GOOD),
     _e("interlocuteur", PEC, TOPIC),
+    _e("transfer _fois_", PEC, BAD),  # « transféré quatre fois »: passed around
+    # « personne ne m'a rappelé comme prévu »: a promised call not made is the handling
+    _e("apel|rapel|contact comme$ prevu$|promis|convenu", PEC, GOOD),
     _e("rapel", PEC, TOPIC),
     _e("promi", PEC, FIXED),  # « le mail promis », « pas reçu le mail promis »
     _e("corig", PEC, GOOD),
@@ -499,16 +517,27 @@ LEXICON: tuple[_Entry, ...] = (
     ),
     # a request not followed up: « aucune nouvelle », « toujours rien », « pas de réponse à mes
     # courriers », « toujours pas de retour »
-    _e("aucune$|aucunes$|pas$|sans$|jamais$|point$ nouvel|nouveles$", PEC, FIXED),
+    _e("aucune$|aucunes$|pas$|sans$|jamais$|point$|plus$ nouvel|nouveles$", PEC, FIXED),
     _e(
         "toujours$|encore$ pas$|sans$|aucune$|aucun$|rien$ nouvel|nouveles$|retour|suite$|reponse",
         PEC,
         FIXED,
     ),
     _e("toujours$|encore$ rien$", PEC, FIXED),
+    # « toujours pas reçu ma carte », « toujours pas de versement »: a delay; after a duration
+    # also the handling (« toujours pas reçu après 4 mois », the writers' rule)
+    _e(STILL_NOT, DEL, FIXED),
+    # left on one's own: « lâché dans la nature », « livrée à moi-même »
+    _e("lache$|lachee$|laches$|lachees$ dans$ nature$", PEC, FIXED),
+    _e("livre$|livree$|livres$|livrees$ moi$|nous$|lui$|elle$|eux$|soi$ meme$", PEC, FIXED),
+    _e("demel|anticip", PEC, GOOD),  # « a tout démêlé », « ont anticipé le document »
+    _e(
+        "revenu$|revenue$|revenus$|revenir$ chercher$", PEC, GOOD
+    ),  # « personne n'est revenu me chercher »
     _e(
         "pas$|aucune$|sans$|jamais$ reponse|reponses$|retour "
-        "courier|dosier|reclamation|demande|relance|envoi|leter|depot|requete|recour",
+        "courier|dosier|reclamation|demande|relance|envoi|leter|depot|requete|recour|mail|mails$|"
+        "couriel|mesage|formulaire",
         PEC,
         FIXED,
     ),
@@ -605,6 +634,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("vite$", DEL, GOOD),
     _e("lent", DEL, BAD),
     _e("long", DEL, BAD),
+    _e("longtemps$", DEL, BAD),  # a bare duration (see DURATIONS)
     _e("atent", DEL, (0, 1)),
     _e("atend", DEL, BAD),
     _e("delai", DEL, TOPIC),
@@ -623,6 +653,23 @@ LEXICON: tuple[_Entry, ...] = (
     # « depuis » names a wait only beside a complaint: « bloqué depuis janvier », not « retraité
     # depuis mars »
     _e("depuis", DEL, (0, 0)),
+    # « depuis » before a place, a device or a channel is « from », no time: « depuis l'appli »,
+    # « depuis la Réunion », « depuis un portable », « depuis mon espace personnel »
+    _e(
+        "depuis$ espace|apli|aplication|site$|portable|telephon|mobile|smartphone|ordinateur|"
+        "tablette|internet$|etranger|chez$|reunion$|guadeloupe$|martinique$|guyane$|mayotte$|"
+        "metropole$|outre$|province$|campagne$|domicile$|maison$|compte$|ligne$|france$",
+        None,
+        (0, 0),
+    ),
+    _e("_s_attendre_ mieux$|plus$", None, BAD),  # « on s'attend à mieux »
+    _e("dificult", None, (0, 1)),  # « sans difficulté »: praise
+    _e("malgre$ retard$", None, (0, 0)),  # « malgré mon retard »: the user was late
+    _e("declar heures$", None, (0, 0)),  # « la déclaration des heures »: hours worked
+    # how the agent spoke is no wait: « parlait lentement et clairement », « parlait trop vite »
+    _e("parl lent|lentement$|doucement$|calmement$|posement$", None, GOOD),
+    _e("parl vite$|rapid|rapidement$", None, BAD),
+    _e("parl trop$ vite$|rapid|rapidement$", None, BAD),
     _e("sous$ _duree_", None, (0, 0)),
     _e("lendemain", DEL, GOOD),
     _e("monde$", DEL, TOPIC),
@@ -720,6 +767,9 @@ LEXICON: tuple[_Entry, ...] = (
     _e("adorabl", COU, GOOD),
     _e("charmant", COU, GOOD),
     _e("patien", COU, GOOD),
+    # « on m'a demandé de patienter »: told to wait, no patience judged
+    _e("patienter$|patientez$|patientais$|patientait$|patientions$", None, (0, 0)),
+    _e("egard", COU, GOOD),  # « reçue avec beaucoup d'égards »
     _e("bien$ recu$|recue$|recus$|recues$", COU, GOOD),
     _e("derang", COU, BAD),
     _e("nez$", COU, BAD),
@@ -881,7 +931,9 @@ LEXICON: tuple[_Entry, ...] = (
     _e("simpl", None, GOOD),
     _e("facil", None, GOOD),
     _e("marche$|marchait$|marchent$|marchaient$|fonctione", None, GOOD),
-    _e("marche$ suivre$", CLA, TOPIC),  # « la marche à suivre »
+    _e("marche$ suivre$", CLA, TOPIC),
+    # accessibility of the site or the premises is other (the writers' rule)
+    _e("lecteur|lecteurs$ ecran|ecrans$", AUT, TOPIC),  # « la marche à suivre »
     _e("pris$ temps$", None, GOOD),
     _e("correct$|correcte$|corrects$|correctes$", None, GOOD),
     _e("ok$", None, GOOD),
@@ -952,7 +1004,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("rien$ plus$|autre$ dire$|signaler$|ajouter$", None, (0, 0)),
     _e("rien$ redire$|reprocher$", None, (1, 1)),  # « rien à redire »: praise
     _e("ras$", None, (0, 0)),
-    _e("avis$|comentaire|comentaires$|remarque|remarques$|opinion", None, (0, 0)),
+    _e("avis$|comentaire|comentaires$|remarque|remarques$|opinion|observation", None, (0, 0)),
     _e("sais$|sait$ pas$", None, (0, 0)),
     _e("rien$ special|particulier", None, (0, 0)),
     _e("verra$|verai$|verons$ bien$", None, (0, 0)),  # « on verra bien »
@@ -1055,6 +1107,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("pas$|rien$ pour$ instant$|moment$", None, (0, 0)),  # « pas pour l'instant »
     _e("pas$ vraiment$|specialement$|particulierement$", None, (0, 0)),  # « non pas vraiment »
     _e("non$ merci$", None, (0, 0)),
+    _e("sans$ objet$", None, (0, 0)),  # « sans objet »
+    _e("sais$|sait$ pas$ trop$", None, (0, 0)),  # « je sais pas trop »
     _e("autre$|autres$ question|questions$", None, (0, 0)),  # « pas d'autres questions »
     _e("joli|modern|court$|courte$|courts$|courtes$", None, GOOD),  # « enquête courte »
 )
@@ -1083,15 +1137,21 @@ WEAK_TOPICS = frozenset(
         "question",
         "lieu$",
         "trace$|traces$",
+        "interlocuteur",
+        "pour$|avant$ rendez vous$",
     ]
 )
+# A bare duration or « depuis »: beside a breakdown of the premises or the site (« l'ascenseur
+# est en panne depuis des mois », « l'appli bug depuis une semaine ») it tells how long the thing
+# has been broken, no wait for the service; the delay counts only with a word that judges one.
+DURATIONS = frozenset(["_duree_", "heures$|semaines$|mois$|jours$", "depuis", "longtemps$"])
 # Saying there is nothing to say: a negation beside them (« je n'ai rien à signaler ») is no
 # complaint. Other neutral entries (« en ligne », « tout le monde ») keep a negated statement one.
 NOTHING_TO_SAY = frozenset(
     [
         "rien$ dire$|signaler$|ajouter$",
         "ras$",
-        "avis$|comentaire|comentaires$|remarque|remarques$|opinion",
+        "avis$|comentaire|comentaires$|remarque|remarques$|opinion|observation",
         "sans$ plus$",
         "corect|bien$|ok$|bon$|bone$|pasable|moyen sans$ plus$",  # « correct sans plus »
         "grand chose$ dire$|signaler$|ajouter$",
@@ -1106,6 +1166,8 @@ NOTHING_TO_SAY = frozenset(
         "pas$|rien$ pour$ instant$|moment$",
         "pas$ vraiment$|specialement$|particulierement$",
         "non$ merci$",
+        "sans$ objet$",
+        "sais$|sait$ pas$ trop$",
         "autre$|autres$ question|questions$",
         "juger$",
     ]
@@ -1325,6 +1387,7 @@ _IMPERATIVE_START = frozenset(
 _NOT_IMPERATIVE = frozenset(
     {"assez", "chez", "nez", "rez", "rendez", "continuez", "vous", "avez", "savez", "voulez"}
     | {"sachez", "gardez", "conservez"}
+    | {"veuillez", "recevez", "agreez"}  # a letter's closing: « Veuillez agréer mes salutations »
 )
 # « serait » reported, not proposed: « on m'avait dit que ce serait réglé »
 _REPORTED = frozenset({"que", "qu"})
@@ -1426,6 +1489,11 @@ _EASY_OR_HARD = frozenset(
 # verb's (« ils comprennent rien à nos problèmes » is no praise).
 # « au lieu de m'écouter »: what is done instead is not done, read as « sans »
 _INSTEAD = re.compile(r"\bau\s+lieu\s+d(?:e|u|es)?\b")
+# Expecting is no waiting: « je ne m'attendais pas à », « s'attendre à », « ce que j'attendais »
+_EXPECT = re.compile(
+    r"\b(?:(?:ne?\s+)?(?:m|s|t)\s+(?:y\s+)?|que\s+j\s+)at+end(?:ais|ait|ions|iez|aient|re|s)?"
+    r"(?:\s+pas)?\b"
+)  # « je ne m'attendais pas à un service aussi efficace » is surprised praise, not a negation
 _NO_TROUBLE = re.compile(
     r"\b(?:sans|pas|aucune?|jamais)\s+(?:de\s+|d\s+)?(?:problemes?|soucis?|pbs?)\b"
 )
@@ -1445,6 +1513,8 @@ class _Compiled:
     trouble: bool = False
     nothing_to_say: bool = False
     lukewarm: bool = False
+    still_not: bool = False
+    duration: bool = False
 
 
 def _collapse(word: str) -> str:
@@ -1466,7 +1536,11 @@ def _compile(entry: _Entry) -> _Compiled:
     size = len(words) * 100 + first
     quiet = pattern in NOTHING_TO_SAY
     shrug = pattern in LUKEWARM
-    return _Compiled(tuple(words), theme, plain, negated, size, weak, trouble, quiet, shrug)
+    still = pattern == STILL_NOT
+    bare = pattern in DURATIONS
+    return _Compiled(
+        tuple(words), theme, plain, negated, size, weak, trouble, quiet, shrug, still, bare
+    )
 
 
 _COMPILED = tuple(sorted((_compile(e) for e in LEXICON), key=lambda c: -c.size))
@@ -1680,6 +1754,14 @@ def _suggestion(words: list[str]) -> list[tuple[int, int]]:
     return found
 
 
+def _waits_for_contact(written: str) -> bool:
+    lower = written.lower()
+    return lower[:3] in ("tel", "tél") or lower.startswith(_APPOINTMENT)
+
+
+_APPOINTMENT = ("pour un rendez", "pour un rdv", "avant un rendez", "avant un rdv")
+
+
 def tag(text: str) -> Tagging:
     """Themes and tone of one verbatim, with the words that triggered each."""
     steps: list[list[_Edit]] = []  # each normalising step's rewrites, to give words back
@@ -1695,6 +1777,7 @@ def tag(text: str) -> Tagging:
     folded = _sub(_TIMES, " _fois_ ", folded, steps)
     folded = _sub(_NO_TROUBLE, " _sans_souci_ ", folded, steps)
     folded = _sub(_INSTEAD, " sans ", folded, steps)
+    folded = _sub(_EXPECT, " _s_attendre_ ", folded, steps)
     theme_words: dict[str, list[str]] = {}  # the words as the user wrote them, as below
     positive: list[str] = []
     negative: list[str] = []
@@ -1705,6 +1788,8 @@ def tag(text: str) -> Tagging:
     troubles: list[str] = []  # « problème », « souci » read plainly
     nothing_to_say = False  # « rien à signaler », « pas d'avis »
     lukewarm = False  # « sans plus »
+    still_not: list[str] = []  # « toujours pas reçu »
+    wait_judged = False  # a delay word other than a bare duration
     strong: set[str] = set()  # themes with a word other than a weak topic
     complained: set[str] = set()  # themes with a complaint
     for clause_start, clause_end in _clauses(folded):
@@ -1725,7 +1810,11 @@ def tag(text: str) -> Tagging:
         content: list[tuple[str, str, bool]] = []
         content_places: list[tuple[int, int]] = []
         negated = negated_word = False
+        negators: list[str] = []
         for marked, word, place in zip(_who_understood(raw), raw, places, strict=True):
+            if word == "que" and negators and all(n in _NE for n in negators):
+                # « ne … que » restricts, it negates nothing: « je ne peux que recommander »
+                negated, negators = False, []
             if word in STOPWORDS:
                 continue
             content.append((_unelided(_collapse(marked)), word, negated))
@@ -1733,6 +1822,7 @@ def tag(text: str) -> Tagging:
             if word in NEGATORS and "pourquoi" in [w for w, _, _ in content[-3:-1]]:
                 continue  # « pourquoi ne pas ouvrir le samedi »: a proposal, nothing negated
             if word in NEGATORS:
+                negators.append(word)
                 # « qu'on n'a pas », « ce n'est pas »: ne…pas with only small words between
                 negated_word |= negated and word in _SECOND_NEGATORS and content[-2][1] in _NE
                 negated = True
@@ -1750,11 +1840,14 @@ def tag(text: str) -> Tagging:
         # does not complain of the phone (a topic named after it stays a topic until the next
         # negator: « ni »)
         judged_since_negator = False
+        # the negator of « rien à ajouter » is spent on it: « rien à ajouter à ce que j'ai dit au
+        # téléphone » does not complain of the phone (until a next negator)
+        spent = False
         while index < len(content):
             hit = _match(content, index)
             if hit is None:
                 if content[index][1] in NEGATORS:
-                    judged_since_negator = False
+                    judged_since_negator = spent = False
                 index += 1
                 intensifier = None
                 continue
@@ -1764,7 +1857,14 @@ def tag(text: str) -> Tagging:
             written = _written(
                 text, steps, content_places[index][0], content_places[index + size - 1][1]
             )
-            polarity = entry.negated if span[0][2] else entry.plain
+            polarity = entry.negated if span[0][2] and not spent else entry.plain
+            if span[0][1] in NEGATORS:
+                spent = False
+            spent |= entry.nothing_to_say and any(w == "rien" for _, w, _ in span)
+            if entry.still_not:
+                still_not.append(written)
+            if entry.theme == DEL and not entry.duration:
+                wait_judged = True
             if span[0][2] and judged_since_negator and entry.plain == 0 and polarity < 0:
                 polarity = 0
             if any(word in NEGATORS for _, word, _ in span[1:]):
@@ -1797,7 +1897,15 @@ def tag(text: str) -> Tagging:
         tone, tone_words = "suggestion", suggestion
     elif negative:
         tone, tone_words = "irritant", negative
-    elif positive and not lukewarm and all_words != ["ok"]:  # a bare « ok » is no opinion
+    elif (
+        positive
+        and not lukewarm
+        and all_words != ["ok"]  # a bare « ok » is no opinion
+        # « aucune suggestion pour l'instant, merci »: thanks after nothing to say is politeness
+        and not (
+            nothing_to_say and negation and all(p.lower().startswith("merci") for p in positive)
+        )
+    ):
         tone, tone_words = "satisfaction", positive
     elif negation and not nothing_to_say:
         # no opinion word but a negated statement: « l'appli ne fonctionne plus », « pas de
@@ -1808,8 +1916,14 @@ def tag(text: str) -> Tagging:
     else:
         # topic words with no opinion (« j'ai appelé pour un changement d'adresse »): no theme
         tone, tone_words, theme_words = "neutre", [], {}
-    if DEL in complained and any(w[:3].lower() in ("tel", "tél") for w in theme_words.get(CON, ())):
-        strong.add(CON)  # waiting on the phone is contact and delay (the written rules)
+    if AUT in theme_words and DEL in theme_words and not wait_judged and complained <= {AUT, DEL}:
+        del theme_words[DEL]  # « en panne depuis des mois »: how long it is broken, no wait
+    if still_not and "_duree_" in all_words and DEL in theme_words:
+        theme_words.setdefault(PEC, []).extend(still_not)  # « toujours pas reçu après 4 mois »
+        strong.add(PEC)
+    if DEL in complained and any(_waits_for_contact(w) for w in theme_words.get(CON, ())):
+        # waiting on the phone or months for an appointment is contact and delay (written rules)
+        strong.add(CON)
     if strong:
         theme_words = {theme: words for theme, words in theme_words.items() if theme in strong}
     themes = tuple(
