@@ -88,6 +88,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("reponse type", REP, BAD),
     _e("mail type", REP, BAD),
     _e("reponse standard$", REP, BAD),
+    _e("texte|courier|leter|mail|mesage|formule standard$", REP, BAD),  # « un texte standard »
     _e("toute$|toutes$ faite$|faites$", REP, BAD),
     _e("meme$|memes$ reponse", REP, BAD),
     _e("copi col", REP, BAD),
@@ -664,6 +665,7 @@ LEXICON: tuple[_Entry, ...] = (
     ),
     _e("_s_attendre_ mieux$|plus$", None, BAD),  # « on s'attend à mieux »
     _e("dificult", None, (0, 1)),  # « sans difficulté »: praise
+    _e("perdu$ rendez vous$|place$|tour$", None, BAD),  # « j'ai perdu mon rendez-vous »
     _e("malgre$ retard$", None, (0, 0)),  # « malgré mon retard »: the user was late
     _e("declar heures$", None, (0, 0)),  # « la déclaration des heures »: hours worked
     # how the agent spoke is no wait: « parlait lentement et clairement », « parlait trop vite »
@@ -1139,6 +1141,7 @@ WEAK_TOPICS = frozenset(
         "trace$|traces$",
         "interlocuteur",
         "pour$|avant$ rendez vous$",
+        "visio",
     ]
 )
 # A bare duration or « depuis »: beside a breakdown of the premises or the site (« l'ascenseur

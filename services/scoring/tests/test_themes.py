@@ -1483,3 +1483,14 @@ def test_a_duration_beside_a_breakdown_is_how_long_it_is_broken_not_a_wait() -> 
         "facilite_contact",
         "autre",
     }
+
+
+def test_probe_sentences_a_standard_text_a_lost_appointment_and_a_video_call_in_passing() -> None:
+    # from round ten's 40 probe sentences in new situations, labelled before the tagger ran
+    assert themes_of("On m'a envoyé un texte standard sur ma pension de réversion.") == {
+        "reponse_personnalisee"
+    }
+    assert tag("Le lien ne marchait pas, j'ai perdu mon rendez-vous à la CAF.").theme_names == set()
+    assert tag("Le lien ne marchait pas, j'ai perdu mon rendez-vous à la CAF.").tone == "irritant"
+    assert themes_of("Rendez-vous en visio, conseiller très aimable.") == {"courtoisie"}
+    assert themes_of("Le rendez-vous en visio, c'est pratique.") == {"facilite_contact"}
