@@ -1187,6 +1187,15 @@ NEGATORS = frozenset(
     | {"refuse", "refusee", "refuses", "refusees", "refusent", "refusait", "refusaient", "refuser"}
 )
 _NE = frozenset(["n", "ne"])
+_AFTER_VERB = frozenset(["pas", "jamais"])
+# « pas » then these bears on what follows (« pas de retour », « pas très aimable »)
+_PAS_BEARS_ON_NEXT = [
+    [w]
+    for w in (
+        *("de", "d", "du", "des", "trop", "tres", "assez", "si", "vraiment", "a", "au"),
+        *("encore", "toujours", "tout", "mal", "bien", "beaucoup", "plus", "un", "une", "le", "la"),
+    )
+]
 _SECOND_NEGATORS = frozenset(["pas", "jamais", "rien", "plus"])
 STOPWORDS = frozenset(
     [
@@ -1728,6 +1737,12 @@ def _suggestion(words: list[str]) -> list[tuple[int, int]]:
             found.append((index - 1, index))  # « avez-vous pensé à »
         if word in ("aime", "aimee", "voulu") and index and words[index - 1] in _WISHED:
             found.append((index - 1, index))  # « j'aurais aimé être informée »
+        if (
+            word in ("pourrait", "pourraient")
+            and words[index + 1 : index + 2] == ["etre"]
+            and words[index + 2 : index + 3] in (["plus"], ["mieux"], ["moins"])
+        ):
+            found.append((index, index + 2))  # « le questionnaire pourrait être plus court »
         if word == "seulement" and index and words[index - 1] == "si":
             found.append((index - 1, index))  # « si seulement »
         if word == "conseil" and index and words[index - 1] == "un":
@@ -1803,9 +1818,9 @@ def tag(text: str) -> Tagging:
             raw
             and len(raw[0]) > 3
             and raw[0].endswith("ez")
-            and raw[0] not in _NOT_IMPERATIVE
+            and (raw[0] not in _NOT_IMPERATIVE or (raw[0] == "rendez" and raw[1:2] != ["vous"]))
             and raw[1:2] != ["moi"]
-        ):
+        ):  # « Rendez le site accessible » proposes, « rendez-vous » does not
             imperatives.append(len(all_words))  # « Souriez un peu », « prévenez-nous »
         all_words.extend(raw)
         all_places.extend(places)
@@ -1814,7 +1829,9 @@ def tag(text: str) -> Tagging:
         content_places: list[tuple[int, int]] = []
         negated = negated_word = False
         negators: list[str] = []
-        for marked, word, place in zip(_who_understood(raw), raw, places, strict=True):
+        for at, (marked, word, place) in enumerate(
+            zip(_who_understood(raw), raw, places, strict=True)
+        ):
             if word == "que" and negators and all(n in _NE for n in negators):
                 # « ne … que » restricts, it negates nothing: « je ne peux que recommander »
                 negated, negators = False, []
@@ -1824,6 +1841,19 @@ def tag(text: str) -> Tagging:
             content_places.append(place)
             if word in NEGATORS and "pourquoi" in [w for w, _, _ in content[-3:-1]]:
                 continue  # « pourquoi ne pas ouvrir le samedi »: a proposal, nothing negated
+            if (
+                word in _AFTER_VERB
+                and not negators
+                and len(content) > 1
+                and at
+                and raw[at - 1] == content[-2][1]
+                and raw[at - 1] not in NEGATORS
+                and raw[at + 1 : at + 2] not in _PAS_BEARS_ON_NEXT
+            ):
+                # spoken French drops « ne »: « je comprends pas », « ça marche pas », « il
+                # comprenait pas ma demande » negate the verb before « pas »
+                content[-2] = (content[-2][0], content[-2][1], True)
+                negated_word = True
             if word in NEGATORS:
                 negators.append(word)
                 # « qu'on n'a pas », « ce n'est pas »: ne…pas with only small words between

@@ -1494,3 +1494,34 @@ def test_probe_sentences_a_standard_text_a_lost_appointment_and_a_video_call_in_
     assert tag("Le lien ne marchait pas, j'ai perdu mon rendez-vous à la CAF.").tone == "irritant"
     assert themes_of("Rendez-vous en visio, conseiller très aimable.") == {"courtoisie"}
     assert themes_of("Le rendez-vous en visio, c'est pratique.") == {"facilite_contact"}
+
+
+@pytest.mark.parametrize(
+    ("text", "theme"),
+    [
+        ("je comprends pas", "clarte"),
+        ("le conseiller retraite comprenait pas ma demande", "comprehension"),
+        ("la conseillère MDPH m'a rappelée jamais", "prise_en_charge"),
+    ],
+)
+def test_spoken_negation_without_ne_negates_the_verb_before_pas(text: str, theme: str) -> None:
+    tagging = tag(text)
+    assert theme in tagging.theme_names
+    assert tagging.tone == "irritant"
+
+
+def test_spoken_negation_leaves_what_pas_bears_on_after_it() -> None:
+    assert tag("ça marche pas, l'appli des impôts").tone == "irritant"
+    assert tag("Réponse rapide pas de problème").tone == "satisfaction"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Rendez le formulaire de renouvellement AAH plus lisible.",
+        "Le rendez-vous en visio pourrait être plus long.",
+        "Les courriers de la CARSAT pourraient être mieux expliqués.",
+    ],
+)
+def test_rendez_without_vous_and_could_be_more_are_proposals(text: str) -> None:
+    assert tag(text).tone == "suggestion"
