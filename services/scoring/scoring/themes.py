@@ -504,6 +504,11 @@ LEXICON: tuple[_Entry, ...] = (
     # « personne ne m'a rappelé comme prévu »: a promised call not made is the handling
     _e("apel|rapel|contact comme$ prevu$|promis|convenu", PEC, GOOD),
     _e("rapel", PEC, TOPIC),
+    _e("sms$|mail|mesage|courier|leter|notification rapel", None, (0, 0)),  # a reminder
+    _e("envoyer$ sms$|mail|mesage|courier rapel", None, (0, 0)),
+    # a file handled, named with its speed (« pension calculée vite et bien », « demande
+    # instruite en 48h »): the handling beside the delay
+    _e("calcule$|calculee$|calcules$|calculees$|validee$|valide$|instruit$|instruite$", PEC, TOPIC),
     _e("promi", PEC, FIXED),  # « le mail promis », « pas reçu le mail promis »
     _e("corig", PEC, GOOD),
     _e("bloqu", PEC, BAD),
@@ -1951,6 +1956,7 @@ def tag(text: str) -> Tagging:
         tone, tone_words, theme_words = "neutre", [], {}
     if AUT in theme_words and DEL in theme_words and not wait_judged and complained <= {AUT, DEL}:
         del theme_words[DEL]  # « en panne depuis des mois »: how long it is broken, no wait
+        strong.discard(DEL)
     if still_not and "_duree_" in all_words and DEL in theme_words:
         theme_words.setdefault(PEC, []).extend(still_not)  # « toujours pas reçu après 4 mois »
         strong.add(PEC)

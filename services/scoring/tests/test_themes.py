@@ -1525,3 +1525,11 @@ def test_spoken_negation_leaves_what_pas_bears_on_after_it() -> None:
 )
 def test_rendez_without_vous_and_could_be_more_are_proposals(text: str) -> None:
     assert tag(text).tone == "suggestion"
+
+
+def test_second_probe_batch_a_reminder_a_file_calculated_and_a_site_down_since_yesterday() -> None:
+    # from round ten's second batch of 30 probe sentences, labelled before the tagger ran
+    assert themes_of("Vous devriez envoyer un SMS de rappel la veille.") == set()
+    assert themes_of("Il faudrait envoyer un mail de rappel la veille.") == set()
+    assert themes_of("Ma pension a été calculée très vite, merci.") == {"prise_en_charge", "delais"}
+    assert themes_of("le site de la préfecture marche pas depuis hier") == {"autre"}
