@@ -307,6 +307,8 @@ LEXICON: tuple[_Entry, ...] = (
     # round nine: opening hours and ways in are how easy the service is to reach (the written
     # rules: « opening hours », « appointments availability »)
     _e("horair", CON, TOPIC),
+    _e("horair adapt", CON, GOOD),  # « des horaires adaptés »: the hours, not my case
+    _e("horair pas$|plus$|peu$ adapt", CON, FIXED),
     _e("ouverture", CON, TOPIC),
     _e("heures$ ouverture", CON, TOPIC),
     _e("ouvrir$|ouvert$|ouverte$|ouverts$|ouvertes$|ouvre$|ouvrent$", CON, TOPIC),
@@ -363,6 +365,9 @@ LEXICON: tuple[_Entry, ...] = (
     _e("incompri", COM, BAD),
     _e("ecout", COM, GOOD),
     _e("croit$|croient$|croire$", COM, TOPIC),  # « ils ne me croient pas »
+    # « je ne sais plus qui croire »: contradictory answers
+    _e("sais$|sait$|savons$|savait$ plus$|pas$ qui$ croire$", CLA, FIXED),
+    _e("sais$|sait$|savons$|savait$ plus$|pas$ croire$", CLA, FIXED),
     _e("parler$|parle$|parlait$ mur$", COM, BAD),  # « parler à un mur »
     # « n'a rien voulu entendre », « ne veut pas comprendre »
     _e(
@@ -1957,6 +1962,12 @@ def tag(text: str) -> Tagging:
     if AUT in theme_words and DEL in theme_words and not wait_judged and complained <= {AUT, DEL}:
         del theme_words[DEL]  # « en panne depuis des mois »: how long it is broken, no wait
         strong.discard(DEL)
+    if any(w.lower().startswith("horaire") for w in theme_words.get(CON, ())) and all(
+        w.lower().startswith(("adapt", "inadapt")) for w in theme_words.get(REP, ["-"])
+    ):
+        # « les horaires de la CAF ne sont pas adaptés »: the hours are adapted, not my answer
+        theme_words.pop(REP, None)
+        strong.discard(REP)
     if still_not and "_duree_" in all_words and DEL in theme_words:
         theme_words.setdefault(PEC, []).extend(still_not)  # « toujours pas reçu après 4 mois »
         strong.add(PEC)

@@ -1535,3 +1535,14 @@ def test_second_probe_batch_a_reminder_a_file_calculated_and_a_site_down_since_y
     assert themes_of("Il faudrait envoyer un mail de rappel la veille.") == set()
     assert themes_of("Ma pension a été calculée très vite, merci.") == {"prise_en_charge", "delais"}
     assert themes_of("le site de la préfecture marche pas depuis hier") == {"autre"}
+
+
+def test_hours_adapted_are_contact_and_not_knowing_whom_to_believe_is_clarity() -> None:
+    assert themes_of("Horaires de la CAF pas adaptés aux gens qui travaillent.") == {
+        "facilite_contact"
+    }
+    assert themes_of("Des horaires adaptés aux familles à la MSA, merci.") == {"facilite_contact"}
+    assert themes_of("Impôts et URSSAF se contredisent, je ne sais plus qui croire.") == {"clarte"}
+    assert themes_of("Ils ne me croient pas quand je dis que j'ai envoyé le papier.") >= {
+        "comprehension"
+    }
