@@ -721,6 +721,9 @@ LEXICON: tuple[_Entry, ...] = (
     _e("aussitot", DEL, GOOD),
     _e("persone$ devant$", DEL, GOOD),  # « personne devant moi »
     _e("queue$|file$ debord", DEL, BAD),  # « la queue déborde »
+    _e("queue$", DEL, (0, 1)),  # « pas de queue ce matin » is praise
+    _e("semaine$ meme$", DEL, GOOD),  # « un rendez-vous la semaine même »
+    _e("_duree_ seulement$", DEL, GOOD),  # « au bout de deux minutes seulement »
     _e("annonce$|annoncee$|prevu$|prevue$ _duree_", None, (0, 0)),
     _e("tout$ long$", None, (0, 0)),  # « tout au long de »
     _e("date$ limite$", DEL, TOPIC),
@@ -957,6 +960,13 @@ LEXICON: tuple[_Entry, ...] = (
     _e("suis$|sommes$ bout$", None, BAD),  # « je suis à bout »
     _e("comme$ prevu$", None, GOOD),
     _e("pro$|profesionel", None, GOOD),
+    # a category, no praise: « revenus professionnels », « mon compte pro »
+    _e(
+        "revenu|revenus$|frais$|compte$|comptes$|adrese$|activite$|mail$|telephone$|numero$|"
+        "declaration|local$|locaux$|vehicule$ pro$|profesionel",
+        None,
+        (0, 0),
+    ),
     _e("plein$|pleine$|pleins$|pleines$", None, BAD),
     _e("en$ plein$|pleine$", None, (0, 0)),  # « en plein milieu », not « full »
     _e("mal$ francais$", None, (0, 0)),
@@ -1003,6 +1013,8 @@ LEXICON: tuple[_Entry, ...] = (
     _e("impossibl", None, BAD),
     _e("mauvais", None, BAD),
     _e("mal$", None, BAD),
+    # the user's senses, no complaint: « mon père entend mal », « je vois mal »
+    _e("entend$|entends$|entendent$|vois$|voit$|voient$ mal$", None, (0, 0)),
     _e("manque", None, BAD),
     _e("dificil", None, BAD),
     _e("debord", None, BAD),

@@ -1546,3 +1546,12 @@ def test_hours_adapted_are_contact_and_not_knowing_whom_to_believe_is_clarity() 
     assert themes_of("Ils ne me croient pas quand je dis que j'ai envoyé le papier.") >= {
         "comprehension"
     }
+
+
+def test_the_users_senses_a_professional_category_and_short_waits_are_no_complaint() -> None:
+    assert tag("Conseillère MSA très patiente avec ma mère qui entend mal.").tone == "satisfaction"
+    assert tag("J'appelais pour déclarer mes revenus professionnels.").tone == "neutre"
+    assert tag("Préfecture : pas de queue ce matin, super.").theme_names == {"delais"}
+    assert themes_of("Rappelé au bout de cinq minutes seulement, merci.") >= {"delais"}
+    assert tag("Rappelé au bout de cinq minutes seulement, merci.").tone == "satisfaction"
+    assert themes_of("Rendez-vous pour mon titre de séjour obtenu la semaine même.") >= {"delais"}
