@@ -716,6 +716,13 @@ LEXICON: tuple[_Entry, ...] = (
     _e("plein$|pleine$ humour|energie|vie$|bone$|atention", None, GOOD),  # not « full »
     _e("recu$|recue$|recus$|recues$ heure$", DEL, GOOD),  # « reçue à l'heure »
     _e("paye$|payee$|payes$ temps$", DEL, GOOD),
+    # « toucher mes indemnités à temps », « versée à temps », « arrivé à temps »
+    _e("toucher$|touche$|touchee$|verse$|versee$|vire$|viree$|arive$|arivee$ temps$", DEL, GOOD),
+    _e(
+        "toucher$|touche$|touchee$ indemnit|alocation|pension|retraite|aide$|aides$ temps$",
+        DEL,
+        GOOD,
+    ),
     _e("ca$|file$|queue$|atente$ avanc", DEL, TOPIC),  # the queue moves, not the file
     _e("imediat", DEL, GOOD),
     _e("aussitot", DEL, GOOD),
@@ -737,6 +744,7 @@ LEXICON: tuple[_Entry, ...] = (
     _e("plus$ besoin$ atendr|atente|poireaut", DEL, GOOD),
     _e("peur$ galer", None, (0, 0)),  # « j'avais peur de galérer »
     _e("aide$|aides$ logement|social|financier", None, (0, 0)),  # a benefit, not help
+    _e("demander$|demande$|chercher$ aide$", None, (0, 0)),  # « venir demander de l'aide »
     # courtoisie
     _e("acueil", COU, TOPIC),
     _e("acueilan", COU, GOOD),

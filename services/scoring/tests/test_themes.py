@@ -1555,3 +1555,10 @@ def test_the_users_senses_a_professional_category_and_short_waits_are_no_complai
     assert themes_of("Rappelé au bout de cinq minutes seulement, merci.") >= {"delais"}
     assert tag("Rappelé au bout de cinq minutes seulement, merci.").tone == "satisfaction"
     assert themes_of("Rendez-vous pour mon titre de séjour obtenu la semaine même.") >= {"delais"}
+
+
+def test_asking_for_help_is_no_handling_and_paid_in_time_is_a_delay() -> None:
+    assert themes_of("Agent de la CPAM désagréable alors que je venais demander de l'aide.") == {
+        "courtoisie"
+    }
+    assert themes_of("Grâce à vous j'ai pu toucher ma pension à temps, merci.") == {"delais"}
