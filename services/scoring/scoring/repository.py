@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
@@ -60,8 +61,14 @@ async def add_tallies(
         positions.update(await cell_positions(conn))
         used: Mapping[tally_vectors.Cell, int] = positions
         if missing := sorted(tally_vectors.cells_of(responses) - positions.keys()):
-            used = {**positions, **await _add_cells(conn, missing)}  # not cached: uncommitted
+            used = {**positions, **await add_cells(conn, missing)}  # not cached: uncommitted
         breakdown, site_days = tally_vectors.fold(responses, used)
+    await add_vectors(conn, vectors=(breakdown, site_days))
+
+
+async def add_vectors(conn: Connection, *, vectors: tally_vectors.Vectors) -> None:
+    """Add folded count vectors (`tally_vectors.fold`) to their rows, in one round trip."""
+    breakdown, site_days = vectors
     literal = tally_vectors.literal
     await conn.execute(
         _ADD_VECTORS,
@@ -70,12 +77,75 @@ async def add_tallies(
     )
 
 
+async def copy_vectors(conn: Connection, *, vectors: tally_vectors.Vectors) -> None:
+    """Write folded count vectors into EMPTY tables (the rebuild's, whose keys are each folded
+    once): COPY in text form, with no conflict to resolve. Text, not asyncpg's binary COPY: a
+    vector is one `literal` (C), where the binary encoder checks every element in Python."""
+    breakdown, site_days = vectors
+    columns = ["site_id", "day", "channel", "motif", "nature", "profile", "counts"]
+    await _copy_lines(conn, "tally_vectors", columns, breakdown.items())
+    await _copy_lines(conn, "site_day_vectors", ["site_id", "day", "counts"], site_days.items())
+
+
+async def _copy_lines(
+    conn: Connection, table: str, columns: list[str],
+    vectors: Iterable[tuple[tuple[str, ...], list[int]]],
+) -> None:  # fmt: skip
+    escaped: dict[str, str] = {}  # keys repeat few values (sites, days, channels, motifs)
+
+    def field(value: str) -> str:
+        text = escaped.get(value)
+        if text is None:
+            text = escaped[value] = value.translate(_COPY_ESCAPES)
+        return text
+
+    literal = tally_vectors.literal
+    data = "".join(
+        "\t".join(map(field, key)) + "\t" + literal(vector) + "\n" for key, vector in vectors
+    )
+    if data:
+        await conn.copy_to_table(table, source=io.BytesIO(data.encode()), columns=columns)
+
+
+async def copy_response_facts(conn: Connection, *, rows: Sequence[tuple[Any, ...]]) -> None:
+    """`add_response_facts` for the rebuild's table, which starts EMPTY: COPY in text form, the
+    rows unique by response id (the caller keeps the first, as ON CONFLICT DO NOTHING does);
+    the teams come once every contact is in (`fill_response_teams`). Every column but the cells
+    is an identifier, a date or a time the contract checked (no tab, newline nor backslash);
+    the cells' JSON is escaped."""
+    dumps, escapes = json.dumps, _COPY_ESCAPES
+    data = "".join(
+        "\t".join(["\\N" if value is None else value for value in row[:10]])
+        + "\t" + dumps(row[10], ensure_ascii=False).translate(escapes) + "\n"
+        for row in rows
+    )  # fmt: skip
+    if data:
+        await conn.copy_to_table(
+            "response_facts", source=io.BytesIO(data.encode()), columns=[
+                "response_id", "invitation_id", "contact_id", "site_id", "day", "answered_at",
+                "channel", "motif", "nature", "profile", "cells",
+            ],
+        )  # fmt: skip
+
+
+async def fill_response_teams(conn: Connection) -> None:
+    """Each response's team from its contact, where it has none yet (`copy_response_facts`)."""
+    await conn.execute(
+        "UPDATE response_facts r SET team = c.team FROM contacts c "
+        "WHERE r.team IS NULL AND c.team IS NOT NULL AND r.contact_id = c.contact_id"
+    )
+
+
+# COPY's text format: a backslash, a tab, a newline or a carriage return in a value is escaped.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
 async def cell_positions(conn: Connection) -> dict[tally_vectors.Cell, int]:
     rows = await conn.fetch("SELECT item, value, position FROM tally_cells")
     return {(row[0], row[1]): row[2] for row in rows}
 
 
-async def _add_cells(
+async def add_cells(
     conn: Connection, cells: list[tally_vectors.Cell]
 ) -> dict[tally_vectors.Cell, int]:
     """Give new cells their positions, in sorted order (two writers never wait on each other's
