@@ -109,8 +109,10 @@ async def rebuild(settings: ScoringSettings) -> dict[str, Any]:
         folded = Folded(positions=await repository.cell_positions(connection))
         async with _row_writer(settings) as rows:
             counts = await replay(settings, connection, handler, folded, rows)
-        async with connection.transaction():
-            await folded.write(connection)
+            await rows.flush()  # the last rows go in while the tallies are written
+            async with connection.transaction():
+                await folded.write(connection)
+        async with connection.transaction():  # every row in: the teams, then the erasures
             await repository.fill_response_teams(connection)
             await handler.erase_deferred(connection)
         seconds = time.perf_counter() - started

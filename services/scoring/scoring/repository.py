@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -100,11 +99,24 @@ async def _copy_lines(
         return text
 
     literal = tally_vectors.literal
-    data = "".join(
-        "\t".join(map(field, key)) + "\t" + literal(vector) + "\n" for key, vector in vectors
-    )
-    if data:
-        await conn.copy_to_table(table, source=io.BytesIO(data.encode()), columns=columns)
+    lines = ("\t".join(map(field, key)) + "\t" + literal(vector) + "\n" for key, vector in vectors)
+    await conn.copy_to_table(table, source=_streamed(lines), columns=columns)
+
+
+COPY_CHUNK_LINES = 2000
+
+
+async def _streamed(lines: Iterable[str]) -> AsyncIterator[bytes]:
+    """COPY data sent as it is made, in chunks: PostgreSQL parses one while Python makes the
+    next."""
+    chunk: list[str] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) >= COPY_CHUNK_LINES:
+            yield "".join(chunk).encode()
+            chunk = []
+    if chunk:
+        yield "".join(chunk).encode()
 
 
 async def copy_response_facts(conn: Connection, *, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -113,19 +125,20 @@ async def copy_response_facts(conn: Connection, *, rows: Sequence[tuple[Any, ...
     the teams come once every contact is in (`fill_response_teams`). Every column but the cells
     is an identifier, a date or a time the contract checked (no tab, newline nor backslash);
     the cells' JSON is escaped."""
+    if not rows:
+        return
     dumps, escapes = json.dumps, _COPY_ESCAPES
-    data = "".join(
+    lines = (
         "\t".join(["\\N" if value is None else value for value in row[:10]])
         + "\t" + dumps(row[10], ensure_ascii=False).translate(escapes) + "\n"
         for row in rows
     )  # fmt: skip
-    if data:
-        await conn.copy_to_table(
-            "response_facts", source=io.BytesIO(data.encode()), columns=[
-                "response_id", "invitation_id", "contact_id", "site_id", "day", "answered_at",
-                "channel", "motif", "nature", "profile", "cells",
-            ],
-        )  # fmt: skip
+    await conn.copy_to_table(
+        "response_facts", source=_streamed(lines), columns=[
+            "response_id", "invitation_id", "contact_id", "site_id", "day", "answered_at",
+            "channel", "motif", "nature", "profile", "cells",
+        ],
+    )  # fmt: skip
 
 
 async def fill_response_teams(conn: Connection) -> None:
