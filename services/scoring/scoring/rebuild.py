@@ -6,7 +6,8 @@ Source: the topics, replayed from the beginning, not the responses service's exp
   pseudonymous `survey.contact.v1`, never the CRM's own topic with its contact points); no
   export of the responses service holds those;
 - replaying the very events the incremental consumer read, through the very same handler
-  (`ScoringHandler`) and the same inbox de-duplication, tests exactly what we claim: the
+  (`ScoringHandler.collect`, `tally_vectors.fold`) and the inbox's de-duplication (by event
+  id, here in memory), tests exactly what we claim: the
   incremental tallies equal a fold of the event log, whatever crashes and redeliveries happened;
 - `survey.response.v1` keeps 400 days, more than the longest window (year to date, previous
   rolling 90 days). The price: the two other topics keep less, so a rebuild after their
