@@ -142,6 +142,8 @@ class EventConsumer:
         in its own transaction on its own pooled connection (and committed on its own), so the
         database works on one while Python decodes another. Only for handlers whose partitions
         never touch the same rows (state keyed like the partitions), else they wait on locks.
+        Fetches overlap too: the next fetch is decoded while this one's transactions run, and a
+        partition's batch is handled and committed only after its previous batch (`_dispatch`).
 
         `fetch_max_wait_ms`: how long the broker may hold a fetch for new records. Tansu answers
         a waiting fetch ~115 ms after a record arrives with the default 500, ~10 ms with 50:
@@ -162,6 +164,10 @@ class EventConsumer:
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.consumer: AIOKafkaConsumer | None = None
         self.joined = asyncio.Event()
+        # concurrent_partitions: the tasks of each fetched batch still running, oldest first,
+        # and each partition's latest task (its next batch waits for it).
+        self._waves: collections.deque[list[asyncio.Task[None]]] = collections.deque()
+        self._tails: dict[TopicPartition, asyncio.Task[None]] = {}
         # Each event handled continues its trace (a batch: the first traced event's, linking the
         # others'); without a collector, only the context is passed on to what the handler emits.
         self.tracing = tracing if tracing is not None else Tracing()
@@ -181,22 +187,48 @@ class EventConsumer:
         try:
             while True:
                 batch = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
-                if self.concurrent_partitions and len(batch) > 1:
-                    async with asyncio.TaskGroup() as group:  # a failure cancels the others
-                        for partition, records in batch.items():
-                            group.create_task(
-                                self._process_with_retry(partition, records, commit=False)
-                            )
-                    # Every transaction has committed: all the offsets in one request.
-                    await self._commit(
-                        {partition: records[-1].offset + 1 for partition, records in batch.items()}
-                    )
+                if self.concurrent_partitions:
+                    self._dispatch(batch)
+                    # The next fetch is decoded while this one's transactions run; no further.
+                    while len(self._waves) > 1 or (self._waves and not batch):
+                        await asyncio.gather(*self._waves.popleft())
                 else:
                     for partition, records in batch.items():
                         await self._process_with_retry(partition, records)
                 await self._update_lag()
         finally:
+            for wave in self._waves:  # stopped or failed: the batches in flight are redelivered
+                for task in wave:
+                    task.cancel()
+            await asyncio.gather(*(t for wave in self._waves for t in wave), return_exceptions=True)
+            self._waves.clear()
+            self._tails.clear()
             await self.consumer.stop()
+
+    def _dispatch(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        """One task per partition of the fetched batch, each decoding at once, then handling
+        and committing after the partition's previous batch (`_in_order`): a partition's
+        batches commit in their order, the partitions side by side, and a fetch's decoding
+        overlaps the database work of the fetch before it."""
+        wave = []
+        for partition, records in batch.items():
+            previous = self._tails.get(partition)
+            task = asyncio.create_task(self._in_order(previous, partition, records))
+            self._tails[partition] = task
+            wave.append(task)
+        if wave:
+            self._waves.append(wave)
+
+    async def _in_order(
+        self,
+        previous: asyncio.Task[None] | None,
+        partition: TopicPartition,
+        records: list[ConsumerRecord[bytes, bytes]],
+    ) -> None:
+        decoded = self._decode(self.topics[partition.topic], records)
+        if previous is not None:
+            await previous  # its failure is this batch's too: never commit past it
+        await self._process_with_retry(partition, records, decoded=decoded)
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         """Commit the offsets of the partitions still assigned to this member. A rebalance during
@@ -237,17 +269,16 @@ class EventConsumer:
         partition: TopicPartition,
         records: list[ConsumerRecord[bytes, bytes]],
         *,
-        commit: bool = True,
+        decoded: list[_Decoded | InvalidEvent] | None = None,
     ) -> None:
         assert self.consumer is not None
         delay = 0.5
         while True:
             try:
                 started = time.perf_counter()
-                await self._process(partition, records)
+                await self._process(partition, records, decoded)
                 failpoints.hit("consumer.after_db_commit")
-                if commit:
-                    await self._commit({partition: records[-1].offset + 1})
+                await self._commit({partition: records[-1].offset + 1})
                 self.metrics.handle_seconds.labels(partition.topic).observe(
                     time.perf_counter() - started
                 )
@@ -260,16 +291,34 @@ class EventConsumer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_RETRY_DELAY_SECONDS)
 
+    @staticmethod
+    def _decode(
+        topic: Topic, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> list[_Decoded | InvalidEvent]:
+        """Each record's event, or why it is invalid (pure: no I/O)."""
+        results: list[_Decoded | InvalidEvent] = []
+        for record in records:
+            try:
+                results.append(_Decoded(record, decode_record(topic, record.value, record.headers)))
+            except InvalidEvent as error:
+                results.append(error)
+        return results
+
     async def _process(
-        self, partition: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
+        self,
+        partition: TopicPartition,
+        records: list[ConsumerRecord[bytes, bytes]],
+        results: list[_Decoded | InvalidEvent] | None = None,
     ) -> None:
         topic = self.topics[partition.topic]
         decoded: list[_Decoded] = []
-        for record in records:
-            try:
-                decoded.append(_Decoded(record, decode_record(topic, record.value, record.headers)))
-            except InvalidEvent as error:
-                await self._dead_letter(topic, record, "invalid_event", str(error))
+        for record, result in zip(
+            records, self._decode(topic, records) if results is None else results, strict=True
+        ):
+            if isinstance(result, InvalidEvent):
+                await self._dead_letter(topic, record, "invalid_event", str(result))
+            else:
+                decoded.append(result)
         self.metrics.batch_size.labels(topic.name).observe(len(records))
         if not decoded:
             return

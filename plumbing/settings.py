@@ -88,6 +88,22 @@ class ServiceSettings(BaseSettings):
             )
         return self
 
+    def librdkafka_options(self) -> dict[str, str]:
+        """The same connection as `kafka_client_options`, for confluent-kafka (librdkafka),
+        whose fetching runs in its own threads (scoring's rebuild reads the whole log)."""
+        options = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol in {"SSL", "SASL_SSL"}:
+            options["ssl.ca.location"] = "probe"  # the system's CAs, as ssl.create_default_context
+        if self.kafka_sasl_mechanism:
+            options["sasl.mechanism"] = self.kafka_sasl_mechanism
+            options["sasl.username"] = self.kafka_sasl_username or ""
+            if self.kafka_sasl_password:
+                options["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        return options
+
     def kafka_client_options(self) -> dict[str, object]:
         options: dict[str, object] = {
             "bootstrap_servers": self.kafka_bootstrap_servers,

@@ -6,6 +6,7 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,6 +31,30 @@ from scoring.settings import ScoringSettings
 
 SOURCE = "/scoring"
 log = logging.getLogger(__name__)
+
+
+Cohort = tuple[str, date, str, str]
+"""site, day (on the site's clock), channel, motif."""
+
+
+@dataclass
+class Collected:
+    """One batch of events, collected (`ScoringHandler.collect`), not yet stored."""
+
+    responses: list[repository.TalliedResponse] = field(default_factory=list)
+    invitations: Counter[Cohort] = field(default_factory=Counter)
+    cohort_answers: Counter[Cohort] = field(default_factory=Counter)  # answers by cohort
+    cohort_open_until: dict[Cohort, datetime] = field(default_factory=dict)
+    contacts: list[tuple[Any, ...]] = field(default_factory=list)
+    sites: set[tuple[str, str, str | None]] = field(default_factory=set)
+    pending_since: dict[str, datetime] = field(default_factory=dict)
+    alerts: list[DetractorAlert] = field(default_factory=list)
+    verbatims: list[tuple[Any, ...]] = field(default_factory=list)
+    erasures: list[UserErased] = field(default_factory=list)
+    facts: list[tuple[Any, ...]] = field(default_factory=list)  # issue #15
+    sent: list[tuple[Any, ...]] = field(default_factory=list)
+    reminded: list[tuple[Any, ...]] = field(default_factory=list)
+    zones: dict[str, tuple[str, bool]] = field(default_factory=dict)  # site_zones
 
 
 class ScoringHandler:
@@ -88,19 +113,15 @@ class ScoringHandler:
         return zones
 
     async def __call__(self, conn: Connection, topic: str, events: list[CloudEvent[Any]]) -> None:
-        responses: list[repository.TalliedResponse] = []
-        invitations: Counter[tuple[str, date, str, str]] = Counter()
-        cohort_answers: Counter[tuple[str, date, str, str]] = Counter()  # answers by cohort
-        cohort_open_until: dict[tuple[str, date, str, str], datetime] = {}
-        contacts: list[tuple[Any, ...]] = []
-        sites: set[tuple[str, str, str | None]] = set()
-        pending_since: dict[str, datetime] = {}
-        alerts: list[DetractorAlert] = []
-        verbatims: list[tuple[Any, ...]] = []
-        erasures: list[UserErased] = []
-        facts: list[tuple[Any, ...]] = []  # issue #15: teams, survey channels, own answers
-        sent: list[tuple[Any, ...]] = []
-        reminded: list[tuple[Any, ...]] = []
+        await self.write(conn, self.collect(events))
+
+    def collect(self, events: list[CloudEvent[Any]]) -> Collected:
+        """The batch's rows and increments, in memory (no I/O): what `write` stores. The rebuild
+        collects batch after batch the same way and stores them once (scoring.rebuild)."""
+        batch = Collected()
+        responses, facts, verbatims = batch.responses, batch.facts, batch.verbatims
+        alerts, sites, pending_since = batch.alerts, batch.sites, batch.pending_since
+        cohort_answers = batch.cohort_answers
         for event in events:
             data = event.data
             if event.type == RESPONSE_SUBMITTED.type:
@@ -119,43 +140,54 @@ class ScoringHandler:
             elif event.type == INVITATION_SENT.type:
                 cohort_key = (data.site_id, self.day_of(data.sent_at, data), data.channel.value,
                               data.motif)  # fmt: skip
-                invitations[cohort_key] += 1
-                sent.append((data.invitation_id, data.site_id, data.survey_channel.value,
-                             cohort_key[1], data.sent_at))  # fmt: skip
-                _keep_latest(cohort_open_until, cohort_key, data.expires_at)
+                batch.invitations[cohort_key] += 1
+                batch.sent.append((data.invitation_id, data.site_id, data.survey_channel.value,
+                                   cohort_key[1], data.sent_at))  # fmt: skip
+                _keep_latest(batch.cohort_open_until, cohort_key, data.expires_at)
                 sites.add((data.site_id, data.network, data.site_name))
             elif event.type == INVITATION_REMINDED.type:
-                reminded.append((data.invitation_id, data.site_id, data.reminded_at))
+                batch.reminded.append((data.invitation_id, data.site_id, data.reminded_at))
             elif event.type == CONTACT_SEEN.type:
-                contacts.append(_contact_row(data))
+                batch.contacts.append(_contact_row(data))
                 sites.add((data.site_id, data.network, None))
             elif event.type == USER_ERASED.type:
-                erasures.append(data)
-        await repository.add_tallies(conn, responses=responses, positions=self.cell_positions)
-        await self._raise_alerts(conn, alerts)
+                batch.erasures.append(data)
+        batch.zones = self.site_zones(events)
+        return batch
+
+    async def write(self, conn: Connection, batch: Collected) -> None:
+        """Store a collected batch, in the caller's transaction."""
+        await repository.add_tallies(conn, responses=batch.responses, positions=self.cell_positions)
+        await self._raise_alerts(conn, batch.alerts)
         await repository.add_invitations(
-            conn, increments=dict(invitations), answered=dict(cohort_answers),
-            open_until=cohort_open_until,
+            conn, increments=dict(batch.invitations), answered=dict(batch.cohort_answers),
+            open_until=batch.cohort_open_until,
         )  # fmt: skip
-        if contacts:
-            await repository.add_contacts(conn, rows=contacts)
-        if verbatims:
-            await repository.add_verbatims(conn, rows=verbatims)
-        if facts:
-            await repository.add_response_facts(conn, rows=facts)
-        if sent or reminded:
-            await repository.add_invitation_facts(conn, sent=sent, reminded=reminded)
+        await self.write_rows(conn, batch)
         batch_trace = current_traceparent()  # the batch's span: the sites' publish continues it
         await repository.mark_sites_dirty(
-            conn, sites=sites, pending_since=pending_since,
+            conn, sites=batch.sites, pending_since=batch.pending_since,
             traceparent=batch_trace[0] if batch_trace else None,
         )  # fmt: skip
         # The sites' clocks, once their rows exist.
-        await repository.set_site_timezones(conn, zones=self.site_zones(events))
+        await repository.set_site_timezones(conn, zones=batch.zones)
         if self.defer_erasures:
-            self.deferred_erasures += erasures
+            self.deferred_erasures += batch.erasures
         else:
-            await self._erase(conn, erasures)
+            await self._erase(conn, batch.erasures)
+
+    @staticmethod
+    async def write_rows(conn: Connection, batch: Collected) -> None:
+        """The batch's rows, one per fact (contacts, verbatims, responses' and invitations'
+        facts): a contact and the rows it completes (team, pseudonym) meet in any order."""
+        if batch.contacts:
+            await repository.add_contacts(conn, rows=batch.contacts)
+        if batch.verbatims:
+            await repository.add_verbatims(conn, rows=batch.verbatims)
+        if batch.facts:
+            await repository.add_response_facts(conn, rows=batch.facts)
+        if batch.sent or batch.reminded:
+            await repository.add_invitation_facts(conn, sent=batch.sent, reminded=batch.reminded)
 
     async def erase_deferred(self, conn: Connection) -> None:
         await self._erase(conn, self.deferred_erasures)

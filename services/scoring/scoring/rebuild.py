@@ -6,7 +6,8 @@ Source: the topics, replayed from the beginning, not the responses service's exp
   pseudonymous `survey.contact.v1`, never the CRM's own topic with its contact points); no
   export of the responses service holds those;
 - replaying the very events the incremental consumer read, through the very same handler
-  (`ScoringHandler`) and the same inbox de-duplication, tests exactly what we claim: the
+  (`ScoringHandler.collect`, `tally_vectors.fold`) and the inbox's de-duplication (by event
+  id, here in memory), tests exactly what we claim: the
   incremental tallies equal a fold of the event log, whatever crashes and redeliveries happened;
 - `survey.response.v1` keeps 400 days, more than the longest window (year to date, previous
   rolling 90 days). The price: the two other topics keep less, so a rebuild after their
@@ -15,7 +16,14 @@ Source: the topics, replayed from the beginning, not the responses service's exp
 
 How: a throw-away consumer with no group (assign + seek_to_beginning: no 5 s join, no offsets
 committed, the service's group untouched) folds the events into fresh tables in the schema
-`scoring_rebuild`, then each table is compared with `scoring` both ways (EXCEPT). Run it on a
+`scoring_rebuild`, then each table is compared with `scoring` both ways (EXCEPT). One process
+reads the whole log once, so it folds like a stream processor: each fetched batch is decoded,
+de-duplicated by event id in memory (what the inbox does live), collected by the handler's own
+`ScoringHandler.collect` and folded into in-memory count vectors by the same
+`tally_vectors.fold`; the vectors, cohorts and sites are written once at the end. The rows kept
+one per fact (responses' and invitations' facts, verbatims, contacts) go to the database in
+big chunks while the next batches are decoded, by the handler's own `write_rows`, on a second
+connection (PostgreSQL works on one core while Python decodes on the other). Run it on a
 quiet system (or accept that events arriving meanwhile show up as differences). Detractor alerts
 are not raised again. Users' erasures (on `survey.invitation.v1`) are applied once every topic is
 folded: the topics are read side by side, so an erasure may come before the user's responses.
@@ -28,13 +36,24 @@ both).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import queue
 import sys
+import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from contracts.envelope import CloudEvent, InvalidEvent
 from contracts.topics import (
@@ -47,8 +66,9 @@ from contracts.topics import (
 from plumbing import db
 from plumbing.db import Connection
 from plumbing.kafka import decode_record
+from scoring import repository, tally_vectors
 from scoring.collector import tune_collector
-from scoring.consumer import ScoringHandler
+from scoring.consumer import Collected, ScoringHandler
 from scoring.settings import ScoringSettings
 
 LIVE_SCHEMA = "scoring"
@@ -59,10 +79,11 @@ REBUILT_TABLES = (
     "response_facts", "invitation_facts",  # issue #15 (migration 0200)
 )  # fmt: skip
 # tally_cells: the live positions, copied, so equal tallies are equal vectors; alerts: written,
-# not compared.
-SCRATCH_TABLES = (*REBUILT_TABLES, "tally_cells", "sites", "inbox", "alerts")
-IDLE_POLLS_AT_END = 3
-IDLE_POLLS_GIVING_UP = 100  # 30 s without a record while short of the end: the broker is away
+# not compared. No inbox: the rebuild de-duplicates in memory.
+SCRATCH_TABLES = (*REBUILT_TABLES, "tally_cells", "sites", "alerts")
+GIVING_UP_SECONDS = 30  # without a record while short of the end: the broker is away
+FETCH_RECORDS = 20_000  # per getmany: one process reads the whole log, big fetches cost less
+FLUSH_ROWS = 20_000  # rows (facts, verbatims, contacts) sent to PostgreSQL per statement
 
 
 @dataclass
@@ -86,8 +107,14 @@ async def rebuild(settings: ScoringSettings) -> dict[str, Any]:
         await fresh_tables(connection)
         started = time.perf_counter()
         handler = ScoringHandler(settings, raise_alerts=False, defer_erasures=True)
-        counts = await replay(settings, connection, handler)
-        async with connection.transaction():
+        folded = Folded(positions=await repository.cell_positions(connection))
+        async with _row_writer(settings) as rows:
+            counts = await replay(settings, connection, handler, folded, rows)
+            await rows.flush()  # the last rows go in while the tallies are written
+            async with connection.transaction():
+                await folded.write(connection)
+        async with connection.transaction():  # every row in: the teams, then the erasures
+            await repository.fill_response_teams(connection)
             await handler.erase_deferred(connection)
         seconds = time.perf_counter() - started
         tables = {name: await compare(connection, name) for name in REBUILT_TABLES}
@@ -102,6 +129,138 @@ async def rebuild(settings: ScoringSettings) -> dict[str, Any]:
         "seconds": round(seconds, 3),
         "responses_per_second": round(counts.responses / seconds, 1) if seconds else None,
     }  # fmt: skip
+
+
+@dataclass
+class Folded:
+    """Every batch folded so far, in memory: tallies grow with sites x days x breakdowns, not
+    with responses. Written once, at the end (`write`)."""
+
+    positions: dict[tally_vectors.Cell, int]
+    vectors: tally_vectors.Vectors = field(default_factory=lambda: ({}, {}))
+    totals: Collected = field(default_factory=Collected)  # cohorts, sites, clocks
+    event_ids: set[str] = field(default_factory=set)  # the inbox, in memory
+
+    async def add(self, connection: Connection, batch: Collected) -> None:
+        if missing := sorted(tally_vectors.cells_of(batch.responses) - self.positions.keys()):
+            self.positions |= await repository.add_cells(connection, missing)
+        tally_vectors.fold(batch.responses, self.positions, into=self.vectors)
+        totals = self.totals
+        totals.invitations.update(batch.invitations)
+        totals.cohort_answers.update(batch.cohort_answers)
+        for cohort, until in batch.cohort_open_until.items():
+            if cohort not in totals.cohort_open_until or until > totals.cohort_open_until[cohort]:
+                totals.cohort_open_until[cohort] = until
+        totals.sites |= batch.sites
+        for site, moment in batch.pending_since.items():
+            if site not in totals.pending_since or moment < totals.pending_since[site]:
+                totals.pending_since[site] = moment
+        for site, (zone, told) in batch.zones.items():  # a told clock replaces; a default fills
+            if told or site not in totals.zones:
+                totals.zones[site] = (zone, told)
+
+    async def write(self, connection: Connection) -> None:
+        """The tallies, cohorts and sites, as `ScoringHandler.write` writes a batch's."""
+        await repository.copy_vectors(connection, vectors=self.vectors)  # fresh tables
+        totals = self.totals
+        await repository.add_invitations(
+            connection, increments=dict(totals.invitations), answered=dict(totals.cohort_answers),
+            open_until=totals.cohort_open_until,
+        )  # fmt: skip
+        await repository.mark_sites_dirty(
+            connection, sites=totals.sites, pending_since=totals.pending_since
+        )
+        await repository.set_site_timezones(connection, zones=totals.zones)
+
+
+class _RowWriter:
+    """Sends the collected rows to PostgreSQL in chunks of about FLUSH_ROWS, in their order, from
+    a thread of its own with its own event loop and connection: the fold holds the main loop
+    for long stretches, and a writer on it would only move between them."""
+
+    def __init__(self, database_url: str) -> None:
+        self.pending = Collected()
+        self.size = 0
+        self.response_ids: set[str] = set()
+        self.queue: queue.Queue[Collected | None] = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.stopping = False
+        self.thread = threading.Thread(
+            target=self._thread, args=(database_url,), name="rebuild-rows", daemon=True
+        )
+        self.thread.start()
+
+    async def add(self, batch: Collected) -> None:
+        fresh = []  # the first fact of each response id, as ON CONFLICT DO NOTHING keeps it
+        for row in batch.facts:
+            if row[0] not in self.response_ids:
+                self.response_ids.add(row[0])
+                fresh.append(row)
+        batch.facts = fresh
+        pending = self.pending
+        for name in ("contacts", "verbatims", "facts", "sent", "reminded"):
+            rows = getattr(batch, name)
+            getattr(pending, name).extend(rows)
+            self.size += len(rows)
+        if self.size >= FLUSH_ROWS:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self.size:
+            await self._put(self.pending)
+            self.pending, self.size = Collected(), 0
+
+    async def close(self) -> None:
+        """Every row written; the writer's error, if it had one."""
+        await self.flush()
+        await self._put(None)
+        await asyncio.to_thread(self.thread.join)
+        self._raise()
+
+    def abort(self) -> None:
+        self.stopping = True
+        with contextlib.suppress(queue.Full):
+            self.queue.put_nowait(None)
+
+    async def _put(self, item: Collected | None) -> None:
+        while True:
+            self._raise()  # a writer that failed drains no queue
+            try:
+                self.queue.put_nowait(item)
+                return
+            except queue.Full:
+                await asyncio.to_thread(self.thread.join, 0.05)  # or until it ends
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise RuntimeError("rebuild: writing the rows failed") from self.error
+
+    def _thread(self, database_url: str) -> None:
+        try:
+            asyncio.run(self._run(database_url))
+        except BaseException as error:  # handed to the main thread
+            self.error = error
+
+    async def _run(self, database_url: str) -> None:
+        connection = await db.connect(database_url, schema=REBUILD_SCHEMA)
+        try:
+            while not self.stopping and (chunk := self.queue.get()) is not None:
+                facts, chunk.facts = chunk.facts, []
+                await ScoringHandler.write_rows(connection, chunk)
+                await repository.copy_response_facts(connection, rows=facts)
+        finally:
+            await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def _row_writer(settings: ScoringSettings) -> AsyncIterator[_RowWriter]:
+    writer = _RowWriter(settings.database_url)
+    try:
+        yield writer
+    except BaseException:
+        writer.abort()
+        raise
+    await writer.close()
 
 
 async def fresh_tables(connection: Connection) -> None:
@@ -121,47 +280,75 @@ async def fresh_tables(connection: Connection) -> None:
 
 
 async def replay(
-    settings: ScoringSettings, connection: Connection, handler: ScoringHandler
-) -> ReplayCounts:
-    consumer = AIOKafkaConsumer(enable_auto_commit=False, **settings.kafka_client_options())
-    await consumer.start()
+    settings: ScoringSettings, connection: Connection, handler: ScoringHandler,
+    folded: Folded, rows: _RowWriter,
+) -> ReplayCounts:  # fmt: skip
+    """Reads with confluent-kafka: librdkafka fetches ahead in its own threads while Python
+    folds (aiokafka fetches on the event loop, which a fold of thousands of records holds)."""
+    consumer = Consumer({
+        **settings.librdkafka_options(), "group.id": "scoring-rebuild",  # assign(): never joined
+        "enable.auto.commit": False, "enable.auto.offset.store": False,
+        # Nothing is written in transactions (Tansu has none), and librdkafka's default,
+        # read_committed, stops at the last stable offset Tansu reports: short of the end.
+        "isolation.level": "read_uncommitted",
+    })  # fmt: skip
     counts = ReplayCounts()
     try:
-        partitions = await _assign_from_start(consumer)
-        ends = await consumer.end_offsets(partitions)  # what was there when the rebuild began
-        idle = 0
-        while idle < IDLE_POLLS_AT_END or not await _at_end(consumer, ends):
-            batch = await consumer.getmany(timeout_ms=300, max_records=5000)
-            idle = 0 if batch else idle + 1
-            if idle >= IDLE_POLLS_GIVING_UP:
+        ends = await asyncio.to_thread(_assign_from_start, consumer)
+        waited = 0.0  # seconds without a record while short of the end
+        while not _at_end(consumer, ends):
+            messages = consumer.consume(FETCH_RECORDS, 0)  # what librdkafka holds already
+            if not messages:
+                messages = await asyncio.to_thread(consumer.consume, FETCH_RECORDS, 0.1)
+            waited = 0.0 if messages else waited + 0.1
+            if waited >= GIVING_UP_SECONDS:
                 raise RuntimeError(f"rebuild: no record for 30 s, short of the end {ends}")
-            for partition, records in batch.items():
-                seen = counts.offsets.setdefault(
-                    f"{partition.topic}/{partition.partition}", [records[0].offset, 0, 0]
-                )
-                seen[1:] = [records[-1].offset, seen[2] + len(records)]
-                await _fold(connection, handler, _topic(partition.topic), records, counts)
+            for (topic, number), records in _by_partition(messages).items():
+                seen = counts.offsets.setdefault(f"{topic}/{number}", [records[0].offset(), 0, 0])
+                seen[1:] = [records[-1].offset(), seen[2] + len(records)]
+                events = _fresh(_topic(topic), records, counts, folded.event_ids)
+                collected = handler.collect(events)
+                handler.deferred_erasures += collected.erasures  # applied once all is folded
+                await folded.add(connection, collected)
+                await rows.add(collected)
     finally:
-        await consumer.stop()
+        await asyncio.to_thread(consumer.close)
     return counts
 
 
-async def _assign_from_start(consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-    await consumer._client.force_metadata_update()  # no group: ask the broker for the partitions
-    partitions = [
-        TopicPartition(topic.name, number)
-        for topic in REPLAYED_TOPICS
-        for number in sorted(consumer.partitions_for_topic(topic.name) or ())
-    ]
-    consumer.assign(partitions)
-    await consumer.seek_to_beginning(*partitions)
+def _by_partition(messages: list[Message]) -> dict[tuple[str, int], list[Message]]:
+    """Each partition's records, in their order."""
+    partitions: dict[tuple[str, int], list[Message]] = {}
+    for message in messages:
+        if (error := message.error()) is not None:
+            raise KafkaException(error)
+        partitions.setdefault((message.topic(), message.partition()), []).append(message)
     return partitions
 
 
-async def _at_end(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    for partition, end_at_start in ends.items():
-        position = await consumer.position(partition)
-        if not caught_up(position, consumer.highwater(partition), end_at_start):
+def _assign_from_start(consumer: Consumer) -> dict[TopicPartition, tuple[int, int]]:
+    """Assign every partition of the replayed topics from its first record (no group: no join,
+    no offsets committed, the service's group untouched); each one's (first, end) offsets as
+    the broker tells them now."""
+    partitions = []
+    for topic in REPLAYED_TOPICS:
+        metadata = consumer.list_topics(topic.name, timeout=30).topics[topic.name]
+        if metadata.error is not None and metadata.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+            raise KafkaException(metadata.error)  # a topic not created yet has nothing to read
+        partitions += [TopicPartition(topic.name, number) for number in sorted(metadata.partitions)]
+    ends = {tp: consumer.get_watermark_offsets(tp, timeout=30) for tp in partitions}
+    consumer.assign([TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions])
+    return ends
+
+
+def _at_end(consumer: Consumer, ends: dict[TopicPartition, tuple[int, int]]) -> bool:
+    positions = consumer.position(list(ends))
+    for partition in positions:
+        first, end_at_start = ends[TopicPartition(partition.topic, partition.partition)]
+        # Before its first record the position is unset: the partition's first offset.
+        position = partition.offset if partition.offset >= 0 else first
+        highwater = consumer.get_watermark_offsets(partition, cached=True)[1]
+        if not caught_up(position, highwater if highwater >= 0 else None, end_at_start):
             return False
     return True
 
@@ -181,30 +368,26 @@ def _topic(name: str) -> Topic:
     return next(topic for topic in REPLAYED_TOPICS if topic.name == name)
 
 
-async def _fold(
-    connection: Connection, handler: ScoringHandler, topic: Topic,
-    records: list[ConsumerRecord[bytes, bytes]], counts: ReplayCounts,
-) -> None:  # fmt: skip
+def _fresh(
+    topic: Topic, records: list[Message], counts: ReplayCounts, seen: set[str]
+) -> list[CloudEvent[Any]]:
+    """The records' events not seen before (the live consumer's inbox, in memory)."""
     events: list[CloudEvent[Any]] = []
+    by_type = counts.by_type
     for record in records:
-        counts.records += 1
         try:
-            events.append(decode_record(topic, record.value, record.headers))
+            event = decode_record(topic, record.value(), record.headers())
         except InvalidEvent:
             counts.invalid += 1  # the live consumer sent it to the DLQ: not counted there either
-    async with connection.transaction():
-        fresh = await db.claim_events(
-            connection, topic=topic.name, event_ids=[e.id for e in events]
-        )
-        to_fold = []
-        for event in events:
-            if event.id in fresh:
-                fresh.discard(event.id)
-                to_fold.append(event)
-                counts.by_type[event.type] = counts.by_type.get(event.type, 0) + 1
-            else:
-                counts.duplicates += 1
-        await handler(connection, topic.name, to_fold)
+            continue
+        if event.id in seen:
+            counts.duplicates += 1
+            continue
+        seen.add(event.id)
+        events.append(event)
+        by_type[event.type] = by_type.get(event.type, 0) + 1
+    counts.records += len(records)
+    return events
 
 
 async def compare(connection: Connection, table: str) -> dict[str, Any]:

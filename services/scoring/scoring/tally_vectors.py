@@ -29,13 +29,18 @@ def cells_of(responses: Iterable[TalliedResponse]) -> set[Cell]:
     return {cell for response in responses for cell in response[6].items()}
 
 
+Vectors = tuple[dict[BreakdownKey, list[int]], dict[SiteDay, list[int]]]
+
+
 def fold(
-    responses: Sequence[TalliedResponse], positions: Mapping[Cell, int]
-) -> tuple[dict[BreakdownKey, list[int]], dict[SiteDay, list[int]]]:
+    responses: Sequence[TalliedResponse], positions: Mapping[Cell, int],
+    into: Vectors | None = None,
+) -> Vectors:  # fmt: skip
     """+1 per cell of each response, summed per breakdown key and per site and day.
-    `positions` must hold every cell of the batch (1-based positions)."""
-    breakdown: dict[BreakdownKey, list[int]] = {}
-    site_days: dict[SiteDay, list[int]] = {}
+    `positions` must hold every cell of the batch (1-based positions). `into`: vectors to add
+    to (changed in place and returned; the rebuild folds every batch into one pair), else new
+    ones. On a missing cell (KeyError), `into` may hold part of the batch: check first."""
+    breakdown, site_days = into if into is not None else ({}, {})
     for site, day, channel, motif, nature, profile, cells in responses:
         spots = [positions[cell] for cell in cells.items()]
         if not spots:

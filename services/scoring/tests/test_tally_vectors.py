@@ -4,13 +4,14 @@ arrays as they are)."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from itertools import count
 
 from hypothesis import given
 from hypothesis import strategies as st
-from scoring import domain, tally_vectors
+from scoring import domain, repository, tally_vectors
 
 ITEMS = {"recommandation": [str(n) for n in range(11)], "effort": ["1", "5", "7"],
          "plusieurs_contacts": ["oui", "non"], "suggestion": ["du texte", "  "]}  # fmt: skip
@@ -147,3 +148,15 @@ def test_period_cohorts_sum_invitations_and_answers_and_keep_the_last_expiry(day
             sum(day[2] for day in inside),
             max(expiries) if expiries else None,
         )
+
+
+def test_the_json_documents_are_what_json_dumps_wrote():
+    rows = [
+        ["rsp-1", "inv-1", None, "site-é", "2026-03-01", "2026-03-01T10:00:00+01:00", "telephone",
+         "déclaration", "", "employeur", {"suggestion": "present", "canal": "accueil « physique »",
+                                          "note": 'a "quoted" \\ back\tslash\n'}],
+        ["site-1", "2026-03-01", "{0, 1, 0, 2}"],
+    ]  # fmt: skip
+    document = repository.json_document(rows)
+    assert isinstance(document, str)
+    assert json.loads(document) == json.loads(json.dumps(rows, ensure_ascii=False, default=str))
