@@ -42,3 +42,26 @@ def test_production_requires_an_explicit_admin_issuer(issuer):
             environment="production", signing_key=SecretStr("s3cr3t-from-vault"),
             admin_issuer=issuer,
         )  # fmt: skip
+
+
+def test_librdkafka_gets_the_same_connection_as_aiokafka():
+    """scoring's rebuild reads with confluent-kafka: the broker, TLS and SASL login it is given
+    are the ones the services' aiokafka clients use."""
+    settings = ServiceSettings(
+        kafka_bootstrap_servers="kafka-1:9093,kafka-2:9093",
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="scoring",
+        kafka_sasl_password=SecretStr("s3cret"),
+    )
+    aiokafka = settings.kafka_client_options()
+    assert settings.librdkafka_options() == {
+        "bootstrap.servers": aiokafka["bootstrap_servers"],
+        "security.protocol": "SASL_SSL",
+        "ssl.ca.location": "probe",  # the system's CAs, as ssl.create_default_context
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "scoring",
+        "sasl.password": "s3cret",
+    }
+    plain = ServiceSettings(kafka_bootstrap_servers="127.0.0.1:9092").librdkafka_options()
+    assert plain == {"bootstrap.servers": "127.0.0.1:9092", "security.protocol": "PLAINTEXT"}
