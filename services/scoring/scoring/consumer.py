@@ -57,6 +57,20 @@ class Collected:
     zones: dict[str, tuple[str, bool]] = field(default_factory=dict)  # site_zones
 
 
+def first_submissions(events: list[CloudEvent[Any]], counted: set[str]) -> list[CloudEvent[Any]]:
+    """The events without the responses already counted: a response (its `response_id`) sent
+    again under a new event id, which the inbox cannot recognise, counts once, the first time.
+    `counted`: the response ids counted before the batch; the batch's are added to it."""
+    first = []
+    for event in events:
+        if event.type == RESPONSE_SUBMITTED.type:
+            if event.data.response_id in counted:
+                continue
+            counted.add(event.data.response_id)
+        first.append(event)
+    return first
+
+
 class ScoringHandler:
     def __init__(
         self,
@@ -113,7 +127,9 @@ class ScoringHandler:
         return zones
 
     async def __call__(self, conn: Connection, topic: str, events: list[CloudEvent[Any]]) -> None:
-        await self.write(conn, self.collect(events))
+        ids = [e.data.response_id for e in events if e.type == RESPONSE_SUBMITTED.type]
+        counted = await repository.counted_responses(conn, response_ids=ids) if ids else set()
+        await self.write(conn, self.collect(first_submissions(events, counted)))
 
     def collect(self, events: list[CloudEvent[Any]]) -> Collected:
         """The batch's rows and increments, in memory (no I/O): what `write` stores. The rebuild

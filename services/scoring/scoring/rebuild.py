@@ -18,12 +18,13 @@ How: a throw-away consumer with no group (assign + seek_to_beginning: no 5 s joi
 committed, the service's group untouched) folds the events into fresh tables in the schema
 `scoring_rebuild`, then each table is compared with `scoring` both ways (EXCEPT). One process
 reads the whole log once, so it folds like a stream processor: each fetched batch is decoded,
-de-duplicated by event id in memory (what the inbox does live), collected by the handler's own
-`ScoringHandler.collect` and folded into in-memory count vectors by the same
-`tally_vectors.fold`; the vectors, cohorts and sites are written once at the end. The rows kept
-one per fact (responses' and invitations' facts, verbatims, contacts) go to the database in
-big chunks while the next batches are decoded, by the handler's own `write_rows`, on a second
-connection (PostgreSQL works on one core while Python decodes on the other). Run it on a
+de-duplicated by event id in memory (what the inbox does live) and by response id (the same
+`first_submissions` as live), collected by the handler's own `ScoringHandler.collect` and folded
+into in-memory count vectors by the same `tally_vectors.fold`; the vectors, cohorts and sites
+are written once at the end. The rows kept one per fact (responses' and invitations' facts,
+verbatims, contacts) go to the database in big chunks while the next batches are decoded, by the
+handler's own `write_rows`, on a second connection (PostgreSQL works on one core while Python
+decodes on the other). Run it on a
 quiet system (or accept that events arriving meanwhile show up as differences). Detractor alerts
 are not raised again. Users' erasures (on `survey.invitation.v1`) are applied once every topic is
 folded: the topics are read side by side, so an erasure may come before the user's responses.
@@ -68,7 +69,7 @@ from plumbing.db import Connection
 from plumbing.kafka import decode_record
 from scoring import repository, tally_vectors
 from scoring.collector import tune_collector
-from scoring.consumer import Collected, ScoringHandler
+from scoring.consumer import Collected, ScoringHandler, first_submissions
 from scoring.settings import ScoringSettings
 
 LIVE_SCHEMA = "scoring"
@@ -140,6 +141,7 @@ class Folded:
     vectors: tally_vectors.Vectors = field(default_factory=lambda: ({}, {}))
     totals: Collected = field(default_factory=Collected)  # cohorts, sites, clocks
     event_ids: set[str] = field(default_factory=set)  # the inbox, in memory
+    response_ids: set[str] = field(default_factory=set)  # the responses counted, in memory
 
     async def add(self, connection: Connection, batch: Collected) -> None:
         if missing := sorted(tally_vectors.cells_of(batch.responses) - self.positions.keys()):
@@ -307,7 +309,7 @@ async def replay(
                 seen = counts.offsets.setdefault(f"{topic}/{number}", [records[0].offset(), 0, 0])
                 seen[1:] = [records[-1].offset(), seen[2] + len(records)]
                 events = _fresh(_topic(topic), records, counts, folded.event_ids)
-                collected = handler.collect(events)
+                collected = handler.collect(first_submissions(events, folded.response_ids))
                 handler.deferred_erasures += collected.erasures  # applied once all is folded
                 await folded.add(connection, collected)
                 await rows.add(collected)

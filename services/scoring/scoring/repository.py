@@ -1025,6 +1025,15 @@ async def manager_report_recipients(conn: Connection) -> dict[str, list[str]]:
 # --------------------------------------------------------------------------- #15 extras
 
 
+async def counted_responses(conn: Connection, *, response_ids: Sequence[str]) -> set[str]:
+    """Which of these responses are counted already (their facts are stored)."""
+    rows = await conn.fetch(
+        "SELECT response_id FROM response_facts WHERE response_id = ANY($1::text[])",
+        list(response_ids),
+    )
+    return {row["response_id"] for row in rows}
+
+
 async def add_response_facts(conn: Connection, *, rows: Sequence[tuple[Any, ...]]) -> None:
     """Rows: response id, invitation id, contact id, site, day, answered at, channel, motif,
     nature, profile, tally cells {item: value} (migration 0200). Once per response id; the
