@@ -1190,6 +1190,8 @@ def _consumed_topics(service: str) -> set[str]:
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
                 and node.func.attr == "consume"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "runtime"  # not the rebuild's librdkafka `consume`
                 and node.args
             ):
                 continue
@@ -1216,6 +1218,18 @@ def test_a_services_kafka_user_may_read_every_topic_its_code_consumes(
     for topic in consumed:
         assert "Read" in acls.get(("topic", topic), set()), f"{service} reads {topic}"
         assert "Write" in acls.get(("topic", f"{topic}.dlq"), set()), f"{service} DLQ {topic}"
+
+
+def test_scorings_rebuild_replays_only_topics_its_kafka_user_may_read(
+    production_resources: list[dict[str, Any]],
+) -> None:
+    """`scoring rebuild` runs with scoring's Kafka login and reads the topics from the start."""
+    from scoring import rebuild
+
+    (user,) = [u for u in _of_kind(production_resources, "KafkaUser") if _component(u) == "scoring"]
+    acls = _acls(user)
+    for topic in rebuild.REPLAYED_TOPICS:
+        assert "Read" in acls.get(("topic", topic.name), set()), topic.name
 
 
 def test_kafka_users_need_scram() -> None:
