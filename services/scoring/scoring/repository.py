@@ -274,8 +274,14 @@ async def purge(
     for table, condition, limit in (
         ("contacts", "closed_at < $1", contacts_before),
         ("verbatims", "day < $1", verbatims_before),
-        ("response_facts", "day < $1", verbatims_before),  # issue #15, the verbatims' retention
-        ("invitation_facts", "coalesce(sent_day, reminded_at::date) < $1", verbatims_before),
+        # Issue #15, the verbatims' retention, also after they were counted (issue #14: the
+        # facts are what keeps a response or an invitation from counting twice).
+        ("response_facts", "day < $1 AND counted_at < $1", verbatims_before),
+        (
+            "invitation_facts",
+            "coalesce(sent_day, reminded_at::date) < $1 AND counted_at < $1",
+            verbatims_before,
+        ),
         ("alerts", "raised_at < $1", alerts_before),
     ):
         deleted[table] = int(await conn.fetchval(
@@ -1025,43 +1031,44 @@ async def manager_report_recipients(conn: Connection) -> dict[str, list[str]]:
 # --------------------------------------------------------------------------- #15 extras
 
 
-async def counted_responses(conn: Connection, *, response_ids: Sequence[str]) -> set[str]:
-    """Which of these responses are counted already (their facts are stored)."""
-    rows = await conn.fetch(
-        "SELECT response_id FROM response_facts WHERE response_id = ANY($1::text[])",
-        list(response_ids),
-    )
-    return {row["response_id"] for row in rows}
-
-
-async def add_response_facts(conn: Connection, *, rows: Sequence[tuple[Any, ...]]) -> None:
+async def add_response_facts(conn: Connection, *, rows: Sequence[tuple[Any, ...]]) -> set[str]:
     """Rows: response id, invitation id, contact id, site, day, answered at, channel, motif,
-    nature, profile, tally cells {item: value} (migration 0200). Once per response id; the
-    team from the contact when it is known (else on its arrival, `add_contacts`)."""
-    await conn.execute(
+    nature, profile, tally cells {item: value} (migration 0200). Once per response id: returns
+    the ids stored now (not before). The team from the contact when it is known (else on its
+    arrival, `add_contacts`)."""
+    if not rows:
+        return set()
+    stored = await conn.fetch(
         "INSERT INTO response_facts (response_id, invitation_id, contact_id, site_id, day, "
         "answered_at, channel, motif, nature, profile, cells, team) "
         "SELECT r->>0, r->>1, r->>2, r->>3, (r->>4)::date, (r->>5)::timestamptz, r->>6, r->>7, "
         "r->>8, r->>9, r->10, (SELECT team FROM contacts WHERE contact_id = r->>2) "
         "FROM jsonb_array_elements($1::text::jsonb) AS r ORDER BY 1 "
-        "ON CONFLICT (response_id) DO NOTHING",
+        "ON CONFLICT (response_id) DO NOTHING RETURNING response_id",
         json_document([list(row) for row in rows]),
     )
+    return {row[0] for row in stored}
 
 
 async def add_invitation_facts(
     conn: Connection, *, sent: Sequence[tuple[Any, ...]], reminded: Sequence[tuple[Any, ...]]
-) -> None:
-    """`sent`: invitation id, site, survey channel, send day, sent at; `reminded`: invitation
-    id, site, reminded at. Either may come first; a redelivery changes nothing."""
+) -> set[str]:
+    """`sent`: invitation id, site, survey channel, send day, sent at (each id once); `reminded`:
+    invitation id, site, reminded at. Either may come first. Returns the invitations whose
+    sending is stored now (not before): a redelivery changes nothing."""
+    stored: set[str] = set()
     if sent:
-        await conn.executemany(
+        columns = [list(column) for column in zip(*sorted(sent), strict=True)]
+        rows = await conn.fetch(
             "INSERT INTO invitation_facts AS f (invitation_id, site_id, survey_channel, sent_day, "
-            "sent_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (invitation_id) DO UPDATE SET "
+            "sent_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], "
+            "$5::timestamptz[]) ON CONFLICT (invitation_id) DO UPDATE SET "
             "survey_channel = EXCLUDED.survey_channel, sent_day = EXCLUDED.sent_day, "
-            "sent_at = EXCLUDED.sent_at",
-            sorted(sent),
-        )
+            "sent_at = EXCLUDED.sent_at, counted_at = now() WHERE f.sent_at IS NULL "
+            "RETURNING invitation_id",
+            *columns,
+        )  # fmt: skip
+        stored = {row[0] for row in rows}
     if reminded:
         await conn.executemany(
             "INSERT INTO invitation_facts AS f (invitation_id, site_id, reminded_at) "
@@ -1069,6 +1076,7 @@ async def add_invitation_facts(
             "reminded_at = least(f.reminded_at, EXCLUDED.reminded_at)",
             sorted(reminded),
         )
+    return stored
 
 
 # The cell of a response in a breakdown by the user's own answers: the answer to the item when
