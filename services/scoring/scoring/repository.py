@@ -553,8 +553,9 @@ async def sites_due(
 
 
 PUBLISH_LOCK_CLASS = 250_001
-"""First key of the publishers' advisory locks (the second: hashtext of the site id); the
-migration's number, so no other advisory lock of the database takes this class."""
+"""First key of the publishers' advisory locks (the second: a hash of the schema and the site
+id, as advisory locks are per database); the migration's number, so no other advisory lock of
+the database takes this class."""
 
 
 async def claim_site_if_due(
@@ -575,7 +576,9 @@ async def claim_site_if_due(
     later snapshots): a mark committed before this read is in the figures, one committed after
     it has counted `dirty_seq` up, so `mark_published` keeps the site dirty."""
     if not await conn.fetchval(
-        "SELECT pg_try_advisory_xact_lock($1, hashtext($2))", PUBLISH_LOCK_CLASS, site_id
+        "SELECT pg_try_advisory_xact_lock($1, hashtext(current_schema() || '/' || $2))",
+        PUBLISH_LOCK_CLASS,
+        site_id,
     ):
         return None
     return await conn.fetchrow(

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 from scoring import repository
 from scoring.consumer import ScoringHandler
@@ -28,8 +29,10 @@ from scoring.settings import ScoringSettings
 
 from contracts.envelope import CloudEvent, new_event_id, utc_now
 from contracts.events import ResponseSubmitted
-from contracts.topics import RESPONSE_SUBMITTED, SURVEY_RESPONSE
+from contracts.topics import RESPONSE_SUBMITTED, SITE_INDICATORS, SURVEY_RESPONSE
 from plumbing import db
+from plumbing.kafka import ensure_topics, new_producer
+from plumbing.testing import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -178,6 +181,45 @@ async def test_two_publishers_never_publish_a_site_at_the_same_time_nor_twice_in
     assert not await second.publish_site(site)
     assert await published_nps_samples(pool, site) == [1]
     assert (await site_row(pool, site))["dirty"]
+
+
+async def test_a_send_the_broker_client_refuses_leaves_the_site_dirty_and_the_next_is_sent(
+    stack, pool
+):
+    settings = settings_of(
+        stack, publish_interval_seconds=0.001, kafka_bootstrap_servers=stack.kafka_bootstrap_servers
+    )
+    await ensure_topics(settings, (SITE_INDICATORS,))
+    site = f"site-{uuid.uuid4().hex[:8]}"
+    await consume(pool, settings, site)
+    marked = await site_row(pool, site)
+    # A real producer whose requests cannot hold a site's event (tens of kB): send() fails.
+    refusing = AIOKafkaProducer(
+        bootstrap_servers=stack.kafka_bootstrap_servers, max_request_size=1024
+    )
+    producer = new_producer(settings, client_id="publisher-test")
+    await refusing.start()
+    await producer.start()
+    try:
+        failing = IndicatorsPublisher(
+            settings=settings, pool=pool, registry=CollectorRegistry(), producer=refusing
+        )
+        assert not await failing.publish_site(site)
+        row = await site_row(pool, site)
+        assert row["dirty"] and row["last_published_at"] is None
+        assert row["dirty_seq"] == marked["dirty_seq"]
+        sending = IndicatorsPublisher(
+            settings=settings, pool=pool, registry=CollectorRegistry(), producer=producer
+        )
+        assert await sending.publish_site(site)
+    finally:
+        await refusing.stop()
+        await producer.stop()
+    assert not (await site_row(pool, site))["dirty"]
+    await read_topic(
+        stack.kafka_bootstrap_servers, SITE_INDICATORS.name,
+        until=lambda records: any(record.key == site.encode() for record in records),
+    )  # fmt: skip
 
 
 async def add_contact(pool: asyncpg.Pool, site_id: str, user: str, closed_at: datetime) -> None:
