@@ -6,14 +6,23 @@ A throttle with a leading and a trailing edge, per site:
   at least one interval old;
 - trailing: a site changed sooner than that is published when its interval ends: the publisher
   sleeps until the earliest such moment (or the next NOTIFY), not for a fixed poll period.
-Each site is published in its own short transaction (its row locked with SKIP LOCKED, so
-replicas share the work and never publish one site twice within an interval), a few sites side
-by side. The event goes straight to the producer, not through the outbox: it is a snapshot of
-committed tallies on a compacted topic, so sending it inside the transaction and committing
-(dirty = false) only once the broker acknowledged it is at-least-once by itself: a failure or a
-crash before the commit leaves the site dirty and a fresher snapshot is sent instead. That
-saves the outbox row, its relay round and three round trips between the tallies read and the
-send, which the time from a response to its indicators event is made of.
+Each site is published in its own short transaction, a few sites side by side. Replicas
+share the work and never publish one site twice within an interval: a publish holds the site's
+transaction-level advisory lock (tried, skipped when taken), not its `sites` row, so the
+consumers marking the site dirty meanwhile never wait for it (they did: a stall of every
+consumer batch touching a site for the whole computation and the broker's ack). A mark made
+during a publish counts up the row's `dirty_seq`, and the publish then leaves the site dirty
+(`repository.claim_site_if_due`, `mark_published`): no mark is lost. The event goes straight
+to the producer, not through the outbox: it is a snapshot of committed tallies on a compacted
+topic, so sending it inside the transaction and committing (dirty = false) only once the
+broker acknowledged it is at-least-once by itself: a failure or a crash before the commit
+leaves the site dirty and a fresher snapshot is sent instead. That saves the outbox row, its
+relay round and three round trips between the tallies read and the send, which the time from
+a response to its indicators event is made of.
+
+The observed FCR (an EXISTS probe per contact of the site over its periods, the costliest
+query of a publish) is recomputed at most every `fcr_refresh_seconds` per site and publisher,
+and whenever the site's periods change (midnight): the figure may lag by that much.
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ from scoring.settings import ScoringSettings
 SOURCE = "/scoring"
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 0.2, 2.0  # the database away
 SITES_SIDE_BY_SIDE = 4  # the database computes one site's sums while Python formats another's
+FcrPeriods = tuple[tuple[datetime, datetime], ...]  # [start, end) of each period, site's clock
 log = logging.getLogger(__name__)
 
 
@@ -80,6 +90,9 @@ class IndicatorsPublisher:
         self._published_at: dict[str, datetime] = {}  # this publisher's last publish per site
         self._figures: dict[tuple[str, str], tuple[Hashable, PeriodFigures]] = {}
         self._cells: dict[int, tally_vectors.Cell] = {}  # position -> cell (never change)
+        self.fcr_refresh = timedelta(seconds=settings.fcr_refresh_seconds)
+        # Site -> (its periods, when computed, its observed FCR counts): `_observed_fcr`.
+        self._fcr: dict[str, tuple[FcrPeriods, datetime, list[tuple[int, int, int]]]] = {}
         self.published = Counter(
             "scoring_indicator_events_total", "Site indicators events emitted", registry=registry
         )
@@ -173,7 +186,7 @@ class IndicatorsPublisher:
         now = utc_now()
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                site = await repository.lock_site_if_due(
+                site = await repository.claim_site_if_due(
                     conn, site_id=site_id, older_than=now - self.interval
                 )
                 if site is None:
@@ -188,13 +201,15 @@ class IndicatorsPublisher:
                     ))  # fmt: skip
                     if self.producer is None:
                         await enqueue(conn, topic=SITE_INDICATORS.name, key=site_id, event=event)
-                        await repository.mark_published(conn, site_id=site_id, at=now)
                     else:
                         sent = await self.producer.send(
                             SITE_INDICATORS.name, encode_fast(event), key=site_id.encode()
                         )
-                        await repository.mark_published(conn, site_id=site_id, at=now)
                         await sent  # acknowledged before the commit: a failure leaves it dirty
+                    # Last: the row is locked from here to the commit only (see mark_published).
+                    await repository.mark_published(
+                        conn, site_id=site_id, at=now, dirty_seq=site["dirty_seq"]
+                    )
             self._published_at[site_id] = now  # committed: not due before now + interval
         except KafkaError as error:
             log.warning(
@@ -237,6 +252,26 @@ class IndicatorsPublisher:
             self._cells = await repository.cell_names(conn)
             return [tally_vectors.tally_of(summed, self._cells) for summed in sums]
 
+    async def _observed_fcr(
+        self, conn: Connection, site_id: str, now: datetime, *, periods: FcrPeriods
+    ) -> list[tuple[int, int, int]]:
+        """The site's observed FCR counts per period, as computed at most `fcr_refresh` ago
+        for the same periods, else computed now (and kept): under load a site is published
+        every interval, and the query probes every contact of the site over ~100 days."""
+        known = self._fcr.get(site_id)
+        if (
+            known is not None
+            and known[0] == periods
+            and (timedelta(0) <= now - known[1] < self.fcr_refresh)
+        ):
+            return known[2]
+        fcr = await repository.fcr_counts_for_periods(
+            conn, site_id=site_id, window_days=self.settings.fcr_window_days, as_of=now,
+            periods=periods,
+        )  # fmt: skip
+        self._fcr[site_id] = (periods, now, fcr)
+        return fcr
+
     def _midnight(self, day: date, zone: ZoneInfo | None = None) -> datetime:
         return datetime.combine(day, datetime.min.time(), zone or self.zone)
 
@@ -267,13 +302,10 @@ class IndicatorsPublisher:
         days = [(period.start, period.end) for period in windows]
         cohorts = tally_vectors.period_cohorts(cohort_days, days)
         sums = tally_vectors.period_sums(vectors, days)
-        fcr = await repository.fcr_counts_for_periods(
-            conn, site_id=site_id, window_days=self.settings.fcr_window_days, as_of=now,
-            periods=[
-                (self._midnight(p.start, zone), self._midnight(p.end + timedelta(days=1), zone))
-                for p in windows
-            ],
-        )  # fmt: skip
+        fcr = await self._observed_fcr(conn, site_id, now, periods=tuple(
+            (self._midnight(p.start, zone), self._midnight(p.end + timedelta(days=1), zone))
+            for p in windows
+        ))  # fmt: skip
         tallies = await self._tallies(conn, sums)
         # The questionnaire versions the site's responses carry (issue #15): a window without
         # responses shows the indicators of the site's other windows, not the default's.

@@ -368,7 +368,7 @@ async def mark_sites_dirty(
         "traceparent) SELECT s, n, sn, true, p, $5::text FROM unnest($1::text[], $2::text[], "
         "$3::text[], "
         "$4::timestamptz[]) WITH ORDINALITY AS u(s, n, sn, p, o) ORDER BY o "
-        "ON CONFLICT (site_id) DO UPDATE SET dirty = true, "
+        "ON CONFLICT (site_id) DO UPDATE SET dirty = true, dirty_seq = sites.dirty_seq + 1, "
         "site_name = coalesce(EXCLUDED.site_name, sites.site_name), "
         "pending_since = least(sites.pending_since, EXCLUDED.pending_since), "
         "traceparent = coalesce(sites.traceparent, EXCLUDED.traceparent) RETURNING 1) "
@@ -558,27 +558,68 @@ async def sites_due(
     return due, waiting
 
 
-async def lock_site_if_due(
+PUBLISH_LOCK_CLASS = 250_001
+"""First key of the publishers' advisory locks (the second: a hash of the schema and the site
+id, as advisory locks are per database); the migration's number, so no other advisory lock of
+the database takes this class."""
+
+
+async def claim_site_if_due(
     conn: Connection, *, site_id: str, older_than: datetime
 ) -> asyncpg.Record | None:
-    """Lock the site for publishing if it is still dirty and due; None when another publisher
-    holds it or has just published it (the condition is checked again on the locked row)."""
+    """Claim the site for this transaction's publish if it is still dirty and due; None when
+    another publisher holds it or has just published it.
+
+    Publishers exclude each other with a transaction-level advisory lock, not the sites row:
+    the consumers' `mark_sites_dirty` of that row never waits for a publish. Two statements,
+    in this order: a READ COMMITTED statement's snapshot is taken when it starts, so the read,
+    which starts once the lock is held, sees the commit of the publisher that held it before
+    (PostgreSQL releases a transaction's locks after its commit is visible), e.g. its
+    `last_published_at`: the site is not due again and nobody publishes it twice in a row.
+    Two sites whose ids hash alike take turns (the second is left dirty for the next round).
+
+    The row's `dirty_seq` is read before the publish reads the tallies (later statements,
+    later snapshots): a mark committed before this read is in the figures, one committed after
+    it has counted `dirty_seq` up, so `mark_published` keeps the site dirty."""
+    if not await conn.fetchval(
+        "SELECT pg_try_advisory_xact_lock($1, hashtext(current_schema() || '/' || $2))",
+        PUBLISH_LOCK_CLASS,
+        site_id,
+    ):
+        return None
     return await conn.fetchrow(
-        "SELECT site_id, network, site_name, pending_since, traceparent FROM sites "
-        "WHERE site_id = $1 "
-        "AND dirty AND (last_published_at IS NULL OR last_published_at <= $2) "
-        "FOR UPDATE SKIP LOCKED",
+        "SELECT site_id, network, site_name, pending_since, traceparent, dirty_seq FROM sites "
+        "WHERE site_id = $1 AND dirty AND (last_published_at IS NULL OR last_published_at <= $2)",
         site_id,
         older_than,
     )
 
 
-async def mark_published(conn: Connection, *, site_id: str, at: datetime) -> None:
-    await conn.execute(
-        "UPDATE sites SET dirty = false, last_published_at = $2, pending_since = NULL, "
-        "traceparent = NULL WHERE site_id = $1",
-        site_id,
-        at,
+async def mark_published(conn: Connection, *, site_id: str, at: datetime, dirty_seq: int) -> bool:
+    """Record the publish at `at` of the site as `claim_site_if_due` read it (`dirty_seq`);
+    True when it is clean now. A mark committed since that read counted `dirty_seq` up: its
+    changes may be missing from the published snapshot, so the site stays dirty (with its
+    `pending_since` and `traceparent`; the next publish's latency is then measured from the
+    older `pending_since`, an upper bound) and the next round publishes it again.
+
+    Why no mark is lost (READ COMMITTED): a mark's tallies and its `dirty_seq + 1` commit
+    together. Committed before the claim's read: both are in the publish (its tallies are read
+    by later statements, with later snapshots). Committed after that read: the UPDATE here sees
+    its `dirty_seq` (an UPDATE checks the row's latest committed version, and waits for a mark
+    in progress, then checks again), so `dirty` stays true. Not committed before this UPDATE:
+    it waits for the publish's commit, then sets `dirty` itself. This UPDATE runs last, just
+    before the commit, so that wait is the UPDATE's and the COMMIT's round trips, never the
+    figures' computation nor the broker's ack."""
+    return bool(
+        await conn.fetchval(
+            "UPDATE sites SET last_published_at = $2, dirty = dirty AND dirty_seq <> $3, "
+            "pending_since = CASE WHEN dirty_seq = $3 THEN NULL ELSE pending_since END, "
+            "traceparent = CASE WHEN dirty_seq = $3 THEN NULL ELSE traceparent END "
+            "WHERE site_id = $1 RETURNING NOT dirty",
+            site_id,
+            at,
+            dirty_seq,
+        )
     )
 
 

@@ -81,7 +81,10 @@ class ScoringProcess:
     def start(self) -> None:
         self.system = start_system(
             self.stack.env(), self.log_dir, only=("scoring",),
-            extra_env={"PUBLISH_INTERVAL_SECONDS": "0.2", "ADMIN_JWKS_URL": self.jwks_url},
+            extra_env={
+                "PUBLISH_INTERVAL_SECONDS": "0.2", "FCR_REFRESH_SECONDS": "0.1",
+                "ADMIN_JWKS_URL": self.jwks_url,
+            },
         )  # fmt: skip
 
     @property
