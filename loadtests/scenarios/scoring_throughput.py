@@ -563,7 +563,10 @@ async def _side_by_side(ctx: Any, events: list[CloudEvent[Any]]) -> dict[str, An
     history, updates = events[:HISTORY], events[HISTORY : HISTORY + SIDE_BY_SIDE]
     connection = await asyncpg.connect(ctx.stack.database_url)
     try:
-        incremental = IncrementalWay(_settings(ctx), connection)
+        # The observed FCR recomputed at every publish, as the other figures: the publisher's
+        # 10 s reuse (fcr_refresh_seconds) would only flatter the incremental way here.
+        incremental = IncrementalWay(_settings(ctx).model_copy(update={"fcr_refresh_seconds": 0}),
+                                     connection)  # fmt: skip
         naive = NaiveWay(connection)
         for way in (incremental, naive):
             await way.prepare()
