@@ -6,6 +6,9 @@ A throttle with a leading and a trailing edge, per site:
   at least one interval old;
 - trailing: a site changed sooner than that is published when its interval ends: the publisher
   sleeps until the earliest such moment (or the next NOTIFY), not for a fixed poll period.
+A site catching up on old answers (its oldest unpublished answer over a minute old: a backlog
+after an outage, or a replay) is published every few seconds instead (`repository.Pace`): each
+event would only be one more snapshot of a count still climbing, and the CPU goes to the backlog.
 Each site is published in its own short transaction, a few sites side by side. Replicas
 share the work and never publish one site twice within an interval: a publish holds the site's
 transaction-level advisory lock (tried, skipped when taken), not its `sites` row, so the
@@ -74,6 +77,11 @@ class IndicatorsPublisher:
         self.producer = producer  # None: through the outbox (tests, tools without a producer)
         self.zone = ZoneInfo(settings.reporting_timezone)
         self.interval = timedelta(seconds=settings.publish_interval_seconds)
+        self.pace = repository.Pace(
+            interval=self.interval,
+            catching_up=timedelta(seconds=settings.publish_catching_up_seconds),
+            catching_up_after=timedelta(seconds=settings.catching_up_after_seconds),
+        )
         self._wake = asyncio.Event()
         # Re-opened by itself after a database restart; each (re)open wakes a round that
         # publishes what was marked dirty while the NOTIFY could not arrive.
@@ -167,11 +175,9 @@ class IndicatorsPublisher:
         """Publish the sites due now; return how many, and when the next dirty site is due."""
         now = utc_now()
         async with self.pool.acquire() as conn:
-            due, next_due = await repository.sites_due(
-                conn, older_than=now - self.interval, limit=limit
-            )
+            due, next_due = await repository.sites_due(conn, now=now, pace=self.pace, limit=limit)
         if not due:
-            return 0, None if next_due is None else next_due + self.interval
+            return 0, next_due
         gate = asyncio.Semaphore(SITES_SIDE_BY_SIDE)
 
         async def publish(site_id: str) -> bool:
@@ -187,7 +193,7 @@ class IndicatorsPublisher:
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 site = await repository.claim_site_if_due(
-                    conn, site_id=site_id, older_than=now - self.interval
+                    conn, site_id=site_id, now=now, pace=self.pace
                 )
                 if site is None:
                     return False

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -538,23 +539,45 @@ async def detractor_rules_audit(
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How often a dirty site may be published: every `interval`; every `catching_up` while
+    its oldest unpublished answer is older than `catching_up_after` (a backlog of old answers,
+    after an outage or in a replay: each event would be one more snapshot of a count still
+    climbing, and the publishes would take the CPU the backlog needs)."""
+
+    interval: timedelta
+    catching_up: timedelta
+    catching_up_after: timedelta
+
+    def parameters(self, now: datetime) -> tuple[datetime, timedelta, timedelta, timedelta]:
+        """$1 to $4 of `_DUE_AT`."""
+        return now, self.interval, self.catching_up, self.catching_up_after
+
+
+# When a dirty site is due (`Pace`); NULL when it was never published: due at once.
+_DUE_AT = (
+    "last_published_at + CASE WHEN pending_since < $1::timestamptz - $4::interval "
+    "THEN $3::interval ELSE $2::interval END"
+)
+
+
 async def sites_due(
-    conn: Connection, *, older_than: datetime, limit: int
+    conn: Connection, *, now: datetime, pace: Pace, limit: int
 ) -> tuple[list[str], datetime | None]:
-    """Dirty sites last published at or before `older_than` (never published first, then the
-    longest waiting), and the oldest last publish among the dirty sites not due yet."""
+    """Dirty sites due at `now` (never published first, then the longest waiting), and when the
+    first of the dirty sites not due yet falls due."""
     rows = await conn.fetch(
-        "(SELECT site_id, last_published_at FROM sites WHERE dirty AND "
-        " (last_published_at IS NULL OR last_published_at <= $1) "
-        " ORDER BY last_published_at NULLS FIRST, site_id LIMIT $2) "
-        "UNION ALL "
-        "(SELECT NULL, min(last_published_at) FROM sites "
-        " WHERE dirty AND last_published_at > $1)",
-        older_than,
-        limit,
-    )
+        f"WITH dirty AS (SELECT site_id, last_published_at, {_DUE_AT} AS due_at FROM sites "
+        "WHERE dirty) "
+        "(SELECT site_id, NULL::timestamptz AS due_at FROM dirty "
+        " WHERE due_at IS NULL OR due_at <= $1 "
+        " ORDER BY last_published_at NULLS FIRST, site_id LIMIT $5) "
+        "UNION ALL (SELECT NULL, min(due_at) FROM dirty WHERE due_at > $1)",
+        *pace.parameters(now), limit,
+    )  # fmt: skip
     due = [row["site_id"] for row in rows if row["site_id"] is not None]
-    waiting = next((row["last_published_at"] for row in rows if row["site_id"] is None), None)
+    waiting = next((row["due_at"] for row in rows if row["site_id"] is None), None)
     return due, waiting
 
 
@@ -565,7 +588,7 @@ the database takes this class."""
 
 
 async def claim_site_if_due(
-    conn: Connection, *, site_id: str, older_than: datetime
+    conn: Connection, *, site_id: str, now: datetime, pace: Pace
 ) -> asyncpg.Record | None:
     """Claim the site for this transaction's publish if it is still dirty and due; None when
     another publisher holds it or has just published it.
@@ -589,10 +612,9 @@ async def claim_site_if_due(
         return None
     return await conn.fetchrow(
         "SELECT site_id, network, site_name, pending_since, traceparent, dirty_seq FROM sites "
-        "WHERE site_id = $1 AND dirty AND (last_published_at IS NULL OR last_published_at <= $2)",
-        site_id,
-        older_than,
-    )
+        f"WHERE site_id = $5 AND dirty AND coalesce({_DUE_AT} <= $1, true)",
+        *pace.parameters(now), site_id,
+    )  # fmt: skip
 
 
 async def mark_published(conn: Connection, *, site_id: str, at: datetime, dirty_seq: int) -> bool:

@@ -89,13 +89,22 @@ def response(site_id: str) -> CloudEvent[ResponseSubmitted]:
     )  # fmt: skip
 
 
-async def consume(pool: asyncpg.Pool, settings: ScoringSettings, site_id: str) -> None:
+async def consume(
+    pool: asyncpg.Pool, settings: ScoringSettings, site_id: str, *, age: timedelta | None = None
+) -> None:
     """One consumer batch (the handler every scoring consumer runs) with one response of the
-    site, which gives up after 1 s waiting for a lock rather than hang behind a publish."""
+    site (answered `age` ago), which gives up after 1 s waiting for a lock rather than hang
+    behind a publish."""
+    event = response(site_id)
+    if age is not None:
+        answered_at = event.data.answered_at - age
+        event = event.model_copy(update={
+            "time": answered_at, "data": event.data.model_copy(update={"answered_at": answered_at})
+        })  # fmt: skip
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SET LOCAL lock_timeout = '1s'")
         handler = ScoringHandler(settings, raise_alerts=False)
-        await handler(conn, SURVEY_RESPONSE.name, [response(site_id)])
+        await handler(conn, SURVEY_RESPONSE.name, [event])
 
 
 async def published_nps_samples(pool: asyncpg.Pool, site_id: str) -> list[int]:
@@ -262,3 +271,35 @@ async def test_the_observed_fcr_is_reused_until_its_refresh_or_a_new_day(stack, 
     assert await fcr_at(tomorrow + timedelta(seconds=10)) == {
         "resolved": 2, "repeated": 1, "pending": 0,
     }  # fmt: skip
+
+
+async def test_a_site_catching_up_on_old_answers_is_published_every_few_seconds(stack, pool):
+    """Issue #14: in a backlog of old answers (after an outage, a replay), a site is published
+    every `publish_catching_up_seconds`, not every interval: each event would be one more
+    snapshot of a count still climbing. A site with fresh answers keeps the interval."""
+    # Every 1 ms; every 5 s (the default) while the oldest waiting answer is over 60 s old.
+    settings = settings_of(stack, publish_interval_seconds=0.001)
+    backlog, fresh = (f"site-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    publisher = IndicatorsPublisher(settings=settings, pool=pool, registry=CollectorRegistry())
+    for round_number in range(2):
+        await consume(pool, settings, backlog, age=timedelta(hours=2))
+        await consume(pool, settings, fresh)
+        if round_number == 0:  # never published: both at once
+            assert await publisher.publish_site(backlog) and await publisher.publish_site(fresh)
+
+    async def due_at(seconds: float) -> tuple[set[str], datetime | None]:
+        async with pool.acquire() as conn:
+            due, next_due = await repository.sites_due(
+                conn, now=published + timedelta(seconds=seconds), pace=publisher.pace, limit=100
+            )
+        return set(due) & {backlog, fresh}, next_due
+
+    published = (await site_row(pool, backlog))["last_published_at"]
+    assert (await site_row(pool, fresh))["last_published_at"] >= published
+    assert (await due_at(1))[0] == {fresh}
+    _, next_due = await due_at(1)
+    assert await publisher.publish_site(fresh)
+    assert not await publisher.publish_site(backlog)  # the claim checks the same pace
+    assert (await due_at(4.9))[0] == set()
+    assert (await due_at(5))[0] == {backlog}
+    assert next_due is not None and next_due <= published + timedelta(seconds=5)

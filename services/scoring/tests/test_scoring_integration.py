@@ -83,7 +83,9 @@ class ScoringProcess:
             self.stack.env(), self.log_dir, only=("scoring",),
             extra_env={
                 "PUBLISH_INTERVAL_SECONDS": "0.2", "FCR_REFRESH_SECONDS": "0.1",
-                "ADMIN_JWKS_URL": self.jwks_url,
+                # Many tests answer days ago: no slower pace for them (its own test:
+                # test_publisher_concurrency).
+                "PUBLISH_CATCHING_UP_SECONDS": "0.2", "ADMIN_JWKS_URL": self.jwks_url,
             },
         )  # fmt: skip
 
