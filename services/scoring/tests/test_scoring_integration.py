@@ -1134,6 +1134,30 @@ async def test_a_users_erasure_removes_their_contacts_and_verbatims_and_unlinks_
     assert await counted(stack.database_url, site) == 3  # figures already tallied stay
 
 
+async def test_a_contact_redelivered_after_its_users_erasure_does_not_come_back(stack, scoring):
+    """Issue #14 kept the inbox for contacts: a contact's batch committed, its offset not yet
+    (a crash), its user erased meanwhile (another topic); the redelivered contact, the same
+    event, must not bring the erased pseudonym back."""
+    site = "site-erased-redelivery"
+    now = utc_now()
+    seen = contact(site, "user-gone", "paiement", "telephone", now - timedelta(hours=2))
+    await produce(stack.kafka_bootstrap_servers, SURVEY_CONTACT.name, [seen])
+    await async_wait_for(lambda: contacts_of(stack, site, 1), timeout=30)
+    await produce(stack.kafka_bootstrap_servers, SURVEY_INVITATION.name, [erasure("user-gone")])
+    await async_wait_for(lambda: contacts_of(stack, site, 0), timeout=30)
+    later = contact(site, "user-other", "paiement", "telephone", now - timedelta(hours=1))
+    await produce(stack.kafka_bootstrap_servers, SURVEY_CONTACT.name, [seen, later])
+    await async_wait_for(lambda: has_contact(stack, later.data.contact_id), timeout=30)
+    assert not await has_contact(stack, seen.data.contact_id)
+
+
+async def has_contact(stack: Any, contact_id: str) -> bool:
+    rows = await fetch(
+        stack.database_url, "SELECT 1 FROM scoring.contacts WHERE contact_id = $1", contact_id
+    )
+    return bool(rows)
+
+
 async def contacts_of(stack: Any, site: str, expected: int) -> bool:
     return await rows_of(stack, "contacts", site, expected)
 
