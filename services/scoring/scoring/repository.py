@@ -217,19 +217,21 @@ async def add_contacts(conn: Connection, *, rows: list[tuple[Any, ...]]) -> None
     """Store contacts (contact id, site, network, user pseudonym, channel, motif, closed at,
     team: never an agent), and
     give their pseudonym to the verbatims and alerts of those contacts that came first."""
-    await conn.executemany(
+    await conn.execute(  # one statement, the rows as one JSON document (as the tallies)
         "INSERT INTO contacts (contact_id, site_id, network, user_pseudo_id, channel, motif, "
-        "closed_at, team) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-        "ON CONFLICT (contact_id) DO NOTHING",
-        rows,
+        "closed_at, team) SELECT r->>0, r->>1, r->>2, r->>3, r->>4, r->>5, "
+        "(r->>6)::timestamptz, r->>7 FROM jsonb_array_elements($1::text::jsonb) AS r "
+        "ORDER BY 1 ON CONFLICT (contact_id) DO NOTHING",
+        json_document([list(row) for row in rows]),
     )
     ids = sorted({row[0] for row in rows})
-    await conn.execute(  # issue #15: the team of the responses that came before their contact
-        "UPDATE response_facts r SET team = c.team FROM contacts c "
-        "WHERE r.team IS NULL AND c.team IS NOT NULL AND r.contact_id = c.contact_id "
-        "AND c.contact_id = ANY($1::text[])",
-        ids,
-    )
+    if with_team := sorted({row[0] for row in rows if row[7] is not None}):
+        await conn.execute(  # issue #15: the team of the responses that came before their contact
+            "UPDATE response_facts r SET team = c.team FROM contacts c "
+            "WHERE r.team IS NULL AND c.team IS NOT NULL AND r.contact_id = c.contact_id "
+            "AND c.contact_id = ANY($1::text[])",
+            with_team,
+        )
     for table in ("verbatims", "alerts"):
         await conn.execute(
             f"UPDATE {table} t SET user_pseudo_id = c.user_pseudo_id FROM contacts c "
