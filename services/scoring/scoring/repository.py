@@ -913,13 +913,16 @@ async def add_verbatims(conn: Connection, *, rows: list[tuple[Any, ...]]) -> Non
     contact id, then themes, tone, trigger words (JSON text) and tagger (issue #17,
     scoring.tagging.verbatim_tags); the user's pseudonym comes from the contact when it is known
     (else on its arrival)."""
-    await conn.executemany(
+    await conn.execute(  # one statement, the rows as one JSON document (as the tallies)
         "INSERT INTO verbatims (response_id, site_id, day, channel, motif, text, satisfaction, "
         "recommandation, effort, contact_id, themes, tone, trigger_words, tagger, user_pseudo_id) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::text::jsonb, $14, "
-        "(SELECT user_pseudo_id FROM contacts WHERE contact_id = $10)) "
+        "SELECT r->>0, r->>1, (r->>2)::date, r->>3, r->>4, r->>5, (r->>6)::int, (r->>7)::int, "
+        "(r->>8)::int, r->>9, ARRAY(SELECT t FROM jsonb_array_elements_text(r->10) WITH ORDINALITY "
+        "AS e(t, n) ORDER BY n), r->>11, "
+        "(r->>12)::jsonb, r->>13, (SELECT user_pseudo_id FROM contacts WHERE contact_id = r->>9) "
+        "FROM jsonb_array_elements($1::text::jsonb) AS r ORDER BY 1 "
         "ON CONFLICT (response_id) DO NOTHING",
-        rows,
+        json_document([list(row) for row in rows]),
     )
 
 
