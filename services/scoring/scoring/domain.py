@@ -219,14 +219,16 @@ def mean_interval(
     n == 1 (no interval). `bounds`, the ends of the rating scale, clamp the interval: a mean
     of ratings cannot leave the scale.
     """
-    n = sum(distribution.values())
+    n = total = squares = 0
+    for value, count in distribution.items():  # one pass: the same exact integer sums
+        n += count
+        total += value * count
+        squares += value * value * count
     if n == 0:
         return None, None
-    total = sum(value * count for value, count in distribution.items())
     mean = total / n
     if n == 1:
         return mean, None
-    squares = sum(value * value * count for value, count in distribution.items())
     variance = (n * squares - total * total) / (n * (n - 1))
     half = student_t_quantile(0.975, n - 1) * math.sqrt(variance / n)
     low_bound, high_bound = bounds if bounds is not None else (-math.inf, math.inf)
@@ -636,13 +638,18 @@ def _ratings(tally: Tally, item_id: str) -> dict[int, int]:
     """
     ratings: dict[int, int] = {}
     for value, count in tally.get(item_id, {}).items():
-        try:
-            rating = int(value)
-        except ValueError:
-            continue
-        if count:
+        if count and (rating := _rating(value)) is not None:
             ratings[rating] = ratings.get(rating, 0) + count
     return ratings
+
+
+@lru_cache(maxsize=4096)
+def _rating(value: str) -> int | None:
+    """`int(value)`, None when it is no integer: parsed once per distinct text."""
+    try:
+        return int(value)
+    except ValueError:
+        return None
 
 
 def _find_item(questionnaire: Questionnaire, item_id: str) -> Item | None:

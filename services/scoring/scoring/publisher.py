@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -44,6 +45,8 @@ from scoring.settings import ScoringSettings
 
 SOURCE = "/scoring"
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 0.2, 2.0  # the database away
+SITES_HELD = 1_000  # sites whose day vectors a publisher keeps between publishes (~40 kB each)
+FULL_READ_EVERY = timedelta(hours=1)  # a row version is an xid: read everything again now and then
 SITES_SIDE_BY_SIDE = 4  # the database computes one site's sums while Python formats another's
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,11 @@ class IndicatorsPublisher:
         self._published_at: dict[str, datetime] = {}  # this publisher's last publish per site
         self._figures: dict[tuple[str, str], tuple[Hashable, PeriodFigures]] = {}
         self._cells: dict[int, tally_vectors.Cell] = {}  # position -> cell (never change)
+        # The day vectors of the sites published lately, with their row versions and when
+        # they were all read (`_site_days`), least recently published first.
+        self._day_vectors: OrderedDict[str, tuple[datetime, dict[date, tuple[str, list[int]]]]]
+        self._day_vectors = OrderedDict()
+        self._period_tallies: dict[tuple[str, str], tuple[list[int], domain.Tally]] = {}
         self.published = Counter(
             "scoring_indicator_events_total", "Site indicators events emitted", registry=registry
         )
@@ -211,31 +219,80 @@ class IndicatorsPublisher:
     def _period_figures(
         self, site_id: str, period: domain.Period, tally: domain.Tally, cohort: domain.Cohort,
         fcr: tuple[int, int, int], form: questionnaire.Questionnaire, now: datetime,
-        counts: tuple[int, ...],
+        counts: tuple[int, ...], computed: dict[Hashable, PeriodFigures],
     ) -> PeriodFigures:  # fmt: skip
         """`domain.period_figures`, reused when none of its inputs changed since the site's
         last publish (a pure function): the previous week, month and 90 days rarely change.
         `counts` is the period's summed count vector, which `tally` names: the cheap key.
-        The response rate is the period's invitation cohort's, provisional while it is open."""
-        inputs = (period, cohort, cohort.still_open(now), fcr, form.version, counts)
+        The response rate is the period's invitation cohort's, provisional while it is open.
+        `computed`: this event's periods by their inputs but the period itself: a period with
+        the same counts, cohort and contacts as another (the year so far and the 90 days of
+        a site younger than 90 days) has the same figures, only its window differs."""
+        same = (cohort, cohort.still_open(now), fcr, form.version, counts)
+        inputs = (period, *same)
         known = self._figures.get((site_id, period.id))
         if known is not None and known[0] == inputs:
+            computed.setdefault(same, known[1])
             return known[1]
-        # Every figure from the versions this period's responses carry (`questionnaire_of`).
-        form = domain.questionnaire_of([tally], questionnaire.load_all(), fallback=form)
-        figures = domain.period_figures(
-            period, tally, invitations=cohort, questionnaire=form, fcr=fcr, now=now
-        )
+        twin = computed.get(same)
+        if twin is not None:
+            figures = twin.model_copy(
+                update={"period": period.id, "start": period.start, "end": period.end}
+            )
+        else:
+            # Every figure from the versions this period's responses carry (`questionnaire_of`).
+            form = domain.questionnaire_of([tally], questionnaire.load_all(), fallback=form)
+            figures = domain.period_figures(
+                period, tally, invitations=cohort, questionnaire=form, fcr=fcr, now=now
+            )
+            computed[same] = figures
         self._figures[(site_id, period.id)] = (inputs, figures)
         return figures
 
-    async def _tallies(self, conn: Connection, sums: list[list[int]]) -> list[domain.Tally]:
-        """The summed vectors named by their cells; the cells read again when one is new."""
+    async def _tallies(
+        self, conn: Connection, site_id: str, windows: list[domain.Period], sums: list[list[int]]
+    ) -> list[domain.Tally]:
+        """The summed vectors named by their cells; the cells read again when one is new. A
+        period's tally is kept with its vector: the same vector, the same tally (a cell's
+        position never changes)."""
+        keys = [(site_id, period.id) for period in windows]
         try:
-            return [tally_vectors.tally_of(summed, self._cells) for summed in sums]
+            tallies = [self._tally(key, summed) for key, summed in zip(keys, sums, strict=True)]
         except KeyError:  # committed before the vectors that count it: read after them
             self._cells = await repository.cell_names(conn)
-            return [tally_vectors.tally_of(summed, self._cells) for summed in sums]
+            tallies = [self._tally(key, summed) for key, summed in zip(keys, sums, strict=True)]
+        return tallies
+
+    def _tally(self, key: tuple[str, str], summed: list[int]) -> domain.Tally:
+        known = self._period_tallies.get(key)
+        if known is not None and known[0] == summed:
+            return known[1]
+        tally = tally_vectors.tally_of(summed, self._cells)
+        self._period_tallies[key] = (summed, tally)
+        return tally
+
+    async def _site_days(
+        self, conn: Connection, site_id: str, now: datetime
+    ) -> tuple[str | None, list[tuple[date, list[int]]], list[repository.CohortDay]]:
+        """`repository.site_days` from the earliest day any site's periods can start, the day
+        vectors this publisher holds at their current version not sent again (a publish after
+        a batch reads the days it changed); all of them read again after `FULL_READ_EVERY`."""
+        held = self._day_vectors.pop(site_id, None)
+        if held is not None and now - held[0] > FULL_READ_EVERY:
+            held = None
+        known = {} if held is None else held[1]
+        told, rows, cohort_days = await repository.site_days(
+            conn, site_id=site_id, since=earliest_start(now),
+            known={day: version for day, (version, _) in known.items()},
+        )  # fmt: skip
+        fresh = {
+            day: (version, known[day][1] if vector is None else vector)
+            for day, version, vector in rows
+        }
+        self._day_vectors[site_id] = (now if held is None else held[0], fresh)
+        while len(self._day_vectors) > SITES_HELD:
+            self._day_vectors.popitem(last=False)
+        return told, [(day, vector) for day, (_, vector) in fresh.items()], cohort_days
 
     def _midnight(self, day: date, zone: ZoneInfo | None = None) -> datetime:
         return datetime.combine(day, datetime.min.time(), zone or self.zone)
@@ -258,15 +315,9 @@ class IndicatorsPublisher:
         """The site's figures; its weeks and months on its own clock."""
         # From the earliest day any site's periods can start (no clock is a day behind UTC's
         # yesterday): the site's clock comes in the same round trip as its counts.
-        told, vectors, cohort_days = await repository.site_days(
-            conn, site_id=site_id, since=earliest_start(now)
-        )
+        told, vectors, cohort_days = await self._site_days(conn, site_id, now)
         zone = self.site_zone(site_id, network, timezone or told)
-        form = questionnaire.load()
         windows = domain.periods(now.astimezone(zone).date())
-        days = [(period.start, period.end) for period in windows]
-        cohorts = tally_vectors.period_cohorts(cohort_days, days)
-        sums = tally_vectors.period_sums(vectors, days)
         fcr = await repository.fcr_counts_for_periods(
             conn, site_id=site_id, window_days=self.settings.fcr_window_days, as_of=now,
             periods=[
@@ -274,13 +325,26 @@ class IndicatorsPublisher:
                 for p in windows
             ],
         )  # fmt: skip
-        tallies = await self._tallies(conn, sums)
+        form = questionnaire.load()
+        days = [(period.start, period.end) for period in windows]
+        cohorts = tally_vectors.period_cohorts(cohort_days, days)
+        sums = tally_vectors.period_sums(vectors, days)
+        tallies = await self._tallies(conn, site_id, windows, sums)
         # The questionnaire versions the site's responses carry (issue #15): a window without
         # responses shows the indicators of the site's other windows, not the default's.
         form = domain.questionnaire_of(tallies, questionnaire.load_all(), fallback=form)
+        computed: dict[Hashable, PeriodFigures] = {}
         periods = [
             self._period_figures(
-                site_id, period, tally, domain.cohort_of(*counts), f, form, now, tuple(summed)
+                site_id,
+                period,
+                tally,
+                domain.cohort_of(*counts),
+                f,
+                form,
+                now,
+                tuple(summed),
+                computed,
             )
             for period, tally, counts, f, summed in zip(
                 windows, tallies, cohorts, fcr, sums, strict=True

@@ -590,29 +590,42 @@ async def tally_between(
     return tally
 
 
-SiteDays = tuple[
-    str | None, list[tuple[date, list[int]]], list[tuple[date, int, int, datetime | None]]
-]
-"""A site's clock as its events told it, its count vector of each day, and its invitation
-cohort of each send day (`site_days`)."""
+CohortDay = tuple[date, int, int, datetime | None]
+SiteDays = tuple[str | None, list[tuple[date, str, list[int] | None]], list[CohortDay]]
+"""A site's clock as its events told it, its count vector of each day with the vector's row
+version (None: the caller holds that version), and its invitation cohort of each send day
+(`site_days`)."""
 
 
-async def site_days(conn: Connection, *, site_id: str, since: date) -> SiteDays:
+async def site_days(
+    conn: Connection, *, site_id: str, since: date, known: Mapping[date, str] | None = None
+) -> SiteDays:
     """What the publisher sums per period (`tally_vectors.period_sums`, `period_cohorts`), from
     `since` on in day order, in one round trip and one snapshot: each day's count vector (one
     index range read, not every count unnested and grouped), each send day's cohort, and the
-    site's clock (sites.timezone)."""
+    site's clock (sites.timezone).
+
+    Each day's vector comes with its row version (`xmin:cmin`: the (sub)transaction and the
+    command that wrote it); `known` (day -> version) names the versions the caller holds, whose
+    vectors come back as None rather than sent again: a publish after a batch reads the few
+    days the batch changed, not the site's months. Two versions of a row share an `xmin:cmin`
+    only when 2^32 transactions apart (the caller re-reads everything long before)."""
+    days, versions = list(known or ()), list((known or {}).values())
     rows = await conn.fetch(
         "SELECT (SELECT timezone FROM sites WHERE site_id = $1), d.* FROM (SELECT 1) AS one "
-        "LEFT JOIN ((SELECT day, counts, NULL::bigint, NULL::bigint, NULL::timestamptz "
-        "  FROM site_day_vectors WHERE site_id = $1 AND day >= $2) UNION ALL "
-        " (SELECT day, NULL, sum(count)::bigint, sum(answered)::bigint, max(open_until) "
+        "LEFT JOIN ((SELECT v.day, v.version, CASE WHEN k.version IS DISTINCT FROM v.version "
+        "  THEN v.counts END, NULL::bigint, NULL::bigint, NULL::timestamptz "
+        "  FROM (SELECT day, counts, xmin::text || ':' || cmin::text AS version "
+        "        FROM site_day_vectors WHERE site_id = $1 AND day >= $2) AS v "
+        "  LEFT JOIN unnest($3::date[], $4::text[]) AS k (day, version) ON k.day = v.day) "
+        " UNION ALL "
+        " (SELECT day, NULL, NULL, sum(count)::bigint, sum(answered)::bigint, max(open_until) "
         "  FROM invitation_tallies WHERE site_id = $1 AND day >= $2 GROUP BY day)) "
-        "AS d (day, counts, invited, answered, open_until) ON true ORDER BY d.day",
-        site_id, since,
+        "AS d (day, version, counts, invited, answered, open_until) ON true ORDER BY d.day",
+        site_id, since, days, versions,
     )  # fmt: skip
-    vectors = [(row[1], row[2]) for row in rows if row[2] is not None]
-    cohorts = [(row[1], row[3], row[4], row[5]) for row in rows if row[3] is not None]
+    vectors = [(row[1], row[2], row[3]) for row in rows if row[2] is not None]
+    cohorts = [(row[1], row[4], row[5], row[6]) for row in rows if row[4] is not None]
     return rows[0][0], vectors, cohorts
 
 
