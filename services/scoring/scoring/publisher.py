@@ -23,6 +23,7 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -49,6 +50,19 @@ SITES_HELD = 1_000  # sites whose day vectors a publisher keeps between publishe
 FULL_READ_EVERY = timedelta(hours=1)  # a row version is an xid: read everything again now and then
 SITES_SIDE_BY_SIDE = 4  # the database computes one site's sums while Python formats another's
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Held:
+    """A site's day vectors with their row versions (`repository.site_days`), since when they
+    were all read, its cohorts by send day, and its windows' sums of those vectors."""
+
+    read_at: datetime
+    versions: dict[date, str]
+    vectors: dict[date, list[int]]
+    cohort_days: list[repository.CohortDay]
+    windows: list[tuple[date, date]] = field(default_factory=list)
+    sums: list[list[int]] = field(default_factory=list)
 
 
 class IndicatorsPublisher:
@@ -83,10 +97,9 @@ class IndicatorsPublisher:
         self._published_at: dict[str, datetime] = {}  # this publisher's last publish per site
         self._figures: dict[tuple[str, str], tuple[Hashable, PeriodFigures]] = {}
         self._cells: dict[int, tally_vectors.Cell] = {}  # position -> cell (never change)
-        # The day vectors of the sites published lately, with their row versions and when
-        # they were all read (`_site_days`), least recently published first.
-        self._day_vectors: OrderedDict[str, tuple[datetime, dict[date, tuple[str, list[int]]]]]
-        self._day_vectors = OrderedDict()
+        # What the sites published lately were computed from (`_site_days`), least recently
+        # published first.
+        self._held: OrderedDict[str, _Held] = OrderedDict()
         self._period_tallies: dict[tuple[str, str], tuple[list[int], domain.Tally]] = {}
         self.published = Counter(
             "scoring_indicator_events_total", "Site indicators events emitted", registry=registry
@@ -273,26 +286,44 @@ class IndicatorsPublisher:
 
     async def _site_days(
         self, conn: Connection, site_id: str, now: datetime
-    ) -> tuple[str | None, list[tuple[date, list[int]]], list[repository.CohortDay]]:
+    ) -> tuple[str | None, _Held, _Held | None]:
         """`repository.site_days` from the earliest day any site's periods can start, the day
         vectors this publisher holds at their current version not sent again (a publish after
-        a batch reads the days it changed); all of them read again after `FULL_READ_EVERY`."""
-        held = self._day_vectors.pop(site_id, None)
-        if held is not None and now - held[0] > FULL_READ_EVERY:
+        a batch reads the days it changed); all of them read again after `FULL_READ_EVERY`.
+        Returns the site's clock, what is held now, and what was held before."""
+        held = self._held.pop(site_id, None)
+        if held is not None and now - held.read_at > FULL_READ_EVERY:
             held = None
-        known = {} if held is None else held[1]
         told, rows, cohort_days = await repository.site_days(
             conn, site_id=site_id, since=earliest_start(now),
-            known={day: version for day, (version, _) in known.items()},
+            known=None if held is None else held.versions,
         )  # fmt: skip
-        fresh = {
-            day: (version, known[day][1] if vector is None else vector)
-            for day, version, vector in rows
-        }
-        self._day_vectors[site_id] = (now if held is None else held[0], fresh)
-        while len(self._day_vectors) > SITES_HELD:
-            self._day_vectors.popitem(last=False)
-        return told, [(day, vector) for day, (_, vector) in fresh.items()], cohort_days
+        vectors = {} if held is None else held.vectors
+        fresh = _Held(
+            read_at=now if held is None else held.read_at,
+            versions={day: version for day, version, _ in rows},
+            vectors={day: vectors[day] if v is None else v for day, _, v in rows},
+            cohort_days=cohort_days,
+        )
+        self._held[site_id] = fresh
+        while len(self._held) > SITES_HELD:
+            self._held.popitem(last=False)
+        return told, fresh, held
+
+    @staticmethod
+    def _sums(
+        held: _Held, before: _Held | None, windows: list[tuple[date, date]]
+    ) -> list[list[int]]:
+        """Each window's summed vector: the days that changed added to the sums held, when
+        the windows are the same as then, else every day summed."""
+        if before is not None and before.windows == windows:
+            sums = tally_vectors.moved_period_sums(
+                before.sums, before.vectors, held.vectors, windows
+            )
+        else:
+            sums = tally_vectors.period_sums(list(held.vectors.items()), windows)
+        held.windows, held.sums = windows, sums
+        return sums
 
     def _midnight(self, day: date, zone: ZoneInfo | None = None) -> datetime:
         return datetime.combine(day, datetime.min.time(), zone or self.zone)
@@ -315,7 +346,7 @@ class IndicatorsPublisher:
         """The site's figures; its weeks and months on its own clock."""
         # From the earliest day any site's periods can start (no clock is a day behind UTC's
         # yesterday): the site's clock comes in the same round trip as its counts.
-        told, vectors, cohort_days = await self._site_days(conn, site_id, now)
+        told, held, before = await self._site_days(conn, site_id, now)
         zone = self.site_zone(site_id, network, timezone or told)
         windows = domain.periods(now.astimezone(zone).date())
         fcr = await repository.fcr_counts_for_periods(
@@ -327,8 +358,8 @@ class IndicatorsPublisher:
         )  # fmt: skip
         form = questionnaire.load()
         days = [(period.start, period.end) for period in windows]
-        cohorts = tally_vectors.period_cohorts(cohort_days, days)
-        sums = tally_vectors.period_sums(vectors, days)
+        cohorts = tally_vectors.period_cohorts(held.cohort_days, days)
+        sums = self._sums(held, before, days)
         tallies = await self._tallies(conn, site_id, windows, sums)
         # The questionnaire versions the site's responses carry (issue #15): a window without
         # responses shows the indicators of the site's other windows, not the default's.

@@ -92,6 +92,34 @@ def period_sums(
     return sums
 
 
+def moved_period_sums(
+    sums: Sequence[Sequence[int]], before: Mapping[date, Sequence[int]],
+    after: Mapping[date, Sequence[int]], periods: Sequence[tuple[date, date]],
+) -> list[list[int]]:  # fmt: skip
+    """`period_sums(sorted(after.items()), periods)` from `sums`, the same periods' sums of
+    `before`: only the days whose vector changed (a vector that did not change is the same
+    object in both) are taken away and added, rather than every day summed again."""
+    width = max((len(vector) for vector in after.values()), default=0)
+    moments = sorted(after)
+    moved = [day for day in before.keys() | after.keys() if before.get(day) is not after.get(day)]
+    result: list[list[int]] = []
+    for (start, end), summed in zip(periods, sums, strict=True):
+        if bisect_left(moments, start) >= bisect_right(moments, end):
+            result.append([])
+            continue
+        inside = [day for day in moved if start <= day <= end]
+        room = max(width, len(summed), *(len(before.get(day, ())) for day in inside))
+        total = [*summed, *[0] * (room - len(summed))]
+        for day in inside:
+            for spot, n in enumerate(before.get(day, ())):
+                total[spot] -= n
+            for spot, n in enumerate(after.get(day, ())):
+                total[spot] += n
+        del total[width:]  # beyond every vector of `after`: zeros
+        result.append(total)
+    return result
+
+
 def tally_of(vector: Sequence[int], cells: Mapping[int, Cell]) -> dict[str, dict[str, int]]:
     """A summed vector as a tally {item: {value: count}} (its non-zero counts only)."""
     tally: dict[str, dict[str, int]] = {}
