@@ -356,9 +356,13 @@ def _beta_continued_fraction(x: float, a: float, b: float) -> float:
 # --------------------------------------------------------------------------- indicators
 
 
+Reusable: TypeAlias = tuple[Tally, Sequence[IndicatorFigure]]
+"""A tally and its figures under the same questionnaire (`figures`' `since`)."""
+
+
 def figures(
     tally: Tally, *, invitations: int | Cohort, questionnaire: Questionnaire,
-    now: datetime | None = None,
+    now: datetime | None = None, since: Reusable | None = None,
 ) -> list[IndicatorFigure]:  # fmt: skip
     """One figure per indicator for the tallied responses of one period and scope.
 
@@ -369,31 +373,55 @@ def figures(
     invitation `Cohort` and `now` (to tell whether it is still open). A bare number of
     invitations is a closed cohort whose answers are the tallied responses, at most one per
     invitation (tests and tools).
+
+    `since`: an earlier tally of the same scope and its figures under the same questionnaire;
+    an indicator whose item's counts are the same in both is that figure again (a pure
+    function of them), not computed again: a new answer changes few items of a small period.
     """
+    earlier, known = since if since is not None else ({}, ())
+    was = {figure.indicator: figure for figure in known}
+
+    def kept(item_id: str, *indicators: str) -> list[IndicatorFigure] | None:
+        if since is None or tally.get(item_id) != earlier.get(item_id):
+            return None
+        found = [was[indicator] for indicator in indicators if indicator in was]
+        return found if len(found) == len(indicators) else None
+
     result: list[IndicatorFigure] = []
     if (item := _scale_item(questionnaire, "recommandation")) is not None:
-        result.append(_nps(_ratings(tally, item.id)))
+        result += kept(item.id, "nps") or [_nps(_ratings(tally, item.id))]
     if (item := _scale_item(questionnaire, "effort")) is not None:
-        ratings = _ratings(tally, item.id)
-        result += [
-            _share_at_least("ces", "Effort (part d'accord)", ratings, CES_AGREE_MIN, "agree"),
-            _mean("ces_mean", "Effort (moyenne sur 7)", ratings, item),
-        ]
+        if (same := kept(item.id, "ces", "ces_mean")) is not None:
+            result += same
+        else:
+            ratings = _ratings(tally, item.id)
+            result += [
+                _share_at_least("ces", "Effort (part d'accord)", ratings, CES_AGREE_MIN, "agree"),
+                _mean("ces_mean", "Effort (moyenne sur 7)", ratings, item),
+            ]
     if _find_item(questionnaire, "plusieurs_contacts") is not None:
-        result.append(_fcr_declared(tally.get("plusieurs_contacts", {})))
-    if (item := _scale_item(questionnaire, "satisfaction_globale")) is not None:
-        ratings = _ratings(tally, item.id)
-        result += [
-            _share_at_least(
-                "satisfaction",
-                "Satisfaction globale (8 à 10 sur 10)",
-                ratings,
-                SATISFIED_MIN,
-                "satisfied",
-            ),
-            _mean("satisfaction_mean", "Satisfaction globale (moyenne sur 10)", ratings, item),
+        result += kept("plusieurs_contacts", "fcr_declared") or [
+            _fcr_declared(tally.get("plusieurs_contacts", {}))
         ]
+    if (item := _scale_item(questionnaire, "satisfaction_globale")) is not None:
+        if (same := kept(item.id, "satisfaction", "satisfaction_mean")) is not None:
+            result += same
+        else:
+            ratings = _ratings(tally, item.id)
+            result += [
+                _share_at_least(
+                    "satisfaction",
+                    "Satisfaction globale (8 à 10 sur 10)",
+                    ratings,
+                    SATISFIED_MIN,
+                    "satisfied",
+                ),
+                _mean("satisfaction_mean", "Satisfaction globale (moyenne sur 10)", ratings, item),
+            ]
     for item in theme_items(questionnaire):
+        if (same := kept(item.id, item.id, f"{item.id}_share")) is not None:
+            result += same
+            continue
         ratings = _ratings(tally, item.id)
         top = item.scale_max
         share_label = f"{item.question} ({SATISFIED_MIN} à {top} sur {top})"
@@ -490,10 +518,14 @@ def period_figures(
     questionnaire: Questionnaire,
     fcr: tuple[int, int, int] | None = None,
     now: datetime | None = None,
+    since: Reusable | None = None,
 ) -> PeriodFigures:
     """The figures of one period; `fcr` is (resolved, repeated, pending) when known; the
-    response rate is the `invitations` cohort's (see `figures`)."""
-    result = figures(tally, invitations=invitations, questionnaire=questionnaire, now=now)
+    response rate is the `invitations` cohort's, and `since` what may be reused (see
+    `figures`)."""
+    result = figures(
+        tally, invitations=invitations, questionnaire=questionnaire, now=now, since=since
+    )
     if fcr is not None:
         result.append(observed_fcr(*fcr))
     return PeriodFigures(period=period.id, start=period.start, end=period.end, figures=result)

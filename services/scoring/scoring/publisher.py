@@ -95,7 +95,9 @@ class IndicatorsPublisher:
         self._check = False  # a notified site may be due now: ask the database
         self._soonest: datetime | None = None  # when the notified, not yet due sites fall due
         self._published_at: dict[str, datetime] = {}  # this publisher's last publish per site
-        self._figures: dict[tuple[str, str], tuple[Hashable, PeriodFigures]] = {}
+        # (site, period) -> the inputs, figures, tally and questionnaire version of its last
+        # publish by this publisher.
+        self._figures: dict[tuple[str, str], tuple[Hashable, PeriodFigures, domain.Tally, str]] = {}
         self._cells: dict[int, tally_vectors.Cell] = {}  # position -> cell (never change)
         # What the sites published lately were computed from (`_site_days`), least recently
         # published first.
@@ -247,19 +249,24 @@ class IndicatorsPublisher:
         if known is not None and known[0] == inputs:
             computed.setdefault(same, known[1])
             return known[1]
+        # Every figure from the versions this period's responses carry (`questionnaire_of`).
+        form = domain.questionnaire_of([tally], questionnaire.load_all(), fallback=form)
         twin = computed.get(same)
         if twin is not None:
             figures = twin.model_copy(
                 update={"period": period.id, "start": period.start, "end": period.end}
             )
         else:
-            # Every figure from the versions this period's responses carry (`questionnaire_of`).
-            form = domain.questionnaire_of([tally], questionnaire.load_all(), fallback=form)
+            # The figures of the items the new answers left alone are those of last time.
+            since = None
+            if known is not None and known[3] == form.version:
+                since = (known[2], known[1].figures)
             figures = domain.period_figures(
-                period, tally, invitations=cohort, questionnaire=form, fcr=fcr, now=now
-            )
+                period, tally, invitations=cohort, questionnaire=form, fcr=fcr, now=now,
+                since=since,
+            )  # fmt: skip
             computed[same] = figures
-        self._figures[(site_id, period.id)] = (inputs, figures)
+        self._figures[(site_id, period.id)] = (inputs, figures, tally, form.version)
         return figures
 
     async def _tallies(
