@@ -102,19 +102,22 @@ def moved_period_sums(
     width = max((len(vector) for vector in after.values()), default=0)
     moments = sorted(after)
     moved = [day for day in before.keys() | after.keys() if before.get(day) is not after.get(day)]
+    room = max([width, *(len(vector) for vector in sums), *(len(before.get(d, ())) for d in moved)])
+    zero = [0] * room
+    deltas = {  # each moved day's change, as long as the longest vector involved
+        day: list(map(sub, [*after.get(day, ()), *zero[len(after.get(day, ())) :]],
+                      [*before.get(day, ()), *zero[len(before.get(day, ())) :]]))
+        for day in moved
+    }  # fmt: skip
     result: list[list[int]] = []
     for (start, end), summed in zip(periods, sums, strict=True):
         if bisect_left(moments, start) >= bisect_right(moments, end):
             result.append([])
             continue
-        inside = [day for day in moved if start <= day <= end]
-        room = max(width, len(summed), *(len(before.get(day, ())) for day in inside))
-        total = [*summed, *[0] * (room - len(summed))]
-        for day in inside:
-            for spot, n in enumerate(before.get(day, ())):
-                total[spot] -= n
-            for spot, n in enumerate(after.get(day, ())):
-                total[spot] += n
+        total = [*summed, *zero[len(summed) :]]
+        for day, delta in deltas.items():
+            if start <= day <= end:
+                total = list(map(add, total, delta))
         del total[width:]  # beyond every vector of `after`: zeros
         result.append(total)
     return result
