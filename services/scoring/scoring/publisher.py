@@ -61,6 +61,7 @@ class _Held:
     versions: dict[date, str]
     vectors: dict[date, list[int]]
     cohort_days: list[repository.CohortDay]
+    contacts: bool  # any contact closed since the first day (else no FCR to count)
     windows: list[tuple[date, date]] = field(default_factory=list)
     sums: list[list[int]] = field(default_factory=list)
 
@@ -301,7 +302,7 @@ class IndicatorsPublisher:
         held = self._held.pop(site_id, None)
         if held is not None and now - held.read_at > FULL_READ_EVERY:
             held = None
-        told, rows, cohort_days = await repository.site_days(
+        told, rows, cohort_days, contacts = await repository.site_days(
             conn, site_id=site_id, since=earliest_start(now),
             known=None if held is None else held.versions,
         )  # fmt: skip
@@ -311,6 +312,7 @@ class IndicatorsPublisher:
             versions={day: version for day, version, _ in rows},
             vectors={day: vectors[day] if v is None else v for day, _, v in rows},
             cohort_days=cohort_days,
+            contacts=contacts,
         )
         self._held[site_id] = fresh
         while len(self._held) > SITES_HELD:
@@ -356,13 +358,15 @@ class IndicatorsPublisher:
         told, held, before = await self._site_days(conn, site_id, now)
         zone = self.site_zone(site_id, network, timezone or told)
         windows = domain.periods(now.astimezone(zone).date())
-        fcr = await repository.fcr_counts_for_periods(
-            conn, site_id=site_id, window_days=self.settings.fcr_window_days, as_of=now,
-            periods=[
-                (self._midnight(p.start, zone), self._midnight(p.end + timedelta(days=1), zone))
-                for p in windows
-            ],
-        )  # fmt: skip
+        fcr = [(0, 0, 0)] * len(windows)  # no contact closed in any period: nothing to count
+        if held.contacts:
+            fcr = await repository.fcr_counts_for_periods(
+                conn, site_id=site_id, window_days=self.settings.fcr_window_days, as_of=now,
+                periods=[
+                    (self._midnight(p.start, zone), self._midnight(p.end + timedelta(days=1), zone))
+                    for p in windows
+                ],
+            )  # fmt: skip
         form = questionnaire.load()
         days = [(period.start, period.end) for period in windows]
         cohorts = tally_vectors.period_cohorts(held.cohort_days, days)
