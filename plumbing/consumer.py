@@ -4,6 +4,8 @@ For each partition of a fetched batch:
 1. decode every record against the topic registry; invalid ones go to the topic's DLQ;
 2. in one database transaction, claim the event ids in the inbox and hand only the new ones
    to the service's handler (which writes its state and its outbox rows in that transaction);
+   a topic whose handler claims each effect by its own natural key (`claimed_by_handler`)
+   skips the inbox: the handler tells which events it found done already;
 3. commit the partition's offset (`last offset + 1`) only after that transaction committed.
 A crash anywhere re-delivers from the last committed offset, and the inbox drops what was done.
 A handler error that is not an infrastructure failure is retried message by message, and the
@@ -16,7 +18,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +49,8 @@ log = logging.getLogger(__name__)
 MAX_RETRY_DELAY_SECONDS = 2.0
 
 Handler = Callable[[Connection, str, CloudEvent[Any]], Awaitable[None]]
-BatchHandler = Callable[[Connection, str, list[CloudEvent[Any]]], Awaitable[None]]
+BatchHandler = Callable[[Connection, str, list[CloudEvent[Any]]], Awaitable[Collection[str] | None]]
+"""Returns None, or (topics `claimed_by_handler`) the ids of the events it found done already."""
 INFRASTRUCTURE_ERRORS = (
     OSError,
     asyncpg.InterfaceError,
@@ -131,6 +134,7 @@ class EventConsumer:
         replay_from_start: bool = False,
         concurrent_partitions: bool = False,
         fetch_max_wait_ms: int = 500,
+        claimed_by_handler: Collection[str] = (),
         tracing: Tracing | None = None,
     ) -> None:
         """`replay_from_start`: for a read model that is a function of a compacted topic. Every
@@ -147,7 +151,13 @@ class EventConsumer:
 
         `fetch_max_wait_ms`: how long the broker may hold a fetch for new records. Tansu answers
         a waiting fetch ~115 ms after a record arrives with the default 500, ~10 ms with 50:
-        lower it when the time from event to effect matters more than idle fetch requests."""
+        lower it when the time from event to effect matters more than idle fetch requests.
+
+        `claimed_by_handler`: topics whose batch handler claims every effect by the event's
+        natural key in the transaction (an INSERT ... ON CONFLICT DO NOTHING RETURNING on a
+        primary key, which also waits for a concurrent claim of the same key), so that an event
+        redelivered, or sent again under a new id, changes nothing. They write no inbox row:
+        one write fewer per event. The handler returns the ids of the events it found done."""
         self.settings = settings
         self.group_id = group_id
         self.topics = {topic.name: topic for topic in topics}
@@ -162,6 +172,9 @@ class EventConsumer:
         self.replay_from_start = replay_from_start
         self.concurrent_partitions = concurrent_partitions
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.claimed_by_handler = frozenset(claimed_by_handler)
+        if self.claimed_by_handler and handler is not None:
+            raise ValueError("claimed_by_handler needs a batch_handler, which reports duplicates")
         self.consumer: AIOKafkaConsumer | None = None
         self.joined = asyncio.Event()
         # concurrent_partitions: the tasks of each fetched batch still running, oldest first,
@@ -354,21 +367,18 @@ class EventConsumer:
             event_ids = [item.event.id for item in items]
             fresh = (
                 set(event_ids)
-                if self.replay_from_start
+                if self.replay_from_start or topic.name in self.claimed_by_handler
                 else await claim_events(connection, topic=topic.name, event_ids=event_ids)
             )
             to_handle: list[CloudEvent[Any]] = []
-            outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
             for item in items:
-                outcome = "duplicate"
                 if item.event.id in fresh:
                     fresh.discard(item.event.id)  # a repeat inside the same batch is a duplicate
                     to_handle.append(item.event)
-                    outcome = "handled"
-                outcomes[(item.event.type, outcome)] += 1
+            done_already: Collection[str] | None = None
             if self.batch_handler is not None:
                 with self.tracing.consume_batch(topic.name, to_handle):
-                    await self.batch_handler(connection, topic.name, to_handle)
+                    done_already = await self.batch_handler(connection, topic.name, to_handle)
             else:
                 assert self.handler is not None
                 for event in to_handle:
@@ -376,6 +386,12 @@ class EventConsumer:
                         await self.handler(connection, topic.name, event)
             if to_handle:
                 failpoints.hit("consumer.before_db_commit")
+        handled = {event.id for event in to_handle} - set(done_already or ())
+        outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
+        for item in items:
+            outcome = "handled" if item.event.id in handled else "duplicate"
+            handled.discard(item.event.id)  # a repeat inside the same batch is a duplicate
+            outcomes[(item.event.type, outcome)] += 1
         for (type_name, outcome), count in outcomes.items():  # one label lookup per kind
             self.metrics.events.labels(topic.name, type_name, outcome).inc(count)
 

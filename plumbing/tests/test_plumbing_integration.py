@@ -91,8 +91,78 @@ async def test_consumer_dedupes_dead_letters_a_failing_record_and_goes_on(stack,
         assert kept["data"]["contact_id"] == poison.data.contact_id
 
 
+class ClaimingRecorder:
+    """A batch handler that claims each contact by its own id (issue #14), as scoring claims
+    responses: an event that comes again, under its id or a new one, changes nothing."""
+
+    async def __call__(self, conn: Any, topic: str, events: list[CloudEvent[Any]]) -> set[str]:
+        contacts = [event.data.contact_id for event in events]
+        rows = await conn.fetch(
+            "INSERT INTO seen SELECT unnest($1::text[]) ON CONFLICT DO NOTHING "
+            "RETURNING contact_id",
+            contacts,
+        )
+        fresh, done = {row["contact_id"] for row in rows}, set()
+        for event in events:
+            if event.data.contact_id in fresh:
+                fresh.discard(event.data.contact_id)
+            else:
+                done.add(event.id)
+        return done
+
+
+async def test_a_topic_claimed_by_its_handler_writes_no_inbox_row_and_counts_duplicates(
+    stack, schema
+):
+    name, _ = schema
+    settings = ServiceSettings(kafka_bootstrap_servers=stack.kafka_bootstrap_servers)
+    await ensure_topics(settings)
+    simulator = CrmSimulator(seed=5)
+    first, last = (simulator.event(simulator.contact()) for _ in range(2))
+    copy = first.model_copy(update={"id": f"evt-{uuid.uuid4().hex}"})  # sent again, new id
+    registry = CollectorRegistry()
+    async with _consuming(
+        settings, stack, name, batch_handler=ClaimingRecorder(), registry=registry,
+        claimed_by_handler={CRM_CONTACT_CLOSED.name},
+    ) as pool:  # fmt: skip
+        await produce(
+            stack.kafka_bootstrap_servers, CRM_CONTACT_CLOSED.name, [first, first, copy, last]
+        )
+
+        async def seen() -> set[str]:
+            rows = await pool.fetch("SELECT contact_id FROM seen")
+            return {row["contact_id"] for row in rows}
+
+        await async_wait_for(lambda: _has(seen, last.data.contact_id), timeout=60)
+        assert await pool.fetchval("SELECT count(*) FROM inbox") == 0
+        # The topic also holds the other tests' records: what the group read is every record
+        # up to `last`; one effect per contact, the rest counted as duplicates.
+        records = await read_topic(
+            stack.kafka_bootstrap_servers, CRM_CONTACT_CLOSED.name,
+            until=lambda records: any(last.id.encode() in r.value for r in records),
+        )  # fmt: skip
+        contacts = [json.loads(record.value)["data"]["contact_id"] for record in records]
+        assert await seen() == set(contacts)
+        assert contacts.count(first.data.contact_id) == 3  # twice under its id, once under a new
+
+        def outcome(kind: str) -> float:
+            return (
+                registry.get_sample_value(
+                    "consumer_events_total",
+                    {"topic": CRM_CONTACT_CLOSED.name, "type": first.type, "outcome": kind},
+                )
+                or 0.0
+            )
+
+        expected = (len(set(contacts)), len(contacts) - len(set(contacts)))
+        await async_wait_for(lambda: (outcome("handled"), outcome("duplicate")) == expected,
+                             timeout=10)  # fmt: skip
+
+
 @contextlib.asynccontextmanager
-async def _consuming(settings, stack, schema_name, handler) -> AsyncIterator[Any]:
+async def _consuming(
+    settings, stack, schema_name, handler=None, *, registry=None, **options
+) -> AsyncIterator[Any]:
     """An EventConsumer on the CRM topic running `handler` in `schema_name`; yields its pool."""
     pool = await db.create_pool(stack.database_url, schema=schema_name)
     producer = new_producer(settings, client_id="test")
@@ -104,7 +174,8 @@ async def _consuming(settings, stack, schema_name, handler) -> AsyncIterator[Any
         pool=pool,
         producer=producer,
         handler=handler,
-        metrics=ConsumerMetrics(CollectorRegistry()),
+        metrics=ConsumerMetrics(registry or CollectorRegistry()),
+        **options,
     )
     task = asyncio.create_task(consumer.run())
     try:

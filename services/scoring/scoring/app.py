@@ -58,6 +58,10 @@ def create_app(settings: ScoringSettings) -> FastAPI:
                 {CRM_CALLBACK_COMPLETED.name: CallbacksHandler()},
                 default=ScoringHandler(settings, rules=rules),
             ),
+            # No inbox row per event: each response and invitation is claimed by its own id
+            # (ScoringHandler.claim); reminders and erasures are idempotent. Contacts keep the
+            # inbox: a contact redelivered after its user's erasure must not come back.
+            claimed_by_handler={SURVEY_RESPONSE.name, SURVEY_INVITATION.name},
             max_records=5000,  # bigger transactions: fewer commits per response
             concurrent_partitions=True,  # tallies are keyed by site, and so are the partitions
             # Fresh figures: Tansu holds a waiting fetch long after a record arrives (~115 ms at

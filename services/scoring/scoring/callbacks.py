@@ -26,7 +26,7 @@ gives scoring): `by_topic` hands its batches to `CallbacksHandler`, the others t
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Collection, Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -38,13 +38,13 @@ from prometheus_client import CollectorRegistry, Gauge
 from contracts.envelope import CloudEvent, utc_now
 from contracts.events import CALLBACK_OUTCOME_LABELS, CallbackCompleted
 from plumbing.auth import NETWORK_ADMIN, AdminAuth, Principal
+from plumbing.consumer import BatchHandler
 from plumbing.db import Connection
 from scoring import domain, repository
 from scoring.api import ERRORS, SiteId, authorize, site_clock
 from scoring.settings import ScoringSettings
 
 log = logging.getLogger(__name__)
-BatchHandler = Callable[[Connection, str, list[CloudEvent[Any]]], Awaitable[None]]
 WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 
 
@@ -55,8 +55,10 @@ class CallbackRefused(Exception):
 def by_topic(handlers: Mapping[str, BatchHandler], default: BatchHandler) -> BatchHandler:
     """One batch handler for one consumer: each topic's batches to its own handler."""
 
-    async def handle(conn: Connection, topic: str, events: list[CloudEvent[Any]]) -> None:
-        await handlers.get(topic, default)(conn, topic, events)
+    async def handle(
+        conn: Connection, topic: str, events: list[CloudEvent[Any]]
+    ) -> Collection[str] | None:
+        return await handlers.get(topic, default)(conn, topic, events)
 
     return handle
 

@@ -57,16 +57,31 @@ class Collected:
     zones: dict[str, tuple[str, bool]] = field(default_factory=dict)  # site_zones
 
 
-def first_submissions(events: list[CloudEvent[Any]], counted: set[str]) -> list[CloudEvent[Any]]:
-    """The events without the responses already counted: a response (its `response_id`) sent
-    again under a new event id, which the inbox cannot recognise, counts once, the first time.
-    `counted`: the response ids counted before the batch; the batch's are added to it."""
+CountKey = tuple[str, str]
+"""What makes an event count once, whatever its event id: its type and its natural id."""
+
+
+def count_key(event: CloudEvent[Any]) -> CountKey | None:
+    """A response counts by its `response_id`, an invitation sent by its `invitation_id`; the
+    other events (contacts, reminders, erasures) are stored by their own keys, idempotently."""
+    if event.type == RESPONSE_SUBMITTED.type:
+        return (event.type, event.data.response_id)
+    if event.type == INVITATION_SENT.type:
+        return (event.type, event.data.invitation_id)
+    return None
+
+
+def first_counted(events: list[CloudEvent[Any]], counted: set[CountKey]) -> list[CloudEvent[Any]]:
+    """The events without those counted already: a response or an invitation that comes again
+    (redelivered, or sent again under a new event id) counts once, the first time.
+    `counted`: the keys counted before the batch; the batch's are added to it."""
     first = []
     for event in events:
-        if event.type == RESPONSE_SUBMITTED.type:
-            if event.data.response_id in counted:
+        key = count_key(event)
+        if key is not None:
+            if key in counted:
                 continue
-            counted.add(event.data.response_id)
+            counted.add(key)
         first.append(event)
     return first
 
@@ -126,10 +141,30 @@ class ScoringHandler:
                 zones[data.site_id] = (self.zone_of(data).key, told is not None)
         return zones
 
-    async def __call__(self, conn: Connection, topic: str, events: list[CloudEvent[Any]]) -> None:
-        ids = [e.data.response_id for e in events if e.type == RESPONSE_SUBMITTED.type]
-        counted = await repository.counted_responses(conn, response_ids=ids) if ids else set()
-        await self.write(conn, self.collect(first_submissions(events, counted)))
+    async def __call__(
+        self, conn: Connection, topic: str, events: list[CloudEvent[Any]]
+    ) -> set[str]:
+        """Store the batch, each response and invitation once (no inbox: `claim`); return the
+        ids of the events counted already, for the consumer's metrics."""
+        first = first_counted(events, set())
+        batch = self.collect(first)
+        if counted_before := await self.claim(conn, batch):  # redelivered after a crash, re-sent
+            first = first_counted(first, counted_before)
+            batch = self.collect(first)
+        await self.write(conn, batch, claimed=True)
+        return {event.id for event in events} - {event.id for event in first}
+
+    @staticmethod
+    async def claim(conn: Connection, batch: Collected) -> set[CountKey]:
+        """Store the batch's response and invitation facts, once per response or invitation id:
+        they are the record that it was counted, in the transaction that counts it. An insert
+        on the primary key waits for a concurrent transaction claiming the same id (a partition
+        moving to another replica mid-batch), so only one counts it. Returns the keys stored
+        before: the batch must be collected again without them."""
+        stored = await repository.add_response_facts(conn, rows=batch.facts)
+        sent = await repository.add_invitation_facts(conn, sent=batch.sent, reminded=[])
+        before = {(RESPONSE_SUBMITTED.type, row[0]) for row in batch.facts if row[0] not in stored}
+        return before | {(INVITATION_SENT.type, row[0]) for row in batch.sent if row[0] not in sent}
 
     def collect(self, events: list[CloudEvent[Any]]) -> Collected:
         """The batch's rows and increments, in memory (no I/O): what `write` stores. The rebuild
@@ -171,15 +206,16 @@ class ScoringHandler:
         batch.zones = self.site_zones(events)
         return batch
 
-    async def write(self, conn: Connection, batch: Collected) -> None:
-        """Store a collected batch, in the caller's transaction."""
+    async def write(self, conn: Connection, batch: Collected, *, claimed: bool = False) -> None:
+        """Store a collected batch, in the caller's transaction; `claimed`: its facts are
+        stored already (`claim`)."""
         await repository.add_tallies(conn, responses=batch.responses, positions=self.cell_positions)
         await self._raise_alerts(conn, batch.alerts)
         await repository.add_invitations(
             conn, increments=dict(batch.invitations), answered=dict(batch.cohort_answers),
             open_until=batch.cohort_open_until,
         )  # fmt: skip
-        await self.write_rows(conn, batch)
+        await self.write_rows(conn, batch, facts=not claimed)
         batch_trace = current_traceparent()  # the batch's span: the sites' publish continues it
         await repository.mark_sites_dirty(
             conn, sites=batch.sites, pending_since=batch.pending_since,
@@ -193,17 +229,18 @@ class ScoringHandler:
             await self._erase(conn, batch.erasures)
 
     @staticmethod
-    async def write_rows(conn: Connection, batch: Collected) -> None:
+    async def write_rows(conn: Connection, batch: Collected, *, facts: bool = True) -> None:
         """The batch's rows, one per fact (contacts, verbatims, responses' and invitations'
         facts): a contact and the rows it completes (team, pseudonym) meet in any order."""
         if batch.contacts:
             await repository.add_contacts(conn, rows=batch.contacts)
         if batch.verbatims:
             await repository.add_verbatims(conn, rows=batch.verbatims)
-        if batch.facts:
+        if facts and batch.facts:
             await repository.add_response_facts(conn, rows=batch.facts)
-        if batch.sent or batch.reminded:
-            await repository.add_invitation_facts(conn, sent=batch.sent, reminded=batch.reminded)
+        sent = batch.sent if facts else []
+        if sent or batch.reminded:
+            await repository.add_invitation_facts(conn, sent=sent, reminded=batch.reminded)
 
     async def erase_deferred(self, conn: Connection) -> None:
         await self._erase(conn, self.deferred_erasures)

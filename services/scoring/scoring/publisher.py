@@ -6,14 +6,26 @@ A throttle with a leading and a trailing edge, per site:
   at least one interval old;
 - trailing: a site changed sooner than that is published when its interval ends: the publisher
   sleeps until the earliest such moment (or the next NOTIFY), not for a fixed poll period.
-Each site is published in its own short transaction (its row locked with SKIP LOCKED, so
-replicas share the work and never publish one site twice within an interval), a few sites side
-by side. The event goes straight to the producer, not through the outbox: it is a snapshot of
-committed tallies on a compacted topic, so sending it inside the transaction and committing
-(dirty = false) only once the broker acknowledged it is at-least-once by itself: a failure or a
-crash before the commit leaves the site dirty and a fresher snapshot is sent instead. That
-saves the outbox row, its relay round and three round trips between the tallies read and the
-send, which the time from a response to its indicators event is made of.
+A site catching up on old answers (its oldest unpublished answer over a minute old: a backlog
+after an outage, or a replay) is published every few seconds instead (`repository.Pace`): each
+event would only be one more snapshot of a count still climbing, and the CPU goes to the backlog.
+Each site is published in its own short transaction, a few sites side by side. Replicas
+share the work and never publish one site twice within an interval: a publish holds the site's
+transaction-level advisory lock (tried, skipped when taken), not its `sites` row, so the
+consumers marking the site dirty meanwhile never wait for it (they did: a stall of every
+consumer batch touching a site for the whole computation and the broker's ack). A mark made
+during a publish counts up the row's `dirty_seq`, and the publish then leaves the site dirty
+(`repository.claim_site_if_due`, `mark_published`): no mark is lost. The event goes straight
+to the producer, not through the outbox: it is a snapshot of committed tallies on a compacted
+topic, so sending it inside the transaction and committing (dirty = false) only once the
+broker acknowledged it is at-least-once by itself: a failure or a crash before the commit
+leaves the site dirty and a fresher snapshot is sent instead. That saves the outbox row, its
+relay round and three round trips between the tallies read and the send, which the time from
+a response to its indicators event is made of.
+
+The observed FCR (an EXISTS probe per contact of the site over its periods, the costliest
+query of a publish) is recomputed at most every `fcr_refresh_seconds` per site and publisher,
+and whenever the site's periods change (midnight): the figure may lag by that much.
 """
 
 from __future__ import annotations
@@ -49,6 +61,7 @@ RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 0.2, 2.0  # the database away
 SITES_HELD = 1_000  # sites whose day vectors a publisher keeps between publishes (~40 kB each)
 FULL_READ_EVERY = timedelta(hours=1)  # a row version is an xid: read everything again now and then
 SITES_SIDE_BY_SIDE = 4  # the database computes one site's sums while Python formats another's
+FcrPeriods = tuple[tuple[datetime, datetime], ...]  # [start, end) of each period, site's clock
 log = logging.getLogger(__name__)
 
 
@@ -82,6 +95,11 @@ class IndicatorsPublisher:
         self.producer = producer  # None: through the outbox (tests, tools without a producer)
         self.zone = ZoneInfo(settings.reporting_timezone)
         self.interval = timedelta(seconds=settings.publish_interval_seconds)
+        self.pace = repository.Pace(
+            interval=self.interval,
+            catching_up=timedelta(seconds=settings.publish_catching_up_seconds),
+            catching_up_after=timedelta(seconds=settings.catching_up_after_seconds),
+        )
         self._wake = asyncio.Event()
         # Re-opened by itself after a database restart; each (re)open wakes a round that
         # publishes what was marked dirty while the NOTIFY could not arrive.
@@ -104,6 +122,9 @@ class IndicatorsPublisher:
         # published first.
         self._held: OrderedDict[str, _Held] = OrderedDict()
         self._period_tallies: dict[tuple[str, str], tuple[list[int], domain.Tally]] = {}
+        self.fcr_refresh = timedelta(seconds=settings.fcr_refresh_seconds)
+        # Site -> (its periods, when computed, its observed FCR counts): `_observed_fcr`.
+        self._fcr: dict[str, tuple[FcrPeriods, datetime, list[tuple[int, int, int]]]] = {}
         self.published = Counter(
             "scoring_indicator_events_total", "Site indicators events emitted", registry=registry
         )
@@ -178,11 +199,9 @@ class IndicatorsPublisher:
         """Publish the sites due now; return how many, and when the next dirty site is due."""
         now = utc_now()
         async with self.pool.acquire() as conn:
-            due, next_due = await repository.sites_due(
-                conn, older_than=now - self.interval, limit=limit
-            )
+            due, next_due = await repository.sites_due(conn, now=now, pace=self.pace, limit=limit)
         if not due:
-            return 0, None if next_due is None else next_due + self.interval
+            return 0, next_due
         gate = asyncio.Semaphore(SITES_SIDE_BY_SIDE)
 
         async def publish(site_id: str) -> bool:
@@ -197,8 +216,8 @@ class IndicatorsPublisher:
         now = utc_now()
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                site = await repository.lock_site_if_due(
-                    conn, site_id=site_id, older_than=now - self.interval
+                site = await repository.claim_site_if_due(
+                    conn, site_id=site_id, now=now, pace=self.pace
                 )
                 if site is None:
                     return False
@@ -212,13 +231,15 @@ class IndicatorsPublisher:
                     ))  # fmt: skip
                     if self.producer is None:
                         await enqueue(conn, topic=SITE_INDICATORS.name, key=site_id, event=event)
-                        await repository.mark_published(conn, site_id=site_id, at=now)
                     else:
                         sent = await self.producer.send(
                             SITE_INDICATORS.name, encode_fast(event), key=site_id.encode()
                         )
-                        await repository.mark_published(conn, site_id=site_id, at=now)
                         await sent  # acknowledged before the commit: a failure leaves it dirty
+                    # Last: the row is locked from here to the commit only (see mark_published).
+                    await repository.mark_published(
+                        conn, site_id=site_id, at=now, dirty_seq=site["dirty_seq"]
+                    )
             self._published_at[site_id] = now  # committed: not due before now + interval
         except KafkaError as error:
             log.warning(
@@ -334,6 +355,26 @@ class IndicatorsPublisher:
         held.windows, held.sums = windows, sums
         return sums
 
+    async def _observed_fcr(
+        self, conn: Connection, site_id: str, now: datetime, *, periods: FcrPeriods
+    ) -> list[tuple[int, int, int]]:
+        """The site's observed FCR counts per period, as computed at most `fcr_refresh` ago
+        for the same periods, else computed now (and kept): under load a site is published
+        every interval, and the query probes every contact of the site over ~100 days."""
+        known = self._fcr.get(site_id)
+        if (
+            known is not None
+            and known[0] == periods
+            and (timedelta(0) <= now - known[1] < self.fcr_refresh)
+        ):
+            return known[2]
+        fcr = await repository.fcr_counts_for_periods(
+            conn, site_id=site_id, window_days=self.settings.fcr_window_days, as_of=now,
+            periods=periods,
+        )  # fmt: skip
+        self._fcr[site_id] = (periods, now, fcr)
+        return fcr
+
     def _midnight(self, day: date, zone: ZoneInfo | None = None) -> datetime:
         return datetime.combine(day, datetime.min.time(), zone or self.zone)
 
@@ -360,13 +401,10 @@ class IndicatorsPublisher:
         windows = domain.periods(now.astimezone(zone).date())
         fcr = [(0, 0, 0)] * len(windows)  # no contact closed in any period: nothing to count
         if held.contacts:
-            fcr = await repository.fcr_counts_for_periods(
-                conn, site_id=site_id, window_days=self.settings.fcr_window_days, as_of=now,
-                periods=[
-                    (self._midnight(p.start, zone), self._midnight(p.end + timedelta(days=1), zone))
-                    for p in windows
-                ],
-            )  # fmt: skip
+            fcr = await self._observed_fcr(conn, site_id, now, periods=tuple(
+                (self._midnight(p.start, zone), self._midnight(p.end + timedelta(days=1), zone))
+                for p in windows
+            ))  # fmt: skip
         form = questionnaire.load()
         days = [(period.start, period.end) for period in windows]
         cohorts = tally_vectors.period_cohorts(held.cohort_days, days)

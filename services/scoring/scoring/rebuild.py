@@ -16,10 +16,10 @@ Source: the topics, replayed from the beginning, not the responses service's exp
 
 How: a throw-away consumer with no group (assign + seek_to_beginning: no 5 s join, no offsets
 committed, the service's group untouched) folds the events into fresh tables in the schema
-`scoring_rebuild`, then each table is compared with `scoring` both ways (EXCEPT). One process
+`scoring_rebuild`, then each table is compared with `scoring` both ways (EXCEPT ALL). One process
 reads the whole log once, so it folds like a stream processor: each fetched batch is decoded,
-de-duplicated by event id in memory (what the inbox does live) and by response id (the same
-`first_submissions` as live), collected by the handler's own `ScoringHandler.collect` and folded
+de-duplicated by event id in memory and by response and invitation id (the same
+`first_counted` as live), collected by the handler's own `ScoringHandler.collect` and folded
 into in-memory count vectors by the same `tally_vectors.fold`; the vectors, cohorts and sites
 are written once at the end. The rows kept one per fact (responses' and invitations' facts,
 verbatims, contacts) go to the database in big chunks while the next batches are decoded, by the
@@ -69,7 +69,7 @@ from plumbing.db import Connection
 from plumbing.kafka import decode_record
 from scoring import repository, tally_vectors
 from scoring.collector import tune_collector
-from scoring.consumer import Collected, ScoringHandler, first_submissions
+from scoring.consumer import Collected, CountKey, ScoringHandler, first_counted
 from scoring.settings import ScoringSettings
 
 LIVE_SCHEMA = "scoring"
@@ -82,6 +82,8 @@ REBUILT_TABLES = (
 # tally_cells: the live positions, copied, so equal tallies are equal vectors; alerts: written,
 # not compared. No inbox: the rebuild de-duplicates in memory.
 SCRATCH_TABLES = (*REBUILT_TABLES, "tally_cells", "sites", "alerts")
+COPIED_TABLES = ("tally_vectors", "site_day_vectors", "response_facts")  # only by COPY
+NOT_COMPARED = {"counted_at"}  # when a fact was stored (migration 0255), not what it says
 GIVING_UP_SECONDS = 30  # without a record while short of the end: the broker is away
 FETCH_RECORDS = 20_000  # per getmany: one process reads the whole log, big fetches cost less
 FLUSH_ROWS = 20_000  # rows (facts, verbatims, contacts) sent to PostgreSQL per statement
@@ -141,7 +143,7 @@ class Folded:
     vectors: tally_vectors.Vectors = field(default_factory=lambda: ({}, {}))
     totals: Collected = field(default_factory=Collected)  # cohorts, sites, clocks
     event_ids: set[str] = field(default_factory=set)  # the inbox, in memory
-    response_ids: set[str] = field(default_factory=set)  # the responses counted, in memory
+    counted: set[CountKey] = field(default_factory=set)  # responses, invitations: in memory
 
     async def add(self, connection: Connection, batch: Collected) -> None:
         if missing := sorted(tally_vectors.cells_of(batch.responses) - self.positions.keys()):
@@ -269,8 +271,12 @@ async def fresh_tables(connection: Connection) -> None:
     await connection.execute(f"DROP SCHEMA IF EXISTS {REBUILD_SCHEMA} CASCADE")
     await connection.execute(f"CREATE SCHEMA {REBUILD_SCHEMA}")
     for table in SCRATCH_TABLES:
+        # Tables written only by COPY need no index: none to maintain row by row, and the
+        # comparison (EXCEPT ALL) would show a row written twice all the same.
+        indexes = " EXCLUDING INDEXES" if table in COPIED_TABLES else ""
         await connection.execute(
-            f"CREATE TABLE {REBUILD_SCHEMA}.{table} (LIKE {LIVE_SCHEMA}.{table} INCLUDING ALL)"
+            f"CREATE TABLE {REBUILD_SCHEMA}.{table} "
+            f"(LIKE {LIVE_SCHEMA}.{table} INCLUDING ALL{indexes})"
         )
     await connection.execute(
         f"INSERT INTO {REBUILD_SCHEMA}.tally_cells SELECT * FROM {LIVE_SCHEMA}.tally_cells"
@@ -309,7 +315,7 @@ async def replay(
                 seen = counts.offsets.setdefault(f"{topic}/{number}", [records[0].offset(), 0, 0])
                 seen[1:] = [records[-1].offset(), seen[2] + len(records)]
                 events = _fresh(_topic(topic), records, counts, folded.event_ids)
-                collected = handler.collect(first_submissions(events, folded.response_ids))
+                collected = handler.collect(first_counted(events, folded.counted))
                 handler.deferred_erasures += collected.erasures  # applied once all is folded
                 await folded.add(connection, collected)
                 await rows.add(collected)
@@ -393,14 +399,21 @@ def _fresh(
 
 
 async def compare(connection: Connection, table: str) -> dict[str, Any]:
-    live, rebuilt = f"{LIVE_SCHEMA}.{table}", f"{REBUILD_SCHEMA}.{table}"
-    only_live = await connection.fetchval(
-        f"SELECT count(*) FROM (TABLE {live} EXCEPT TABLE {rebuilt}) d"
-    )
+    """Rows only in one schema, both ways (as many times as they are there: a row written
+    twice shows), on every column but when a row was stored."""
+    names = await connection.fetch(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 "
+        "AND table_name = $2 ORDER BY ordinal_position",
+        LIVE_SCHEMA, table,
+    )  # fmt: skip
+    columns = ", ".join(f'"{row[0]}"' for row in names if row[0] not in NOT_COMPARED)
+    live = f"SELECT {columns} FROM {LIVE_SCHEMA}.{table}"
+    rebuilt = f"SELECT {columns} FROM {REBUILD_SCHEMA}.{table}"
+    only_live = await connection.fetchval(f"SELECT count(*) FROM ({live} EXCEPT ALL {rebuilt}) d")
     only_rebuilt = await connection.fetchval(
-        f"SELECT count(*) FROM (TABLE {rebuilt} EXCEPT TABLE {live}) d"
+        f"SELECT count(*) FROM ({rebuilt} EXCEPT ALL {live}) d"
     )
-    rows = await connection.fetchval(f"SELECT count(*) FROM {rebuilt}")
+    rows = await connection.fetchval(f"SELECT count(*) FROM {REBUILD_SCHEMA}.{table}")
     return {
         "rows": int(rows), "only_incremental": int(only_live), "only_rebuilt": int(only_rebuilt),
         "equal": only_live == 0 and only_rebuilt == 0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -134,10 +135,10 @@ async def copy_response_facts(conn: Connection, *, rows: Sequence[tuple[Any, ...
     the cells' JSON is escaped."""
     if not rows:
         return
-    dumps, escapes = json.dumps, _COPY_ESCAPES
-    lines = (
+    escapes = _COPY_ESCAPES
+    lines = (  # the cells by pydantic-core's encoder: 4x json.dumps (jsonb ignores the spacing)
         "\t".join(["\\N" if value is None else value for value in row[:10]])
-        + "\t" + dumps(row[10], ensure_ascii=False).translate(escapes) + "\n"
+        + "\t" + to_json(row[10]).decode().translate(escapes) + "\n"
         for row in rows
     )  # fmt: skip
     await conn.copy_to_table(
@@ -274,8 +275,14 @@ async def purge(
     for table, condition, limit in (
         ("contacts", "closed_at < $1", contacts_before),
         ("verbatims", "day < $1", verbatims_before),
-        ("response_facts", "day < $1", verbatims_before),  # issue #15, the verbatims' retention
-        ("invitation_facts", "coalesce(sent_day, reminded_at::date) < $1", verbatims_before),
+        # Issue #15, the verbatims' retention, also after they were counted (issue #14: the
+        # facts are what keeps a response or an invitation from counting twice).
+        ("response_facts", "day < $1 AND counted_at < $1", verbatims_before),
+        (
+            "invitation_facts",
+            "coalesce(sent_day, reminded_at::date) < $1 AND counted_at < $1",
+            verbatims_before,
+        ),
         ("alerts", "raised_at < $1", alerts_before),
     ):
         deleted[table] = int(await conn.fetchval(
@@ -362,7 +369,7 @@ async def mark_sites_dirty(
         "traceparent) SELECT s, n, sn, true, p, $5::text FROM unnest($1::text[], $2::text[], "
         "$3::text[], "
         "$4::timestamptz[]) WITH ORDINALITY AS u(s, n, sn, p, o) ORDER BY o "
-        "ON CONFLICT (site_id) DO UPDATE SET dirty = true, "
+        "ON CONFLICT (site_id) DO UPDATE SET dirty = true, dirty_seq = sites.dirty_seq + 1, "
         "site_name = coalesce(EXCLUDED.site_name, sites.site_name), "
         "pending_since = least(sites.pending_since, EXCLUDED.pending_since), "
         "traceparent = coalesce(sites.traceparent, EXCLUDED.traceparent) RETURNING 1) "
@@ -532,47 +539,109 @@ async def detractor_rules_audit(
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How often a dirty site may be published: every `interval`; every `catching_up` while
+    its oldest unpublished answer is older than `catching_up_after` (a backlog of old answers,
+    after an outage or in a replay: each event would be one more snapshot of a count still
+    climbing, and the publishes would take the CPU the backlog needs)."""
+
+    interval: timedelta
+    catching_up: timedelta
+    catching_up_after: timedelta
+
+    def parameters(self, now: datetime) -> tuple[datetime, timedelta, timedelta, timedelta]:
+        """$1 to $4 of `_DUE_AT`."""
+        return now, self.interval, self.catching_up, self.catching_up_after
+
+
+# When a dirty site is due (`Pace`); NULL when it was never published: due at once.
+_DUE_AT = (
+    "last_published_at + CASE WHEN pending_since < $1::timestamptz - $4::interval "
+    "THEN $3::interval ELSE $2::interval END"
+)
+
+
 async def sites_due(
-    conn: Connection, *, older_than: datetime, limit: int
+    conn: Connection, *, now: datetime, pace: Pace, limit: int
 ) -> tuple[list[str], datetime | None]:
-    """Dirty sites last published at or before `older_than` (never published first, then the
-    longest waiting), and the oldest last publish among the dirty sites not due yet."""
+    """Dirty sites due at `now` (never published first, then the longest waiting), and when the
+    first of the dirty sites not due yet falls due."""
     rows = await conn.fetch(
-        "(SELECT site_id, last_published_at FROM sites WHERE dirty AND "
-        " (last_published_at IS NULL OR last_published_at <= $1) "
-        " ORDER BY last_published_at NULLS FIRST, site_id LIMIT $2) "
-        "UNION ALL "
-        "(SELECT NULL, min(last_published_at) FROM sites "
-        " WHERE dirty AND last_published_at > $1)",
-        older_than,
-        limit,
-    )
+        f"WITH dirty AS (SELECT site_id, last_published_at, {_DUE_AT} AS due_at FROM sites "
+        "WHERE dirty) "
+        "(SELECT site_id, NULL::timestamptz AS due_at FROM dirty "
+        " WHERE due_at IS NULL OR due_at <= $1 "
+        " ORDER BY last_published_at NULLS FIRST, site_id LIMIT $5) "
+        "UNION ALL (SELECT NULL, min(due_at) FROM dirty WHERE due_at > $1)",
+        *pace.parameters(now), limit,
+    )  # fmt: skip
     due = [row["site_id"] for row in rows if row["site_id"] is not None]
-    waiting = next((row["last_published_at"] for row in rows if row["site_id"] is None), None)
+    waiting = next((row["due_at"] for row in rows if row["site_id"] is None), None)
     return due, waiting
 
 
-async def lock_site_if_due(
-    conn: Connection, *, site_id: str, older_than: datetime
+PUBLISH_LOCK_CLASS = 250_001
+"""First key of the publishers' advisory locks (the second: a hash of the schema and the site
+id, as advisory locks are per database); the migration's number, so no other advisory lock of
+the database takes this class."""
+
+
+async def claim_site_if_due(
+    conn: Connection, *, site_id: str, now: datetime, pace: Pace
 ) -> asyncpg.Record | None:
-    """Lock the site for publishing if it is still dirty and due; None when another publisher
-    holds it or has just published it (the condition is checked again on the locked row)."""
+    """Claim the site for this transaction's publish if it is still dirty and due; None when
+    another publisher holds it or has just published it.
+
+    Publishers exclude each other with a transaction-level advisory lock, not the sites row:
+    the consumers' `mark_sites_dirty` of that row never waits for a publish. Two statements,
+    in this order: a READ COMMITTED statement's snapshot is taken when it starts, so the read,
+    which starts once the lock is held, sees the commit of the publisher that held it before
+    (PostgreSQL releases a transaction's locks after its commit is visible), e.g. its
+    `last_published_at`: the site is not due again and nobody publishes it twice in a row.
+    Two sites whose ids hash alike take turns (the second is left dirty for the next round).
+
+    The row's `dirty_seq` is read before the publish reads the tallies (later statements,
+    later snapshots): a mark committed before this read is in the figures, one committed after
+    it has counted `dirty_seq` up, so `mark_published` keeps the site dirty."""
+    if not await conn.fetchval(
+        "SELECT pg_try_advisory_xact_lock($1, hashtext(current_schema() || '/' || $2))",
+        PUBLISH_LOCK_CLASS,
+        site_id,
+    ):
+        return None
     return await conn.fetchrow(
-        "SELECT site_id, network, site_name, pending_since, traceparent FROM sites "
-        "WHERE site_id = $1 "
-        "AND dirty AND (last_published_at IS NULL OR last_published_at <= $2) "
-        "FOR UPDATE SKIP LOCKED",
-        site_id,
-        older_than,
-    )
+        "SELECT site_id, network, site_name, pending_since, traceparent, dirty_seq FROM sites "
+        f"WHERE site_id = $5 AND dirty AND coalesce({_DUE_AT} <= $1, true)",
+        *pace.parameters(now), site_id,
+    )  # fmt: skip
 
 
-async def mark_published(conn: Connection, *, site_id: str, at: datetime) -> None:
-    await conn.execute(
-        "UPDATE sites SET dirty = false, last_published_at = $2, pending_since = NULL, "
-        "traceparent = NULL WHERE site_id = $1",
-        site_id,
-        at,
+async def mark_published(conn: Connection, *, site_id: str, at: datetime, dirty_seq: int) -> bool:
+    """Record the publish at `at` of the site as `claim_site_if_due` read it (`dirty_seq`);
+    True when it is clean now. A mark committed since that read counted `dirty_seq` up: its
+    changes may be missing from the published snapshot, so the site stays dirty (with its
+    `pending_since` and `traceparent`; the next publish's latency is then measured from the
+    older `pending_since`, an upper bound) and the next round publishes it again.
+
+    Why no mark is lost (READ COMMITTED): a mark's tallies and its `dirty_seq + 1` commit
+    together. Committed before the claim's read: both are in the publish (its tallies are read
+    by later statements, with later snapshots). Committed after that read: the UPDATE here sees
+    its `dirty_seq` (an UPDATE checks the row's latest committed version, and waits for a mark
+    in progress, then checks again), so `dirty` stays true. Not committed before this UPDATE:
+    it waits for the publish's commit, then sets `dirty` itself. This UPDATE runs last, just
+    before the commit, so that wait is the UPDATE's and the COMMIT's round trips, never the
+    figures' computation nor the broker's ack."""
+    return bool(
+        await conn.fetchval(
+            "UPDATE sites SET last_published_at = $2, dirty = dirty AND dirty_seq <> $3, "
+            "pending_since = CASE WHEN dirty_seq = $3 THEN NULL ELSE pending_since END, "
+            "traceparent = CASE WHEN dirty_seq = $3 THEN NULL ELSE traceparent END "
+            "WHERE site_id = $1 RETURNING NOT dirty",
+            site_id,
+            at,
+            dirty_seq,
+        )
     )
 
 
@@ -1045,43 +1114,44 @@ async def manager_report_recipients(conn: Connection) -> dict[str, list[str]]:
 # --------------------------------------------------------------------------- #15 extras
 
 
-async def counted_responses(conn: Connection, *, response_ids: Sequence[str]) -> set[str]:
-    """Which of these responses are counted already (their facts are stored)."""
-    rows = await conn.fetch(
-        "SELECT response_id FROM response_facts WHERE response_id = ANY($1::text[])",
-        list(response_ids),
-    )
-    return {row["response_id"] for row in rows}
-
-
-async def add_response_facts(conn: Connection, *, rows: Sequence[tuple[Any, ...]]) -> None:
+async def add_response_facts(conn: Connection, *, rows: Sequence[tuple[Any, ...]]) -> set[str]:
     """Rows: response id, invitation id, contact id, site, day, answered at, channel, motif,
-    nature, profile, tally cells {item: value} (migration 0200). Once per response id; the
-    team from the contact when it is known (else on its arrival, `add_contacts`)."""
-    await conn.execute(
+    nature, profile, tally cells {item: value} (migration 0200). Once per response id: returns
+    the ids stored now (not before). The team from the contact when it is known (else on its
+    arrival, `add_contacts`)."""
+    if not rows:
+        return set()
+    stored = await conn.fetch(
         "INSERT INTO response_facts (response_id, invitation_id, contact_id, site_id, day, "
         "answered_at, channel, motif, nature, profile, cells, team) "
         "SELECT r->>0, r->>1, r->>2, r->>3, (r->>4)::date, (r->>5)::timestamptz, r->>6, r->>7, "
         "r->>8, r->>9, r->10, (SELECT team FROM contacts WHERE contact_id = r->>2) "
         "FROM jsonb_array_elements($1::text::jsonb) AS r ORDER BY 1 "
-        "ON CONFLICT (response_id) DO NOTHING",
+        "ON CONFLICT (response_id) DO NOTHING RETURNING response_id",
         json_document([list(row) for row in rows]),
     )
+    return {row[0] for row in stored}
 
 
 async def add_invitation_facts(
     conn: Connection, *, sent: Sequence[tuple[Any, ...]], reminded: Sequence[tuple[Any, ...]]
-) -> None:
-    """`sent`: invitation id, site, survey channel, send day, sent at; `reminded`: invitation
-    id, site, reminded at. Either may come first; a redelivery changes nothing."""
+) -> set[str]:
+    """`sent`: invitation id, site, survey channel, send day, sent at (each id once); `reminded`:
+    invitation id, site, reminded at. Either may come first. Returns the invitations whose
+    sending is stored now (not before): a redelivery changes nothing."""
+    stored: set[str] = set()
     if sent:
-        await conn.executemany(
+        columns = [list(column) for column in zip(*sorted(sent), strict=True)]
+        rows = await conn.fetch(
             "INSERT INTO invitation_facts AS f (invitation_id, site_id, survey_channel, sent_day, "
-            "sent_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (invitation_id) DO UPDATE SET "
+            "sent_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], "
+            "$5::timestamptz[]) ON CONFLICT (invitation_id) DO UPDATE SET "
             "survey_channel = EXCLUDED.survey_channel, sent_day = EXCLUDED.sent_day, "
-            "sent_at = EXCLUDED.sent_at",
-            sorted(sent),
-        )
+            "sent_at = EXCLUDED.sent_at, counted_at = now() WHERE f.sent_at IS NULL "
+            "RETURNING invitation_id",
+            *columns,
+        )  # fmt: skip
+        stored = {row[0] for row in rows}
     if reminded:
         await conn.executemany(
             "INSERT INTO invitation_facts AS f (invitation_id, site_id, reminded_at) "
@@ -1089,6 +1159,7 @@ async def add_invitation_facts(
             "reminded_at = least(f.reminded_at, EXCLUDED.reminded_at)",
             sorted(reminded),
         )
+    return stored
 
 
 # The cell of a response in a breakdown by the user's own answers: the answer to the item when

@@ -12,9 +12,25 @@ class ScoringSettings(ServiceSettings):
     database_pool_size: int = 20  # partitions side by side, sites side by side, two listeners
     reporting_timezone: str = "Europe/Paris"
     fcr_window_days: int = Field(default=7, ge=1, le=90)
+    fcr_refresh_seconds: float = Field(
+        default=10.0, ge=0, description="The publisher recomputes a site's observed FCR (its "
+        "costliest query) at most this often, and when the site's periods change at midnight: "
+        "the published figure may lag by this much (its window is FCR_WINDOW_DAYS). 0: every "
+        "publish.",
+    )  # fmt: skip
     publish_interval_seconds: float = Field(
         default=0.5, gt=0, description="At most one indicators event per site per interval: a "
         "busy site's answers wait up to this long for their event (issue #14: p95 under 1 s).",
+    )  # fmt: skip
+    publish_catching_up_seconds: float = Field(
+        default=5.0, gt=0, description="The interval instead, for a site catching up on old "
+        "answers (its oldest unpublished answer older than CATCHING_UP_AFTER_SECONDS): after "
+        "an outage, the screens show the count climbing every 5 s rather than every 0.5 s, and "
+        "scoring spends its CPU on the backlog.",
+    )  # fmt: skip
+    catching_up_after_seconds: float = Field(
+        default=60.0, gt=0, description="A site whose oldest answer not yet published is older "
+        "than this is catching up (PUBLISH_CATCHING_UP_SECONDS).",
     )  # fmt: skip
     publisher_poll_seconds: float = Field(
         default=0.5, gt=0, description="Longest publisher sleep; commits and due times wake it."

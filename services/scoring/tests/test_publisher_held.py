@@ -145,7 +145,7 @@ async def database(stack: Any) -> str:
 
 async def test_a_publisher_holding_what_it_read_publishes_what_a_full_read_publishes(database):
     rng = random.Random(14)
-    settings = ScoringSettings(database_url=database)
+    settings = ScoringSettings(database_url=database, fcr_refresh_seconds=0)
     handler = ScoringHandler(settings, raise_alerts=False)
     held = IndicatorsPublisher(settings=settings, pool=None, registry=CollectorRegistry())  # type: ignore[arg-type]
     conn = await db.connect(database, schema="scoring")

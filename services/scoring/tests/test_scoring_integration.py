@@ -81,7 +81,12 @@ class ScoringProcess:
     def start(self) -> None:
         self.system = start_system(
             self.stack.env(), self.log_dir, only=("scoring",),
-            extra_env={"PUBLISH_INTERVAL_SECONDS": "0.2", "ADMIN_JWKS_URL": self.jwks_url},
+            extra_env={
+                "PUBLISH_INTERVAL_SECONDS": "0.2", "FCR_REFRESH_SECONDS": "0.1",
+                # Many tests answer days ago: no slower pace for them (its own test:
+                # test_publisher_concurrency).
+                "PUBLISH_CATCHING_UP_SECONDS": "0.2", "ADMIN_JWKS_URL": self.jwks_url,
+            },
         )  # fmt: skip
 
     @property
@@ -300,6 +305,35 @@ async def test_the_same_response_under_a_new_event_id_counts_once(stack, scoring
     assert await counted(stack.database_url, site) == 2
     figures = await indicators_of(stack, site, lambda f: f["nps"]["sample_size"] >= 2)
     assert figures["nps"]["sample_size"] == 2
+
+
+async def test_an_invitation_sent_again_under_a_new_event_id_counts_once(stack, scoring):
+    """Issue #14: scoring keeps no inbox of event ids; an invitation is claimed by its own id
+    (invitation_facts), so a copy under a new event id, or a redelivery, is not counted again
+    in the response rate's denominator."""
+    site = "site-invitation-resent"
+    first = invitation(site, "inv-resent-1")
+    again = first.model_copy(update={"id": new_event_id()})
+    other = invitation(site, "inv-resent-2")  # same site, same partition: read after the copy
+    await produce(stack.kafka_bootstrap_servers, SURVEY_INVITATION.name, [first])
+    await produce(stack.kafka_bootstrap_servers, SURVEY_INVITATION.name, [first, again, other])
+
+    async def last_one_stored() -> bool:  # then the copies before it were handled too
+        return bool(await fetch(
+            stack.database_url,
+            "SELECT 1 FROM scoring.invitation_facts WHERE invitation_id = 'inv-resent-2'",
+        ))  # fmt: skip
+
+    await async_wait_for(last_one_stored, timeout=30)
+    rows = await fetch(
+        stack.database_url,
+        "SELECT sum(count)::int AS n FROM scoring.invitation_tallies WHERE site_id = $1", site,
+    )  # fmt: skip
+    assert rows[0]["n"] == 2
+    after = await indicators_of(
+        stack, site, lambda f: f["response_rate"]["counts"]["invitations"] == 2
+    )
+    assert after["response_rate"]["counts"]["invitations"] == 2
 
 
 async def counted_is(stack, site: str, expected: int, *, at_least: bool = False) -> bool:
@@ -1100,6 +1134,30 @@ async def test_a_users_erasure_removes_their_contacts_and_verbatims_and_unlinks_
     assert await counted(stack.database_url, site) == 3  # figures already tallied stay
 
 
+async def test_a_contact_redelivered_after_its_users_erasure_does_not_come_back(stack, scoring):
+    """Issue #14 kept the inbox for contacts: a contact's batch committed, its offset not yet
+    (a crash), its user erased meanwhile (another topic); the redelivered contact, the same
+    event, must not bring the erased pseudonym back."""
+    site = "site-erased-redelivery"
+    now = utc_now()
+    seen = contact(site, "user-gone", "paiement", "telephone", now - timedelta(hours=2))
+    await produce(stack.kafka_bootstrap_servers, SURVEY_CONTACT.name, [seen])
+    await async_wait_for(lambda: contacts_of(stack, site, 1), timeout=30)
+    await produce(stack.kafka_bootstrap_servers, SURVEY_INVITATION.name, [erasure("user-gone")])
+    await async_wait_for(lambda: contacts_of(stack, site, 0), timeout=30)
+    later = contact(site, "user-other", "paiement", "telephone", now - timedelta(hours=1))
+    await produce(stack.kafka_bootstrap_servers, SURVEY_CONTACT.name, [seen, later])
+    await async_wait_for(lambda: has_contact(stack, later.data.contact_id), timeout=30)
+    assert not await has_contact(stack, seen.data.contact_id)
+
+
+async def has_contact(stack: Any, contact_id: str) -> bool:
+    rows = await fetch(
+        stack.database_url, "SELECT 1 FROM scoring.contacts WHERE contact_id = $1", contact_id
+    )
+    return bool(rows)
+
+
 async def contacts_of(stack: Any, site: str, expected: int) -> bool:
     return await rows_of(stack, "contacts", site, expected)
 
@@ -1150,16 +1208,23 @@ async def test_rows_past_their_retention_are_purged(stack, scoring):
                     "reasons, answers, raised_at) VALUES ($1, $1, $1, 's', 'n', '{}', '{}', $2)",
                     name, now - timedelta(days=age - 30),
                 )  # fmt: skip
-                await conn.execute(  # issue #15: a response's and an invitation's facts
+            # Issue #15: a response's and an invitation's facts, counted on their day; and
+            # issue #14: "late", about a day as old as "old" but counted just now, is what keeps
+            # a copy of it from counting twice: it stays.
+            for name, age, counted_days_ago in (("old", 91, 91), ("young", 89, 89),
+                                                ("late", 91, 0)):  # fmt: skip
+                await conn.execute(
                     "INSERT INTO response_facts (response_id, invitation_id, site_id, day, "
-                    "answered_at, channel, motif, cells) VALUES ($1, $1, 's', $2, now(), "
-                    "'telephone', 'm', '{}')",
+                    "answered_at, channel, motif, cells, counted_at) VALUES ($1, $1, 's', $2, "
+                    "now(), 'telephone', 'm', '{}', $3)",
                     name, (now - timedelta(days=age)).date(),
+                    now - timedelta(days=counted_days_ago),
                 )  # fmt: skip
                 await conn.execute(
-                    "INSERT INTO invitation_facts (invitation_id, site_id, sent_day) "
-                    "VALUES ($1, 's', $2)",
+                    "INSERT INTO invitation_facts (invitation_id, site_id, sent_day, counted_at) "
+                    "VALUES ($1, 's', $2, $3)",
                     name, (now - timedelta(days=age)).date(),
+                    now - timedelta(days=counted_days_ago),
                 )  # fmt: skip
             inbox = [("invitation-old", SURVEY_INVITATION.name, 38),
                      ("invitation-young", SURVEY_INVITATION.name, 36),
@@ -1178,10 +1243,13 @@ async def test_rows_past_their_retention_are_purged(stack, scoring):
                            "response_facts": 1, "invitation_facts": 1}  # fmt: skip
         async with pool.acquire() as conn:
             for table, key in (("contacts", "contact_id"), ("verbatims", "response_id"),
-                               ("alerts", "alert_id"), ("response_facts", "response_id"),
-                               ("invitation_facts", "invitation_id")):  # fmt: skip
+                               ("alerts", "alert_id")):  # fmt: skip
                 rows = await conn.fetch(f"SELECT {key} FROM {table}")
                 assert [row[key] for row in rows] == ["young"], table
+            for table, key in (("response_facts", "response_id"),
+                               ("invitation_facts", "invitation_id")):  # fmt: skip
+                rows = await conn.fetch(f"SELECT {key} FROM {table} ORDER BY {key}")
+                assert [row[key] for row in rows] == ["late", "young"], table
             rows = await conn.fetch("SELECT event_id FROM inbox ORDER BY event_id")
             assert [row["event_id"] for row in rows] == ["invitation-young", "response-kept"]
     finally:
