@@ -34,7 +34,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from statistics import NormalDist
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
+
+from pydantic import BaseModel
 
 from contracts.events import DetractorReason, IndicatorFigure, Interval, PeriodFigures
 from contracts.figures import centre, inside_interval
@@ -219,14 +221,16 @@ def mean_interval(
     n == 1 (no interval). `bounds`, the ends of the rating scale, clamp the interval: a mean
     of ratings cannot leave the scale.
     """
-    n = sum(distribution.values())
+    n = total = squares = 0
+    for value, count in distribution.items():  # one pass: the same exact integer sums
+        n += count
+        total += value * count
+        squares += value * value * count
     if n == 0:
         return None, None
-    total = sum(value * count for value, count in distribution.items())
     mean = total / n
     if n == 1:
         return mean, None
-    squares = sum(value * value * count for value, count in distribution.items())
     variance = (n * squares - total * total) / (n * (n - 1))
     half = student_t_quantile(0.975, n - 1) * math.sqrt(variance / n)
     low_bound, high_bound = bounds if bounds is not None else (-math.inf, math.inf)
@@ -237,7 +241,10 @@ def _interval(
     low: float, high: float, floor: float, ceiling: float, *, scale: float = 1.0, method: str
 ) -> Interval:
     low, high = max(low, floor), min(high, ceiling)
-    return Interval(low=low * scale, high=high * scale, method=method)
+    return _trusted(
+        Interval, {"low": low * scale, "high": high * scale, "level": 0.95, "method": method},
+        _INTERVAL_SET,
+    )  # fmt: skip
 
 
 @lru_cache(maxsize=4096)
@@ -354,9 +361,13 @@ def _beta_continued_fraction(x: float, a: float, b: float) -> float:
 # --------------------------------------------------------------------------- indicators
 
 
+Reusable: TypeAlias = tuple[Tally, Sequence[IndicatorFigure]]
+"""A tally and its figures under the same questionnaire (`figures`' `since`)."""
+
+
 def figures(
     tally: Tally, *, invitations: int | Cohort, questionnaire: Questionnaire,
-    now: datetime | None = None,
+    now: datetime | None = None, since: Reusable | None = None,
 ) -> list[IndicatorFigure]:  # fmt: skip
     """One figure per indicator for the tallied responses of one period and scope.
 
@@ -367,31 +378,55 @@ def figures(
     invitation `Cohort` and `now` (to tell whether it is still open). A bare number of
     invitations is a closed cohort whose answers are the tallied responses, at most one per
     invitation (tests and tools).
+
+    `since`: an earlier tally of the same scope and its figures under the same questionnaire;
+    an indicator whose item's counts are the same in both is that figure again (a pure
+    function of them), not computed again: a new answer changes few items of a small period.
     """
+    earlier, known = since if since is not None else ({}, ())
+    was = {figure.indicator: figure for figure in known}
+
+    def kept(item_id: str, *indicators: str) -> list[IndicatorFigure] | None:
+        if since is None or tally.get(item_id) != earlier.get(item_id):
+            return None
+        found = [was[indicator] for indicator in indicators if indicator in was]
+        return found if len(found) == len(indicators) else None
+
     result: list[IndicatorFigure] = []
     if (item := _scale_item(questionnaire, "recommandation")) is not None:
-        result.append(_nps(_ratings(tally, item.id)))
+        result += kept(item.id, "nps") or [_nps(_ratings(tally, item.id))]
     if (item := _scale_item(questionnaire, "effort")) is not None:
-        ratings = _ratings(tally, item.id)
-        result += [
-            _share_at_least("ces", "Effort (part d'accord)", ratings, CES_AGREE_MIN, "agree"),
-            _mean("ces_mean", "Effort (moyenne sur 7)", ratings, item),
-        ]
+        if (same := kept(item.id, "ces", "ces_mean")) is not None:
+            result += same
+        else:
+            ratings = _ratings(tally, item.id)
+            result += [
+                _share_at_least("ces", "Effort (part d'accord)", ratings, CES_AGREE_MIN, "agree"),
+                _mean("ces_mean", "Effort (moyenne sur 7)", ratings, item),
+            ]
     if _find_item(questionnaire, "plusieurs_contacts") is not None:
-        result.append(_fcr_declared(tally.get("plusieurs_contacts", {})))
-    if (item := _scale_item(questionnaire, "satisfaction_globale")) is not None:
-        ratings = _ratings(tally, item.id)
-        result += [
-            _share_at_least(
-                "satisfaction",
-                "Satisfaction globale (8 à 10 sur 10)",
-                ratings,
-                SATISFIED_MIN,
-                "satisfied",
-            ),
-            _mean("satisfaction_mean", "Satisfaction globale (moyenne sur 10)", ratings, item),
+        result += kept("plusieurs_contacts", "fcr_declared") or [
+            _fcr_declared(tally.get("plusieurs_contacts", {}))
         ]
+    if (item := _scale_item(questionnaire, "satisfaction_globale")) is not None:
+        if (same := kept(item.id, "satisfaction", "satisfaction_mean")) is not None:
+            result += same
+        else:
+            ratings = _ratings(tally, item.id)
+            result += [
+                _share_at_least(
+                    "satisfaction",
+                    "Satisfaction globale (8 à 10 sur 10)",
+                    ratings,
+                    SATISFIED_MIN,
+                    "satisfied",
+                ),
+                _mean("satisfaction_mean", "Satisfaction globale (moyenne sur 10)", ratings, item),
+            ]
     for item in theme_items(questionnaire):
+        if (same := kept(item.id, item.id, f"{item.id}_share")) is not None:
+            result += same
+            continue
         ratings = _ratings(tally, item.id)
         top = item.scale_max
         share_label = f"{item.question} ({SATISFIED_MIN} à {top} sur {top})"
@@ -488,10 +523,14 @@ def period_figures(
     questionnaire: Questionnaire,
     fcr: tuple[int, int, int] | None = None,
     now: datetime | None = None,
+    since: Reusable | None = None,
 ) -> PeriodFigures:
     """The figures of one period; `fcr` is (resolved, repeated, pending) when known; the
-    response rate is the `invitations` cohort's (see `figures`)."""
-    result = figures(tally, invitations=invitations, questionnaire=questionnaire, now=now)
+    response rate is the `invitations` cohort's, and `since` what may be reused (see
+    `figures`)."""
+    result = figures(
+        tally, invitations=invitations, questionnaire=questionnaire, now=now, since=since
+    )
     if fcr is not None:
         result.append(observed_fcr(*fcr))
     return PeriodFigures(period=period.id, start=period.start, end=period.end, figures=result)
@@ -501,19 +540,13 @@ def _nps(ratings: Mapping[int, int]) -> IndicatorFigure:
     n = sum(ratings.values())
     promoters = sum(count for value, count in ratings.items() if value >= PROMOTER_MIN)
     detractors = sum(count for value, count in ratings.items() if value <= DETRACTOR_MAX)
-    return IndicatorFigure(
-        indicator="nps",
-        label="Recommandation (NPS)",
-        value=(promoters - detractors) / n * 100 if n else None,
-        unit="score",
-        sample_size=n,
+    return _figure(
+        "nps", "Recommandation (NPS)", "score",
+        value=(promoters - detractors) / n * 100 if n else None, sample_size=n,
         interval=nps_interval(promoters, detractors, n),
-        counts={
-            "promoters": promoters,
-            "passives": n - promoters - detractors,
-            "detractors": detractors,
-        },
-    )
+        counts={"promoters": promoters, "passives": n - promoters - detractors,
+                "detractors": detractors},
+    )  # fmt: skip
 
 
 def _share_at_least(
@@ -599,29 +632,71 @@ def manager_value(figure: IndicatorFigure) -> tuple[float | None, bool]:
 def _share_figure(
     indicator: str, label: str, k: int, n: int, *, counts: dict[str, int]
 ) -> IndicatorFigure:
-    return IndicatorFigure(
-        indicator=indicator,
-        label=label,
-        value=_percent(k, n),
-        unit="percent",
-        sample_size=n,
-        interval=wilson_interval(k, n),
-        counts=counts,
-    )
+    return _figure(
+        indicator, label, "percent", value=_percent(k, n), sample_size=n,
+        interval=wilson_interval(k, n), counts=counts,
+    )  # fmt: skip
 
 
 def _mean(indicator: str, label: str, ratings: Mapping[int, int], item: Item) -> IndicatorFigure:
     bounds = _scale_bounds(item)
     value, interval = mean_interval(ratings, bounds=bounds)
-    return IndicatorFigure(
-        indicator=indicator,
-        label=label,
-        value=value,
-        unit=f"mean_{item.scale_min}_{item.scale_max}",
-        sample_size=sum(ratings.values()),
-        interval=interval,
+    return _figure(
+        indicator, label, f"mean_{item.scale_min}_{item.scale_max}", value=value,
+        sample_size=sum(ratings.values()), interval=interval,
         counts={str(value): count for value, count in sorted(ratings.items())},
-    )
+    )  # fmt: skip
+
+
+_FIGURE_SET = frozenset(
+    ("indicator", "label", "value", "unit", "sample_size", "interval", "counts")
+)
+_INTERVAL_SET = frozenset(("low", "high", "method"))
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _figure(
+    indicator: str, label: str, unit: str, *, value: float | None, sample_size: int,
+    interval: Interval | None, counts: dict[str, int],
+) -> IndicatorFigure:  # fmt: skip
+    """`IndicatorFigure(indicator=..., ..., counts=...)` without validating again what is
+    valid by construction: a publish builds hundreds of figures, and validating a mean's
+    counts (a pattern per key) cost three times building the figure. The texts, which come
+    from a questionnaire, are validated once each (`_checked_texts`); the value and interval
+    are floats or None, the counts integers under rating or constant keys, and a negative
+    sample size is refused as validation would. test_fast_figures checks the result equals
+    the validated model, field for field, for every questionnaire version."""
+    if sample_size < 0:
+        raise ValueError("a sample size cannot be negative")
+    indicator, label, unit = _checked_texts(indicator, label, unit)
+    return _trusted(
+        IndicatorFigure,
+        {"indicator": indicator, "label": label, "value": value, "unit": unit,
+         "sample_size": sample_size, "interval": interval, "counts": counts,
+         "provisional": False},
+        _FIGURE_SET,
+    )  # fmt: skip
+
+
+@lru_cache(maxsize=4096)
+def _checked_texts(indicator: str, label: str, unit: str) -> tuple[str, str, str]:
+    """The indicator, label and unit as `IndicatorFigure` validates them (stripped; an
+    invalid one raises as validation does), once per distinct triple."""
+    figure = IndicatorFigure(indicator=indicator, label=label, value=None, unit=unit,
+                             sample_size=0)  # fmt: skip
+    return figure.indicator, figure.label, figure.unit
+
+
+def _trusted(model: type[_Model], values: dict[str, object], given: frozenset[str]) -> _Model:
+    """What `model.model_construct(**given values)` builds (every field in `values`, `given`
+    the ones a caller passed): pydantic 2.13's model_construct cost six times validating, this
+    a third of it. Only for values already valid (a test compares with validated models)."""
+    built = model.__new__(model)
+    object.__setattr__(built, "__dict__", values)
+    object.__setattr__(built, "__pydantic_fields_set__", set(given))
+    object.__setattr__(built, "__pydantic_extra__", None)
+    object.__setattr__(built, "__pydantic_private__", None)
+    return built
 
 
 def _percent(k: int, n: int) -> float | None:
@@ -636,13 +711,18 @@ def _ratings(tally: Tally, item_id: str) -> dict[int, int]:
     """
     ratings: dict[int, int] = {}
     for value, count in tally.get(item_id, {}).items():
-        try:
-            rating = int(value)
-        except ValueError:
-            continue
-        if count:
+        if count and (rating := _rating(value)) is not None:
             ratings[rating] = ratings.get(rating, 0) + count
     return ratings
+
+
+@lru_cache(maxsize=4096)
+def _rating(value: str) -> int | None:
+    """`int(value)`, None when it is no integer: parsed once per distinct text."""
+    try:
+        return int(value)
+    except ValueError:
+        return None
 
 
 def _find_item(questionnaire: Questionnaire, item_id: str) -> Item | None:

@@ -33,7 +33,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -56,9 +58,25 @@ from scoring.settings import ScoringSettings
 
 SOURCE = "/scoring"
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 0.2, 2.0  # the database away
+SITES_HELD = 1_000  # sites whose day vectors a publisher keeps between publishes (~40 kB each)
+FULL_READ_EVERY = timedelta(hours=1)  # a row version is an xid: read everything again now and then
 SITES_SIDE_BY_SIDE = 4  # the database computes one site's sums while Python formats another's
 FcrPeriods = tuple[tuple[datetime, datetime], ...]  # [start, end) of each period, site's clock
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Held:
+    """A site's day vectors with their row versions (`repository.site_days`), since when they
+    were all read, its cohorts by send day, and its windows' sums of those vectors."""
+
+    read_at: datetime
+    versions: dict[date, str]
+    vectors: dict[date, list[int]]
+    cohort_days: list[repository.CohortDay]
+    contacts: bool  # any contact closed since the first day (else no FCR to count)
+    windows: list[tuple[date, date]] = field(default_factory=list)
+    sums: list[list[int]] = field(default_factory=list)
 
 
 class IndicatorsPublisher:
@@ -96,8 +114,14 @@ class IndicatorsPublisher:
         self._check = False  # a notified site may be due now: ask the database
         self._soonest: datetime | None = None  # when the notified, not yet due sites fall due
         self._published_at: dict[str, datetime] = {}  # this publisher's last publish per site
-        self._figures: dict[tuple[str, str], tuple[Hashable, PeriodFigures]] = {}
+        # (site, period) -> the inputs, figures, tally and questionnaire version of its last
+        # publish by this publisher.
+        self._figures: dict[tuple[str, str], tuple[Hashable, PeriodFigures, domain.Tally, str]] = {}
         self._cells: dict[int, tally_vectors.Cell] = {}  # position -> cell (never change)
+        # What the sites published lately were computed from (`_site_days`), least recently
+        # published first.
+        self._held: OrderedDict[str, _Held] = OrderedDict()
+        self._period_tallies: dict[tuple[str, str], tuple[list[int], domain.Tally]] = {}
         self.fcr_refresh = timedelta(seconds=settings.fcr_refresh_seconds)
         # Site -> (its periods, when computed, its observed FCR counts): `_observed_fcr`.
         self._fcr: dict[str, tuple[FcrPeriods, datetime, list[tuple[int, int, int]]]] = {}
@@ -232,31 +256,104 @@ class IndicatorsPublisher:
     def _period_figures(
         self, site_id: str, period: domain.Period, tally: domain.Tally, cohort: domain.Cohort,
         fcr: tuple[int, int, int], form: questionnaire.Questionnaire, now: datetime,
-        counts: tuple[int, ...],
+        counts: tuple[int, ...], computed: dict[Hashable, PeriodFigures],
     ) -> PeriodFigures:  # fmt: skip
         """`domain.period_figures`, reused when none of its inputs changed since the site's
         last publish (a pure function): the previous week, month and 90 days rarely change.
         `counts` is the period's summed count vector, which `tally` names: the cheap key.
-        The response rate is the period's invitation cohort's, provisional while it is open."""
-        inputs = (period, cohort, cohort.still_open(now), fcr, form.version, counts)
+        The response rate is the period's invitation cohort's, provisional while it is open.
+        `computed`: this event's periods by their inputs but the period itself: a period with
+        the same counts, cohort and contacts as another (the year so far and the 90 days of
+        a site younger than 90 days) has the same figures, only its window differs."""
+        same = (cohort, cohort.still_open(now), fcr, form.version, counts)
+        inputs = (period, *same)
         known = self._figures.get((site_id, period.id))
         if known is not None and known[0] == inputs:
+            computed.setdefault(same, known[1])
             return known[1]
         # Every figure from the versions this period's responses carry (`questionnaire_of`).
         form = domain.questionnaire_of([tally], questionnaire.load_all(), fallback=form)
-        figures = domain.period_figures(
-            period, tally, invitations=cohort, questionnaire=form, fcr=fcr, now=now
-        )
-        self._figures[(site_id, period.id)] = (inputs, figures)
+        twin = computed.get(same)
+        if twin is not None:
+            figures = twin.model_copy(
+                update={"period": period.id, "start": period.start, "end": period.end}
+            )
+        else:
+            # The figures of the items the new answers left alone are those of last time.
+            since = None
+            if known is not None and known[3] == form.version:
+                since = (known[2], known[1].figures)
+            figures = domain.period_figures(
+                period, tally, invitations=cohort, questionnaire=form, fcr=fcr, now=now,
+                since=since,
+            )  # fmt: skip
+            computed[same] = figures
+        self._figures[(site_id, period.id)] = (inputs, figures, tally, form.version)
         return figures
 
-    async def _tallies(self, conn: Connection, sums: list[list[int]]) -> list[domain.Tally]:
-        """The summed vectors named by their cells; the cells read again when one is new."""
+    async def _tallies(
+        self, conn: Connection, site_id: str, windows: list[domain.Period], sums: list[list[int]]
+    ) -> list[domain.Tally]:
+        """The summed vectors named by their cells; the cells read again when one is new. A
+        period's tally is kept with its vector: the same vector, the same tally (a cell's
+        position never changes)."""
+        keys = [(site_id, period.id) for period in windows]
         try:
-            return [tally_vectors.tally_of(summed, self._cells) for summed in sums]
+            tallies = [self._tally(key, summed) for key, summed in zip(keys, sums, strict=True)]
         except KeyError:  # committed before the vectors that count it: read after them
             self._cells = await repository.cell_names(conn)
-            return [tally_vectors.tally_of(summed, self._cells) for summed in sums]
+            tallies = [self._tally(key, summed) for key, summed in zip(keys, sums, strict=True)]
+        return tallies
+
+    def _tally(self, key: tuple[str, str], summed: list[int]) -> domain.Tally:
+        known = self._period_tallies.get(key)
+        if known is not None and known[0] == summed:
+            return known[1]
+        tally = tally_vectors.tally_of(summed, self._cells)
+        self._period_tallies[key] = (summed, tally)
+        return tally
+
+    async def _site_days(
+        self, conn: Connection, site_id: str, now: datetime
+    ) -> tuple[str | None, _Held, _Held | None]:
+        """`repository.site_days` from the earliest day any site's periods can start, the day
+        vectors this publisher holds at their current version not sent again (a publish after
+        a batch reads the days it changed); all of them read again after `FULL_READ_EVERY`.
+        Returns the site's clock, what is held now, and what was held before."""
+        held = self._held.pop(site_id, None)
+        if held is not None and now - held.read_at > FULL_READ_EVERY:
+            held = None
+        told, rows, cohort_days, contacts = await repository.site_days(
+            conn, site_id=site_id, since=earliest_start(now),
+            known=None if held is None else held.versions,
+        )  # fmt: skip
+        vectors = {} if held is None else held.vectors
+        fresh = _Held(
+            read_at=now if held is None else held.read_at,
+            versions={day: version for day, version, _ in rows},
+            vectors={day: vectors[day] if v is None else v for day, _, v in rows},
+            cohort_days=cohort_days,
+            contacts=contacts,
+        )
+        self._held[site_id] = fresh
+        while len(self._held) > SITES_HELD:
+            self._held.popitem(last=False)
+        return told, fresh, held
+
+    @staticmethod
+    def _sums(
+        held: _Held, before: _Held | None, windows: list[tuple[date, date]]
+    ) -> list[list[int]]:
+        """Each window's summed vector: the days that changed added to the sums held, when
+        the windows are the same as then, else every day summed."""
+        if before is not None and before.windows == windows:
+            sums = tally_vectors.moved_period_sums(
+                before.sums, before.vectors, held.vectors, windows
+            )
+        else:
+            sums = tally_vectors.period_sums(list(held.vectors.items()), windows)
+        held.windows, held.sums = windows, sums
+        return sums
 
     async def _observed_fcr(
         self, conn: Connection, site_id: str, now: datetime, *, periods: FcrPeriods
@@ -299,26 +396,35 @@ class IndicatorsPublisher:
         """The site's figures; its weeks and months on its own clock."""
         # From the earliest day any site's periods can start (no clock is a day behind UTC's
         # yesterday): the site's clock comes in the same round trip as its counts.
-        told, vectors, cohort_days = await repository.site_days(
-            conn, site_id=site_id, since=earliest_start(now)
-        )
+        told, held, before = await self._site_days(conn, site_id, now)
         zone = self.site_zone(site_id, network, timezone or told)
-        form = questionnaire.load()
         windows = domain.periods(now.astimezone(zone).date())
+        fcr = [(0, 0, 0)] * len(windows)  # no contact closed in any period: nothing to count
+        if held.contacts:
+            fcr = await self._observed_fcr(conn, site_id, now, periods=tuple(
+                (self._midnight(p.start, zone), self._midnight(p.end + timedelta(days=1), zone))
+                for p in windows
+            ))  # fmt: skip
+        form = questionnaire.load()
         days = [(period.start, period.end) for period in windows]
-        cohorts = tally_vectors.period_cohorts(cohort_days, days)
-        sums = tally_vectors.period_sums(vectors, days)
-        fcr = await self._observed_fcr(conn, site_id, now, periods=tuple(
-            (self._midnight(p.start, zone), self._midnight(p.end + timedelta(days=1), zone))
-            for p in windows
-        ))  # fmt: skip
-        tallies = await self._tallies(conn, sums)
+        cohorts = tally_vectors.period_cohorts(held.cohort_days, days)
+        sums = self._sums(held, before, days)
+        tallies = await self._tallies(conn, site_id, windows, sums)
         # The questionnaire versions the site's responses carry (issue #15): a window without
         # responses shows the indicators of the site's other windows, not the default's.
         form = domain.questionnaire_of(tallies, questionnaire.load_all(), fallback=form)
+        computed: dict[Hashable, PeriodFigures] = {}
         periods = [
             self._period_figures(
-                site_id, period, tally, domain.cohort_of(*counts), f, form, now, tuple(summed)
+                site_id,
+                period,
+                tally,
+                domain.cohort_of(*counts),
+                f,
+                form,
+                now,
+                tuple(summed),
+                computed,
             )
             for period, tally, counts, f, summed in zip(
                 windows, tallies, cohorts, fcr, sums, strict=True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import asyncpg
@@ -661,30 +661,50 @@ async def tally_between(
     return tally
 
 
-SiteDays = tuple[
-    str | None, list[tuple[date, list[int]]], list[tuple[date, int, int, datetime | None]]
-]
-"""A site's clock as its events told it, its count vector of each day, and its invitation
-cohort of each send day (`site_days`)."""
+CohortDay = tuple[date, int, int, datetime | None]
+SiteDays = tuple[str | None, list[tuple[date, str, list[int] | None]], list[CohortDay], bool]
+"""A site's clock as its events told it, its count vector of each day with the vector's row
+version (None: the caller holds that version), its invitation cohort of each send day, and whether
+it has contacts from the day before the first day on (`site_days`)."""
 
 
-async def site_days(conn: Connection, *, site_id: str, since: date) -> SiteDays:
+async def site_days(
+    conn: Connection, *, site_id: str, since: date, known: Mapping[date, str] | None = None
+) -> SiteDays:
     """What the publisher sums per period (`tally_vectors.period_sums`, `period_cohorts`), from
     `since` on in day order, in one round trip and one snapshot: each day's count vector (one
     index range read, not every count unnested and grouped), each send day's cohort, and the
-    site's clock (sites.timezone)."""
+    site's clock (sites.timezone).
+
+    Each day's vector comes with its row version (`xmin:cmin`: the (sub)transaction and the
+    command that wrote it); `known` (day -> version) names the versions the caller holds, whose
+    vectors come back as None rather than sent again: a publish after a batch reads the few
+    days the batch changed, not the site's months. Two versions of a row share an `xmin:cmin`
+    only when 2^32 transactions apart (the caller re-reads everything long before).
+
+    Last, whether the site has any contact closed since the day before `since` (UTC): without
+    one, its periods' FCR counts are all zero, with no query to ask."""
+    days, versions = list(known or ()), list((known or {}).values())
+    # A day before `since` at UTC midnight: before any clock's midnight of `since`.
+    contacts_since = datetime.combine(since - timedelta(days=1), time(), UTC)
     rows = await conn.fetch(
-        "SELECT (SELECT timezone FROM sites WHERE site_id = $1), d.* FROM (SELECT 1) AS one "
-        "LEFT JOIN ((SELECT day, counts, NULL::bigint, NULL::bigint, NULL::timestamptz "
-        "  FROM site_day_vectors WHERE site_id = $1 AND day >= $2) UNION ALL "
-        " (SELECT day, NULL, sum(count)::bigint, sum(answered)::bigint, max(open_until) "
+        "SELECT (SELECT timezone FROM sites WHERE site_id = $1), "
+        "EXISTS (SELECT 1 FROM contacts WHERE site_id = $1 AND closed_at >= $5), d.* "
+        "FROM (SELECT 1) AS one "
+        "LEFT JOIN ((SELECT v.day, v.version, CASE WHEN k.version IS DISTINCT FROM v.version "
+        "  THEN v.counts END, NULL::bigint, NULL::bigint, NULL::timestamptz "
+        "  FROM (SELECT day, counts, xmin::text || ':' || cmin::text AS version "
+        "        FROM site_day_vectors WHERE site_id = $1 AND day >= $2) AS v "
+        "  LEFT JOIN unnest($3::date[], $4::text[]) AS k (day, version) ON k.day = v.day) "
+        " UNION ALL "
+        " (SELECT day, NULL, NULL, sum(count)::bigint, sum(answered)::bigint, max(open_until) "
         "  FROM invitation_tallies WHERE site_id = $1 AND day >= $2 GROUP BY day)) "
-        "AS d (day, counts, invited, answered, open_until) ON true ORDER BY d.day",
-        site_id, since,
+        "AS d (day, version, counts, invited, answered, open_until) ON true ORDER BY d.day",
+        site_id, since, days, versions, contacts_since,
     )  # fmt: skip
-    vectors = [(row[1], row[2]) for row in rows if row[2] is not None]
-    cohorts = [(row[1], row[3], row[4], row[5]) for row in rows if row[3] is not None]
-    return rows[0][0], vectors, cohorts
+    vectors = [(row[2], row[3], row[4]) for row in rows if row[3] is not None]
+    cohorts = [(row[2], row[5], row[6], row[7]) for row in rows if row[5] is not None]
+    return rows[0][0], vectors, cohorts, rows[0][1]
 
 
 async def cell_names(conn: Connection) -> dict[int, tally_vectors.Cell]:

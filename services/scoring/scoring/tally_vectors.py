@@ -92,6 +92,37 @@ def period_sums(
     return sums
 
 
+def moved_period_sums(
+    sums: Sequence[Sequence[int]], before: Mapping[date, Sequence[int]],
+    after: Mapping[date, Sequence[int]], periods: Sequence[tuple[date, date]],
+) -> list[list[int]]:  # fmt: skip
+    """`period_sums(sorted(after.items()), periods)` from `sums`, the same periods' sums of
+    `before`: only the days whose vector changed (a vector that did not change is the same
+    object in both) are taken away and added, rather than every day summed again."""
+    width = max((len(vector) for vector in after.values()), default=0)
+    moments = sorted(after)
+    moved = [day for day in before.keys() | after.keys() if before.get(day) is not after.get(day)]
+    room = max([width, *(len(vector) for vector in sums), *(len(before.get(d, ())) for d in moved)])
+    zero = [0] * room
+    deltas = {  # each moved day's change, as long as the longest vector involved
+        day: list(map(sub, [*after.get(day, ()), *zero[len(after.get(day, ())) :]],
+                      [*before.get(day, ()), *zero[len(before.get(day, ())) :]]))
+        for day in moved
+    }  # fmt: skip
+    result: list[list[int]] = []
+    for (start, end), summed in zip(periods, sums, strict=True):
+        if bisect_left(moments, start) >= bisect_right(moments, end):
+            result.append([])
+            continue
+        total = [*summed, *zero[len(summed) :]]
+        for day, delta in deltas.items():
+            if start <= day <= end:
+                total = list(map(add, total, delta))
+        del total[width:]  # beyond every vector of `after`: zeros
+        result.append(total)
+    return result
+
+
 def tally_of(vector: Sequence[int], cells: Mapping[int, Cell]) -> dict[str, dict[str, int]]:
     """A summed vector as a tally {item: {value: count}} (its non-zero counts only)."""
     tally: dict[str, dict[str, int]] = {}

@@ -5,6 +5,7 @@ arrays as they are)."""
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from itertools import count
@@ -160,3 +161,38 @@ def test_the_json_documents_are_what_json_dumps_wrote():
     document = repository.json_document(rows)
     assert isinstance(document, str)
     assert json.loads(document) == json.loads(json.dumps(rows, ensure_ascii=False, default=str))
+
+
+def test_period_sums_moved_by_the_changed_days_equal_the_sums_read_again() -> None:
+    """The publisher adds the days a batch changed to the sums it holds (issue #14): the same
+    lists as summing every day again, for changed, new, removed, wider and narrower days."""
+    for seed in range(300):
+        _check_moved_sums(random.Random(seed))
+
+
+def _check_moved_sums(rng: random.Random) -> None:
+    first = date(2026, 9, 1)
+
+    def vector() -> list[int]:
+        width = rng.randint(0, 12)
+        return [rng.randint(0, 3) for _ in range(width - 1)] + [rng.randint(1, 3)] * (width > 0)
+
+    days = sorted(rng.sample(range(90), rng.randint(0, 30)))
+    before = {first + timedelta(days=d): vector() for d in days}
+    after = dict(before)
+    for day in list(after):
+        roll = rng.random()
+        if roll < 0.15:
+            del after[day]
+        elif roll < 0.4:
+            after[day] = vector()
+    for d in rng.sample(range(90), rng.randint(0, 5)):
+        after.setdefault(first + timedelta(days=d), vector())
+    after = dict(sorted(after.items()))
+    periods = [
+        (first + timedelta(days=a), first + timedelta(days=a + rng.randint(0, 40)))
+        for a in (rng.randint(-5, 95) for _ in range(8))
+    ]
+    held = tally_vectors.period_sums(sorted(before.items()), periods)
+    moved = tally_vectors.moved_period_sums(held, before, after, periods)
+    assert moved == tally_vectors.period_sums(sorted(after.items()), periods)

@@ -1,0 +1,79 @@
+"""Figures built without validating again (issue #14, `domain._figure`) are exactly the models
+validation builds: same fields, same types, same fields set, same JSON, for every
+questionnaire version and any tally, empty, tiny or large."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from scoring import domain
+
+from contracts import questionnaire
+from contracts.events import IndicatorFigure, Interval
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 12, 3, 10, tzinfo=UTC)
+FORMS = list(questionnaire.load_all().values())
+
+
+def _validated(figure: IndicatorFigure) -> IndicatorFigure:
+    """The same figure through validation, from the fields its builder passed."""
+    given: dict[str, Any] = {name: getattr(figure, name) for name in figure.model_fields_set}
+    if isinstance(given.get("interval"), Interval):
+        interval = given["interval"]
+        given["interval"] = Interval(
+            **{name: getattr(interval, name) for name in interval.model_fields_set}
+        )
+    return IndicatorFigure(**given)
+
+
+def _same(built: IndicatorFigure, validated: IndicatorFigure) -> None:
+    assert built == validated
+    assert built.model_dump_json() == validated.model_dump_json()
+    assert built.model_fields_set == validated.model_fields_set
+    assert [type(v) for v in built.__dict__.values()] == [
+        type(v) for v in validated.__dict__.values()
+    ]
+    assert list(built.__dict__) == list(validated.__dict__)
+    if validated.interval is not None:
+        assert built.interval is not None
+        assert built.interval.model_fields_set == validated.interval.model_fields_set
+        assert built.interval.__dict__ == validated.interval.__dict__
+        assert [type(v) for v in built.interval.__dict__.values()] == [
+            type(v) for v in validated.interval.__dict__.values()
+        ]
+
+
+@pytest.mark.parametrize("form", FORMS, ids=[form.version for form in FORMS])
+def test_figures_built_without_validation_equal_validated_figures(form):
+    rng = random.Random(form.version)
+    for _ in range(200):
+        tally: dict[str, dict[str, int]] = {}
+        for item in form.items:
+            if item.scale_min is not None and item.scale_max is not None and rng.random() < 0.8:
+                values = range(item.scale_min, item.scale_max + 1)
+                size = rng.choice([1, 2, 5, 400])
+                tally[item.id] = {
+                    str(v): rng.randint(0, size) for v in values if rng.random() < 0.7
+                }
+            elif item.options and rng.random() < 0.8:
+                tally[item.id] = {o.value: rng.randint(0, 30) for o in item.options}
+        tally[domain.RESPONSES_ITEM] = {"1": rng.randint(0, 500)}
+        cohort = domain.cohort_of(rng.randint(0, 900), rng.randint(0, 900))
+        for figure in domain.figures(tally, invitations=cohort, questionnaire=form, now=NOW):
+            _same(figure, _validated(figure))
+
+
+def test_a_label_validation_would_refuse_is_refused():
+    with pytest.raises(ValueError):
+        domain._figure("x", "bad\x00label", "percent", value=None, sample_size=0,
+                       interval=None, counts={})  # fmt: skip
+    with pytest.raises(ValueError):
+        domain._figure("x", "ok", "percent", value=None, sample_size=-1, interval=None,
+                       counts={})  # fmt: skip
+    assert domain._figure("x", "  padded ", "percent", value=None, sample_size=0,
+                          interval=None, counts={}).label == "padded"  # fmt: skip
