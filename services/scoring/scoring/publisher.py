@@ -238,8 +238,9 @@ class IndicatorsPublisher:
                         await sent  # acknowledged before the commit: a failure leaves it dirty
                     # Last: the row is locked from here to the commit only (see mark_published).
                     await repository.mark_published(
-                        conn, site_id=site_id, at=now, dirty_seq=site["dirty_seq"]
-                    )
+                        conn, site_id=site_id, at=now, dirty_seq=site["dirty_seq"],
+                        pending_since=site["pending_since"],
+                    )  # fmt: skip
             self._published_at[site_id] = now  # committed: not due before now + interval
         except KafkaError as error:
             log.warning(

@@ -619,12 +619,19 @@ async def claim_site_if_due(
     )  # fmt: skip
 
 
-async def mark_published(conn: Connection, *, site_id: str, at: datetime, dirty_seq: int) -> bool:
+async def mark_published(
+    conn: Connection, *, site_id: str, at: datetime, dirty_seq: int,
+    pending_since: datetime | None = None,
+) -> bool:  # fmt: skip
     """Record the publish at `at` of the site as `claim_site_if_due` read it (`dirty_seq`);
     True when it is clean now. A mark committed since that read counted `dirty_seq` up: its
-    changes may be missing from the published snapshot, so the site stays dirty (with its
-    `pending_since` and `traceparent`; the next publish's latency is then measured from the
-    older `pending_since`, an upper bound) and the next round publishes it again.
+    changes may be missing from the published snapshot, so the site stays dirty and the next
+    round publishes it again. Its `pending_since` then becomes that of the marks made since the
+    claim: the one they lowered it to, else (their answers all newer than the claimed
+    `pending_since`, which is published) the publish's own time, a close bound for answers
+    marked during a publish. Keeping the claimed one made it stick under a steady flow (a mark
+    during nearly every publish): the latency histogram grew without end and the site looked
+    as if it were catching up on old answers (`Pace`).
 
     Why no mark is lost (READ COMMITTED): a mark's tallies and its `dirty_seq + 1` commit
     together. Committed before the claim's read: both are in the publish (its tallies are read
@@ -637,12 +644,15 @@ async def mark_published(conn: Connection, *, site_id: str, at: datetime, dirty_
     return bool(
         await conn.fetchval(
             "UPDATE sites SET last_published_at = $2, dirty = dirty AND dirty_seq <> $3, "
-            "pending_since = CASE WHEN dirty_seq = $3 THEN NULL ELSE pending_since END, "
+            "pending_since = CASE WHEN dirty_seq = $3 THEN NULL "
+            " WHEN $4::timestamptz IS NULL OR pending_since < $4 THEN pending_since "
+            " ELSE $2 END, "
             "traceparent = CASE WHEN dirty_seq = $3 THEN NULL ELSE traceparent END "
             "WHERE site_id = $1 RETURNING NOT dirty",
             site_id,
             at,
             dirty_seq,
+            pending_since,
         )
     )
 

@@ -163,6 +163,9 @@ async def test_a_mark_committed_during_a_publish_leaves_the_site_dirty_for_the_n
     row = await site_row(pool, site)
     assert row["dirty"], "the second response's mark was lost"
     assert row["last_published_at"] is not None and row["pending_since"] is not None
+    # Not the first response's time, which is published: the publish's own (a close bound for
+    # the answers marked meanwhile), or it would stick under a steady flow of answers.
+    assert row["pending_since"] == row["last_published_at"]
     assert await published_nps_samples(pool, site) == [1]
 
     assert await publisher.publish_site(site)  # the next round
@@ -303,3 +306,22 @@ async def test_a_site_catching_up_on_old_answers_is_published_every_few_seconds(
     assert (await due_at(4.9))[0] == set()
     assert (await due_at(5))[0] == {backlog}
     assert next_due is not None and next_due <= published + timedelta(seconds=5)
+
+
+async def test_an_older_answer_marked_during_a_publish_keeps_its_own_time(stack, pool):
+    """The answers marked during a publish are waiting for the next one: their oldest time is
+    kept when older than what the publish claimed (a late answer)."""
+    settings = settings_of(stack, publish_interval_seconds=0.001)
+    site = f"site-{uuid.uuid4().hex[:8]}"
+    await consume(pool, settings, site)
+    publisher = HeldPublisher(settings=settings, pool=pool, registry=CollectorRegistry())
+    publishing = asyncio.create_task(publisher.publish_site(site))
+    try:
+        await asyncio.wait_for(publisher.computed.wait(), 10)
+        await consume(pool, settings, site, age=timedelta(minutes=10))
+    finally:
+        publisher.release.set()
+        assert await publishing
+    row = await site_row(pool, site)
+    assert row["dirty"]
+    assert row["last_published_at"] - row["pending_since"] > timedelta(minutes=9)
