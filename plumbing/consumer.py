@@ -87,6 +87,12 @@ class ConsumerMetrics:
             ["topic", "partition"],
             registry=registry,
         )
+        self.superseded = Counter(
+            "consumer_superseded_records_total",
+            "Snapshots skipped for a newer one of the same key in the same batch",
+            ["topic"],
+            registry=registry,
+        )
         self.handle_seconds = Histogram(
             "consumer_batch_duration_seconds",
             "Time to handle and commit a partition batch",
@@ -135,6 +141,7 @@ class EventConsumer:
         concurrent_partitions: bool = False,
         fetch_max_wait_ms: int = 500,
         claimed_by_handler: Collection[str] = (),
+        latest_per_key: bool = False,
         tracing: Tracing | None = None,
     ) -> None:
         """`replay_from_start`: for a read model that is a function of a compacted topic. Every
@@ -157,7 +164,10 @@ class EventConsumer:
         natural key in the transaction (an INSERT ... ON CONFLICT DO NOTHING RETURNING on a
         primary key, which also waits for a concurrent claim of the same key), so that an event
         redelivered, or sent again under a new id, changes nothing. They write no inbox row:
-        one write fewer per event. The handler returns the ids of the events it found done."""
+        one write fewer per event. The handler returns the ids of the events it found done.
+
+        `latest_per_key` (with `replay_from_start`): each record is a snapshot of its key (a
+        compacted topic): of a fetched batch, only each key's newest record is handled."""
         self.settings = settings
         self.group_id = group_id
         self.topics = {topic.name: topic for topic in topics}
@@ -173,6 +183,7 @@ class EventConsumer:
         self.concurrent_partitions = concurrent_partitions
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.claimed_by_handler = frozenset(claimed_by_handler)
+        self.latest_per_key = latest_per_key
         if self.claimed_by_handler and handler is not None:
             raise ValueError("claimed_by_handler needs a batch_handler, which reports duplicates")
         self.consumer: AIOKafkaConsumer | None = None
@@ -207,7 +218,7 @@ class EventConsumer:
                         await asyncio.gather(*self._waves.popleft())
                 else:
                     for partition, records in batch.items():
-                        await self._process_with_retry(partition, records)
+                        await self._process_with_retry(partition, self._worth_handling(records))
                 await self._update_lag()
         finally:
             for wave in self._waves:  # stopped or failed: the batches in flight are redelivered
@@ -226,6 +237,7 @@ class EventConsumer:
         wave = []
         for partition, records in batch.items():
             previous = self._tails.get(partition)
+            records = self._worth_handling(records)
             task = asyncio.create_task(self._in_order(previous, partition, records))
             self._tails[partition] = task
             wave.append(task)
@@ -242,6 +254,24 @@ class EventConsumer:
         if previous is not None:
             await previous  # its failure is this batch's too: never commit past it
         await self._process_with_retry(partition, records, decoded=decoded)
+
+    def _worth_handling(
+        self, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> list[ConsumerRecord[bytes, bytes]]:
+        """A replayed snapshot topic (`replay_from_start` on a compacted topic): only the newest
+        record of each key in the fetched batch, what compaction keeps; the others are never
+        decoded. A replay after a rebalance read every snapshot ever sent, as the broker had
+        not compacted them yet (55 kB each, two a second per busy site): the screens stood
+        still for a minute after a publication replica restarted. The last record stays, so
+        the offset committed is the batch's."""
+        if not (self.replay_from_start and self.latest_per_key):
+            return records
+        newest = {record.key: index for index, record in enumerate(records)}
+        if len(newest) == len(records) or any(key is None for key in newest):
+            return records
+        kept = sorted(newest.values())
+        self.metrics.superseded.labels(records[0].topic).inc(len(records) - len(kept))
+        return [records[index] for index in kept]
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         """Commit the offsets of the partitions still assigned to this member. A rebalance during

@@ -39,6 +39,7 @@ def create_app(settings: PublicationSettings) -> FastAPI:
         runtime.consume(
             [SITE_INDICATORS], handler=handle_site_indicators,
             replay_from_start=True,  # the read model is rebuilt from the compacted topic
+            latest_per_key=True,  # a site's newest snapshot of each batch: the others are stale
         )  # fmt: skip
 
     app = service_app(
