@@ -10,36 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
-from scoring import repository
 from scoring.consumer import ScoringHandler
 from scoring.settings import ScoringSettings
 
 from contracts.envelope import CloudEvent, new_event_id, utc_now
 from contracts.events import InvitationSent, ResponseSubmitted
 from contracts.topics import INVITATION_SENT, RESPONSE_SUBMITTED, SURVEY_RESPONSE
-from plumbing import db
 
 pytestmark = pytest.mark.integration
-
-MIGRATIONS = Path(repository.__file__).parent / "migrations"
-
-
-@pytest.fixture(scope="module")
-async def pool(stack: Any) -> AsyncIterator[asyncpg.Pool]:
-    schema = f"scoring_once_{uuid.uuid4().hex[:8]}"
-    await db.migrate(stack.database_url, schema=schema, migrations_dir=MIGRATIONS)
-    connections = await db.create_pool(stack.database_url, schema=schema, max_size=4)
-    try:
-        yield connections
-    finally:
-        await connections.close()
 
 
 def response(site_id: str) -> CloudEvent[ResponseSubmitted]:

@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,30 +28,12 @@ from scoring.settings import ScoringSettings
 from contracts.envelope import CloudEvent, new_event_id, utc_now
 from contracts.events import ResponseSubmitted
 from contracts.topics import RESPONSE_SUBMITTED, SITE_INDICATORS, SURVEY_RESPONSE
-from plumbing import db
 from plumbing.kafka import ensure_topics, new_producer
 from plumbing.testing import read_topic
 
 pytestmark = pytest.mark.integration
 
-MIGRATIONS = Path(repository.__file__).parent / "migrations"
 PARIS = ZoneInfo("Europe/Paris")
-
-
-@pytest.fixture(scope="module")
-async def schema(stack: Any) -> str:
-    name = f"scoring_pub_{uuid.uuid4().hex[:8]}"
-    await db.migrate(stack.database_url, schema=name, migrations_dir=MIGRATIONS)
-    return name
-
-
-@pytest.fixture(scope="module")
-async def pool(stack: Any, schema: str) -> AsyncIterator[asyncpg.Pool]:
-    connections = await db.create_pool(stack.database_url, schema=schema, max_size=6)
-    try:
-        yield connections
-    finally:
-        await connections.close()
 
 
 def settings_of(stack: Any, **values: Any) -> ScoringSettings:
