@@ -187,7 +187,7 @@ class ScoringHandler:
                 _keep_oldest(pending_since, data.site_id, data.answered_at)
                 # The answer's cohort: its invitation's send day (older events: its answer day).
                 cohort = self.day_of(data.invited_at, data) if data.invited_at else day
-                cohort_answers[(data.site_id, cohort, data.channel.value, data.motif)] += 1
+                cohort_answers[(data.site_id, cohort, str(data.channel), data.motif)] += 1
             elif event.type == INVITATION_SENT.type:
                 cohort_key = (data.site_id, self.day_of(data.sent_at, data), data.channel.value,
                               data.motif)  # fmt: skip
@@ -309,15 +309,16 @@ def _fact_row(response: ResponseSubmitted, tallied: repository.TalliedResponse) 
     its tally cells (ratings and choice codes, never free text) and the ids that join it."""
     site, day, channel, motif, nature, profile, cells = tallied
     return (response.response_id, response.invitation_id, response.contact_id, site, day,
-            response.answered_at.isoformat(), channel, motif, nature, profile, cells)  # fmt: skip
+            response.answered_at, channel, motif, nature, profile, cells)  # fmt: skip
 
 
 def _tallied(response: ResponseSubmitted, day: date) -> repository.TalliedResponse:
     """The response's tally key and its cells (domain.tally_rows)."""
-    cells = dict(domain.tally_rows(response.answers, version=response.questionnaire_version))
+    cells = domain.tally_cells(response.answers, version=response.questionnaire_version)
     nature = response.request_nature
-    return (response.site_id, day.isoformat(), response.channel.value, response.motif,
-            nature.value if nature is not None else "", response.profile or "", cells)  # fmt: skip
+    # str() of a StrEnum member is its value, without the enum's slow `.value` property.
+    return (response.site_id, day.isoformat(), str(response.channel), response.motif,
+            str(nature) if nature is not None else "", response.profile or "", cells)  # fmt: skip
 
 
 def _alert_event(alert: DetractorAlert) -> CloudEvent[DetractorAlert]:

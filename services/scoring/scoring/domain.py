@@ -104,6 +104,24 @@ def tally_rows(
     return rows
 
 
+def tally_cells(
+    answers: Mapping[str, int | str], *, version: str | None = None
+) -> dict[str, str]:
+    """`tally_rows` with the default free-text items, as {item id: value as text}: what the
+    consumer folds per response, built directly (a third less time than from the pairs)."""
+    cells = {RESPONSES_ITEM: "1"}
+    if version is not None:
+        cells[VERSION_ITEM] = version
+    free_text = DEFAULT_FREE_TEXT_ITEMS
+    for item_id, value in answers.items():
+        if item_id in free_text:
+            if str(value).strip():
+                cells[item_id] = PRESENT
+        else:
+            cells[item_id] = value if value.__class__ is str else str(value)
+    return cells
+
+
 def free_text_items(questionnaire: Questionnaire) -> frozenset[str]:
     return frozenset(item.id for item in questionnaire.items if item.kind is ItemKind.TEXT)
 

@@ -62,9 +62,21 @@ def _add(vectors: dict[K, list[int]], key: K, spots: list[int], top: int) -> Non
 
 
 def literal(vector: Sequence[int]) -> str:
-    """PostgreSQL's text form of an integer[] (cast with ::integer[] in SQL): a list's repr,
-    written in C, with braces (array input allows the spaces), 40 % less Python time."""
+    """PostgreSQL's text form of an integer[] (cast with ::integer[] in SQL). Most vectors count
+    0 to 9 in every cell (a batch's few responses per breakdown): those are written as
+    `{00,01,...}` by `bytes.hex` in C, four times a list's repr (array input reads the leading
+    zero as a decimal digit); others as a list's repr, with braces (array input allows the
+    spaces)."""
+    try:
+        packed = bytes(vector)  # ValueError outside 0..255
+    except ValueError:
+        packed = None
+    if packed is not None and not packed.translate(None, _DIGITS):  # every count 0..9
+        return "{" + packed.hex(",") + "}"
     return "{" + str(vector if isinstance(vector, list) else list(vector))[1:-1] + "}"
+
+
+_DIGITS = bytes(range(10))
 
 
 def cells_from_vector(vector: Sequence[int], cells: Mapping[int, Cell]) -> dict[Cell, int]:

@@ -100,3 +100,22 @@ async def test_two_transactions_handling_the_same_events_at_once_count_them_once
     assert returned["first"] == set()
     assert returned["second"] == {copy.id, sent.id}  # both found counted: reported duplicates
     assert await counts(pool, site) == (1, 1, 1)
+
+
+async def test_postgresql_reads_each_vector_literal_as_the_vector(pool: asyncpg.Pool) -> None:
+    """The literals `add_vectors` and the rebuild's COPY send (tally_vectors.literal): counts of
+    0 to 9 go by their short form with leading zeros, others by a list's repr; PostgreSQL must
+    read both as the very vector."""
+    from scoring import tally_vectors
+
+    vectors = [[0], [9], [1, 0, 0, 3], [0, 10, 2], [255, 1], [256, 0, 7], [12345, 0, 1], [],
+               [0] * 95 + [1], list(range(10)) * 9, [2**31 - 1, 5]]  # fmt: skip
+    literals = [tally_vectors.literal(vector) for vector in vectors]
+    assert literals[1] == "{09}" and literals[4] == "{255, 1}"  # both forms are exercised
+    async with pool.acquire() as conn:
+        read = await conn.fetch(
+            "SELECT t::integer[] AS v FROM unnest($1::text[]) WITH ORDINALITY AS x (t, n) "
+            "ORDER BY n",
+            literals,
+        )
+    assert [list(row["v"]) for row in read] == vectors

@@ -77,6 +77,24 @@ def test_tally_rows_counts_the_response_and_each_answer_as_text() -> None:
     ]
 
 
+@given(
+    answers=st.dictionaries(
+        st.sampled_from(["recommandation", "effort", "suggestion", "canal", "__responses__",
+                         "__version__", "theme_delais"]),  # fmt: skip
+        st.one_of(st.integers(min_value=-3, max_value=12), st.text(max_size=8)),
+    ),
+    version=st.one_of(st.none(), st.just("urssaf-chaud-2024-v1")),
+)
+def test_tally_cells_are_the_tally_rows_as_a_dict(answers, version) -> None:
+    """The consumer's fast form (`tally_cells`) holds what `tally_rows` gives, the last pair of
+    an item winning as in dict(pairs), in the same order."""
+    from scoring import domain
+
+    expected = dict(tally_rows(answers, version=version))
+    cells = domain.tally_cells(answers, version=version)
+    assert cells == expected and list(cells) == list(expected)
+
+
 def test_free_text_is_never_tallied_only_its_presence() -> None:
     assert ("suggestion", "present") in tally_rows({"suggestion": "Plus d'horaires le samedi"})
     assert tally_rows({"suggestion": "   "}) == [(RESPONSES_ITEM, "1")]

@@ -97,7 +97,19 @@ def test_the_vectors_of_any_split_add_up_to_the_same_arrays(raw, cut):
 
 def test_array_literal():
     assert tally_vectors.literal([3, 0, 12]) == "{3, 0, 12}"
-    assert tally_vectors.literal((3,)) == "{3}"
+    assert tally_vectors.literal((3,)) == "{03}"
+    assert tally_vectors.literal([1, 0, 9]) == "{01,00,09}"
+    assert tally_vectors.literal([1, 0, 300]) == "{1, 0, 300}"
+    assert tally_vectors.literal([]) == "{}"
+
+
+@given(st.lists(st.integers(min_value=0, max_value=400), max_size=120))
+def test_an_array_literal_holds_the_vectors_counts_in_order(vector):
+    """What PostgreSQL's array input reads: the counts, in order, as decimal integers
+    (leading zeros allowed); test_counted_once has PostgreSQL read them."""
+    text = tally_vectors.literal(vector)
+    assert text[0] == "{" and text[-1] == "}"
+    assert [int(part) for part in text[1:-1].split(",") if part.strip()] == vector
 
 
 days = st.lists(
