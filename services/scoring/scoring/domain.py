@@ -104,9 +104,7 @@ def tally_rows(
     return rows
 
 
-def tally_cells(
-    answers: Mapping[str, int | str], *, version: str | None = None
-) -> dict[str, str]:
+def tally_cells(answers: Mapping[str, int | str], *, version: str | None = None) -> dict[str, str]:
     """`tally_rows` with the default free-text items, as {item id: value as text}: what the
     consumer folds per response, built directly (a third less time than from the pairs)."""
     cells = {RESPONSES_ITEM: "1"}

@@ -77,10 +77,13 @@ def test_tally_rows_counts_the_response_and_each_answer_as_text() -> None:
     ]
 
 
+ITEMS_AND_MARKERS = ["recommandation", "effort", "suggestion", "canal", "theme_delais",
+                     RESPONSES_ITEM, "__version__"]  # fmt: skip
+
+
 @given(
     answers=st.dictionaries(
-        st.sampled_from(["recommandation", "effort", "suggestion", "canal", "__responses__",
-                         "__version__", "theme_delais"]),  # fmt: skip
+        st.sampled_from(ITEMS_AND_MARKERS),
         st.one_of(st.integers(min_value=-3, max_value=12), st.text(max_size=8)),
     ),
     version=st.one_of(st.none(), st.just("urssaf-chaud-2024-v1")),
