@@ -115,12 +115,19 @@ def event_type_name(value: bytes | None, headers: dict[str, bytes]) -> str:
     return found
 
 
+def _binary_mode(headers: list[tuple[str, bytes]] | tuple[Any, ...] | None) -> bool:
+    """Whether the record carries its attributes as headers (CloudEvents binary mode). Most
+    records have no header: no map of them is built for those (a hot path, once per record)."""
+    if not headers:
+        return False
+    return any(str(name).lower() == "ce_specversion" for name, _ in headers)
+
+
 def decode_record(
     topic: Topic, value: bytes | None, headers: list[tuple[str, bytes]] | tuple[Any, ...]
 ) -> CloudEvent[Any]:
     """The event in a record, checked against the topic's registered types."""
-    header_map = {str(name).lower(): bytes(raw) for name, raw in headers or ()}
-    if len(topic.event_types) == 1 and value is not None and "ce_specversion" not in header_map:
+    if len(topic.event_types) == 1 and value is not None and not _binary_mode(headers):
         # A topic with one event type, in structured mode: parse the bytes once, straight into
         # the model, instead of a first json.loads to read the type. Anything unexpected goes
         # the full way below, which gives the reason.
@@ -132,6 +139,7 @@ def decode_record(
         else:
             if event.type == only.type:
                 return event
+    header_map = {str(name).lower(): bytes(raw) for name, raw in headers or ()}
     type_name = event_type_name(value, header_map)
     try:
         event_type = topic.event_type(type_name)
