@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import queue
 import sys
@@ -105,8 +106,12 @@ class ReplayCounts:
 
 async def rebuild(settings: ScoringSettings) -> dict[str, Any]:
     connection = await db.connect(settings.database_url, schema=REBUILD_SCHEMA)
+    # A batch job whose objects all go with their reference counts: after 50,000 responses the
+    # cyclic collector found 15 objects to free, but its passes over the batches in flight took
+    # ~13 % of the rebuild. It is off until the end.
+    tune_collector()
+    gc.disable()
     try:
-        tune_collector()
         await fresh_tables(connection)
         started = time.perf_counter()
         handler = ScoringHandler(settings, raise_alerts=False, defer_erasures=True)
@@ -125,6 +130,7 @@ async def rebuild(settings: ScoringSettings) -> dict[str, Any]:
         seconds = time.perf_counter() - started
         tables = {name: await compare(connection, name) for name in REBUILT_TABLES}
     finally:
+        gc.enable()
         await connection.close()
     return {
         "equal": all(table["equal"] for table in tables.values()),
