@@ -83,7 +83,8 @@ REBUILT_TABLES = (
 # tally_cells: the live positions, copied, so equal tallies are equal vectors; alerts: written,
 # not compared. No inbox: the rebuild de-duplicates in memory.
 SCRATCH_TABLES = (*REBUILT_TABLES, "tally_cells", "sites", "alerts")
-COPIED_TABLES = ("tally_vectors", "site_day_vectors", "response_facts")  # only by COPY
+# Written once per key, in bulk (COPY or one INSERT), never updated.
+COPIED_TABLES = ("tally_vectors", "site_day_vectors", "response_facts", "invitation_tallies")
 NOT_COMPARED = {"counted_at"}  # when a fact was stored (migration 0255), not what it says
 GIVING_UP_SECONDS = 30  # without a record while short of the end: the broker is away
 FETCH_RECORDS = 20_000  # per getmany: one process reads the whole log, big fetches cost less
@@ -192,9 +193,9 @@ class Folded:
                     second, vectors=({key: breakdown[key] for key in keys[half:]}, {})
                 )
                 totals = self.totals
-                await repository.add_invitations(
-                    second, increments=dict(totals.invitations),
-                    answered=dict(totals.cohort_answers), open_until=totals.cohort_open_until,
+                await repository.copy_cohorts(
+                    second, increments=totals.invitations, answered=totals.cohort_answers,
+                    open_until=totals.cohort_open_until,
                 )  # fmt: skip
                 await repository.mark_sites_dirty(
                     second, sites=totals.sites, pending_since=totals.pending_since

@@ -210,6 +210,21 @@ async def add_invitations(
     )
 
 
+async def copy_cohorts(
+    conn: Connection, *, increments: Mapping[tuple[str, date, str, str], int],
+    answered: Mapping[tuple[str, date, str, str], int],
+    open_until: Mapping[tuple[str, date, str, str], datetime],
+) -> None:  # fmt: skip
+    """`add_invitations` into the rebuild's EMPTY table, the cohorts summed in memory: one row
+    per cohort by COPY, with no conflict to resolve."""
+    rows = [
+        (*key, increments.get(key, 0), answered.get(key, 0), open_until.get(key))
+        for key in sorted(increments.keys() | answered.keys())
+    ]
+    columns = ["site_id", "day", "channel", "motif", "count", "answered", "open_until"]
+    await conn.copy_records_to_table("invitation_tallies", records=rows, columns=columns)
+
+
 async def add_contacts(conn: Connection, *, rows: list[tuple[Any, ...]]) -> None:
     """Store contacts (contact id, site, network, user pseudonym, channel, motif, closed at,
     team: never an agent), and
