@@ -252,7 +252,8 @@ def _mean_interval(
 def _interval(
     low: float, high: float, floor: float, ceiling: float, *, scale: float = 1.0, method: str
 ) -> Interval:
-    low, high = max(low, floor), min(high, ceiling)
+    low = floor if floor > low else low  # max(low, floor), min(high, ceiling), inlined
+    high = ceiling if ceiling < high else high
     return _trusted(
         Interval, {"low": low * scale, "high": high * scale, "level": 0.95, "method": method},
         _INTERVAL_SET,
@@ -570,8 +571,16 @@ _Rated: TypeAlias = tuple[dict[int, int], int, int, int]
 
 
 def _rated(tally: Tally, item_id: str) -> _Rated:
-    ratings = _ratings(tally, item_id)
-    return (ratings, *_moments(ratings))
+    """`_ratings` and their `_moments`, in the same pass."""
+    ratings: dict[int, int] = {}
+    n = total = squares = 0
+    for value, count in tally.get(item_id, {}).items():
+        if count and (rating := _RATINGS.get(value) or _rating(value)) is not None:
+            ratings[rating] = ratings.get(rating, 0) + count
+            n += count
+            total += rating * count
+            squares += rating * rating * count
+    return ratings, n, total, squares
 
 
 @lru_cache(maxsize=1024)
@@ -682,6 +691,7 @@ def _mean(indicator: str, label: str, rated: _Rated, item: Item) -> IndicatorFig
 
 
 _RATING_TEXT = {rating: str(rating) for rating in range(-1, 101)}  # str() of common ratings
+_RATINGS = {text: rating for rating, text in _RATING_TEXT.items()}  # and back (`_rating`)
 
 
 @lru_cache(maxsize=256)
