@@ -199,13 +199,23 @@ async def add_invitations(
     if not keys:
         return
     columns = list(zip(*keys, strict=True))
+    # The same additions to each site and send day's cohort (site_day_cohorts, what the
+    # publisher reads), in the same statement, in key order like the cohorts' rows.
     await conn.execute(
-        "INSERT INTO invitation_tallies AS t (site_id, day, channel, motif, count, answered, "
-        "open_until) SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], "
-        "$5::bigint[], $6::bigint[], $7::timestamptz[]) "
-        "ON CONFLICT (site_id, day, channel, motif) DO UPDATE SET count = t.count + "
-        "EXCLUDED.count, answered = t.answered + EXCLUDED.answered, "
-        "open_until = greatest(t.open_until, EXCLUDED.open_until)",
+        "WITH added (site_id, day, channel, motif, count, answered, open_until) AS ("
+        " SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], "
+        " $5::bigint[], $6::bigint[], $7::timestamptz[])), "
+        "tallied AS (INSERT INTO invitation_tallies AS t (site_id, day, channel, motif, count, "
+        " answered, open_until) SELECT * FROM added "
+        " ON CONFLICT (site_id, day, channel, motif) DO UPDATE SET count = t.count + "
+        " EXCLUDED.count, answered = t.answered + EXCLUDED.answered, "
+        " open_until = greatest(t.open_until, EXCLUDED.open_until)) "
+        "INSERT INTO site_day_cohorts AS c (site_id, day, invited, answered, open_until) "
+        "SELECT site_id, day, sum(count), sum(answered), max(open_until) FROM added "
+        "GROUP BY site_id, day ORDER BY site_id, day "
+        "ON CONFLICT (site_id, day) DO UPDATE SET invited = c.invited + EXCLUDED.invited, "
+        "answered = c.answered + EXCLUDED.answered, "
+        "open_until = greatest(c.open_until, EXCLUDED.open_until)",
         *[list(column) for column in columns],
         [increments.get(key, 0) for key in keys],
         [answers.get(key, 0) for key in keys],
@@ -692,8 +702,9 @@ async def site_days(
     vectors are not sent again: a publish after a batch reads the few days the batch changed,
     not the site's months; the days that have a vector come as one array (a day gone is no
     longer in it). Two versions of a row share an `xmin:cmin` only when 2^32 transactions
-    apart (the caller re-reads everything long before). The cohorts come as arrays too: one
-    row to decode, not one per day (issue #14).
+    apart (the caller re-reads everything long before). The cohorts, one row per send day
+    (site_day_cohorts, not every channel and motif summed again), come as arrays too: one row
+    to decode, not one per day (issue #14).
 
     Last, whether the site has any contact closed since the day before `since` (UTC): without
     one, its periods' FCR counts are all zero, with no query to ask."""
@@ -712,9 +723,7 @@ async def site_days(
         " coalesce(array_agg(c.answered ORDER BY c.day), '{}'), "
         " coalesce(array_agg(c.open_until ORDER BY c.day), '{}'), "
         " NULL::date, NULL::text, NULL::integer[] "
-        "FROM (SELECT day, sum(count)::bigint AS invited, sum(answered)::bigint AS answered, "
-        "      max(open_until) AS open_until FROM invitation_tallies "
-        "      WHERE site_id = $1 AND day >= $2 GROUP BY day) AS c "
+        "FROM site_day_cohorts AS c WHERE c.site_id = $1 AND c.day >= $2 "
         "UNION ALL "
         "SELECT false, NULL, NULL, NULL, NULL, NULL, NULL, NULL, v.day, v.version, v.counts "
         "FROM (SELECT day, counts, xmin::text || ':' || cmin::text AS version "
