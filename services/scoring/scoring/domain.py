@@ -237,11 +237,23 @@ def mean_interval(
     n == 1 (no interval). `bounds`, the ends of the rating scale, clamp the interval: a mean
     of ratings cannot leave the scale.
     """
+    return _mean_interval(*_moments(distribution), bounds)
+
+
+def _moments(distribution: Mapping[int, int]) -> tuple[int, int, int]:
+    """n, Σv and Σv² of a distribution (value -> count): exact integers, in one pass."""
     n = total = squares = 0
-    for value, count in distribution.items():  # one pass: the same exact integer sums
+    for value, count in distribution.items():
         n += count
         total += value * count
         squares += value * value * count
+    return n, total, squares
+
+
+def _mean_interval(
+    n: int, total: int, squares: int, bounds: tuple[float, float] | None
+) -> tuple[float | None, Interval | None]:
+    """`mean_interval` from the distribution's `_moments`."""
     if n == 0:
         return None, None
     mean = total / n
@@ -256,7 +268,8 @@ def mean_interval(
 def _interval(
     low: float, high: float, floor: float, ceiling: float, *, scale: float = 1.0, method: str
 ) -> Interval:
-    low, high = max(low, floor), min(high, ceiling)
+    low = floor if floor > low else low  # max(low, floor), min(high, ceiling), inlined
+    high = ceiling if ceiling < high else high
     return _trusted(
         Interval, {"low": low * scale, "high": high * scale, "level": 0.95, "method": method},
         _INTERVAL_SET,
@@ -415,10 +428,10 @@ def figures(
         if (same := kept(item.id, "ces", "ces_mean")) is not None:
             result += same
         else:
-            ratings = _ratings(tally, item.id)
+            rated = _rated(tally, item.id)
             result += [
-                _share_at_least("ces", "Effort (part d'accord)", ratings, CES_AGREE_MIN, "agree"),
-                _mean("ces_mean", "Effort (moyenne sur 7)", ratings, item),
+                _share_at_least("ces", "Effort (part d'accord)", rated, CES_AGREE_MIN, "agree"),
+                _mean("ces_mean", "Effort (moyenne sur 7)", rated, item),
             ]
     if _find_item(questionnaire, "plusieurs_contacts") is not None:
         result += kept("plusieurs_contacts", "fcr_declared") or [
@@ -428,27 +441,27 @@ def figures(
         if (same := kept(item.id, "satisfaction", "satisfaction_mean")) is not None:
             result += same
         else:
-            ratings = _ratings(tally, item.id)
+            rated = _rated(tally, item.id)
             result += [
                 _share_at_least(
                     "satisfaction",
                     "Satisfaction globale (8 à 10 sur 10)",
-                    ratings,
+                    rated,
                     SATISFIED_MIN,
                     "satisfied",
                 ),
-                _mean("satisfaction_mean", "Satisfaction globale (moyenne sur 10)", ratings, item),
+                _mean("satisfaction_mean", "Satisfaction globale (moyenne sur 10)", rated, item),
             ]
     for item in theme_items(questionnaire):
         if (same := kept(item.id, item.id, f"{item.id}_share")) is not None:
             result += same
             continue
-        ratings = _ratings(tally, item.id)
-        top = item.scale_max
-        share_label = f"{item.question} ({SATISFIED_MIN} à {top} sur {top})"
+        rated = _rated(tally, item.id)
+        share_indicator, share_label, mean_label = _theme_texts(item.id, item.question,
+                                                                item.scale_max)  # fmt: skip
         result += [
-            _mean(item.id, f"{item.question} (moyenne sur {top})", ratings, item),
-            _share_at_least(f"{item.id}_share", share_label, ratings, SATISFIED_MIN, "satisfied"),
+            _mean(item.id, mean_label, rated, item),
+            _share_at_least(share_indicator, share_label, rated, SATISFIED_MIN, "satisfied"),
         ]
     if not isinstance(invitations, Cohort):
         invitations = cohort_of(invitations, response_count(tally))
@@ -553,9 +566,13 @@ def period_figures(
 
 
 def _nps(ratings: Mapping[int, int]) -> IndicatorFigure:
-    n = sum(ratings.values())
-    promoters = sum(count for value, count in ratings.items() if value >= PROMOTER_MIN)
-    detractors = sum(count for value, count in ratings.items() if value <= DETRACTOR_MAX)
+    n = promoters = detractors = 0
+    for value, count in ratings.items():  # one pass
+        n += count
+        if value >= PROMOTER_MIN:
+            promoters += count
+        elif value <= DETRACTOR_MAX:
+            detractors += count
     return _figure(
         "nps", "Recommandation (NPS)", "score",
         value=(promoters - detractors) / n * 100 if n else None, sample_size=n,
@@ -565,11 +582,35 @@ def _nps(ratings: Mapping[int, int]) -> IndicatorFigure:
     )  # fmt: skip
 
 
+_Rated: TypeAlias = tuple[dict[int, int], int, int, int]
+"""An item's `_ratings` and their `_moments` (n, Σv, Σv²)."""
+
+
+def _rated(tally: Tally, item_id: str) -> _Rated:
+    """`_ratings` and their `_moments`, in the same pass."""
+    ratings: dict[int, int] = {}
+    n = total = squares = 0
+    for value, count in tally.get(item_id, {}).items():
+        if count and (rating := _RATINGS.get(value) or _rating(value)) is not None:
+            ratings[rating] = ratings.get(rating, 0) + count
+            n += count
+            total += rating * count
+            squares += rating * rating * count
+    return ratings, n, total, squares
+
+
+@lru_cache(maxsize=1024)
+def _theme_texts(item_id: str, question: str, top: int | None) -> tuple[str, str, str]:
+    """A theme's share indicator, share label and mean label."""
+    return (f"{item_id}_share", f"{question} ({SATISFIED_MIN} à {top} sur {top})",
+            f"{question} (moyenne sur {top})")  # fmt: skip
+
+
 def _share_at_least(
-    indicator: str, label: str, ratings: Mapping[int, int], threshold: int, counted_as: str
+    indicator: str, label: str, rated: _Rated, threshold: int, counted_as: str
 ) -> IndicatorFigure:
     """Share of ratings >= threshold; counts name the numerator `counted_as`."""
-    n = sum(ratings.values())
+    ratings, n = rated[0], rated[1]
     k = sum(count for value, count in ratings.items() if value >= threshold)
     return _share_figure(indicator, label, k, n, counts={counted_as: k, "total": n})
 
@@ -654,14 +695,24 @@ def _share_figure(
     )  # fmt: skip
 
 
-def _mean(indicator: str, label: str, ratings: Mapping[int, int], item: Item) -> IndicatorFigure:
-    bounds = _scale_bounds(item)
-    value, interval = mean_interval(ratings, bounds=bounds)
+def _mean(indicator: str, label: str, rated: _Rated, item: Item) -> IndicatorFigure:
+    ratings, n, total, squares = rated
+    value, interval = _mean_interval(n, total, squares, _scale_bounds(item))
     return _figure(
-        indicator, label, f"mean_{item.scale_min}_{item.scale_max}", value=value,
-        sample_size=sum(ratings.values()), interval=interval,
-        counts={str(value): count for value, count in sorted(ratings.items())},
+        indicator, label, _mean_unit(item.scale_min, item.scale_max), value=value,
+        sample_size=n, interval=interval,
+        counts={_RATING_TEXT.get(value) or str(value): count
+                for value, count in sorted(ratings.items())},
     )  # fmt: skip
+
+
+_RATING_TEXT = {rating: str(rating) for rating in range(-1, 101)}  # str() of common ratings
+_RATINGS = {text: rating for rating, text in _RATING_TEXT.items()}  # and back (`_rating`)
+
+
+@lru_cache(maxsize=256)
+def _mean_unit(scale_min: int | None, scale_max: int | None) -> str:
+    return f"mean_{scale_min}_{scale_max}"
 
 
 _FIGURE_SET = frozenset(
@@ -707,12 +758,18 @@ def _trusted(model: type[_Model], values: dict[str, object], given: frozenset[st
     """What `model.model_construct(**given values)` builds (every field in `values`, `given`
     the ones a caller passed): pydantic 2.13's model_construct cost six times validating, this
     a third of it. Only for values already valid (a test compares with validated models)."""
-    built = model.__new__(model)
-    object.__setattr__(built, "__dict__", values)
-    object.__setattr__(built, "__pydantic_fields_set__", set(given))
-    object.__setattr__(built, "__pydantic_extra__", None)
-    object.__setattr__(built, "__pydantic_private__", None)
+    built = _new(model)
+    _set(built, "__dict__", values)
+    _set_fields_set(built, set(given))  # BaseModel's slots, set through their descriptors
+    _set_extra(built, None)
+    _set_private(built, None)
     return built
+
+
+_new, _set = object.__new__, object.__setattr__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 def _percent(k: int, n: int) -> float | None:

@@ -324,15 +324,24 @@ class IndicatorsPublisher:
         held = self._held.pop(site_id, None)
         if held is not None and now - held.read_at > FULL_READ_EVERY:
             held = None
-        told, rows, cohort_days, contacts = await repository.site_days(
+        told, days, changed, cohort_days, contacts = await repository.site_days(
             conn, site_id=site_id, since=earliest_start(now),
             known=None if held is None else held.versions,
         )  # fmt: skip
-        vectors = {} if held is None else held.vectors
+        # The days in order (`_sums`): those held at their version, and those just read.
+        versions: dict[date, str] = {}
+        vectors: dict[date, list[int]] = {}
+        was = (held.versions, held.vectors) if held is not None else ({}, {})
+        read = {day: (version, vector) for day, version, vector in changed}
+        for day in days:
+            if (fresh_read := read.get(day)) is not None:
+                versions[day], vectors[day] = fresh_read
+            else:  # held at this version (named in `known`)
+                versions[day], vectors[day] = was[0][day], was[1][day]
         fresh = _Held(
             read_at=now if held is None else held.read_at,
-            versions={day: version for day, version, _ in rows},
-            vectors={day: vectors[day] if v is None else v for day, _, v in rows},
+            versions=versions,
+            vectors=vectors,
             cohort_days=cohort_days,
             contacts=contacts,
         )

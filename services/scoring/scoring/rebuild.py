@@ -79,6 +79,7 @@ REPLAYED_TOPICS = (SURVEY_RESPONSE, SURVEY_INVITATION, SURVEY_CONTACT)
 REBUILT_TABLES = (
     "tally_vectors", "site_day_vectors", "invitation_tallies", "contacts", "verbatims",
     "response_facts", "invitation_facts",  # issue #15 (migration 0200)
+    "site_day_cohorts",  # issue #14 (migration 0260): add_invitations writes it too
 )  # fmt: skip
 # tally_cells: the live positions, copied, so equal tallies are equal vectors; alerts: written,
 # not compared. No inbox: the rebuild de-duplicates in memory.

@@ -196,13 +196,23 @@ async def add_invitations(
     if not keys:
         return
     columns = list(zip(*keys, strict=True))
+    # The same additions to each site and send day's cohort (site_day_cohorts, what the
+    # publisher reads), in the same statement, in key order like the cohorts' rows.
     await conn.execute(
-        "INSERT INTO invitation_tallies AS t (site_id, day, channel, motif, count, answered, "
-        "open_until) SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], "
-        "$5::bigint[], $6::bigint[], $7::timestamptz[]) "
-        "ON CONFLICT (site_id, day, channel, motif) DO UPDATE SET count = t.count + "
-        "EXCLUDED.count, answered = t.answered + EXCLUDED.answered, "
-        "open_until = greatest(t.open_until, EXCLUDED.open_until)",
+        "WITH added (site_id, day, channel, motif, count, answered, open_until) AS ("
+        " SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], "
+        " $5::bigint[], $6::bigint[], $7::timestamptz[])), "
+        "tallied AS (INSERT INTO invitation_tallies AS t (site_id, day, channel, motif, count, "
+        " answered, open_until) SELECT * FROM added "
+        " ON CONFLICT (site_id, day, channel, motif) DO UPDATE SET count = t.count + "
+        " EXCLUDED.count, answered = t.answered + EXCLUDED.answered, "
+        " open_until = greatest(t.open_until, EXCLUDED.open_until)) "
+        "INSERT INTO site_day_cohorts AS c (site_id, day, invited, answered, open_until) "
+        "SELECT site_id, day, sum(count), sum(answered), max(open_until) FROM added "
+        "GROUP BY site_id, day ORDER BY site_id, day "
+        "ON CONFLICT (site_id, day) DO UPDATE SET invited = c.invited + EXCLUDED.invited, "
+        "answered = c.answered + EXCLUDED.answered, "
+        "open_until = greatest(c.open_until, EXCLUDED.open_until)",
         *[list(column) for column in columns],
         [increments.get(key, 0) for key in keys],
         [answers.get(key, 0) for key in keys],
@@ -684,10 +694,11 @@ async def tally_between(
 
 
 CohortDay = tuple[date, int, int, datetime | None]
-SiteDays = tuple[str | None, list[tuple[date, str, list[int] | None]], list[CohortDay], bool]
-"""A site's clock as its events told it, its count vector of each day with the vector's row
-version (None: the caller holds that version), its invitation cohort of each send day, and whether
-it has contacts from the day before the first day on (`site_days`)."""
+SiteDays = tuple[str | None, list[date], list[tuple[date, str, list[int]]], list[CohortDay], bool]
+"""A site's clock as its events told it, the days it has a count vector for, the vectors the
+caller does not hold at their current row version (day, version, counts), its invitation
+cohort of each send day, and whether it has contacts from the day before the first day on
+(`site_days`)."""
 
 
 async def site_days(
@@ -700,33 +711,45 @@ async def site_days(
 
     Each day's vector comes with its row version (`xmin:cmin`: the (sub)transaction and the
     command that wrote it); `known` (day -> version) names the versions the caller holds, whose
-    vectors come back as None rather than sent again: a publish after a batch reads the few
-    days the batch changed, not the site's months. Two versions of a row share an `xmin:cmin`
-    only when 2^32 transactions apart (the caller re-reads everything long before).
+    vectors are not sent again: a publish after a batch reads the few days the batch changed,
+    not the site's months; the days that have a vector come as one array (a day gone is no
+    longer in it). Two versions of a row share an `xmin:cmin` only when 2^32 transactions
+    apart (the caller re-reads everything long before). The cohorts, one row per send day
+    (site_day_cohorts, not every channel and motif summed again), come as arrays too: one row
+    to decode, not one per day (issue #14).
 
     Last, whether the site has any contact closed since the day before `since` (UTC): without
     one, its periods' FCR counts are all zero, with no query to ask."""
-    days, versions = list(known or ()), list((known or {}).values())
+    # The known days and versions as array literals, one text each: asyncpg checks every
+    # element of a list it encodes as an array (three abc isinstance checks per version).
+    days = "{" + ",".join(map(date.isoformat, known or ())) + "}"
+    versions = "{" + ",".join((known or {}).values()) + "}"  # xmin:cmin, nothing to quote
     # A day before `since` at UTC midnight: before any clock's midnight of `since`.
     contacts_since = datetime.combine(since - timedelta(days=1), time(), UTC)
     rows = await conn.fetch(
-        "SELECT (SELECT timezone FROM sites WHERE site_id = $1), "
-        "EXISTS (SELECT 1 FROM contacts WHERE site_id = $1 AND closed_at >= $5), d.* "
-        "FROM (SELECT 1) AS one "
-        "LEFT JOIN ((SELECT v.day, v.version, CASE WHEN k.version IS DISTINCT FROM v.version "
-        "  THEN v.counts END, NULL::bigint, NULL::bigint, NULL::timestamptz "
-        "  FROM (SELECT day, counts, xmin::text || ':' || cmin::text AS version "
-        "        FROM site_day_vectors WHERE site_id = $1 AND day >= $2) AS v "
-        "  LEFT JOIN unnest($3::date[], $4::text[]) AS k (day, version) ON k.day = v.day) "
-        " UNION ALL "
-        " (SELECT day, NULL, NULL, sum(count)::bigint, sum(answered)::bigint, max(open_until) "
-        "  FROM invitation_tallies WHERE site_id = $1 AND day >= $2 GROUP BY day)) "
-        "AS d (day, version, counts, invited, answered, open_until) ON true ORDER BY d.day",
+        "SELECT true, (SELECT timezone FROM sites WHERE site_id = $1), "
+        " EXISTS (SELECT 1 FROM contacts WHERE site_id = $1 AND closed_at >= $5), "
+        " ARRAY(SELECT day FROM site_day_vectors WHERE site_id = $1 AND day >= $2 ORDER BY day), "
+        " coalesce(array_agg(c.day ORDER BY c.day), '{}'), "
+        " coalesce(array_agg(c.invited ORDER BY c.day), '{}'), "
+        " coalesce(array_agg(c.answered ORDER BY c.day), '{}'), "
+        " coalesce(array_agg(c.open_until ORDER BY c.day), '{}'), "
+        " NULL::date, NULL::text, NULL::integer[] "
+        "FROM site_day_cohorts AS c WHERE c.site_id = $1 AND c.day >= $2 "
+        "UNION ALL "
+        "SELECT false, NULL, NULL, NULL, NULL, NULL, NULL, NULL, v.day, v.version, v.counts "
+        "FROM (SELECT day, counts, xmin::text || ':' || cmin::text AS version "
+        "      FROM site_day_vectors WHERE site_id = $1 AND day >= $2) AS v "
+        "LEFT JOIN unnest($3::text::date[], $4::text::text[]) AS k (day, version) "
+        "ON k.day = v.day "
+        "WHERE k.version IS DISTINCT FROM v.version",
         site_id, since, days, versions, contacts_since,
     )  # fmt: skip
-    vectors = [(row[2], row[3], row[4]) for row in rows if row[3] is not None]
-    cohorts = [(row[2], row[5], row[6], row[7]) for row in rows if row[5] is not None]
-    return rows[0][0], vectors, cohorts, rows[0][1]
+    head = next(row for row in rows if row[0])
+    changed = [(row[8], row[9], row[10]) for row in rows if not row[0]]
+    changed.sort()
+    cohorts = list(zip(head[4], head[5], head[6], head[7], strict=True))
+    return head[1], head[3], changed, cohorts, head[2]
 
 
 async def cell_names(conn: Connection) -> dict[int, tally_vectors.Cell]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
-from itertools import accumulate
+from itertools import accumulate, compress
 from operator import add, sub
 from typing import TypeVar
 
@@ -122,26 +122,42 @@ def moved_period_sums(
         for day in moved
     }  # fmt: skip
     result: list[list[int]] = []
-    for (start, end), summed in zip(periods, sums, strict=True):
+    combined: dict[tuple[date, ...], list[int] | None] = {}  # the moved days of a period: their
+    for (start, end), summed in zip(periods, sums, strict=True):  # deltas added once, shared
         if bisect_left(moments, start) >= bisect_right(moments, end):
             result.append([])
             continue
+        inside = tuple(day for day in deltas if start <= day <= end)
+        if inside not in combined:
+            combined[inside] = _added([deltas[day] for day in inside])
+        delta = combined[inside]
         total = [*summed, *zero[len(summed) :]]
-        for day, delta in deltas.items():
-            if start <= day <= end:
-                total = list(map(add, total, delta))
+        if delta is not None:
+            total = list(map(add, total, delta))
         del total[width:]  # beyond every vector of `after`: zeros
         result.append(total)
     return result
 
 
+def _added(vectors: Sequence[Sequence[int]]) -> list[int] | None:
+    """The element-wise sum of vectors of the same length (None: no vector)."""
+    if not vectors:
+        return None
+    total = list(vectors[0])
+    for vector in vectors[1:]:
+        total = list(map(add, total, vector))
+    return total
+
+
 def tally_of(vector: Sequence[int], cells: Mapping[int, Cell]) -> dict[str, dict[str, int]]:
     """A summed vector as a tally {item: {value: count}} (its non-zero counts only)."""
     tally: dict[str, dict[str, int]] = {}
-    for spot, n in enumerate(vector, start=1):
-        if n:
-            item, value = cells[spot]
-            tally.setdefault(item, {})[value] = n
+    # The non-zero counts and their positions, picked in C (`compress`): most cells of a
+    # period's vector count something, the `if` per element cost a third of the time.
+    spots = compress(range(1, len(vector) + 1), vector)
+    for spot, n in zip(spots, compress(vector, vector), strict=True):
+        item, value = cells[spot]
+        tally.setdefault(item, {})[value] = n
     return tally
 
 
@@ -151,10 +167,15 @@ def period_cohorts(
     """Each (start, end) period's invitations, answers to them and last expiry (None without
     any), from the cohorts of its send days (`days` sorted by day)."""
     moments = [day[0] for day in days]
+    # Prefix sums: each period is then two subtractions; the expiries' maximum in C.
+    invited = list(accumulate((day[1] for day in days), initial=0))
+    answered = list(accumulate((day[2] for day in days), initial=0))
+    expiries = [day[3] for day in days]
     cohorts = []
     for start, end in periods:
-        inside = days[bisect_left(moments, start) : bisect_right(moments, end)]
-        expiries = [until for *_, until in inside if until is not None]
-        cohorts.append((sum(day[1] for day in inside), sum(day[2] for day in inside),
-                        max(expiries, default=None)))  # fmt: skip
+        low, high = bisect_left(moments, start), bisect_right(moments, end)
+        if high < low:
+            high = low
+        cohorts.append((invited[high] - invited[low], answered[high] - answered[low],
+                        max(filter(None, expiries[low:high]), default=None)))  # fmt: skip
     return cohorts
