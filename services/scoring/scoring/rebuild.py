@@ -79,13 +79,15 @@ REPLAYED_TOPICS = (SURVEY_RESPONSE, SURVEY_INVITATION, SURVEY_CONTACT)
 REBUILT_TABLES = (
     "tally_vectors", "site_day_vectors", "invitation_tallies", "contacts", "verbatims",
     "response_facts", "invitation_facts",  # issue #15 (migration 0200)
-    "site_day_cohorts",  # issue #14 (migration 0260): add_invitations writes it too
+    "site_day_cohorts",  # issue #14 (migration 0260): add_invitations keeps it, live
 )  # fmt: skip
 # tally_cells: the live positions, copied, so equal tallies are equal vectors; alerts: written,
 # not compared. No inbox: the rebuild de-duplicates in memory.
 SCRATCH_TABLES = (*REBUILT_TABLES, "tally_cells", "sites", "alerts")
 # Written once per key, in bulk (COPY or one INSERT), never updated.
-COPIED_TABLES = ("tally_vectors", "site_day_vectors", "response_facts", "invitation_tallies")
+COPIED_TABLES = (
+    "tally_vectors", "site_day_vectors", "response_facts", "invitation_tallies", "site_day_cohorts",
+)  # fmt: skip
 NOT_COMPARED = {"counted_at"}  # when a fact was stored (migration 0255), not what it says
 GIVING_UP_SECONDS = 30  # without a record while short of the end: the broker is away
 FETCH_RECORDS = 20_000  # per getmany: one process reads the whole log, big fetches cost less

@@ -225,14 +225,26 @@ async def copy_cohorts(
     answered: Mapping[tuple[str, date, str, str], int],
     open_until: Mapping[tuple[str, date, str, str], datetime],
 ) -> None:  # fmt: skip
-    """`add_invitations` into the rebuild's EMPTY table, the cohorts summed in memory: one row
-    per cohort by COPY, with no conflict to resolve."""
+    """`add_invitations` into the rebuild's EMPTY tables, the cohorts summed in memory: one row
+    per cohort, and per site and send day (site_day_cohorts), by COPY, with no conflict to
+    resolve."""
     rows = [
         (*key, increments.get(key, 0), answered.get(key, 0), open_until.get(key))
         for key in sorted(increments.keys() | answered.keys())
     ]
     columns = ["site_id", "day", "channel", "motif", "count", "answered", "open_until"]
     await conn.copy_records_to_table("invitation_tallies", records=rows, columns=columns)
+    site_days: dict[tuple[str, date], list[Any]] = {}
+    for site, day, _, _, invited, answers, until in rows:
+        summed = site_days.setdefault((site, day), [0, 0, None])
+        summed[0] += invited
+        summed[1] += answers
+        if until is not None and (summed[2] is None or until > summed[2]):
+            summed[2] = until
+    await conn.copy_records_to_table(
+        "site_day_cohorts", records=[(*key, *summed) for key, summed in site_days.items()],
+        columns=["site_id", "day", "invited", "answered", "open_until"],
+    )  # fmt: skip
 
 
 async def add_contacts(conn: Connection, *, rows: list[tuple[Any, ...]]) -> None:
