@@ -140,6 +140,7 @@ class EventConsumer:
         replay_from_start: bool = False,
         concurrent_partitions: bool = False,
         fetch_max_wait_ms: int = 500,
+        partition_fetch_bytes: int = 1024 * 1024,
         claimed_by_handler: Collection[str] = (),
         latest_per_key: bool = False,
         tracing: Tracing | None = None,
@@ -159,6 +160,10 @@ class EventConsumer:
         `fetch_max_wait_ms`: how long the broker may hold a fetch for new records. Tansu answers
         a waiting fetch ~115 ms after a record arrives with the default 500, ~10 ms with 50:
         lower it when the time from event to effect matters more than idle fetch requests.
+
+        `partition_fetch_bytes`: the most a fetch brings of one partition (the client's
+        max_partition_fetch_bytes, 1 MiB by default): with `max_records`, how big a partition's
+        batch, and so its transaction, can be when the consumer is behind.
 
         `claimed_by_handler`: topics whose batch handler claims every effect by the event's
         natural key in the transaction (an INSERT ... ON CONFLICT DO NOTHING RETURNING on a
@@ -182,6 +187,7 @@ class EventConsumer:
         self.replay_from_start = replay_from_start
         self.concurrent_partitions = concurrent_partitions
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.partition_fetch_bytes = partition_fetch_bytes
         self.claimed_by_handler = frozenset(claimed_by_handler)
         self.latest_per_key = latest_per_key
         if self.claimed_by_handler and handler is not None:
@@ -203,6 +209,7 @@ class EventConsumer:
             auto_offset_reset="earliest",
             max_poll_records=self.max_records,
             fetch_max_wait_ms=self.fetch_max_wait_ms,
+            max_partition_fetch_bytes=self.partition_fetch_bytes,
             **self.settings.kafka_client_options(),
         )
         rewind = self.consumer if self.replay_from_start else None
