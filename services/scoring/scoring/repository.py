@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -100,16 +101,18 @@ async def _copy_lines(
     conn: Connection, table: str, columns: list[str],
     vectors: Iterable[tuple[tuple[str, ...], list[int]]],
 ) -> None:  # fmt: skip
-    escaped: dict[str, str] = {}  # keys repeat few values (sites, days, channels, motifs)
-
-    def field(value: str) -> str:
-        text = escaped.get(value)
-        if text is None:
-            text = escaped[value] = value.translate(_COPY_ESCAPES)
-        return text
-
+    key_tabs = len(columns) - 2  # between the key's fields, when its values hold none
     literal = tally_vectors.literal
-    lines = ("\t".join(map(field, key)) + "\t" + literal(vector) + "\n" for key, vector in vectors)
+
+    def line(key: tuple[str, ...], vector: list[int]) -> str:
+        text = "\t".join(key)
+        # The contracts' identifiers, days and codes hold nothing COPY escapes: a key is escaped
+        # field by field only when it does (a value's tab shows as a tab too many).
+        if text.count("\t") != key_tabs or _COPY_SPECIAL.search(text):
+            text = "\t".join(value.translate(_COPY_ESCAPES) for value in key)
+        return text + "\t" + literal(vector) + "\n"
+
+    lines = (line(key, vector) for key, vector in vectors)
     await conn.copy_to_table(table, source=_streamed(lines), columns=columns)
 
 
@@ -156,6 +159,7 @@ async def fill_response_teams(conn: Connection) -> None:
 
 # COPY's text format: a backslash, a tab, a newline or a carriage return in a value is escaped.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_SPECIAL = re.compile(r"[\\\n\r]")  # what COPY escapes, but the tab
 
 
 async def cell_positions(conn: Connection) -> dict[tally_vectors.Cell, int]:

@@ -119,3 +119,27 @@ async def test_postgresql_reads_each_vector_literal_as_the_vector(pool: asyncpg.
             literals,
         )
     assert [list(row["v"]) for row in read] == vectors
+
+
+async def test_copied_vectors_keep_keys_that_hold_what_copy_escapes(pool: asyncpg.Pool) -> None:
+    """The rebuild's COPY of the vectors (repository.copy_vectors) sends most keys as they are,
+    and escapes a key field by field only when a value holds a tab, a newline, a carriage
+    return or a backslash: every key must come back as it was."""
+    from scoring import repository
+
+    keys = [
+        ("site-a", "2026-12-01", "telephone", "declaration", "", ""),
+        ("site-a", "2026-12-01", "tele\tphone", "decl\\aration", "a\nb", "c\rd"),
+        ("site-b", "2026-12-02", "courriel", "paiement", "information", "employeur\t"),
+    ]
+    breakdown = {key: [index + 1, 0, 3] for index, key in enumerate(keys)}
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("CREATE TEMP TABLE tally_vectors (LIKE tally_vectors) ON COMMIT DROP")
+        await conn.execute("SET LOCAL search_path = pg_temp")
+        await repository.copy_vectors(conn, vectors=(breakdown, {}))
+        rows = await conn.fetch("SELECT * FROM pg_temp.tally_vectors")
+    read = {
+        (r["site_id"], r["day"].isoformat(), r["channel"], r["motif"], r["nature"], r["profile"]):
+        list(r["counts"]) for r in rows
+    }  # fmt: skip
+    assert read == breakdown
