@@ -88,14 +88,24 @@ ITEMS_AND_MARKERS = ["recommandation", "effort", "suggestion", "canal", "theme_d
     ),
     version=st.one_of(st.none(), st.just("urssaf-chaud-2024-v1")),
 )
-def test_tally_cells_are_the_tally_rows_as_a_dict(answers, version) -> None:
-    """The consumer's fast form (`tally_cells`) holds what `tally_rows` gives, the last pair of
-    an item winning as in dict(pairs), in the same order."""
+def test_a_response_counts_once_whatever_its_answers_are_called(answers, version) -> None:
+    """Each answer as text, free text only as present, and the response counted once with its
+    version: an answer under the count's or the version's own id (hostile, no questionnaire
+    has it) changes neither."""
     from scoring import domain
 
-    expected = dict(tally_rows(answers, version=version))
+    expected = {RESPONSES_ITEM: "1"} | ({"__version__": version} if version else {})
+    for item, value in answers.items():
+        if item in (RESPONSES_ITEM, "__version__"):
+            continue
+        if item == "suggestion":
+            if str(value).strip():
+                expected[item] = "present"
+        else:
+            expected[item] = str(value)
     cells = domain.tally_cells(answers, version=version)
-    assert cells == expected and list(cells) == list(expected)
+    assert cells == expected and next(iter(cells)) == RESPONSES_ITEM
+    assert tally_rows(answers, version=version) == list(cells.items())
 
 
 def test_free_text_is_never_tallied_only_its_presence() -> None:
