@@ -31,11 +31,11 @@ from scoring.tagging import Retagger
 
 SERVICE = "scoring"
 CONSUMED = (SURVEY_RESPONSE, SURVEY_INVITATION, SURVEY_CONTACT, CRM_CALLBACK_COMPLETED)
-# A response is ~1 kB: 1 MiB per partition and fetch (the client's default) made batches of
-# ~1,100 responses when behind, far from max_records.
-PARTITION_FETCH_BYTES = 6 * 1024 * 1024
 """Never crm.contact.closed.v1: only survey-dispatch reads contact points; scoring learns of
 contacts from its pseudonymous survey.contact.v1."""
+PARTITION_FETCH_BYTES = 6 * 1024 * 1024
+"""A response is ~1 kB: 1 MiB per partition and fetch (the client's default) made batches of
+~1,100 responses when behind, far from max_records."""
 
 
 def create_app(settings: ScoringSettings) -> FastAPI:
