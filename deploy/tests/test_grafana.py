@@ -205,10 +205,11 @@ async def seed_scoring(
     day = closed_at.date()
     for item, value in Counter(domain.tally_rows(answers)):
         await connection.execute(
-            # `tallies` is a view since scoring's 0151: an insert adds its count (a trigger).
-            "INSERT INTO scoring.tallies (site_id, day, channel, motif, item, value, count) "
-            "VALUES ($1, $2, $3, $4, $5, $6, 1)",
-            site_id, day, channel, motif, item, value,
+            # A view since scoring's 0151: an insert adds its count (a trigger); the breakdown
+            # by channel and motif is the response's fact, below (0270).
+            "INSERT INTO scoring.site_day_tallies (site_id, day, item, value, count) "
+            "VALUES ($1, $2, $3, $4, 1)",
+            site_id, day, item, value,
         )  # fmt: skip
     # Two invitations per answer, sent the day of the answer (their cohort, issue #18).
     await connection.execute(

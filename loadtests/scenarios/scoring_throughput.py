@@ -246,28 +246,25 @@ async def _time_backlog(ctx: Any, meter: CpuMeter) -> dict[str, Any]:
 
 
 async def _tally_size(ctx: Any) -> dict[str, Any]:
-    """What the backlog's tallies hold: rows and bytes (tables and their indexes) per response.
-    The breakdown keys of the bench's responses are nearly unique (20 sites x 61 days x 108
-    channel, motif, nature and profile combinations), so rows follow keys here, not responses."""
+    """What the backlog's tallies hold: rows and bytes (table and index) per response. They grow
+    with sites x days (20 x 61 here), not with responses: the breakdowns by channel, motif,
+    nature and profile are read from the responses' facts (one row each, kept for the
+    verbatims' retention, and the claim that counts a response once)."""
     connection = await asyncpg.connect(ctx.stack.database_url)
     try:
         row = await connection.fetchrow(
-            "SELECT (SELECT count(*) FROM scoring.tally_vectors) AS breakdown_rows, "
-            "(SELECT count(*) FROM scoring.site_day_vectors) AS site_day_rows, "
-            "pg_total_relation_size('scoring.tally_vectors') "
-            "+ pg_total_relation_size('scoring.site_day_vectors') AS bytes"
+            "SELECT (SELECT count(*) FROM scoring.site_day_vectors) AS site_day_rows, "
+            "pg_total_relation_size('scoring.site_day_vectors') AS bytes, "
+            "pg_total_relation_size('scoring.response_facts') AS fact_bytes"
         )
     finally:
         await connection.close()
     assert row is not None
     return {
-        "backlog_tally_breakdown_rows": int(row["breakdown_rows"]),
         "backlog_tally_site_day_rows": int(row["site_day_rows"]),
         "backlog_tally_bytes_per_response": round(int(row["bytes"]) / BACKLOG),
+        "backlog_fact_bytes_per_response": round(int(row["fact_bytes"]) / BACKLOG),
     }
-
-
-# --------------------------------------------------------------------------- CPU cost
 
 
 def _machine_busy() -> float:

@@ -76,6 +76,9 @@ from scoring.settings import ScoringSettings
 LIVE_SCHEMA = "scoring"
 REBUILD_SCHEMA = "scoring_rebuild"
 REPLAYED_TOPICS = (SURVEY_RESPONSE, SURVEY_INVITATION, SURVEY_CONTACT)
+# tally_vectors: the breakdowns of facts past their retention (migration 0270), never written
+# by a replay: empty on both sides until the first purge, and then shown as differing, as are
+# the facts the purge deleted and the replay writes again.
 REBUILT_TABLES = (
     "tally_vectors", "site_day_vectors", "invitation_tallies", "contacts", "verbatims",
     "response_facts", "invitation_facts",  # issue #15 (migration 0200)
@@ -86,7 +89,7 @@ REBUILT_TABLES = (
 SCRATCH_TABLES = (*REBUILT_TABLES, "tally_cells", "sites", "alerts")
 # Written once per key, in bulk (COPY or one INSERT), never updated.
 COPIED_TABLES = (
-    "tally_vectors", "site_day_vectors", "response_facts", "invitation_tallies", "site_day_cohorts",
+    "site_day_vectors", "response_facts", "invitation_tallies", "site_day_cohorts",
 )  # fmt: skip
 NOT_COMPARED = {"counted_at"}  # when a fact was stored (migration 0255), not what it says
 GIVING_UP_SECONDS = 30  # without a record while short of the end: the broker is away
@@ -123,11 +126,7 @@ async def rebuild(settings: ScoringSettings) -> dict[str, Any]:
         async with _row_writer(settings) as rows:
             counts = await replay(settings, connection, handler, folded, rows)
             await rows.flush()  # the last rows go in while the tallies are written
-            second = await db.connect(settings.database_url, schema=REBUILD_SCHEMA)
-            try:
-                await folded.write(connection, second)
-            finally:
-                await second.close()
+            await folded.write(connection)
         async with connection.transaction():  # every row in: the teams, then the erasures
             await repository.fill_response_teams(connection)
             await handler.erase_deferred(connection)
@@ -149,11 +148,11 @@ async def rebuild(settings: ScoringSettings) -> dict[str, Any]:
 
 @dataclass
 class Folded:
-    """Every batch folded so far, in memory: tallies grow with sites x days x breakdowns, not
+    """Every batch folded so far, in memory: tallies grow with sites x days, not
     with responses. Written once, at the end (`write`)."""
 
     positions: dict[tally_vectors.Cell, int]
-    vectors: tally_vectors.Vectors = field(default_factory=lambda: ({}, {}))
+    vectors: tally_vectors.Vectors = field(default_factory=dict)
     totals: Collected = field(default_factory=Collected)  # cohorts, sites, clocks
     event_ids: set[str] = field(default_factory=set)  # the inbox, in memory
     counted: set[CountKey] = field(default_factory=set)  # responses, invitations: in memory
@@ -176,36 +175,20 @@ class Folded:
             if told or site not in totals.zones:
                 totals.zones[site] = (zone, told)
 
-    async def write(self, connection: Connection, second: Connection) -> None:
-        """The tallies, cohorts and sites, as `ScoringHandler.write` writes a batch's. On two
-        connections at once, half the breakdown vectors each: at this point Python only formats
-        lines, and PostgreSQL's parsing of the arrays, most of the time, runs on two cores."""
-        breakdown, site_days = self.vectors
-        keys = list(breakdown)
-        half = len(keys) // 2
-
-        async def first_half() -> None:
-            async with connection.transaction():
-                await repository.copy_vectors(
-                    connection, vectors=({key: breakdown[key] for key in keys[:half]}, site_days)
-                )  # fresh tables
-
-        async def second_half() -> None:
-            async with second.transaction():
-                await repository.copy_vectors(
-                    second, vectors=({key: breakdown[key] for key in keys[half:]}, {})
-                )
-                totals = self.totals
-                await repository.copy_cohorts(
-                    second, increments=totals.invitations, answered=totals.cohort_answers,
-                    open_until=totals.cohort_open_until,
-                )  # fmt: skip
-                await repository.mark_sites_dirty(
-                    second, sites=totals.sites, pending_since=totals.pending_since
-                )
-                await repository.set_site_timezones(second, zones=totals.zones)
-
-        await asyncio.gather(first_half(), second_half())
+    async def write(self, connection: Connection) -> None:
+        """The tallies, cohorts and sites, as `ScoringHandler.write` writes a batch's (fresh
+        tables)."""
+        totals = self.totals
+        async with connection.transaction():
+            await repository.copy_vectors(connection, vectors=self.vectors)
+            await repository.copy_cohorts(
+                connection, increments=totals.invitations, answered=totals.cohort_answers,
+                open_until=totals.cohort_open_until,
+            )  # fmt: skip
+            await repository.mark_sites_dirty(
+                connection, sites=totals.sites, pending_since=totals.pending_since
+            )
+            await repository.set_site_timezones(connection, zones=totals.zones)
 
 
 class _RowWriter:

@@ -26,20 +26,13 @@ _VECTOR_SUM = (
     "(SELECT array_agg(coalesce(x, 0) + coalesce(y, 0) ORDER BY n) "
     "FROM unnest(t.counts, EXCLUDED.counts) WITH ORDINALITY AS u(x, y, n))"
 )
-# One round trip for both tables: one row per breakdown key and one per site and day of the
-# batch, written in key order (concurrent writers lock rows in one order). Each batch travels
-# as one JSON document: an array parameter costs the driver a Python-level check per element.
+# One row per site and day of the batch, written in key order (concurrent writers lock rows in
+# one order). The batch travels as one JSON document: an array parameter costs the driver a
+# Python-level check per element.
 _ADD_VECTORS = f"""
-WITH breakdown AS (
-    INSERT INTO tally_vectors AS t (site_id, day, channel, motif, nature, profile, counts)
-    SELECT r->>0, (r->>1)::date, r->>2, r->>3, r->>4, r->>5, (r->>6)::integer[]
-    FROM jsonb_array_elements($1::text::jsonb) AS r ORDER BY 1, 2, 3, 4, 5, 6
-    ON CONFLICT (site_id, day, channel, motif, nature, profile)
-    DO UPDATE SET counts = {_VECTOR_SUM}
-)
 INSERT INTO site_day_vectors AS t (site_id, day, counts)
 SELECT r->>0, (r->>1)::date, (r->>2)::integer[]
-FROM jsonb_array_elements($2::text::jsonb) AS r ORDER BY 1, 2
+FROM jsonb_array_elements($1::text::jsonb) AS r ORDER BY 1, 2
 ON CONFLICT (site_id, day) DO UPDATE SET counts = {_VECTOR_SUM}
 """
 
@@ -56,45 +49,39 @@ async def add_tallies(
     responses: Sequence[TalliedResponse],
     positions: dict[tally_vectors.Cell, int],
 ) -> None:
-    """Add +1 per cell of each response to its breakdown's count vector and to its site and
-    day's, in one round trip (two more when the batch holds a cell seen for the first time).
+    """Add +1 per cell of each response to its site and day's count vector, in one round trip
+    (two more when the batch holds a cell seen for the first time). The breakdowns by channel,
+    motif, nature and profile are the responses' facts (`add_response_facts`, view `tallies`).
 
     `positions` caches the committed cell positions across calls (positions never change). Call
     it once per transaction: the cells it reads before inserting any are committed ones."""
     if not responses:
         return
     try:
-        breakdown, site_days = tally_vectors.fold(responses, positions)
+        site_days = tally_vectors.fold(responses, positions)
     except KeyError:  # a cell not cached yet
         positions.update(await cell_positions(conn))
         used: Mapping[tally_vectors.Cell, int] = positions
         if missing := sorted(tally_vectors.cells_of(responses) - positions.keys()):
             used = {**positions, **await add_cells(conn, missing)}  # not cached: uncommitted
-        breakdown, site_days = tally_vectors.fold(responses, used)
-    await add_vectors(conn, vectors=(breakdown, site_days))
+        site_days = tally_vectors.fold(responses, used)
+    await add_vectors(conn, vectors=site_days)
 
 
 async def add_vectors(conn: Connection, *, vectors: tally_vectors.Vectors) -> None:
     """Add folded count vectors (`tally_vectors.fold`) to their rows, in one round trip."""
-    breakdown, site_days = vectors
     literal = tally_vectors.literal
     await conn.execute(
-        _ADD_VECTORS,
-        json_document([[*key, literal(v)] for key, v in breakdown.items()]),
-        json_document([[*key, literal(v)] for key, v in site_days.items()]),
+        _ADD_VECTORS, json_document([[*key, literal(v)] for key, v in vectors.items()])
     )
 
 
 async def copy_vectors(conn: Connection, *, vectors: tally_vectors.Vectors) -> None:
-    """Write folded count vectors into EMPTY tables (the rebuild's, whose keys are each folded
+    """Write folded count vectors into an EMPTY table (the rebuild's, whose keys are each folded
     once): COPY in text form, with no conflict to resolve. Text, not asyncpg's binary COPY: a
     vector is one `literal` (C), where the binary encoder checks every element in Python."""
-    breakdown, site_days = vectors
-    columns = ["site_id", "day", "channel", "motif", "nature", "profile", "counts"]
-    if breakdown:
-        await _copy_lines(conn, "tally_vectors", columns, breakdown.items())
-    if site_days:
-        await _copy_lines(conn, "site_day_vectors", ["site_id", "day", "counts"], site_days.items())
+    if vectors:
+        await _copy_lines(conn, "site_day_vectors", ["site_id", "day", "counts"], vectors.items())
 
 
 async def _copy_lines(
@@ -311,13 +298,10 @@ async def purge(
     alerts_before: datetime, inbox_before: Mapping[str, datetime],
 ) -> dict[str, int]:  # fmt: skip
     """Delete what is past its retention; `inbox_before` is per topic (topic -> oldest kept)."""
-    deleted = {}
+    deleted = {"response_facts": await _archive_response_facts(conn, before=verbatims_before)}
     for table, condition, limit in (
         ("contacts", "closed_at < $1", contacts_before),
         ("verbatims", "day < $1", verbatims_before),
-        # Issue #15, the verbatims' retention, also after they were counted (issue #14: the
-        # facts are what keeps a response or an invitation from counting twice).
-        ("response_facts", "day < $1 AND counted_at < $1", verbatims_before),
         (
             "invitation_facts",
             "coalesce(sent_day, reminded_at::date) < $1 AND counted_at < $1",
@@ -338,6 +322,51 @@ async def purge(
         topics, [inbox_before[topic] for topic in topics],
     ))  # fmt: skip
     return deleted
+
+
+# The count vector of a group of (position, n) rows: zeros where no row is.
+_VECTOR_OF = (
+    "(SELECT array_agg(coalesce(x.n, 0)::integer ORDER BY g.p) "
+    "FROM generate_series(1, max(position)) AS g(p) "
+    "LEFT JOIN unnest(array_agg(position), array_agg(n)) AS x(p, n) ON x.p = g.p)"
+)
+# Issue #15, the verbatims' retention, also after they were counted (issue #14: the facts are
+# what keeps a response or an invitation from counting twice).
+_FACTS_PAST_RETENTION = "day < $1 AND counted_at < $1"
+
+
+async def _archive_response_facts(conn: Connection, *, before: date) -> int:
+    """Delete the response facts past their retention, their breakdown counts added to the
+    archived vectors in the same statement (migration 0270: `tallies` sums both, so the
+    breakdowns do not change). Returns how many facts went."""
+    await conn.execute(  # the cells of facts written before their positions were (none today)
+        "INSERT INTO tally_cells (item, value) SELECT DISTINCT e.key, e.value "
+        f"FROM response_facts, jsonb_each_text(cells) AS e WHERE {_FACTS_PAST_RETENTION} "
+        "ORDER BY 1, 2 ON CONFLICT DO NOTHING",
+        before,
+    )
+    return int(await conn.fetchval(
+        f"""
+        WITH gone AS (
+            DELETE FROM response_facts WHERE {_FACTS_PAST_RETENTION}
+            RETURNING site_id, day, channel, motif, nature, profile, cells
+        ), cells AS (
+            SELECT g.site_id, g.day, g.channel, g.motif, g.nature, g.profile, c.position,
+                   count(*) AS n
+            FROM gone g CROSS JOIN LATERAL jsonb_each_text(g.cells) AS e
+            JOIN tally_cells c ON c.item = e.key AND c.value = e.value
+            GROUP BY 1, 2, 3, 4, 5, 6, 7
+        ), archived AS (
+            INSERT INTO tally_vectors AS t (site_id, day, channel, motif, nature, profile, counts)
+            SELECT site_id, day, channel, motif, nature, profile, {_VECTOR_OF}
+            FROM cells GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+            ON CONFLICT (site_id, day, channel, motif, nature, profile)
+            DO UPDATE SET counts = {_VECTOR_SUM}
+        )
+        SELECT count(*) FROM gone
+        """,
+        before,
+    ))  # fmt: skip
 
 
 async def write_reporting_settings(conn: Connection, *, anonymity_floor: int) -> None:

@@ -1,5 +1,5 @@
-"""Pure: a batch of tallied responses folded into count vectors, one per breakdown key and one
-per site and day (migration 0151). No I/O.
+"""Pure: a batch of tallied responses folded into count vectors, one per site and day
+(migrations 0151 and 0270: the breakdowns are read from the responses' facts). No I/O.
 
 A vector's element p-1 counts the cell (item, value) at position p of `tally_cells`; a vector
 ends at its last non-zero count, so adding vectors of the same responses in any split and
@@ -13,57 +13,49 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from itertools import accumulate, compress
 from operator import add, sub
-from typing import TypeVar
 
 Cell = tuple[str, str]
 """(item id, value as text), as `domain.tally_rows` gives them."""
-BreakdownKey = tuple[str, str, str, str, str, str]
-"""site, day (ISO date), channel, motif, nature, profile."""
 SiteDay = tuple[str, str]
-K = TypeVar("K", BreakdownKey, SiteDay)
 TalliedResponse = tuple[str, str, str, str, str, str, dict[str, str]]
-"""One response: its breakdown key and its cells {item: value as text}."""
+"""One response: site, day (ISO date), channel, motif, nature, profile (its fact's breakdown
+key), and its cells {item: value as text}."""
 
 
 def cells_of(responses: Iterable[TalliedResponse]) -> set[Cell]:
     return {cell for response in responses for cell in response[6].items()}
 
 
-Vectors = tuple[dict[BreakdownKey, list[int]], dict[SiteDay, list[int]]]
+Vectors = dict[SiteDay, list[int]]
 
 
 def fold(
     responses: Sequence[TalliedResponse], positions: Mapping[Cell, int],
     into: Vectors | None = None,
 ) -> Vectors:  # fmt: skip
-    """+1 per cell of each response, summed per breakdown key and per site and day.
-    `positions` must hold every cell of the batch (1-based positions). `into`: vectors to add
-    to (changed in place and returned; the rebuild folds every batch into one pair), else new
-    ones. On a missing cell (KeyError), `into` may hold part of the batch: check first."""
-    breakdown, site_days = into if into is not None else ({}, {})
-    for site, day, channel, motif, nature, profile, cells in responses:
+    """+1 per cell of each response, summed per site and day. `positions` must hold every cell
+    of the batch (1-based positions). `into`: vectors to add to (changed in place and returned;
+    the rebuild folds every batch into one), else new ones. On a missing cell (KeyError),
+    `into` may hold part of the batch: check first."""
+    site_days: Vectors = into if into is not None else {}
+    for site, day, _channel, _motif, _nature, _profile, cells in responses:
         spots = [positions[cell] for cell in cells.items()]
         if not spots:
             continue
         top = max(spots)
-        _add(breakdown, (site, day, channel, motif, nature, profile), spots, top)
-        _add(site_days, (site, day), spots, top)
-    return breakdown, site_days
-
-
-def _add(vectors: dict[K, list[int]], key: K, spots: list[int], top: int) -> None:
-    vector = vectors.get(key)
-    if vector is None:
-        vector = vectors[key] = [0] * top
-    elif len(vector) < top:
-        vector.extend([0] * (top - len(vector)))
-    for spot in spots:
-        vector[spot - 1] += 1
+        vector = site_days.get((site, day))
+        if vector is None:
+            vector = site_days[site, day] = [0] * top
+        elif len(vector) < top:
+            vector.extend([0] * (top - len(vector)))
+        for spot in spots:
+            vector[spot - 1] += 1
+    return site_days
 
 
 def literal(vector: Sequence[int]) -> str:
     """PostgreSQL's text form of an integer[] (cast with ::integer[] in SQL). Most vectors count
-    0 to 9 in every cell (a batch's few responses per breakdown): those are written as
+    0 to 9 in every cell (a batch's few responses per site and day): those are written as
     `{00,01,...}` by `bytes.hex` in C, four times a list's repr (array input reads the leading
     zero as a decimal digit); others as a list's repr, with braces (array input allows the
     spaces)."""

@@ -127,19 +127,14 @@ async def test_copied_vectors_keep_keys_that_hold_what_copy_escapes(pool: asyncp
     return or a backslash: every key must come back as it was."""
     from scoring import repository
 
-    keys = [
-        ("site-a", "2026-12-01", "telephone", "declaration", "", ""),
-        ("site-a", "2026-12-01", "tele\tphone", "decl\\aration", "a\nb", "c\rd"),
-        ("site-b", "2026-12-02", "courriel", "paiement", "information", "employeur\t"),
-    ]
-    breakdown = {key: [index + 1, 0, 3] for index, key in enumerate(keys)}
+    keys = ["site-a", "site\tb", "site\nc", "si\\te-d", "site-e\r", "site-f\t"]
+    vectors = {(site, "2026-12-01"): [index + 1, 0, 3] for index, site in enumerate(keys)}
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("CREATE TEMP TABLE tally_vectors (LIKE tally_vectors) ON COMMIT DROP")
+        await conn.execute(
+            "CREATE TEMP TABLE site_day_vectors (LIKE site_day_vectors) ON COMMIT DROP"
+        )
         await conn.execute("SET LOCAL search_path = pg_temp")
-        await repository.copy_vectors(conn, vectors=(breakdown, {}))
-        rows = await conn.fetch("SELECT * FROM pg_temp.tally_vectors")
-    read = {
-        (r["site_id"], r["day"].isoformat(), r["channel"], r["motif"], r["nature"], r["profile"]):
-        list(r["counts"]) for r in rows
-    }  # fmt: skip
-    assert read == breakdown
+        await repository.copy_vectors(conn, vectors=vectors)
+        rows = await conn.fetch("SELECT * FROM pg_temp.site_day_vectors")
+    read = {(r["site_id"], r["day"].isoformat()): list(r["counts"]) for r in rows}
+    assert read == vectors

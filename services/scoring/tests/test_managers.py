@@ -82,8 +82,9 @@ async def seed_site(conn: asyncpg.Connection, site: str, network: str) -> None:
             ("recommandation", "3", 12), ("theme_clarte", "8", 12)]  # fmt: skip
     for item, value, count in rows:
         await conn.execute(
-            "INSERT INTO tallies (site_id, day, channel, motif, item, value, count) "
-            "VALUES ($1, $2, 'telephone', 'declaration', $3, $4, $5)",
+            # The site's day; its breakdown is the responses' facts, below (migration 0270).
+            "INSERT INTO site_day_tallies (site_id, day, item, value, count) "
+            "VALUES ($1, $2, $3, $4, $5)",
             site, MONDAY, item, value, count,
         )  # fmt: skip
     await conn.execute(

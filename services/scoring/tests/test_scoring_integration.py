@@ -1179,7 +1179,7 @@ async def test_rows_past_their_retention_are_purged(stack, scoring):
             "DROP SCHEMA IF EXISTS purge_check CASCADE; CREATE SCHEMA purge_check"
         )
         for table in ("contacts", "verbatims", "alerts", "inbox", "response_facts",
-                      "invitation_facts"):  # fmt: skip
+                      "invitation_facts", "tally_cells", "tally_vectors"):  # fmt: skip
             await connection.execute(
                 f"CREATE TABLE purge_check.{table} (LIKE scoring.{table} INCLUDING ALL)"
             )
@@ -1364,11 +1364,11 @@ async def test_rebuild_from_the_topics_equals_the_incremental_tallies(stack, sco
     # The comparison is not vacuous: one wrong count in the live tallies is caught.
     await fetch(
         stack.database_url,
-        "UPDATE scoring.tally_vectors SET counts[1] = counts[1] + 1 WHERE site_id = 'site-nps'",
+        "UPDATE scoring.site_day_vectors SET counts[1] = counts[1] + 1 WHERE site_id = 'site-nps'",
     )
     tampered = await asyncio.to_thread(rebuild)
     assert tampered.returncode == 1
-    assert last_json_line(tampered.stdout)["tables"]["tally_vectors"]["only_incremental"] >= 1
+    assert last_json_line(tampered.stdout)["tables"]["site_day_vectors"]["only_incremental"] >= 1
 
 
 def last_json_line(stdout: str) -> dict[str, Any]:
