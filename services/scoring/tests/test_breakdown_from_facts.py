@@ -99,7 +99,8 @@ async def test_purged_facts_keep_their_breakdowns(stack: Any, pool: asyncpg.Pool
 async def test_the_migration_keeps_every_breakdown(stack: Any, tmp_path: Path) -> None:
     """A database as 0260 left it: breakdown vectors holding every response (as the handler
     wrote them then), facts for some, and vectors for responses without facts (counted before
-    the facts existed, or purged). After 0270, `tallies` reads the very same rows."""
+    the facts existed, or purged); and one fact with a cell no vector counts, whatever put it
+    there. After 0270, `tallies` reads the very same rows."""
     before_0270 = tmp_path / "migrations"
     before_0270.mkdir()
     for path in MIGRATIONS.glob("*.sql"):
@@ -121,6 +122,8 @@ async def test_the_migration_keeps_every_breakdown(stack: Any, tmp_path: Path) -
                     "INSERT INTO tallies (site_id, day, channel, motif, item, value, count) "
                     "VALUES ($1, $2, $3, $4, $5, $6, 1)", site, day, channel, motif, item, value,
                 )  # fmt: skip
+            if n == 1:  # a fact holding a cell its vector lacks (and no position has yet)
+                cells = {**cells, "hors_vecteur": "1"}
             if n % 3:  # a third counted without a fact
                 await conn.execute(
                     "INSERT INTO response_facts (response_id, invitation_id, site_id, day, "

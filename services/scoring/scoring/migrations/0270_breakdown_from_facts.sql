@@ -11,7 +11,12 @@
 -- inserted by hand into `tallies`). The view `tallies` sums both: same columns, same counts.
 
 -- What the facts hold is taken out of the vectors, so that vectors + facts = the old vectors
--- exactly (a cell both sides cancel out is dropped; counts cannot go wrong whatever is there).
+-- exactly (a cell both sides cancel out is dropped; counts cannot go wrong whatever is there:
+-- every cell of a fact gets its position first, so none is left out of the subtraction).
+INSERT INTO tally_cells (item, value)
+SELECT DISTINCT e.key, e.value FROM response_facts, jsonb_each_text(cells) AS e
+ORDER BY 1, 2 ON CONFLICT DO NOTHING;
+
 CREATE TEMP TABLE archived ON COMMIT DROP AS
 WITH cells AS (
     SELECT t.site_id, t.day, t.channel, t.motif, t.nature, t.profile, u.position::integer,
