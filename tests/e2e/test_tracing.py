@@ -144,10 +144,20 @@ async def test_one_trace_follows_a_contact_through_the_four_services(
         )  # fmt: skip
         assert answer.status_code == 200, answer.text
 
+    # Every span asserted below: each service exports its spans on its own, and scoring's
+    # publish (started by the commit's NOTIFY) may reach the collector before the consumer's
+    # span around that very batch, which ends after the offset commit.
+    expected = {
+        ("survey-dispatch", f"process {CRM_CONTACT_CLOSED.name}"),
+        ("responses", "submit response"),
+        ("scoring", "process survey.response.v1"),
+        ("scoring", "publish site indicators"),
+        ("publication", "push site indicators"),
+    }
+
     def whole_trace() -> list[dict[str, Any]] | None:
         spans = collector.of_trace(trace_id)
-        names = {span["name"] for span in spans}
-        done = {"submit response", "publish site indicators", "push site indicators"} <= names
+        done = expected <= {(span["service"], span["name"]) for span in spans}
         return spans if done and {span["service"] for span in spans} >= SERVICES else None
 
     try:
@@ -155,12 +165,8 @@ async def test_one_trace_follows_a_contact_through_the_four_services(
     except TimeoutError:
         found = sorted({(s["service"], s["name"]) for s in collector.of_trace(trace_id)})
         pytest.fail(f"the trace never reached all four services; its spans: {found}")
-    by_name = {(span["service"], span["name"]) for span in spans}
-    assert ("survey-dispatch", f"process {CRM_CONTACT_CLOSED.name}") in by_name
-    assert ("responses", "submit response") in by_name  # the answer continues the trace
-    assert ("scoring", "process survey.response.v1") in by_name
-    assert ("scoring", "publish site indicators") in by_name
-    assert ("publication", "push site indicators") in by_name
+    # The answer continues the trace (the phone's requests carry none), through every service.
+    assert expected <= {(span["service"], span["name"]) for span in spans}
     # The first span of our side is the child of the CRM's.
     dispatch = next(s for s in spans if s["name"] == f"process {CRM_CONTACT_CLOSED.name}")
     assert dispatch["parent_id"] == crm_span
