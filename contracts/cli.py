@@ -450,6 +450,11 @@ async def _read(
                 await consumer.seek_to_beginning(*assigned)
             else:
                 await consumer.seek_to_end(*assigned)
+                for partition in assigned:  # the end as it is now: what comes next is shown
+                    await consumer.position(partition)
+                waiting = f"en attente des nouveaux événements de {topic}"
+                print(f"enquetes: {waiting} / waiting for new events on {topic}",
+                      file=sys.stderr, flush=True)  # fmt: skip
         counted = 0
         last_seen = time.monotonic()
         while True:

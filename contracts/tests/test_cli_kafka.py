@@ -459,7 +459,10 @@ async def test_tail_without_from_beginning_follows_only_new_events(topics):
         "--max", "1", stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
     )  # fmt: skip
     try:
-        await asyncio.sleep(4)  # the follower has started and sought to the end
+        assert follower.stderr is not None
+        # It says when it follows from the end (a fixed sleep lost the race on a busy machine).
+        waiting = await asyncio.wait_for(follower.stderr.readline(), timeout=60)
+        assert b"waiting for new events on " + SCORING_ALERT.name.encode() in waiting
         await produce(topics, SCORING_ALERT.name, [new])
         out, err = await asyncio.wait_for(follower.communicate(), timeout=60)
     finally:
