@@ -147,3 +147,26 @@ async def test_the_migration_keeps_every_breakdown(stack: Any, tmp_path: Path) -
         assert archived == 40  # only the responses without a fact
     finally:
         await conn.close()
+
+
+async def test_a_row_inserted_into_either_view_counts_once(pool: asyncpg.Pool) -> None:
+    """Seeding and manual corrections (the views' triggers): a row put into `tallies` counts in
+    the breakdown and in its site's day; one put into `site_day_tallies`, in its day only."""
+    site, day = f"site-{uuid.uuid4().hex[:8]}", utc_now().date()
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO tallies (site_id, day, channel, motif, item, value, count) "
+            "VALUES ($1, $2, 'telephone', 'paiement', 'nouvel_item', 'x', 3)", site, day,
+        )  # fmt: skip
+        await conn.execute(
+            "INSERT INTO site_day_tallies (site_id, day, item, value, count) "
+            "VALUES ($1, $2, 'nouvel_item', 'x', 2)", site, day,
+        )  # fmt: skip
+        breakdown = await conn.fetch(
+            "SELECT channel, motif, item, value, count FROM tallies WHERE site_id = $1", site
+        )
+        by_day = await conn.fetch(
+            "SELECT item, value, count FROM site_day_tallies WHERE site_id = $1", site
+        )
+    assert [tuple(row) for row in breakdown] == [("telephone", "paiement", "nouvel_item", "x", 3)]
+    assert [tuple(row) for row in by_day] == [("nouvel_item", "x", 5)]

@@ -63,26 +63,49 @@ GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
 HAVING sum(n) <> 0;
 
 -- An insert into `tallies` (seeding, manual corrections) still adds to the archived vectors and
--- the site-day vectors (0151's trigger): counts of responses that have no fact. An insert into
+-- the site-day vectors: counts of responses that have no fact. An insert into
 -- `site_day_tallies` adds to the site-day vectors only: with the facts of the same responses,
--- what the consumer writes.
-CREATE FUNCTION site_day_tallies_add_row() RETURNS trigger
+-- what the consumer writes. Both triggers turn their row into a vector the same way.
+CREATE FUNCTION tally_cell_vector(item text, value text, count bigint) RETURNS integer[]
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     cell integer;
     one integer[];
 BEGIN
-    INSERT INTO tally_cells (item, value) VALUES (NEW.item, NEW.value) ON CONFLICT DO NOTHING;
-    SELECT position INTO cell FROM tally_cells WHERE item = NEW.item AND value = NEW.value;
+    INSERT INTO tally_cells AS c (item, value) VALUES ($1, $2) ON CONFLICT DO NOTHING;
+    SELECT c.position INTO cell FROM tally_cells c WHERE c.item = $1 AND c.value = $2;
     one := array_fill(0, ARRAY[cell]);
-    one[cell] := NEW.count;
-    INSERT INTO site_day_vectors AS t (site_id, day, counts) VALUES (NEW.site_id, NEW.day, one)
+    one[cell] := $3;
+    RETURN one;
+END
+$$;
+
+CREATE FUNCTION site_day_tallies_add_row() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    INSERT INTO site_day_vectors AS t (site_id, day, counts)
+    VALUES (NEW.site_id, NEW.day, tally_cell_vector(NEW.item, NEW.value, NEW.count))
     ON CONFLICT (site_id, day) DO UPDATE SET counts = tally_add(t.counts, EXCLUDED.counts);
     RETURN NEW;
 END
 $$;
 CREATE TRIGGER site_day_tallies_add_row INSTEAD OF INSERT ON site_day_tallies
 FOR EACH ROW EXECUTE FUNCTION site_day_tallies_add_row();
+
+-- 0151's trigger on `tallies`: its vector, then the site-day part by the trigger above.
+CREATE OR REPLACE FUNCTION tallies_add_row() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    INSERT INTO tally_vectors AS t (site_id, day, channel, motif, nature, profile, counts)
+    VALUES (NEW.site_id, NEW.day, NEW.channel, NEW.motif, coalesce(NEW.nature, ''),
+            coalesce(NEW.profile, ''), tally_cell_vector(NEW.item, NEW.value, NEW.count))
+    ON CONFLICT (site_id, day, channel, motif, nature, profile)
+    DO UPDATE SET counts = tally_add(t.counts, EXCLUDED.counts);
+    INSERT INTO site_day_tallies (site_id, day, item, value, count)
+    VALUES (NEW.site_id, NEW.day, NEW.item, NEW.value, NEW.count);
+    RETURN NEW;
+END
+$$;
 
 -- 0211 read the two pseudo-items from the breakdown vectors; the site-day vectors hold the
 -- same counts per site and day (same columns and rows).
