@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import csv
 import io
+import re
 import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -17,6 +18,8 @@ import pytest
 pytestmark = pytest.mark.integration
 
 NBSP = "\u00a0"
+# An instant, as the feeds write it: its seconds may read like a withheld figure (":55.4…").
+TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?")
 
 
 async def test_a_new_indicators_event_changes_the_feed_and_the_stream(
@@ -140,7 +143,15 @@ async def test_a_figure_below_the_floor_leaves_the_service_in_no_output(
         previous={"nps": (57.9, 20)},
         network="urssaf-floor",
     )
-    await send(event)
+    # Another site, published at an instant whose seconds read "55.4": the network-wide CSV
+    # holds its date_mise_a_jour, which is no withheld figure (a CI run once failed on one).
+    other = make_event("urssaf-grand-site", {"nps": (40.0, 300)}, network="urssaf-floor-other")
+    stamped = datetime.fromisoformat("2026-12-01T10:20:55.412345+00:00")
+    other = other.model_copy(
+        update={"data": other.data.model_copy(update={"computed_at": stamped})}
+    )
+    await send(other, event)
+    await feed_when(publication.url, "urssaf-grand-site", lambda body: True, timeout=60)
     feed = await feed_when(publication.url, site, lambda body: True, timeout=60)
     figures = {f["id"]: f for f in feed["current"]["indicators"]}
     for withheld in (figures["nps"], figures["satisfaction"], feed["previous"]["indicators"][0]):
@@ -185,8 +196,10 @@ async def test_a_figure_below_the_floor_leaves_the_service_in_no_output(
     assert "88.2" in outputs["json"] and "88.2" in outputs["csv"]  # the published one is there
     assert "Résultats en cours de collecte" in outputs["display"]
     assert "en_cours_de_collecte" in outputs["csv-network"]
+    assert "55.412345" in outputs["csv"]  # the other site's instant is there, and no leak
     for name, text in outputs.items():
-        leaked = [token for token in forbidden if token in text]
+        figures_only = TIMESTAMP.sub("<instant>", text)
+        leaked = [token for token in forbidden if token in figures_only]
         assert not leaked, f"{name} leaks withheld figures: {leaked}"
 
 
