@@ -12,7 +12,12 @@ Source: the topics, replayed from the beginning, not the responses service's exp
 - `survey.response.v1` keeps 400 days, more than the longest window (year to date, previous
   rolling 90 days). The price: the two other topics keep less, so a rebuild after their
   retention has passed recounts fewer invitations and contacts; the report says which tables
-  differ, and a rebuild is meant to be run while the retention covers the reporting windows.
+  differ, and a rebuild is meant to be run while the retention covers the reporting windows;
+- scoring's own retention purge deletes facts, verbatims and contacts long before the topics
+  do: the replay writes them again. The purge records how far it went (`retention_horizon`), and
+  a rebuilt row past that horizon is counted apart (`past_retention`), not as a difference. The
+  breakdowns the purge archived are compared as the API reads them: `tallies` (archive plus
+  facts) live, the fold of every replayed fact rebuilt.
 
 How: a throw-away consumer with no group (assign + seek_to_beginning: no 5 s join, no offsets
 committed, the service's group untouched) folds the events into fresh tables in the schema
@@ -76,11 +81,11 @@ from scoring.settings import ScoringSettings
 LIVE_SCHEMA = "scoring"
 REBUILD_SCHEMA = "scoring_rebuild"
 REPLAYED_TOPICS = (SURVEY_RESPONSE, SURVEY_INVITATION, SURVEY_CONTACT)
-# tally_vectors: the breakdowns of facts past their retention (migration 0270), never written
-# by a replay: empty on both sides until the first purge, and then shown as differing, as are
-# the facts the purge deleted and the replay writes again.
+# Not tally_vectors: the breakdowns of the facts the purge deleted (migration 0270), which a
+# replay never writes (it writes the facts again). The breakdowns are compared as the API reads
+# them, through `tallies`: the archived vectors plus the facts live, the facts rebuilt.
 REBUILT_TABLES = (
-    "tally_vectors", "site_day_vectors", "invitation_tallies", "contacts", "verbatims",
+    "site_day_vectors", "invitation_tallies", "contacts", "verbatims",
     "response_facts", "invitation_facts",  # issue #15 (migration 0200)
     "site_day_cohorts",  # issue #14 (migration 0260): add_invitations keeps it, live
 )  # fmt: skip
@@ -92,6 +97,16 @@ COPIED_TABLES = (
     "site_day_vectors", "response_facts", "invitation_tallies", "site_day_cohorts",
 )  # fmt: skip
 NOT_COMPARED = {"counted_at"}  # when a fact was stored (migration 0255), not what it says
+# The rows the retention purge deletes (scoring.retention), by a bound of `retention_horizon`:
+# a row the replay writes again past that bound is expected, not a difference.
+PAST_RETENTION = {
+    "response_facts": ("day < $1", "facts_before"),
+    "verbatims": ("day < $1", "facts_before"),
+    "invitation_facts": ("coalesce(sent_day, reminded_at::date) < $1", "facts_before"),
+    "contacts": ("closed_at < $1", "contacts_before"),
+}
+BREAKDOWNS = "tallies"  # the API's breakdowns: a view, compared as a table
+_BREAKDOWN_COLUMNS = "site_id, day, channel, motif, nature, profile, item, value"
 GIVING_UP_SECONDS = 30  # without a record while short of the end: the broker is away
 FETCH_RECORDS = 20_000  # per getmany: one process reads the whole log, big fetches cost less
 FLUSH_ROWS = 20_000  # rows (facts, verbatims, contacts) sent to PostgreSQL per statement
@@ -131,7 +146,11 @@ async def rebuild(settings: ScoringSettings) -> dict[str, Any]:
             await repository.fill_response_teams(connection)
             await handler.erase_deferred(connection)
         seconds = time.perf_counter() - started
-        tables = {name: await compare(connection, name) for name in REBUILT_TABLES}
+        async with connection.transaction():  # the live schema's horizon
+            await connection.execute(f"SET LOCAL search_path = {LIVE_SCHEMA}")
+            horizon = await repository.retention_horizon(connection)
+        tables = {name: await compare(connection, name, horizon) for name in REBUILT_TABLES}
+        tables[BREAKDOWNS] = await compare_breakdowns(connection)
     finally:
         gc.enable()
         await connection.close()
@@ -412,9 +431,12 @@ def _fresh(
     return events
 
 
-async def compare(connection: Connection, table: str) -> dict[str, Any]:
+async def compare(
+    connection: Connection, table: str, horizon: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Rows only in one schema, both ways (as many times as they are there: a row written
-    twice shows), on every column but when a row was stored."""
+    twice shows), on every column but when a row was stored. Rows only rebuilt that the
+    retention purge deleted (`horizon`, `PAST_RETENTION`) are counted apart, as expected."""
     names = await connection.fetch(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 "
         "AND table_name = $2 ORDER BY ordinal_position",
@@ -423,14 +445,43 @@ async def compare(connection: Connection, table: str) -> dict[str, Any]:
     columns = ", ".join(f'"{row[0]}"' for row in names if row[0] not in NOT_COMPARED)
     live = f"SELECT {columns} FROM {LIVE_SCHEMA}.{table}"
     rebuilt = f"SELECT {columns} FROM {REBUILD_SCHEMA}.{table}"
-    only_live = await connection.fetchval(f"SELECT count(*) FROM ({live} EXCEPT ALL {rebuilt}) d")
-    only_rebuilt = await connection.fetchval(
-        f"SELECT count(*) FROM ({rebuilt} EXCEPT ALL {live}) d"
+    past, bound = PAST_RETENTION.get(table, (None, None))
+    limit = (horizon or {}).get(bound) if bound else None
+    return await _differences(connection, live, rebuilt, past if limit is not None else None,
+                              limit)  # fmt: skip
+
+
+async def compare_breakdowns(connection: Connection) -> dict[str, Any]:
+    """The breakdowns as the API reads them (view `tallies`): live, the archived vectors plus
+    the facts kept; rebuilt, every fact replayed (the replay archives none)."""
+    live = f"SELECT {_BREAKDOWN_COLUMNS}, count FROM {LIVE_SCHEMA}.tallies"
+    rebuilt = (
+        f"SELECT {_BREAKDOWN_COLUMNS}, count(*) AS count FROM {REBUILD_SCHEMA}.response_facts "
+        "CROSS JOIN LATERAL jsonb_each_text(cells) AS e(item, value) "
+        "GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"
     )
-    rows = await connection.fetchval(f"SELECT count(*) FROM {REBUILD_SCHEMA}.{table}")
+    return await _differences(connection, live, rebuilt, None, None)
+
+
+async def _differences(
+    connection: Connection, live: str, rebuilt: str, past: str | None, limit: Any
+) -> dict[str, Any]:
+    only_live = await connection.fetchval(f"SELECT count(*) FROM ({live} EXCEPT ALL {rebuilt}) d")
+    only_rebuilt = f"({rebuilt} EXCEPT ALL {live}) d"
+    if past is None:
+        differ, expected = await connection.fetchval(f"SELECT count(*) FROM {only_rebuilt}"), 0
+    else:
+        split = await connection.fetchrow(
+            f"SELECT count(*) FILTER (WHERE NOT ({past})), count(*) FILTER (WHERE {past}) "
+            f"FROM {only_rebuilt}",
+            limit,
+        )  # fmt: skip
+        assert split is not None  # an aggregate: one row
+        differ, expected = split[0], split[1]
+    rows = await connection.fetchval(f"SELECT count(*) FROM ({rebuilt}) r")
     return {
-        "rows": int(rows), "only_incremental": int(only_live), "only_rebuilt": int(only_rebuilt),
-        "equal": only_live == 0 and only_rebuilt == 0,
+        "rows": int(rows), "only_incremental": int(only_live), "only_rebuilt": int(differ),
+        "past_retention": int(expected), "equal": only_live == 0 and differ == 0,
     }  # fmt: skip
 
 

@@ -321,7 +321,20 @@ async def purge(
         "SELECT count(*) FROM gone",
         topics, [inbox_before[topic] for topic in topics],
     ))  # fmt: skip
+    await conn.execute(  # for the rebuild: what it finds again past these was deleted here
+        "INSERT INTO retention_horizon AS h (facts_before, contacts_before) VALUES ($1, $2) "
+        "ON CONFLICT (only_row) DO UPDATE SET "
+        "facts_before = greatest(h.facts_before, EXCLUDED.facts_before), "
+        "contacts_before = greatest(h.contacts_before, EXCLUDED.contacts_before)",
+        verbatims_before, contacts_before,
+    )  # fmt: skip
     return deleted
+
+
+async def retention_horizon(conn: Connection) -> dict[str, Any]:
+    """How far the purge has deleted (`purge`): {} before its first run."""
+    row = await conn.fetchrow("SELECT facts_before, contacts_before FROM retention_horizon")
+    return dict(row) if row is not None else {}
 
 
 # The count vector of a group of (position, n) rows: zeros where no row is.

@@ -134,9 +134,8 @@ async def test_the_migration_keeps_every_breakdown(stack: Any, tmp_path: Path) -
         before = await conn.fetch(BREAKDOWN)
     finally:
         await conn.close()
-    assert await db.migrate(stack.database_url, schema=schema, migrations_dir=MIGRATIONS) == [
-        "0270_breakdown_from_facts"
-    ]
+    applied = await db.migrate(stack.database_url, schema=schema, migrations_dir=MIGRATIONS)
+    assert applied[0] == "0270_breakdown_from_facts"
     conn = await db.connect(stack.database_url, schema=schema)
     try:
         assert await conn.fetch(BREAKDOWN) == before
