@@ -97,14 +97,6 @@ COPIED_TABLES = (
     "site_day_vectors", "response_facts", "invitation_tallies", "site_day_cohorts",
 )  # fmt: skip
 NOT_COMPARED = {"counted_at"}  # when a fact was stored (migration 0255), not what it says
-# The rows the retention purge deletes (scoring.retention), by a bound of `retention_horizon`:
-# a row the replay writes again past that bound is expected, not a difference.
-PAST_RETENTION = {
-    "response_facts": ("day < $1", "facts_before"),
-    "verbatims": ("day < $1", "facts_before"),
-    "invitation_facts": ("coalesce(sent_day, reminded_at::date) < $1", "facts_before"),
-    "contacts": ("closed_at < $1", "contacts_before"),
-}
 BREAKDOWNS = "tallies"  # the API's breakdowns: a view, compared as a table
 _BREAKDOWN_COLUMNS = "site_id, day, channel, motif, nature, profile, item, value"
 GIVING_UP_SECONDS = 30  # without a record while short of the end: the broker is away
@@ -436,7 +428,7 @@ async def compare(
 ) -> dict[str, Any]:
     """Rows only in one schema, both ways (as many times as they are there: a row written
     twice shows), on every column but when a row was stored. Rows only rebuilt that the
-    retention purge deleted (`horizon`, `PAST_RETENTION`) are counted apart, as expected."""
+    retention purge deleted (`horizon`, `repository.PAST_RETENTION`) are counted apart."""
     names = await connection.fetch(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 "
         "AND table_name = $2 ORDER BY ordinal_position",
@@ -445,7 +437,8 @@ async def compare(
     columns = ", ".join(f'"{row[0]}"' for row in names if row[0] not in NOT_COMPARED)
     live = f"SELECT {columns} FROM {LIVE_SCHEMA}.{table}"
     rebuilt = f"SELECT {columns} FROM {REBUILD_SCHEMA}.{table}"
-    past, bound = PAST_RETENTION.get(table, (None, None))
+    # A row the replay writes again past what the purge deleted is expected, not a difference.
+    past, bound = repository.PAST_RETENTION.get(table, (None, None))
     limit = (horizon or {}).get(bound) if bound else None
     return await _differences(connection, live, rebuilt, past if limit is not None else None,
                               limit)  # fmt: skip

@@ -293,6 +293,17 @@ async def erase_user(conn: Connection, *, user_pseudo_id: str) -> dict[str, int]
     return {"contacts": int(contacts), "verbatims": int(verbatims), "alerts": int(alerts)}
 
 
+PAST_RETENTION = {
+    "response_facts": ("day < $1", "facts_before"),
+    "verbatims": ("day < $1", "facts_before"),
+    "invitation_facts": ("coalesce(sent_day, reminded_at::date) < $1", "facts_before"),
+    "contacts": ("closed_at < $1", "contacts_before"),
+}
+"""What `purge` deletes of the rows a replay writes again: each table's condition on a row, and
+the `retention_horizon` bound it is compared with. The purge also keeps the facts counted
+after the bound (`counted_at`, their claim); the rebuild finds those live too."""
+
+
 async def purge(
     conn: Connection, *, contacts_before: datetime, verbatims_before: date,
     alerts_before: datetime, inbox_before: Mapping[str, datetime],
@@ -300,11 +311,11 @@ async def purge(
     """Delete what is past its retention; `inbox_before` is per topic (topic -> oldest kept)."""
     deleted = {"response_facts": await _archive_response_facts(conn, before=verbatims_before)}
     for table, condition, limit in (
-        ("contacts", "closed_at < $1", contacts_before),
-        ("verbatims", "day < $1", verbatims_before),
+        ("contacts", PAST_RETENTION["contacts"][0], contacts_before),
+        ("verbatims", PAST_RETENTION["verbatims"][0], verbatims_before),
         (
             "invitation_facts",
-            "coalesce(sent_day, reminded_at::date) < $1 AND counted_at < $1",
+            f"{PAST_RETENTION['invitation_facts'][0]} AND counted_at < $1",
             verbatims_before,
         ),
         ("alerts", "raised_at < $1", alerts_before),
@@ -345,7 +356,7 @@ _VECTOR_OF = (
 )
 # Issue #15, the verbatims' retention, also after they were counted (issue #14: the facts are
 # what keeps a response or an invitation from counting twice).
-_FACTS_PAST_RETENTION = "day < $1 AND counted_at < $1"
+_FACTS_PAST_RETENTION = f"{PAST_RETENTION['response_facts'][0]} AND counted_at < $1"
 
 
 async def _archive_response_facts(conn: Connection, *, before: date) -> int:
