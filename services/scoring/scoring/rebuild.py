@@ -97,8 +97,7 @@ COPIED_TABLES = (
     "site_day_vectors", "response_facts", "invitation_tallies", "site_day_cohorts",
 )  # fmt: skip
 NOT_COMPARED = {"counted_at"}  # when a fact was stored (migration 0255), not what it says
-BREAKDOWNS = "tallies"  # the API's breakdowns: a view, compared as a table
-_BREAKDOWN_COLUMNS = "site_id, day, channel, motif, nature, profile, item, value"
+BREAKDOWNS = "tallies"  # the API's breakdowns: live a view, rebuilt a table (`fold_breakdowns`)
 GIVING_UP_SECONDS = 30  # without a record while short of the end: the broker is away
 FETCH_RECORDS = 20_000  # per getmany: one process reads the whole log, big fetches cost less
 FLUSH_ROWS = 20_000  # rows (facts, verbatims, contacts) sent to PostgreSQL per statement
@@ -141,8 +140,10 @@ async def rebuild(settings: ScoringSettings) -> dict[str, Any]:
         async with connection.transaction():  # the live schema's horizon
             await connection.execute(f"SET LOCAL search_path = {LIVE_SCHEMA}")
             horizon = await repository.retention_horizon(connection)
-        tables = {name: await compare(connection, name, horizon) for name in REBUILT_TABLES}
-        tables[BREAKDOWNS] = await compare_breakdowns(connection)
+        await fold_breakdowns(connection)
+        tables = {
+            name: await compare(connection, name, horizon) for name in (*REBUILT_TABLES, BREAKDOWNS)
+        }
     finally:
         gc.enable()
         await connection.close()
@@ -437,31 +438,12 @@ async def compare(
     columns = ", ".join(f'"{row[0]}"' for row in names if row[0] not in NOT_COMPARED)
     live = f"SELECT {columns} FROM {LIVE_SCHEMA}.{table}"
     rebuilt = f"SELECT {columns} FROM {REBUILD_SCHEMA}.{table}"
+    only_live = await connection.fetchval(f"SELECT count(*) FROM ({live} EXCEPT ALL {rebuilt}) d")
+    only_rebuilt = f"({rebuilt} EXCEPT ALL {live}) d"
     # A row the replay writes again past what the purge deleted is expected, not a difference.
     past, bound = repository.PAST_RETENTION.get(table, (None, None))
     limit = (horizon or {}).get(bound) if bound else None
-    return await _differences(connection, live, rebuilt, past if limit is not None else None,
-                              limit)  # fmt: skip
-
-
-async def compare_breakdowns(connection: Connection) -> dict[str, Any]:
-    """The breakdowns as the API reads them (view `tallies`): live, the archived vectors plus
-    the facts kept; rebuilt, every fact replayed (the replay archives none)."""
-    live = f"SELECT {_BREAKDOWN_COLUMNS}, count FROM {LIVE_SCHEMA}.tallies"
-    rebuilt = (
-        f"SELECT {_BREAKDOWN_COLUMNS}, count(*) AS count FROM {REBUILD_SCHEMA}.response_facts "
-        "CROSS JOIN LATERAL jsonb_each_text(cells) AS e(item, value) "
-        "GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"
-    )
-    return await _differences(connection, live, rebuilt, None, None)
-
-
-async def _differences(
-    connection: Connection, live: str, rebuilt: str, past: str | None, limit: Any
-) -> dict[str, Any]:
-    only_live = await connection.fetchval(f"SELECT count(*) FROM ({live} EXCEPT ALL {rebuilt}) d")
-    only_rebuilt = f"({rebuilt} EXCEPT ALL {live}) d"
-    if past is None:
+    if past is None or limit is None:
         differ, expected = await connection.fetchval(f"SELECT count(*) FROM {only_rebuilt}"), 0
     else:
         split = await connection.fetchrow(
@@ -471,11 +453,22 @@ async def _differences(
         )  # fmt: skip
         assert split is not None  # an aggregate: one row
         differ, expected = split[0], split[1]
-    rows = await connection.fetchval(f"SELECT count(*) FROM ({rebuilt}) r")
+    rows = await connection.fetchval(f"SELECT count(*) FROM {REBUILD_SCHEMA}.{table}")
     return {
         "rows": int(rows), "only_incremental": int(only_live), "only_rebuilt": int(differ),
         "past_retention": int(expected), "equal": only_live == 0 and differ == 0,
     }  # fmt: skip
+
+
+async def fold_breakdowns(connection: Connection) -> None:
+    """The rebuilt breakdowns, as the live view `tallies` gives them (the archived vectors plus
+    the facts kept): here every replayed fact, the replay archiving none. Compared as a table."""
+    await connection.execute(
+        f"CREATE TABLE {REBUILD_SCHEMA}.{BREAKDOWNS} AS SELECT site_id, day, channel, motif, "
+        "nature, profile, e.item, e.value, count(*) AS count "
+        f"FROM {REBUILD_SCHEMA}.response_facts CROSS JOIN LATERAL jsonb_each_text(cells) "
+        "AS e(item, value) GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"
+    )
 
 
 def command(settings: ScoringSettings) -> None:
