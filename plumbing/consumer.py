@@ -118,6 +118,10 @@ class _JoinedListener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.joined.set()
 
 
+def _all_done(tasks: list[asyncio.Task[None]]) -> bool:
+    return all(task.done() for task in tasks)
+
+
 @dataclass
 class _Decoded:
     record: ConsumerRecord[bytes, bytes]
@@ -221,7 +225,9 @@ class EventConsumer:
                 if self.concurrent_partitions:
                     self._dispatch(batch)
                     # The next fetch is decoded while this one's transactions run; no further.
-                    while len(self._waves) > 1 or (self._waves and not batch):
+                    # A fetch that came back empty waits for nothing: the next records are taken
+                    # as soon as they come, not once every batch in flight has committed.
+                    while len(self._waves) > 1 or (self._waves and _all_done(self._waves[0])):
                         await asyncio.gather(*self._waves.popleft())
                 else:
                     for partition, records in batch.items():

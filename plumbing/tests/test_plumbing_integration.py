@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry
 
 from contracts.envelope import CloudEvent, encode
@@ -193,6 +194,72 @@ async def test_a_replayed_snapshot_topic_handles_only_the_newest_record_of_each_
         "consumer_superseded_records_total", {"topic": CRM_CONTACT_CLOSED.name}
     )
     assert skipped is not None and skipped >= 2
+
+
+class HeldSite:
+    """A batch handler that holds the batches of one site until released, as a long transaction
+    or a lock wait holds a partition; it records what it handled."""
+
+    def __init__(self, site: str) -> None:
+        self.site = site
+        self.holding = asyncio.Event()
+        self.release = asyncio.Event()
+        self.handled: set[str] = set()
+
+    async def __call__(self, conn: Any, topic: str, events: list[CloudEvent[Any]]) -> None:
+        if any(event.subject == self.site for event in events):
+            self.holding.set()
+            await self.release.wait()
+        self.handled.update(event.id for event in events)
+
+
+def _sites_on_two_partitions(partitions: int) -> tuple[str, str]:
+    """Two site ids (record keys) that the producer's default partitioner puts apart."""
+    by_partition: dict[int, str] = {}
+    while len(by_partition) < 2:
+        site = f"site-{uuid.uuid4().hex[:8]}"
+        by_partition.setdefault((murmur2(site.encode()) & 0x7FFFFFFF) % partitions, site)
+    first, second = by_partition.values()
+    return first, second
+
+
+async def test_a_slow_partition_does_not_hold_the_others_when_a_fetch_comes_back_empty(
+    stack, schema
+):
+    """concurrent_partitions: a fetch that came back empty while a partition's batch was still in
+    its transaction made the loop wait for that batch before fetching again, so a slow partition
+    held every other one; records of another partition are now taken as they come."""
+    name, _ = schema
+    settings = ServiceSettings(kafka_bootstrap_servers=stack.kafka_bootstrap_servers)
+    await ensure_topics(settings)
+    slow_site, other_site = _sites_on_two_partitions(CRM_CONTACT_CLOSED.partitions)
+    simulator = CrmSimulator(seed=11)
+    first, slow, other = (
+        simulator.event(simulator.contact()).model_copy(update={"subject": site})
+        for site in (other_site, slow_site, other_site)
+    )
+    handler = HeldSite(slow_site)
+    async with _consuming(
+        settings, stack, name, batch_handler=handler, concurrent_partitions=True,
+        fetch_max_wait_ms=5,
+    ):  # fmt: skip
+        try:
+            # Caught up with the topic (the other tests' records too) before the slow batch.
+            await produce(stack.kafka_bootstrap_servers, CRM_CONTACT_CLOSED.name, [first])
+            await async_wait_for(lambda: _handled(handler, first.id), timeout=60)
+            await produce(stack.kafka_bootstrap_servers, CRM_CONTACT_CLOSED.name, [slow])
+            await asyncio.wait_for(handler.holding.wait(), timeout=30)
+            await asyncio.sleep(1)  # fetches come back empty meanwhile (200 ms each at most)
+            await produce(stack.kafka_bootstrap_servers, CRM_CONTACT_CLOSED.name, [other])
+            await async_wait_for(lambda: _handled(handler, other.id), timeout=15)
+            assert slow.id not in handler.handled  # still held: the other was not behind it
+        finally:
+            handler.release.set()
+        await async_wait_for(lambda: _handled(handler, slow.id), timeout=15)
+
+
+async def _handled(handler: HeldSite, event_id: str) -> bool:
+    return event_id in handler.handled
 
 
 @contextlib.asynccontextmanager
