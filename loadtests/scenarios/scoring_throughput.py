@@ -1,36 +1,44 @@
 """Scoring throughput, freshness and rebuild speed, and the naive way side by side.
 
-1. Throughput: 50,000 `response submitted` events wait in the topic before scoring starts (the
-   producer is not timed); time until scoring's consumer group has committed them all (the real
-   process, broker and database). Progress is read from the group's committed offsets (which
-   scoring commits only after the database transaction), not by polling the tallies: a poll
-   scanning the tallies every 50 ms cost PostgreSQL as much CPU as scoring's own writes. The
-   tallies are checked once at the end. CPU milliseconds per response of scoring, PostgreSQL
-   and the broker are reported for this phase and the next, so the figures mean something on a
-   shared machine (`machine_busy_cores` says how busy the cores were, all processes included).
-2. Freshness: with scoring running, 1,000 responses/s for 10 s; for each response, the time
-   from its event time to the Kafka timestamp of the first `site indicators updated` record of
-   its site that includes it (each site's count in the rolling 90 days tells which ones it
-   includes). Scoring publishes each site at most once per `publish_interval_seconds` (0.5 s),
-   so a busy site's answers wait up to that long and the p95 cannot be much below 0.48 s.
-3. Kill -9: another 50,000 responses wait in the topic; scoring is SIGKILLed 5 times while it
-   folds them and restarted; the tallies must count each exactly once (else the bench fails).
-   Scoring keeps no inbox row per event: each response is claimed by its response id.
-3b. Rebuild: `scoring.rebuild` replays the topics (every response of phases 1 to 3, about
-   110,000) into fresh tables, which must equal the tallies the killed runs left.
+Phases 1, 3b and 4 are measured in `ROUNDS` rounds, each comparing ours with the other way back
+to back; the figures without a round are each one's median (a ratio: the median of the rounds'
+own ratios), and every round is in `backlog_rounds`, `rebuild_rounds`, `side_by_side_rounds`.
+
+1. Throughput, in each round: 50,000 new `response submitted` events wait in the topic before
+   scoring starts (the producer is not timed); time until scoring's consumer group has committed
+   them all (the real process, broker and database; the tables hold the rounds before). Progress
+   is read from the group's committed offsets (which scoring commits only after the database
+   transaction), not by polling the tallies: a poll scanning the tallies every 50 ms cost
+   PostgreSQL as much CPU as scoring's own writes. The tallies are checked once at the end. CPU
+   milliseconds per response of scoring, PostgreSQL and the broker are reported for this phase
+   and the next, so the figures mean something on a shared machine (`machine_busy_cores` says
+   how busy the cores were, all processes included).
+2. Freshness, after the last round: with scoring running, 1,000 responses/s for 10 s; for each
+   response, the time from its event time to the Kafka timestamp of the first `site indicators
+   updated` record of its site that includes it (each site's count in the rolling 90 days tells
+   which ones it includes). Scoring publishes each site at most once per
+   `publish_interval_seconds` (0.5 s), so a busy site's answers wait up to that long and the p95
+   cannot be much below 0.48 s.
+3. Kill -9: another 50,000 responses wait in the topic; scoring is SIGKILLed 0.5 s after each
+   start, 5 times, while it folds them, and restarted; the tallies must count each exactly once
+   (else the bench fails). Scoring keeps no inbox row per event: each response is claimed by
+   its response id.
+3b. Rebuild, in each round: `scoring.rebuild` replays the topics (every response of phases 1 to
+   3, about 210,000) into fresh tables, which must equal the tallies the killed runs left.
 5. Quix Streams peer (a dev dependency), on the same broker in the same run, fed the SAME
    `response submitted` records: a separate process (`_quix_peer`) folds them into its RocksDB
    state the same way (per site -- the record key -- and day, a count per value of every
-   answered item, and the response count), once after the backlog phase (the 50,000 backlog
-   records, fresh group and state) and once after the rebuild (every record of the topic, as the
+   answered item, and the response count), after each backlog round (50,000 records of the
+   topic, fresh group and state) and after each rebuild (every record of the topic, as the
    rebuild reads). Timed from its first record to its last (so its group join is not counted,
    as scoring's is not); its CPU ms per response too. `ratio_vs_quixstreams` = our rate / its.
 4. Incremental against naive, in-process on the same events and the same database: both start
-   from the same 40,000-response history; then 2,000 more arrive in batches of 100 and, after
-   every batch, every figure of every changed site is recomputed for the 8 periods. The
-   incremental way adds to tallies and computes figures from them (scoring's own handler and
-   publisher code); the naive way inserts raw answers (jsonb) and recomputes every figure with
-   SQL over the raw answers. The naive SQL computes no interval: that only favours it.
+   from the same 40,000-response history; then, in each round, 2,000 more arrive in batches of
+   100 and, after every batch, every figure of every changed site is recomputed for the 8
+   periods. The incremental way adds to tallies and computes figures from them (scoring's own
+   handler and publisher code); the naive way inserts raw answers (jsonb) and recomputes every
+   figure with SQL over the raw answers. The naive SQL computes no interval: that only favours
+   it.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import asyncio
 import json
 import os
 import random
+import statistics
 import sys
 import time
 import uuid
@@ -77,36 +86,65 @@ BACKLOG = 50_000
 SITES = [f"site-{n:02d}" for n in range(20)]
 STEADY_RATE, STEADY_SECONDS, TICK = 1_000, 10, 0.1
 HISTORY, SIDE_BY_SIDE, UPDATE_BATCH = 40_000, 2_000, 100
-KILLS, KILL_EVERY_SECONDS = 5, 2.0
+KILLS, KILL_EVERY_SECONDS = 5, 0.5
+"""Each life of the killed scoring: 0.5 s from readiness, mid-transaction (a 2 s life folded the
+50,000 responses before the 2nd kill on a fast machine)."""
+ROUNDS = 3
+"""Each comparison is measured this many times, ours and the other way's back to back in each
+round, and its median reported with every round: this 2-core machine's speed swings up to 2x
+from one minute to the next, so a single pair could land on either side of 1."""
 PARIS = ZoneInfo("Europe/Paris")  # scoring's default reporting timezone
 THEMES = [item.id for item in domain.theme_items(questionnaire.load())]
 
 
 async def run(ctx: Any) -> dict[str, Any]:
     rng = random.Random(42)
-    backlog = [_response(rng, days_back=60) for _ in range(BACKLOG)]
-    figures: dict[str, Any] = {"backlog_responses": BACKLOG}
-    figures |= await _produce_backlog(ctx, backlog)
-    system = await asyncio.to_thread(start_system, ctx.stack.env(), ctx.workdir, only=("scoring",))
-    try:
-        process = system["scoring"].process
-        assert process is not None
-        meter = CpuMeter(_probes(ctx, process.pid))
-        figures |= await _time_backlog(ctx, meter)
-        await asyncio.sleep(2)  # let the publisher flush the backlog's site events first
-        # The peer on the same 50,000 records, scoring idle meanwhile.
-        figures |= await _quix_figures(
-            ctx, "backlog", BACKLOG, figures["responses_scored_per_second"]
-        )
-        figures |= await _steady_latency(ctx, rng, meter)
-    finally:
-        system.stop()
+    figures: dict[str, Any] = {"backlog_responses": BACKLOG, "rounds": ROUNDS}
+    rounds, first_backlog = [], None
+    for number in range(1, ROUNDS + 1):
+        backlog = [_response(rng, days_back=60) for _ in range(BACKLOG)]
+        first_backlog = first_backlog or backlog
+        produced = await _produce_backlog(ctx, backlog)
+        system = await asyncio.to_thread(_start_scoring, ctx, f"backlog-{number}")
+        try:
+            process = system["scoring"].process
+            assert process is not None
+            meter = CpuMeter(_probes(ctx, process.pid))
+            timed = produced | await _time_backlog(ctx, meter, scored_before=len(rounds) * BACKLOG)
+            await asyncio.sleep(2)  # let the publisher flush the backlog's site events first
+            # The peer on 50,000 of the same records right after, scoring idle meanwhile.
+            rounds.append(timed | await _quix_figures(
+                ctx, f"backlog-{number}", BACKLOG, timed["responses_scored_per_second"]
+            ))  # fmt: skip
+            if number == ROUNDS:
+                figures |= await _steady_latency(ctx, rng, meter)
+        finally:
+            system.stop()
+    figures |= _medians(rounds) | {"backlog_rounds": rounds}
     figures |= await _killed_backlog(ctx, rng)
-    figures |= await _rebuild_speed(ctx)
-    figures |= await _quix_figures(
-        ctx, "rebuild", figures["rebuild_responses"], figures["rebuild_responses_per_second"]
-    )
-    figures |= await _side_by_side(ctx, backlog)
+    rebuilds = []
+    for number in range(1, ROUNDS + 1):
+        rebuilt = await _rebuild_speed(ctx)
+        rebuilds.append(rebuilt | await _quix_figures(
+            ctx, f"rebuild-{number}", rebuilt["rebuild_responses"],
+            rebuilt["rebuild_responses_per_second"], prefix="rebuild_",
+        ))  # fmt: skip
+    figures |= _medians(rebuilds) | {"rebuild_rounds": rebuilds}
+    assert first_backlog is not None
+    return figures | await _side_by_side(ctx, first_backlog)
+
+
+def _medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's median over the rounds (a ratio: the median of each round's own ratio, ours
+    and the peer's measured back to back); True only when it held in every round."""
+    figures: dict[str, Any] = {}
+    for key, value in rounds[0].items():
+        values = [one[key] for one in rounds]
+        if isinstance(value, bool):
+            figures[key] = all(values)
+        elif isinstance(value, int | float):
+            median = statistics.median(values)
+            figures[key] = round(median, 3) if isinstance(median, float) else median
     return figures
 
 
@@ -216,16 +254,18 @@ class _Committed:
         await self.consumer.stop()
 
 
-async def _time_backlog(ctx: Any, meter: CpuMeter) -> dict[str, Any]:
+async def _time_backlog(ctx: Any, meter: CpuMeter, *, scored_before: int) -> dict[str, Any]:
+    """`scored_before`: the responses of the rounds before, in the topic and the tallies."""
     # Timed from readiness (the consumer has joined its group), not from the process start;
     # what was committed before the clock started is not counted.
     committed = _Committed(ctx)
     await committed.start()
+    target = scored_before + BACKLOG
     try:
         meter.start()
         started = time.perf_counter()
-        before = await committed.count()
-        while await committed.count() < BACKLOG:
+        before = await committed.count() - scored_before
+        while await committed.count() < target:
             if time.perf_counter() - started > 300:
                 raise TimeoutError("the backlog was not scored in 300 s")
             await asyncio.sleep(0.05)
@@ -234,22 +274,22 @@ async def _time_backlog(ctx: Any, meter: CpuMeter) -> dict[str, Any]:
     finally:
         await committed.stop()
     counted = await _counted(ctx)
-    if counted != BACKLOG:
-        raise AssertionError(f"offsets committed for {BACKLOG} responses, tallies count {counted}")
+    if counted != target:
+        raise AssertionError(f"offsets committed for {target} responses, tallies count {counted}")
     return {
         "backlog_scored_seconds": round(seconds, 2),
         "responses_scored_per_second": round((BACKLOG - before) / seconds),
         "backlog_committed_before_clock": before,
         **cpu,
-        **await _tally_size(ctx),
+        **await _tally_size(ctx, counted),
     }
 
 
-async def _tally_size(ctx: Any) -> dict[str, Any]:
-    """What the backlog's tallies hold: rows and bytes (table and index) per response. They grow
-    with sites x days (20 x 61 here), not with responses: the breakdowns by channel, motif,
-    nature and profile are read from the responses' facts (one row each, kept for the
-    verbatims' retention, and the claim that counts a response once)."""
+async def _tally_size(ctx: Any, responses: int) -> dict[str, Any]:
+    """What the tallies of the backlogs so far hold: rows and bytes (table and index) per
+    response. They grow with sites x days (20 x 61 here), not with responses: the breakdowns by
+    channel, motif, nature and profile are read from the responses' facts (one row each, kept
+    for the verbatims' retention, and the claim that counts a response once)."""
     connection = await asyncpg.connect(ctx.stack.database_url)
     try:
         row = await connection.fetchrow(
@@ -262,8 +302,8 @@ async def _tally_size(ctx: Any) -> dict[str, Any]:
     assert row is not None
     return {
         "backlog_tally_site_day_rows": int(row["site_day_rows"]),
-        "backlog_tally_bytes_per_response": round(int(row["bytes"]) / BACKLOG),
-        "backlog_fact_bytes_per_response": round(int(row["fact_bytes"]) / BACKLOG),
+        "backlog_tally_bytes_per_response": round(int(row["bytes"]) / responses),
+        "backlog_fact_bytes_per_response": round(int(row["fact_bytes"]) / responses),
     }
 
 
@@ -481,8 +521,11 @@ async def _rebuild_speed(ctx: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- Quix Streams peer
 
 
-async def _quix_figures(ctx: Any, phase: str, expected: int, ours: float) -> dict[str, Any]:
-    """Run the Quix Streams peer over the response topic from its start, `expected` records."""
+async def _quix_figures(
+    ctx: Any, phase: str, expected: int, ours: float, *, prefix: str = ""
+) -> dict[str, Any]:
+    """Run the Quix Streams peer over the response topic from its start, `expected` records
+    (a fresh group and state for each `phase`)."""
     out = ctx.workdir / f"quix-{phase}.json"
     command = [
         sys.executable, "-m", "loadtests.scenarios.scoring_throughput", "quix-peer",
@@ -503,7 +546,6 @@ async def _quix_figures(ctx: Any, phase: str, expected: int, ours: float) -> dic
     peer = json.loads(out.read_text())
     if peer["responses"] != expected:
         raise AssertionError(f"the Quix peer counted {peer['responses']}, not {expected}")
-    prefix = "" if phase == "backlog" else "rebuild_"
     rate = peer["responses"] / peer["seconds"]
     return {
         f"{prefix}quixstreams_responses_per_second": round(rate),
@@ -557,8 +599,11 @@ def _quix_peer(bootstrap: str, group: str, state_dir: str, expected: int, out: s
 
 
 async def _side_by_side(ctx: Any, events: list[CloudEvent[Any]]) -> dict[str, Any]:
-    history, updates = events[:HISTORY], events[HISTORY : HISTORY + SIDE_BY_SIDE]
+    """Both ways load the same history; then, in each round, the next `SIDE_BY_SIDE` events go
+    through the incremental way, then through the naive one."""
+    history = events[:HISTORY]
     connection = await asyncpg.connect(ctx.stack.database_url)
+    rounds = []
     try:
         # The observed FCR recomputed at every publish, as the other figures: the publisher's
         # 10 s reuse (fcr_refresh_seconds) would only flatter the incremental way here.
@@ -568,14 +613,19 @@ async def _side_by_side(ctx: Any, events: list[CloudEvent[Any]]) -> dict[str, An
         for way in (incremental, naive):
             await way.prepare()
             await way.load(history)
-        figures = {}
-        for way in (incremental, naive):
-            seconds = await _time_updates(way, updates)
-            figures[f"{way.name}_responses_per_second"] = round(len(updates) / seconds)
+        for number in range(ROUNDS):
+            start = HISTORY + number * SIDE_BY_SIDE
+            updates = events[start : start + SIDE_BY_SIDE]
+            figures = {}
+            for way in (incremental, naive):
+                seconds = await _time_updates(way, updates)
+                figures[f"{way.name}_responses_per_second"] = round(len(updates) / seconds)
+            ratio = (figures["incremental_responses_per_second"]
+                     / figures["naive_responses_per_second"])  # fmt: skip
+            rounds.append(figures | {"incremental_over_naive_ratio": round(ratio, 1)})
     finally:
         await connection.close()
-    ratio = figures["incremental_responses_per_second"] / figures["naive_responses_per_second"]
-    return figures | {"incremental_over_naive_ratio": round(ratio, 1)}
+    return _medians(rounds) | {"side_by_side_rounds": rounds}
 
 
 async def _time_updates(way: Any, updates: list[CloudEvent[Any]]) -> float:
