@@ -98,8 +98,19 @@ THEMES = [item.id for item in domain.theme_items(questionnaire.load())]
 
 async def run(ctx: Any) -> dict[str, Any]:
     rng = random.Random(42)
+    figures, first_backlog = await _backlog_rounds(ctx, rng)
+    figures |= await _killed_backlog(ctx, rng)
+    figures |= await _rebuild_rounds(ctx)
+    return figures | await _side_by_side(ctx, first_backlog)
+
+
+async def _backlog_rounds(
+    ctx: Any, rng: random.Random
+) -> tuple[dict[str, Any], list[CloudEvent[Any]]]:
+    """Phases 1 and 5 in `ROUNDS` rounds, then phase 2 (freshness) after the last; returns the
+    figures and the first round's backlog (the side by side's events)."""
     figures: dict[str, Any] = {"backlog_responses": BACKLOG, "rounds": ROUNDS}
-    rounds, first_backlog = [], None
+    rounds, first_backlog = [], []
     for number in range(1, ROUNDS + 1):
         backlog = [_response(rng, days_back=60) for _ in range(BACKLOG)]
         first_backlog = first_backlog or backlog
@@ -119,18 +130,19 @@ async def run(ctx: Any) -> dict[str, Any]:
                 figures |= await _steady_latency(ctx, rng, meter)
         finally:
             system.stop()
-    figures |= _medians(rounds) | {"backlog_rounds": rounds}
-    figures |= await _killed_backlog(ctx, rng)
-    rebuilds = []
+    return figures | _medians(rounds) | {"backlog_rounds": rounds}, first_backlog
+
+
+async def _rebuild_rounds(ctx: Any) -> dict[str, Any]:
+    """Phase 3b and the peer on the same records, in `ROUNDS` rounds."""
+    rounds = []
     for number in range(1, ROUNDS + 1):
         rebuilt = await _rebuild_speed(ctx)
-        rebuilds.append(rebuilt | await _quix_figures(
+        rounds.append(rebuilt | await _quix_figures(
             ctx, f"rebuild-{number}", rebuilt["rebuild_responses"],
             rebuilt["rebuild_responses_per_second"], prefix="rebuild_",
         ))  # fmt: skip
-    figures |= _medians(rebuilds) | {"rebuild_rounds": rebuilds}
-    assert first_backlog is not None
-    return figures | await _side_by_side(ctx, first_backlog)
+    return _medians(rounds) | {"rebuild_rounds": rounds}
 
 
 def _medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
