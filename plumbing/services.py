@@ -118,9 +118,11 @@ def start_system(
     only: tuple[str, ...] = tuple(SERVICES),
     replicas: int = 1,
     ready_timeout: float = 60.0,
+    wait_ready: bool = True,
 ) -> System:
-    """Start `replicas` processes of each service in `only`. The public base URLs in the mails
-    name the first replica of each (there is no load balancer here)."""
+    """Start `replicas` processes of each service in `only`, and wait until each is ready
+    (`wait_ready=False`: as soon as they are spawned). The public base URLs in the mails name
+    the first replica of each (there is no load balancer here)."""
     if replicas < 1:
         raise ValueError("replicas must be at least 1")
     ports = {name: processes.free_port() for name in SERVICES}
@@ -141,7 +143,7 @@ def start_system(
                     system.services[name] = service
                 system.replicas.setdefault(name, []).append(service)
                 service.start()
-        for service in system.all():
+        for service in system.all() if wait_ready else ():
             service.wait_ready(ready_timeout)
     except BaseException:
         system.stop()

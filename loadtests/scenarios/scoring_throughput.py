@@ -75,8 +75,7 @@ from contracts.topics import (
 )
 from loadtests.cpu import Probe, process_tree
 from loadtests.stats import latency_figures
-from plumbing import processes
-from plumbing.services import SERVICES, ServiceProcess, start_system, system_env
+from plumbing.services import start_system
 
 NAME = "scoring_throughput"
 DESCRIPTION = (
@@ -480,7 +479,7 @@ async def _killed_backlog(ctx: Any, rng: random.Random) -> dict[str, Any]:
     for kills in range(KILLS):
         # Not waiting for readiness: a life can fold thousands of responses before /readyz says
         # so, and would then finish the backlog before its kill.
-        life = _spawn_scoring(ctx, f"killed-{kills}")
+        life = _start_scoring(ctx, f"killed-{kills}", wait_ready=False)["scoring"]
         try:
             goal = before + (kills + 1) * step
             while await _counted(ctx) < goal:
@@ -516,23 +515,10 @@ async def _killed_backlog(ctx: Any, rng: random.Random) -> dict[str, Any]:
     }
 
 
-def _spawn_scoring(ctx: Any, name: str) -> ServiceProcess:
-    """A scoring process started, not waited for."""
+def _start_scoring(ctx: Any, name: str, *, wait_ready: bool = True) -> Any:
     folder = ctx.workdir / name
     folder.mkdir()
-    ports = {service: processes.free_port() for service in SERVICES}
-    env = system_env(ctx.stack.env(), ports)
-    port = ports["scoring"]
-    life = ServiceProcess("scoring", SERVICES["scoring"], port, {**env, "HTTP_PORT": str(port)},
-                          folder / "scoring.log")  # fmt: skip
-    life.start()
-    return life
-
-
-def _start_scoring(ctx: Any, name: str) -> Any:
-    folder = ctx.workdir / name
-    folder.mkdir()
-    return start_system(ctx.stack.env(), folder, only=("scoring",))
+    return start_system(ctx.stack.env(), folder, only=("scoring",), wait_ready=wait_ready)
 
 
 # --------------------------------------------------------------------------- rebuild
