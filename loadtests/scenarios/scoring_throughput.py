@@ -120,7 +120,7 @@ async def _backlog_rounds(
             assert process is not None
             meter = CpuMeter(_probes(ctx, process.pid))
             timed = produced | await _time_backlog(ctx, meter, scored_before=len(rounds) * BACKLOG)
-            await asyncio.sleep(2)  # let the publisher flush the backlog's site events first
+            await _sites_published(ctx)  # the publisher's backlog events out of the peer's way
             # The peer on 50,000 of the same records right after, scoring idle meanwhile.
             rounds.append(timed | await _quix_figures(
                 ctx, f"backlog-{number}", BACKLOG, timed["responses_scored_per_second"]
@@ -293,6 +293,20 @@ async def _time_backlog(ctx: Any, meter: CpuMeter, *, scored_before: int) -> dic
         **cpu,
         **await _tally_size(ctx, counted),
     }
+
+
+async def _sites_published(ctx: Any, timeout: float = 60) -> None:
+    """Until the publisher has published every site the backlog changed (a site catching up is
+    published 5 s after the backlog reached it: `publish_catching_up_seconds`)."""
+    connection = await asyncpg.connect(ctx.stack.database_url)
+    try:
+        deadline = time.monotonic() + timeout
+        while await connection.fetchval("SELECT count(*) FROM scoring.sites WHERE dirty"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"sites still dirty {timeout} s after the backlog")
+            await asyncio.sleep(0.2)
+    finally:
+        await connection.close()
 
 
 async def _tally_size(ctx: Any, responses: int) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from scoring.callbacks import (
     by_topic,
     callbacks_router,
 )
-from scoring.collector import tune_collector
+from scoring.collector import collect_periodically, tune_collector
 from scoring.consumer import ScoringHandler
 from scoring.managers import managers_router
 from scoring.publisher import IndicatorsPublisher
@@ -90,6 +90,7 @@ def create_app(settings: ScoringSettings) -> FastAPI:
         # Issue #17: verbatims stored before tagging, or tagged by another lexicon, re-tagged.
         runtime.spawn("verbatim-tags", Retagger(runtime.db_pool).run)
         tune_collector()
+        runtime.spawn("garbage-collector", collect_periodically)
 
     app = service_app(
         settings=settings, service=SERVICE, schema="scoring", title="scoring", setup=setup

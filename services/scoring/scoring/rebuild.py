@@ -121,9 +121,8 @@ async def rebuild(settings: ScoringSettings) -> dict[str, Any]:
     connection = await db.connect(settings.database_url, schema=REBUILD_SCHEMA)
     # A batch job whose objects all go with their reference counts: after 50,000 responses the
     # cyclic collector found 15 objects to free, but its passes over the batches in flight took
-    # ~13 % of the rebuild. It is off until the end.
+    # ~13 % of the rebuild. It is off until the end (`tune_collector`).
     tune_collector()
-    gc.disable()
     try:
         await fresh_tables(connection)
         started = time.perf_counter()

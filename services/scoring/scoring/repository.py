@@ -183,16 +183,18 @@ async def add_invitations(
     column is a sum or a max: events in any order give the same rows."""
     answers = answered or {}
     expiries = open_until or {}
-    keys = sorted(set(increments) | set(answers))
+    keys = sorted(increments.keys() | answers.keys())
     if not keys:
         return
-    columns = list(zip(*keys, strict=True))
     # The same additions to each site and send day's cohort (site_day_cohorts, what the
-    # publisher reads), in the same statement, in key order like the cohorts' rows.
+    # publisher reads), in the same statement, in key order like the cohorts' rows. One JSON
+    # document (`json_document`): seven arrays cost the driver a Python-level check per element
+    # (a batch of old answers has a cohort per site, day, channel and motif: thousands).
     await conn.execute(
         "WITH added (site_id, day, channel, motif, count, answered, open_until) AS ("
-        " SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], "
-        " $5::bigint[], $6::bigint[], $7::timestamptz[])), "
+        " SELECT r->>0, (r->>1)::date, r->>2, r->>3, (r->>4)::bigint, (r->>5)::bigint, "
+        " (r->>6)::timestamptz FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY "
+        " AS e(r, o) ORDER BY o), "
         "tallied AS (INSERT INTO invitation_tallies AS t (site_id, day, channel, motif, count, "
         " answered, open_until) SELECT * FROM added "
         " ON CONFLICT (site_id, day, channel, motif) DO UPDATE SET count = t.count + "
@@ -204,11 +206,11 @@ async def add_invitations(
         "ON CONFLICT (site_id, day) DO UPDATE SET invited = c.invited + EXCLUDED.invited, "
         "answered = c.answered + EXCLUDED.answered, "
         "open_until = greatest(c.open_until, EXCLUDED.open_until)",
-        *[list(column) for column in columns],
-        [increments.get(key, 0) for key in keys],
-        [answers.get(key, 0) for key in keys],
-        [expiries.get(key) for key in keys],
-    )
+        json_document([
+            [*key, increments.get(key, 0), answers.get(key, 0), expiries.get(key)]
+            for key in keys
+        ]),
+    )  # fmt: skip
 
 
 async def copy_cohorts(
@@ -459,10 +461,11 @@ async def mark_sites_dirty(
     ids = list(merged)  # sorted: concurrent writers lock the rows in one order
     await conn.execute(
         "WITH marked AS (INSERT INTO sites (site_id, network, site_name, dirty, pending_since, "
-        "traceparent) SELECT s, n, sn, true, p, $5::text FROM unnest($1::text[], $2::text[], "
-        "$3::text[], "
+        "traceparent, dirty_since) SELECT s, n, sn, true, p, $5::text, now() FROM "
+        "unnest($1::text[], $2::text[], $3::text[], "
         "$4::timestamptz[]) WITH ORDINALITY AS u(s, n, sn, p, o) ORDER BY o "
         "ON CONFLICT (site_id) DO UPDATE SET dirty = true, dirty_seq = sites.dirty_seq + 1, "
+        "dirty_since = CASE WHEN sites.dirty THEN sites.dirty_since ELSE now() END, "
         "site_name = coalesce(EXCLUDED.site_name, sites.site_name), "
         "pending_since = least(sites.pending_since, EXCLUDED.pending_since), "
         "traceparent = coalesce(sites.traceparent, EXCLUDED.traceparent) RETURNING 1) "
@@ -637,7 +640,9 @@ class Pace:
     """How often a dirty site may be published: every `interval`; every `catching_up` while
     its oldest unpublished answer is older than `catching_up_after` (a backlog of old answers,
     after an outage or in a replay: each event would be one more snapshot of a count still
-    climbing, and the publishes would take the CPU the backlog needs)."""
+    climbing, and the publishes would take the CPU the backlog needs). A site catching up is
+    first published `catching_up` after it became dirty, not at once with the backlog's first
+    batch (a site never published yet is, at once)."""
 
     interval: timedelta
     catching_up: timedelta
@@ -650,8 +655,10 @@ class Pace:
 
 # When a dirty site is due (`Pace`); NULL when it was never published: due at once.
 _DUE_AT = (
-    "last_published_at + CASE WHEN pending_since < $1::timestamptz - $4::interval "
-    "THEN $3::interval ELSE $2::interval END"
+    "CASE WHEN last_published_at IS NULL THEN NULL "
+    "WHEN pending_since < $1::timestamptz - $4::interval "
+    "THEN greatest(last_published_at, dirty_since) + $3::interval "
+    "ELSE last_published_at + $2::interval END"
 )
 
 

@@ -25,8 +25,8 @@ class ScoringSettings(ServiceSettings):
     publish_catching_up_seconds: float = Field(
         default=5.0, gt=0, description="The interval instead, for a site catching up on old "
         "answers (its oldest unpublished answer older than CATCHING_UP_AFTER_SECONDS): after "
-        "an outage, the screens show the count climbing every 5 s rather than every 0.5 s, and "
-        "scoring spends its CPU on the backlog.",
+        "an outage, the screens show the count climbing every 5 s rather than every 0.5 s, from "
+        "5 s after the backlog reached the site, and scoring spends its CPU on the backlog.",
     )  # fmt: skip
     catching_up_after_seconds: float = Field(
         default=60.0, gt=0, description="A site whose oldest answer not yet published is older "

@@ -273,19 +273,61 @@ async def test_a_site_catching_up_on_old_answers_is_published_every_few_seconds(
     async def due_at(seconds: float) -> tuple[set[str], datetime | None]:
         async with pool.acquire() as conn:
             due, next_due = await repository.sites_due(
-                conn, now=published + timedelta(seconds=seconds), pace=publisher.pace, limit=100
+                conn, now=since + timedelta(seconds=seconds), pace=publisher.pace, limit=100
             )
         return set(due) & {backlog, fresh}, next_due
 
     published = (await site_row(pool, backlog))["last_published_at"]
     assert (await site_row(pool, fresh))["last_published_at"] >= published
+    # Its pace counts from its last publish, or from its mark when later (marked since).
+    since = max(published, (await site_row(pool, backlog))["dirty_since"])
     assert (await due_at(1))[0] == {fresh}
     _, next_due = await due_at(1)
     assert await publisher.publish_site(fresh)
     assert not await publisher.publish_site(backlog)  # the claim checks the same pace
     assert (await due_at(4.9))[0] == set()
     assert (await due_at(5))[0] == {backlog}
-    assert next_due is not None and next_due <= published + timedelta(seconds=5)
+    assert next_due is not None and next_due <= since + timedelta(seconds=5)
+
+
+async def test_a_site_catching_up_is_first_published_a_few_seconds_after_it_became_dirty(
+    stack, pool
+):
+    """The first batch of a backlog (an outage, a replay) does not publish its sites at once:
+    a site last published long ago waits `publish_catching_up_seconds` from the moment the
+    backlog marked it dirty, and the backlog's next batches meanwhile only add to its figures.
+    A site with fresh answers is published at once, as before."""
+    settings = settings_of(stack, publish_interval_seconds=0.5)
+    backlog, fresh = (f"site-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    publisher = IndicatorsPublisher(settings=settings, pool=pool, registry=CollectorRegistry())
+    for site in (backlog, fresh):
+        await consume(pool, settings, site)
+        assert await publisher.publish_site(site)
+    async with pool.acquire() as conn:  # published an hour ago, clean since
+        await conn.execute(
+            "UPDATE sites SET last_published_at = last_published_at - interval '1 hour' "
+            "WHERE site_id = ANY($1::text[])", [backlog, fresh],
+        )  # fmt: skip
+    await consume(pool, settings, backlog, age=timedelta(days=3))
+    await consume(pool, settings, fresh)
+    marked = (await site_row(pool, backlog))["dirty_since"]
+    await consume(pool, settings, backlog, age=timedelta(days=2))  # the backlog's next batch
+    assert (await site_row(pool, backlog))["dirty_since"] == marked
+
+    async def due_at(moment: datetime) -> tuple[set[str], datetime | None]:
+        async with pool.acquire() as conn:
+            due, next_due = await repository.sites_due(
+                conn, now=moment, pace=publisher.pace, limit=100
+            )
+        return set(due) & {backlog, fresh}, next_due
+
+    assert (await due_at(marked + timedelta(seconds=0.1)))[0] == {fresh}
+    assert await publisher.publish_site(fresh)
+    assert not await publisher.publish_site(backlog)  # the claim checks the same pace
+    waiting, next_due = await due_at(marked + timedelta(seconds=4.9))
+    assert waiting == set() and next_due is not None
+    assert next_due <= marked + timedelta(seconds=5)  # the soonest of the schema's dirty sites
+    assert (await due_at(marked + timedelta(seconds=5)))[0] == {backlog}
 
 
 async def test_an_older_answer_marked_during_a_publish_keeps_its_own_time(stack, pool):
