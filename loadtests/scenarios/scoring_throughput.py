@@ -608,9 +608,10 @@ async def _quix_figures(
 async def _committed_at(committed: _Committed, expected: int) -> float:
     """The wall time (`time.time`) when the group has committed `expected` records, polled
     every 50 ms as scoring's progress is (`_time_backlog`)."""
-    while await committed.count() < expected:
+    while True:
+        if await committed.count() >= expected:
+            return time.time()
         await asyncio.sleep(0.05)
-    return time.time()
 
 
 def _quix_peer(bootstrap: str, group: str, state_dir: str, expected: int, out: str) -> None:
