@@ -158,7 +158,7 @@ class EventConsumer:
         in its own transaction on its own pooled connection (and committed on its own), so the
         database works on one while Python decodes another. Only for handlers whose partitions
         never touch the same rows (state keyed like the partitions), else they wait on locks.
-        Fetches overlap too: the next fetch is decoded while this one's transactions run, and a
+        Fetches overlap too: the next two are decoded while one's transactions run, and a
         partition's batch is handled and committed only after its previous batch (`_dispatch`).
 
         `fetch_max_wait_ms`: how long the broker may hold a fetch for new records. Tansu answers
@@ -224,10 +224,12 @@ class EventConsumer:
                 batch = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
                 if self.concurrent_partitions:
                     self._dispatch(batch)
-                    # The next fetch is decoded while this one's transactions run; no further.
-                    # A fetch that came back empty waits for nothing: the next records are taken
-                    # as soon as they come, not once every batch in flight has committed.
-                    while len(self._waves) > 1 or (self._waves and _all_done(self._waves[0])):
+                    # Up to two fetches are decoded while the oldest one's transactions run; no
+                    # further (a bound on memory: three fetches). One fetch ahead left the
+                    # database idle while the next partitions decoded (bench: backlog ratio
+                    # 0.77 against 1.00 with two ahead). A fetch that came back empty waits for
+                    # nothing: the next records are taken as soon as they come.
+                    while len(self._waves) > 2 or (self._waves and _all_done(self._waves[0])):
                         await asyncio.gather(*self._waves.popleft())
                 else:
                     for partition, records in batch.items():
