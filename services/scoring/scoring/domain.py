@@ -163,11 +163,17 @@ def periods(as_of: date) -> list[Period]:
     week long); months are calendar months; rolling windows are the N days ending `as_of`
     inclusive; `previous_rolling_90d` is the 90 days just before `rolling_90d`.
     """
+    return list(_periods_of(as_of))
+
+
+@lru_cache(maxsize=64)
+def _periods_of(as_of: date) -> tuple[Period, ...]:
+    """`periods`, worked out once a day (a publish asks it for every site)."""
     monday = as_of - timedelta(days=as_of.weekday())
     month_start = as_of.replace(day=1)
     previous_month_end = month_start - timedelta(days=1)
     rolling_90 = _rolling("rolling_90d", as_of, 90)
-    return [
+    return (
         Period("iso_week", monday, monday + timedelta(days=6)),
         Period("previous_iso_week", monday - timedelta(days=7), monday - timedelta(days=1)),
         Period("month", month_start, _month_end(month_start)),
@@ -176,7 +182,7 @@ def periods(as_of: date) -> list[Period]:
         rolling_90,
         _rolling("previous_rolling_90d", rolling_90.start - timedelta(days=1), 90),
         Period("year_to_date", date(as_of.year, 1, 1), as_of),
-    ]
+    )
 
 
 def _rolling(period_id: str, last_day: date, length: int) -> Period:
@@ -528,13 +534,11 @@ def observed_fcr(resolved: int, repeated: int, pending: int) -> IndicatorFigure:
     marked provisional while there are any: it may still go down.
     """
     n = resolved + repeated
-    return IndicatorFigure(
-        indicator="fcr_observed",
-        label="Résolution dès le premier contact (observée)",
-        value=_percent(resolved, n),
-        unit="percent",
-        sample_size=n,
-        interval=wilson_interval(resolved, n),
+    return _share_figure(
+        "fcr_observed",
+        "Résolution dès le premier contact (observée)",
+        resolved,
+        n,
         counts={"resolved": resolved, "repeated": repeated, "pending": pending},
         provisional=pending > 0,
     )
@@ -558,7 +562,12 @@ def period_figures(
     )
     if fcr is not None:
         result.append(observed_fcr(*fcr))
-    return PeriodFigures(period=period.id, start=period.start, end=period.end, figures=result)
+    # Valid by construction (a period of `periods`, figures of `figures`): not validated again.
+    return _trusted(
+        PeriodFigures,
+        {"period": period.id, "start": period.start, "end": period.end, "figures": result},
+        _PERIOD_FIGURES_SET,
+    )
 
 
 def _nps(ratings: Mapping[int, int]) -> IndicatorFigure:
@@ -661,14 +670,14 @@ def cohort_response_rate(cohort: Cohort, *, now: datetime | None) -> IndicatorFi
     in the current week. An answer without its invitation in the cohort is a caller's error."""
     if cohort.answered > cohort.invited or cohort.answered < 0:
         raise ValueError("a cohort's answers are answers to its own invitations")
-    figure = _share_figure(
+    return _share_figure(
         "response_rate",
         "Taux de réponse",
         cohort.answered,
         cohort.invited,
         counts={"responses": cohort.answered, "invitations": cohort.invited},
+        provisional=cohort.still_open(now),
     )
-    return figure.model_copy(update={"provisional": cohort.still_open(now)})
 
 
 def manager_value(figure: IndicatorFigure) -> tuple[float | None, bool]:
@@ -683,11 +692,12 @@ def manager_value(figure: IndicatorFigure) -> tuple[float | None, bool]:
 
 
 def _share_figure(
-    indicator: str, label: str, k: int, n: int, *, counts: dict[str, int]
-) -> IndicatorFigure:
+    indicator: str, label: str, k: int, n: int, *, counts: dict[str, int],
+    provisional: bool | None = None,
+) -> IndicatorFigure:  # fmt: skip
     return _figure(
         indicator, label, "percent", value=_percent(k, n), sample_size=n,
-        interval=wilson_interval(k, n), counts=counts,
+        interval=wilson_interval(k, n), counts=counts, provisional=provisional,
     )  # fmt: skip
 
 
@@ -714,13 +724,15 @@ def _mean_unit(scale_min: int | None, scale_max: int | None) -> str:
 _FIGURE_SET = frozenset(
     ("indicator", "label", "value", "unit", "sample_size", "interval", "counts")
 )
+_PROVISIONAL_FIGURE_SET = _FIGURE_SET | {"provisional"}
 _INTERVAL_SET = frozenset(("low", "high", "method"))
+_PERIOD_FIGURES_SET = frozenset(("period", "start", "end", "figures"))
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
 def _figure(
     indicator: str, label: str, unit: str, *, value: float | None, sample_size: int,
-    interval: Interval | None, counts: dict[str, int],
+    interval: Interval | None, counts: dict[str, int], provisional: bool | None = None,
 ) -> IndicatorFigure:  # fmt: skip
     """`IndicatorFigure(indicator=..., ..., counts=...)` without validating again what is
     valid by construction: a publish builds hundreds of figures, and validating a mean's
@@ -728,7 +740,8 @@ def _figure(
     from a questionnaire, are validated once each (`_checked_texts`); the value and interval
     are floats or None, the counts integers under rating or constant keys, and a negative
     sample size is refused as validation would. test_fast_figures checks the result equals
-    the validated model, field for field, for every questionnaire version."""
+    the validated model, field for field, for every questionnaire version. `provisional`:
+    given (True or False) or left to its default, as a caller of the model would."""
     if sample_size < 0:
         raise ValueError("a sample size cannot be negative")
     indicator, label, unit = _checked_texts(indicator, label, unit)
@@ -736,8 +749,8 @@ def _figure(
         IndicatorFigure,
         {"indicator": indicator, "label": label, "value": value, "unit": unit,
          "sample_size": sample_size, "interval": interval, "counts": counts,
-         "provisional": False},
-        _FIGURE_SET,
+         "provisional": bool(provisional)},
+        _FIGURE_SET if provisional is None else _PROVISIONAL_FIGURE_SET,
     )  # fmt: skip
 
 

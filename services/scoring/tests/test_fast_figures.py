@@ -12,7 +12,7 @@ import pytest
 from scoring import domain
 
 from contracts import questionnaire
-from contracts.events import IndicatorFigure, Interval
+from contracts.events import IndicatorFigure, Interval, PeriodFigures
 
 pytestmark = pytest.mark.unit
 
@@ -77,3 +77,43 @@ def test_a_label_validation_would_refuse_is_refused():
                        counts={})  # fmt: skip
     assert domain._figure("x", "  padded ", "percent", value=None, sample_size=0,
                           interval=None, counts={}).label == "padded"  # fmt: skip
+
+
+@pytest.mark.parametrize("counts", [(0, 0, 0), (7, 2, 0), (7, 2, 3), (0, 5, 1)])
+def test_the_observed_fcr_is_the_validated_figure(counts):
+    resolved, repeated, pending = counts
+    n = resolved + repeated
+    validated = IndicatorFigure(
+        indicator="fcr_observed", label="Résolution dès le premier contact (observée)",
+        value=resolved / n * 100 if n else None, unit="percent", sample_size=n,
+        interval=domain.wilson_interval(resolved, n),
+        counts={"resolved": resolved, "repeated": repeated, "pending": pending},
+        provisional=pending > 0,
+    )  # fmt: skip
+    built = domain.observed_fcr(*counts)
+    _same(built, validated)
+    assert built.provisional is (pending > 0)
+
+
+def test_a_period_s_figures_are_the_validated_model():
+    form = questionnaire.load()
+    tally = {domain.RESPONSES_ITEM: {"1": 40}, "recommandation": {"9": 30, "3": 10}}
+    open_cohort = domain.cohort_of(50, 40, open_until=NOW.replace(year=2027))
+    for period in domain.periods(NOW.date()):
+        built = domain.period_figures(period, tally, invitations=open_cohort,
+                                      questionnaire=form, fcr=(3, 1, 1), now=NOW)  # fmt: skip
+        validated = PeriodFigures(period=period.id, start=period.start, end=period.end,
+                                  figures=[_validated(f) for f in built.figures])  # fmt: skip
+        assert built == validated
+        assert built.model_dump_json() == validated.model_dump_json()
+        assert built.model_fields_set == validated.model_fields_set
+        assert list(built.__dict__) == list(validated.__dict__)
+        rate = next(f for f in built.figures if f.indicator == "response_rate")
+        assert rate.provisional and "provisional" in rate.model_fields_set
+
+
+def test_periods_are_a_fresh_list_each_time():
+    """Worked out once a day, but a caller's list is its own."""
+    first = domain.periods(NOW.date())
+    first.clear()
+    assert len(domain.periods(NOW.date())) == 8
