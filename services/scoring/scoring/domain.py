@@ -437,30 +437,29 @@ def figures(
         rated = _rated(tally, item.id)
         return [_share_at_least(*share[:2], rated, *share[2:]), _mean(*mean, rated, item)]
 
+    layout = _layout(_Same(questionnaire))
     result: list[IndicatorFigure] = []
-    if (item := _scale_item(questionnaire, "recommandation")) is not None:
+    if (item := layout.recommandation) is not None:
         result += kept(item.id, "nps") or [_nps(_ratings(tally, item.id))]
-    if (item := _scale_item(questionnaire, "effort")) is not None:
+    if (item := layout.effort) is not None:
         result += share_then_mean(
             item, ("ces", "Effort (part d'accord)", CES_AGREE_MIN, "agree"),
             ("ces_mean", "Effort (moyenne sur 7)"),
         )  # fmt: skip
-    if _find_item(questionnaire, "plusieurs_contacts") is not None:
+    if layout.asks_fcr:
         result += kept("plusieurs_contacts", "fcr_declared") or [
             _fcr_declared(tally.get("plusieurs_contacts", {}))
         ]
-    if (item := _scale_item(questionnaire, "satisfaction_globale")) is not None:
+    if (item := layout.satisfaction) is not None:
         result += share_then_mean(
             item, ("satisfaction", "Satisfaction globale (8 à 10 sur 10)", SATISFIED_MIN,
                    "satisfied"), ("satisfaction_mean", "Satisfaction globale (moyenne sur 10)"),
         )  # fmt: skip
-    for item in theme_items(questionnaire):
-        if (same := kept(item.id, item.id, f"{item.id}_share")) is not None:
+    for item, share_indicator, share_label, mean_label in layout.themes:
+        if (same := kept(item.id, item.id, share_indicator)) is not None:
             result += same
             continue
         rated = _rated(tally, item.id)
-        share_indicator, share_label, mean_label = _theme_texts(item.id, item.question,
-                                                                item.scale_max)  # fmt: skip
         result += [
             _mean(item.id, mean_label, rated, item),
             _share_at_least(share_indicator, share_label, rated, SATISFIED_MIN, "satisfied"),
@@ -469,6 +468,50 @@ def figures(
         invitations = cohort_of(invitations, response_count(tally))
     result.append(cohort_response_rate(invitations, now=now))
     return result
+
+
+class _Same:
+    """A questionnaire compared by identity: hashing a version by its value costs ~40 µs, and
+    `figures` meets the same few version objects (`questionnaire.load_all`) again and again."""
+
+    __slots__ = ("form",)
+
+    def __init__(self, form: Questionnaire) -> None:
+        self.form = form
+
+    def __hash__(self) -> int:
+        return id(self.form)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.form is self.form
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The items `figures` reads in a questionnaire version, and each theme's share indicator,
+    share label and mean label."""
+
+    recommandation: Item | None
+    effort: Item | None
+    asks_fcr: bool
+    satisfaction: Item | None
+    themes: tuple[tuple[Item, str, str, str], ...]
+
+
+@lru_cache(maxsize=64)
+def _layout(same: _Same) -> _Layout:
+    """Looked up once per version object (a cached key holds its object: no id is reused)."""
+    form = same.form
+    return _Layout(
+        recommandation=_scale_item(form, "recommandation"),
+        effort=_scale_item(form, "effort"),
+        asks_fcr=_find_item(form, "plusieurs_contacts") is not None,
+        satisfaction=_scale_item(form, "satisfaction_globale"),
+        themes=tuple(
+            (item, *_theme_texts(item.id, item.question, item.scale_max))
+            for item in theme_items(form)
+        ),
+    )
 
 
 def theme_items(questionnaire: Questionnaire) -> list[Item]:

@@ -117,3 +117,18 @@ def test_periods_are_a_fresh_list_each_time():
     first = domain.periods(NOW.date())
     first.clear()
     assert len(domain.periods(NOW.date())) == 8
+
+
+def test_each_questionnaire_object_is_read_for_its_own_items():
+    """The items `figures` reads are looked up once per questionnaire object, never by its
+    version text: a version rebuilt without an item has no indicator for it."""
+    form = questionnaire.load()
+    without_nps = form.model_copy(
+        update={"items": tuple(item for item in form.items if item.id != "recommandation")}
+    )
+    tally = {domain.RESPONSES_ITEM: {"1": 3}, "recommandation": {"10": 3}}
+    for _ in range(2):  # interleaved: neither answer is the other's cached one
+        with_it = domain.figures(tally, invitations=3, questionnaire=form)
+        without = domain.figures(tally, invitations=3, questionnaire=without_nps)
+        assert "nps" in {figure.indicator for figure in with_it}
+        assert "nps" not in {figure.indicator for figure in without}
