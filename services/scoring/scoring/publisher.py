@@ -117,7 +117,7 @@ class IndicatorsPublisher:
         # (site, period) -> the inputs, figures, tally and questionnaire version of its last
         # publish by this publisher.
         self._figures: dict[tuple[str, str], tuple[Hashable, PeriodFigures, domain.Tally, str]] = {}
-        self._cells: dict[int, tally_vectors.Cell] = {}  # position -> cell (never change)
+        self._cells: list[tally_vectors.Cell | None] = []  # by position (never change)
         # What the sites published lately were computed from (`_site_days`), least recently
         # published first.
         self._held: OrderedDict[str, _Held] = OrderedDict()
@@ -302,7 +302,7 @@ class IndicatorsPublisher:
         try:
             tallies = [self._tally(key, summed) for key, summed in zip(keys, sums, strict=True)]
         except KeyError:  # committed before the vectors that count it: read after them
-            self._cells = await repository.cell_names(conn)
+            self._cells = tally_vectors.cell_list(await repository.cell_names(conn))
             tallies = [self._tally(key, summed) for key, summed in zip(keys, sums, strict=True)]
         return tallies
 

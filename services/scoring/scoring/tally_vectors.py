@@ -141,15 +141,33 @@ def _added(vectors: Sequence[Sequence[int]]) -> list[int] | None:
     return total
 
 
-def tally_of(vector: Sequence[int], cells: Mapping[int, Cell]) -> dict[str, dict[str, int]]:
-    """A summed vector as a tally {item: {value: count}} (its non-zero counts only)."""
+def cell_list(cells: Mapping[int, Cell]) -> list[Cell | None]:
+    """Position -> cell as a list (element p-1 names position p; None: a gap in the positions,
+    a cell whose transaction rolled back or is not committed yet), what `tally_of` reads."""
+    names: list[Cell | None] = [None] * max(cells, default=0)
+    for position, cell in cells.items():
+        names[position - 1] = cell
+    return names
+
+
+def tally_of(vector: Sequence[int], names: Sequence[Cell | None]) -> dict[str, dict[str, int]]:
+    """A summed vector as a tally {item: {value: count}} (its non-zero counts only). A count
+    whose cell `names` does not know raises KeyError: read the cells again."""
+    if len(vector) > len(names):  # zeros past the last cell known need no name
+        if any(vector[len(names) :]):
+            raise KeyError(len(vector))
+        vector = vector[: len(names)]
     tally: dict[str, dict[str, int]] = {}
-    # The non-zero counts and their positions, picked in C (`compress`): most cells of a
-    # period's vector count something, the `if` per element cost a third of the time.
-    spots = compress(range(1, len(vector) + 1), vector)
-    for spot, n in zip(spots, compress(vector, vector), strict=True):
-        item, value = cells[spot]
-        tally.setdefault(item, {})[value] = n
+    # The non-zero counts and their cells, picked in C (`compress`): most cells of a period's
+    # vector count something, the `if` per element cost a third of the time.
+    for name, n in zip(compress(names, vector), compress(vector, vector), strict=True):
+        if name is None:
+            raise KeyError(name)
+        item, value = name
+        counts = tally.get(item)
+        if counts is None:
+            tally[item] = counts = {}
+        counts[value] = n
     return tally
 
 

@@ -118,7 +118,7 @@ async def from_scratch(
         periods=[(midnight(p.start), midnight(p.end + timedelta(days=1))) for p in windows],
     )  # fmt: skip
     cells = await repository.cell_names(conn)
-    tallies = [tally_vectors.tally_of(summed, cells) for summed in sums]
+    tallies = [tally_vectors.tally_of(summed, tally_vectors.cell_list(cells)) for summed in sums]
     form = domain.questionnaire_of(tallies, questionnaire.load_all(), fallback=form)
     periods = [
         domain.period_figures(

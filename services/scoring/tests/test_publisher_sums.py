@@ -29,7 +29,7 @@ def test_tally_of_a_vector_names_its_non_zero_counts_only() -> None:
         vector = [rng.choice([0, 0, 1, 5, -2]) for _ in range(width)]
         for spot in [p for p in cells if vector[p - 1] == 0 and rng.random() < 0.3]:
             del cells[spot]  # a position counting nothing needs no name
-        tally = tally_vectors.tally_of(vector, cells)
+        tally = tally_vectors.tally_of(vector, tally_vectors.cell_list(cells))
         assert tally == _plain_tally_of(vector, cells)
         assert [list(values.items()) for values in tally.values()] == [
             list(values.items()) for values in _plain_tally_of(vector, cells).values()
@@ -38,8 +38,12 @@ def test_tally_of_a_vector_names_its_non_zero_counts_only() -> None:
 
 def test_tally_of_a_count_without_its_cell_raises_key_error() -> None:
     # The publisher reads the cells again on KeyError (a cell committed after its vectors).
-    with pytest.raises(KeyError):
-        tally_vectors.tally_of([1, 0, 2], {1: ("a", "1")})
+    with pytest.raises(KeyError):  # beyond the last known position
+        tally_vectors.tally_of([1, 0, 2], tally_vectors.cell_list({1: ("a", "1")}))
+    with pytest.raises(KeyError):  # in a gap of the positions (a cell not committed yet)
+        tally_vectors.tally_of([1, 2, 3], tally_vectors.cell_list({1: ("a", "1"), 3: ("b", "1")}))
+    names = tally_vectors.cell_list({1: ("a", "1"), 3: ("b", "1")})
+    assert tally_vectors.tally_of([1, 0, 3], names) == {"a": {"1": 1}, "b": {"1": 3}}
 
 
 def test_moved_sums_with_several_days_moved_in_shared_periods_equal_the_sums_read_again() -> None:

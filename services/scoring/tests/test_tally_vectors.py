@@ -126,7 +126,7 @@ spans = st.lists(
 def test_period_sums_are_the_sums_of_the_days_in_each_period(day_vectors, periods):
     """What the publisher's tallies are made of: the summed vector of each period names the
     same counts as adding, day by day, the vectors of the days inside it."""
-    cells = {spot: ("item", str(spot)) for spot in range(1, 7)}
+    names = tally_vectors.cell_list({spot: ("item", str(spot)) for spot in range(1, 7)})
     for (start, end), summed in zip(
         periods, tally_vectors.period_sums(day_vectors, periods), strict=True
     ):
@@ -134,7 +134,7 @@ def test_period_sums_are_the_sums_of_the_days_in_each_period(day_vectors, period
         for day, vector in day_vectors:
             if start <= day <= end:
                 expected = add(expected, vector)
-        assert tally_vectors.tally_of(summed, cells) == tally_vectors.tally_of(expected, cells)
+        assert tally_vectors.tally_of(summed, names) == tally_vectors.tally_of(expected, names)
         assert sum(summed) == sum(expected)
 
 
