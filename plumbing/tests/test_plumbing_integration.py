@@ -258,6 +258,49 @@ async def test_a_slow_partition_does_not_hold_the_others_when_a_fetch_comes_back
         await async_wait_for(lambda: _handled(handler, slow.id), timeout=15)
 
 
+async def test_a_held_partition_lets_two_fetches_be_decoded_ahead_and_no_more(
+    stack, schema, monkeypatch
+):
+    """concurrent_partitions: while the oldest fetch's transaction runs, the next two fetches
+    are decoded (the database is not left idle meanwhile), and the loop fetches nothing more
+    until it commits: at most three fetches are held in memory, however far behind it is."""
+    name, _ = schema
+    settings = ServiceSettings(kafka_bootstrap_servers=stack.kafka_bootstrap_servers)
+    await ensure_topics(settings)
+    held_site, _ = _sites_on_two_partitions(CRM_CONTACT_CLOSED.partitions)
+    simulator = CrmSimulator(seed=12)
+    first, *held = (
+        simulator.event(simulator.contact()).model_copy(update={"subject": site})
+        for site in ["site-sync"] + [held_site] * 6
+    )
+    decoded: list[str] = []
+    real_decode = EventConsumer._decode
+
+    def counting_decode(topic: Any, records: list[Any]) -> Any:
+        decoded.extend(record.key.decode() for record in records)  # the site
+        return real_decode(topic, records)
+
+    monkeypatch.setattr(EventConsumer, "_decode", staticmethod(counting_decode))
+    handler = HeldSite(held_site)
+    async with _consuming(
+        settings, stack, name, batch_handler=handler, concurrent_partitions=True,
+        fetch_max_wait_ms=5, max_records=1,
+    ):  # fmt: skip
+        try:
+            # Caught up with the topic (the other tests' records too) before the held batches.
+            await produce(stack.kafka_bootstrap_servers, CRM_CONTACT_CLOSED.name, [first])
+            await async_wait_for(lambda: _handled(handler, first.id), timeout=60)
+            await produce(stack.kafka_bootstrap_servers, CRM_CONTACT_CLOSED.name, held)
+            await asyncio.wait_for(handler.holding.wait(), timeout=30)
+            await asyncio.sleep(2)  # time for every further fetch the loop would make
+            assert decoded.count(held_site) == 3  # the held batch and two ahead, one record each
+        finally:
+            handler.release.set()
+        for event in held:
+            await async_wait_for(lambda event=event: _handled(handler, event.id), timeout=15)
+    assert decoded.count(held_site) == 6
+
+
 async def _handled(handler: HeldSite, event_id: str) -> bool:
     return event_id in handler.handled
 
