@@ -507,11 +507,15 @@ def _layout(same: _Same) -> _Layout:
         effort=_scale_item(form, "effort"),
         asks_fcr=_find_item(form, "plusieurs_contacts") is not None,
         satisfaction=_scale_item(form, "satisfaction_globale"),
-        themes=tuple(
-            (item, *_theme_texts(item.id, item.question, item.scale_max))
-            for item in theme_items(form)
-        ),
+        themes=tuple(_theme_texts(item) for item in theme_items(form)),
     )
+
+
+def _theme_texts(item: Item) -> tuple[Item, str, str, str]:
+    """A theme, its share indicator, share label and mean label (`_Layout.themes`)."""
+    question, top = item.question, item.scale_max
+    return (item, f"{item.id}_share", f"{question} ({SATISFIED_MIN} à {top} sur {top})",
+            f"{question} (moyenne sur {top})")  # fmt: skip
 
 
 def theme_items(questionnaire: Questionnaire) -> list[Item]:
@@ -645,13 +649,6 @@ def _rated(tally: Tally, item_id: str) -> _Rated:
             total += rating * count
             squares += rating * rating * count
     return ratings, n, total, squares
-
-
-@lru_cache(maxsize=1024)
-def _theme_texts(item_id: str, question: str, top: int | None) -> tuple[str, str, str]:
-    """A theme's share indicator, share label and mean label."""
-    return (f"{item_id}_share", f"{question} ({SATISFIED_MIN} à {top} sur {top})",
-            f"{question} (moyenne sur {top})")  # fmt: skip
 
 
 def _share_at_least(
